@@ -1,0 +1,33 @@
+"""The L2 order book and its venue sync (Rust core).
+
+    ob = OrderBook(price_decimals=2, size_decimals=3)
+    sync = BookSync(rule="binance_futures", price_decimals=2, size_decimals=3)
+"""
+
+from mixmaker._core import (
+    BookLockedError,
+    BookState,
+    BookSync,
+    BookTicker,
+    DecimalFormatError,
+    MessageFormatError,
+    MixmakerError,
+    OrderBook,
+    SyncStats,
+    parse_book_ticker,
+    parse_decimal,
+)
+
+__all__ = [
+    "BookLockedError",
+    "BookState",
+    "BookSync",
+    "BookTicker",
+    "DecimalFormatError",
+    "MessageFormatError",
+    "MixmakerError",
+    "OrderBook",
+    "SyncStats",
+    "parse_book_ticker",
+    "parse_decimal",
+]

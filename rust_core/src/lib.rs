@@ -1,0 +1,1 @@
+//! mixmaker's core.
