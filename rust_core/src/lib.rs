@@ -1,1 +1,14 @@
-//! mixmaker's core.
+//! mixmaker's pure-Rust core: exact fixed-point numbers, the L2 book, raw exchange message
+//! parsing and the venue sync rules. No Python here: `cargo test -p mixmaker-core` runs alone;
+//! the PyO3 face lives in the extension crate at the repository root.
+
+pub mod book;
+pub mod fixed;
+pub mod json;
+pub mod messages;
+pub mod sync;
+
+pub use book::{BookSide, L2Book};
+pub use fixed::{format_fixed, parse_fixed, parse_lenient, parse_size, FixedError};
+pub use messages::{parse_book_ticker, parse_message, BookTicker, DiffIds, Levels, Message, MessageError, Rule};
+pub use sync::{BookSync, DesyncReason, State, Stats, SyncedBook};
