@@ -1,10 +1,23 @@
-//! `mixmaker._core`: the thin PyO3 face over `mixmaker_core`, plus the Cython modules.
+//! `mixmaker._core`: the thin PyO3 face over `mixmaker_core`, plus the Cython modules that
+//! build.rs compiles into this same extension.
 use pyo3::prelude::*;
 
+mod convert;
 mod cython_modules;
+mod errors;
+mod py_book;
+mod py_sync;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::register(m)?;
+    m.add_class::<py_book::PyOrderBook>()?;
+    m.add_class::<py_sync::PyBookState>()?;
+    m.add_class::<py_sync::PySyncStats>()?;
+    m.add_class::<py_sync::PyBookSync>()?;
+    m.add_class::<py_sync::PyBookTicker>()?;
+    m.add_function(wrap_pyfunction!(py_sync::parse_book_ticker, m)?)?;
+    m.add_function(wrap_pyfunction!(py_sync::parse_decimal, m)?)?;
     cython_modules::register(m.py(), m)?;
     Ok(())
 }

@@ -1,0 +1,153 @@
+"""Which sync rule and decimals a feed needs, detected from its first messages.
+
+Detection parses a handful of messages with `json` (never the hot path). Known instruments use
+the book scale of the venue's tick and lot; anything else falls back to the width of the
+exchange's own decimal strings, which exchanges print at a fixed precision per symbol.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from itertools import islice
+from typing import Any, Iterable
+
+RULES = ("binance_spot", "binance_futures", "bybit", "sequential")
+
+# (rule, symbol) -> (price decimals, size decimals, market). Spot strings carry 8 dp, but the
+# tick is 0.01, so prices scale by 2 (zeros past the scale are accepted by the core).
+KNOWN: dict[tuple[str, str], tuple[int, int, str]] = {
+    ("binance_futures", "BTCUSDT"): (2, 3, "Binance USD-M futures"),
+    ("binance_futures", "BTCUSD_PERP"): (1, 0, "Binance COIN-M futures"),
+    ("binance_spot", "BTCUSDT"): (2, 8, "Binance spot"),
+    ("bybit", "XRPUSDT"): (4, 0, "Bybit linear"),
+}
+
+# How many messages detection may look at before giving up (the Binance files show a diff
+# in their first line; the snapshot alone cannot tell spot from futures).
+SCAN_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class VenueSpec:
+    rule: str
+    price_decimals: int
+    size_decimals: int
+    market: str = "unknown market"
+    symbol: str = ""
+    # How the fields were obtained: "known instrument", "string widths", "flags", ...
+    source: str = "flags"
+
+    def describe(self) -> str:
+        name = f"{self.market} {self.symbol}".strip()
+        return (
+            f"{name} (rule {self.rule}, price {self.price_decimals} dp, "
+            f"size {self.size_decimals} dp; {self.source})"
+        )
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What the content says; decimals are None when no level strings were seen."""
+
+    rule: str
+    symbol: str
+    market: str
+    price_decimals: int | None
+    size_decimals: int | None
+    source: str
+
+
+def detect(messages: Iterable[bytes], name_hint: str = "") -> Detected | None:
+    """Look at the first messages; None when nothing recognisable shows up."""
+    for raw in islice(messages, SCAN_LIMIT):
+        found = _detect_one(raw)
+        if found is not None:
+            return found
+    return _from_name(name_hint)
+
+
+def resolve(
+    detected: Detected | None,
+    where: str,
+    rule: str | None = None,
+    price_decimals: int | None = None,
+    size_decimals: int | None = None,
+) -> VenueSpec:
+    """Merge detection with the user's flags (flags win)."""
+    from mixmaker.replay.errors import UnknownVenueError
+
+    if rule is not None and rule not in RULES:
+        raise UnknownVenueError(where, f"unknown rule {rule!r} (one of {', '.join(RULES)})")
+    if rule is not None and price_decimals is not None and size_decimals is not None:
+        market, symbol = (detected.market, detected.symbol) if detected else ("unknown market", "")
+        return VenueSpec(rule, price_decimals, size_decimals, market, symbol, "flags")
+    if detected is None:
+        raise UnknownVenueError(where, "no Binance depth or Bybit orderbook message in its first lines")
+    spec = VenueSpec(
+        detected.rule,
+        -1 if detected.price_decimals is None else detected.price_decimals,
+        -1 if detected.size_decimals is None else detected.size_decimals,
+        detected.market,
+        detected.symbol,
+        detected.source,
+    )
+    overridden = {
+        k: v
+        for k, v in (("rule", rule), ("price_decimals", price_decimals), ("size_decimals", size_decimals))
+        if v is not None
+    }
+    if overridden:
+        spec = replace(spec, **overridden, source=f"{detected.source}, overridden by flags")
+    if spec.price_decimals < 0 or spec.size_decimals < 0:
+        raise UnknownVenueError(where, f"found {detected.rule} data but no price/size strings to size the book")
+    return spec
+
+
+def _detect_one(raw: bytes) -> Detected | None:
+    try:
+        msg = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(msg, dict):
+        return None
+    if str(msg.get("topic", "")).startswith("orderbook.") and isinstance(msg.get("data"), dict):
+        data = msg["data"]
+        return _finish("bybit", str(data.get("s", "")), "Bybit", data.get("b", []) + data.get("a", []))
+    data = msg["data"] if isinstance(msg.get("data"), dict) else msg
+    if data.get("e") != "depthUpdate":
+        return None
+    symbol = str(data.get("s", ""))
+    if "pu" in data:
+        market = "Binance COIN-M futures" if "_" in symbol else "Binance USD-M futures"
+        return _finish("binance_futures", symbol, market, data.get("b", []) + data.get("a", []))
+    return _finish("binance_spot", symbol, "Binance spot", data.get("b", []) + data.get("a", []))
+
+
+def _finish(rule: str, symbol: str, market: str, levels: list[Any]) -> Detected:
+    known = KNOWN.get((rule, symbol))
+    if known is not None:
+        return Detected(rule, symbol, known[2], known[0], known[1], "known instrument")
+    prices = [lv[0] for lv in levels if isinstance(lv, list) and len(lv) == 2]
+    sizes = [lv[1] for lv in levels if isinstance(lv, list) and len(lv) == 2]
+    if not prices:
+        return Detected(rule, symbol, market, None, None, "detected")
+    return Detected(rule, symbol, market, _width(prices), _width(sizes), "decimals from string widths")
+
+
+def _width(numbers: list[Any]) -> int:
+    return max(len(str(n).partition(".")[2]) for n in numbers)
+
+
+def _from_name(name: str) -> Detected | None:
+    low = name.lower()
+    for needle, rule, market in (
+        ("bybit", "bybit", "Bybit"),
+        ("spot", "binance_spot", "Binance spot"),
+        ("usdm", "binance_futures", "Binance USD-M futures"),
+        ("coinm", "binance_futures", "Binance COIN-M futures"),
+        ("futures", "binance_futures", "Binance futures"),
+    ):
+        if needle in low:
+            return Detected(rule, "", market, None, None, "rule from file name")
+    return None

@@ -1,0 +1,306 @@
+//! `OrderBook`: the Python face of `mixmaker_core::L2Book`.
+//!
+//! Readers return None (scalars) or empty results while the book is not ready, i.e. while the
+//! BookSync that owns it is not synced: never stale data.
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use mixmaker_core::fixed::{format_fixed, pow10, to_f64, FixedError};
+use mixmaker_core::{BookSide, L2Book};
+
+use crate::convert::{to_levels, to_scaled, to_size};
+use crate::errors::{decimal_error, locked_error};
+
+type F64Arrays<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+type I64Arrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+
+#[pyclass(module = "mixmaker._core", name = "OrderBook")]
+pub struct PyOrderBook {
+    pub(crate) inner: L2Book,
+    /// False while an owning BookSync is not synced.
+    pub(crate) ready: bool,
+    /// Owned by a BookSync: writes from Python are refused.
+    pub(crate) locked: bool,
+}
+
+impl PyOrderBook {
+    pub(crate) fn create(price_decimals: u32, size_decimals: u32) -> PyResult<Self> {
+        let inner = L2Book::new(price_decimals, size_decimals)
+            .map_err(|e| PyValueError::new_err(format!("bad book scale: {e}")))?;
+        Ok(PyOrderBook { inner, ready: true, locked: false })
+    }
+
+    fn writable(&self) -> PyResult<()> {
+        if self.locked {
+            Err(locked_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn ready_side(&self, is_bid: bool) -> Option<&BookSide> {
+        self.ready.then(|| self.inner.side(is_bid))
+    }
+
+    fn px(&self, raw: i64) -> f64 {
+        to_f64(raw, self.inner.price_decimals())
+    }
+
+    fn sz(&self, raw: i64) -> f64 {
+        to_f64(raw, self.inner.size_decimals())
+    }
+
+    fn pair(&self, level: Option<(i64, i64)>) -> Option<(f64, f64)> {
+        level.map(|(p, s)| (self.px(p), self.sz(s)))
+    }
+
+    fn levels(&self, is_bid: bool, n: Option<usize>) -> Vec<(i64, i64)> {
+        match self.ready_side(is_bid) {
+            Some(side) => side.iter().take(n.unwrap_or(usize::MAX)).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn volume_arg(&self, volume: &Bound<'_, PyAny>) -> PyResult<i64> {
+        let v = to_size(volume, self.inner.size_decimals(), "volume")?;
+        if v == 0 {
+            return Err(decimal_error("volume", &volume.to_string(), self.inner.size_decimals(), FixedError::Empty));
+        }
+        Ok(v)
+    }
+}
+
+fn is_bid_array(a: &Bound<'_, PyAny>) -> PyResult<Vec<bool>> {
+    if let Ok(arr) = a.extract::<PyReadonlyArray1<'_, bool>>() {
+        return Ok(arr.as_array().iter().copied().collect());
+    }
+    if let Ok(arr) = a.extract::<PyReadonlyArray1<'_, i8>>() {
+        return Ok(arr.as_array().iter().map(|&x| x != 0).collect());
+    }
+    Err(PyTypeError::new_err("is_bid must be a 1-d numpy array of bool or int8"))
+}
+
+#[pymethods]
+impl PyOrderBook {
+    #[new]
+    #[pyo3(signature = (price_decimals, size_decimals))]
+    fn new(price_decimals: u32, size_decimals: u32) -> PyResult<Self> {
+        Self::create(price_decimals, size_decimals)
+    }
+
+    /// Replace the book with these levels; `bids`/`asks` are (price, size) pairs.
+    #[pyo3(signature = (bids, asks, update_id = 0))]
+    fn apply_snapshot(&mut self, bids: &Bound<'_, PyAny>, asks: &Bound<'_, PyAny>, update_id: u64) -> PyResult<()> {
+        self.writable()?;
+        let (pd, sd) = (self.inner.price_decimals(), self.inner.size_decimals());
+        // Convert everything first: bad input leaves the book as it was.
+        let b = to_levels(bids, pd, sd)?;
+        let a = to_levels(asks, pd, sd)?;
+        self.inner.load(&b, &a, update_id);
+        Ok(())
+    }
+
+    /// Set one level's absolute size; 0 deletes it.
+    fn update(&mut self, is_bid: bool, price: &Bound<'_, PyAny>, size: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.writable()?;
+        let p = to_scaled(price, self.inner.price_decimals(), "price")?;
+        let s = to_size(size, self.inner.size_decimals(), "size")?;
+        self.inner.set(is_bid, p, s);
+        Ok(())
+    }
+
+    /// `update` with already-scaled integers: the fast single-call path.
+    fn update_raw(&mut self, is_bid: bool, price: i64, size: i64) -> PyResult<()> {
+        self.writable()?;
+        if size < 0 {
+            return Err(decimal_error("size", &size.to_string(), 0, FixedError::Negative));
+        }
+        self.inner.set(is_bid, price, size);
+        Ok(())
+    }
+
+    /// Apply many levels at once from numpy arrays (is_bid: bool/int8, prices/sizes: int64).
+    fn update_many(&mut self, is_bid: &Bound<'_, PyAny>, prices: PyReadonlyArray1<'_, i64>, sizes: PyReadonlyArray1<'_, i64>) -> PyResult<()> {
+        self.writable()?;
+        let sides = is_bid_array(is_bid)?;
+        let (p, s) = (prices.as_array(), sizes.as_array());
+        if sides.len() != p.len() || p.len() != s.len() {
+            return Err(PyValueError::new_err(format!(
+                "update_many: arrays differ in length (is_bid {}, prices {}, sizes {})",
+                sides.len(),
+                p.len(),
+                s.len()
+            )));
+        }
+        // Validate before touching the book: a bad batch changes nothing.
+        if let Some(i) = s.iter().position(|&x| x < 0) {
+            return Err(decimal_error("size", &format!("{} at index {i}", s[i]), 0, FixedError::Negative));
+        }
+        for ((&b, &px), &sz) in sides.iter().zip(p.iter()).zip(s.iter()) {
+            self.inner.set(b, px, sz);
+        }
+        Ok(())
+    }
+
+    /// Remove every level (update_id back to 0).
+    fn clear(&mut self) -> PyResult<()> {
+        self.writable()?;
+        self.inner.clear();
+        Ok(())
+    }
+
+    fn best_bid(&self) -> Option<(f64, f64)> {
+        self.pair(self.ready_side(true)?.best())
+    }
+
+    fn best_ask(&self) -> Option<(f64, f64)> {
+        self.pair(self.ready_side(false)?.best())
+    }
+
+    fn best_bid_raw(&self) -> Option<(i64, i64)> {
+        self.ready_side(true)?.best()
+    }
+
+    fn best_ask_raw(&self) -> Option<(i64, i64)> {
+        self.ready_side(false)?.best()
+    }
+
+    /// Up to `n` bid levels as (price, size) floats, best first (all when n is None).
+    #[pyo3(signature = (n = None))]
+    fn bids(&self, n: Option<usize>) -> Vec<(f64, f64)> {
+        self.levels(true, n).into_iter().map(|(p, s)| (self.px(p), self.sz(s))).collect()
+    }
+
+    #[pyo3(signature = (n = None))]
+    fn asks(&self, n: Option<usize>) -> Vec<(f64, f64)> {
+        self.levels(false, n).into_iter().map(|(p, s)| (self.px(p), self.sz(s))).collect()
+    }
+
+    #[pyo3(signature = (n = None))]
+    fn bids_raw(&self, n: Option<usize>) -> Vec<(i64, i64)> {
+        self.levels(true, n)
+    }
+
+    #[pyo3(signature = (n = None))]
+    fn asks_raw(&self, n: Option<usize>) -> Vec<(i64, i64)> {
+        self.levels(false, n)
+    }
+
+    /// Top `n` levels as numpy arrays: (bid_px, bid_sz, ask_px, ask_sz), float64.
+    fn top<'py>(&self, py: Python<'py>, n: usize) -> F64Arrays<'py> {
+        let (pd, sd) = (pow10(self.inner.price_decimals()) as f64, pow10(self.inner.size_decimals()) as f64);
+        let split = |is_bid| {
+            let lv = self.levels(is_bid, Some(n));
+            let px: Vec<f64> = lv.iter().map(|l| l.0 as f64 / pd).collect();
+            let sz: Vec<f64> = lv.iter().map(|l| l.1 as f64 / sd).collect();
+            (PyArray1::from_vec(py, px), PyArray1::from_vec(py, sz))
+        };
+        let (bp, bs) = split(true);
+        let (ap, asz) = split(false);
+        (bp, bs, ap, asz)
+    }
+
+    /// Top `n` levels as int64 numpy arrays of scaled integers.
+    fn top_raw<'py>(&self, py: Python<'py>, n: usize) -> I64Arrays<'py> {
+        let split = |is_bid| {
+            let lv = self.levels(is_bid, Some(n));
+            let (px, sz): (Vec<i64>, Vec<i64>) = lv.into_iter().unzip();
+            (PyArray1::from_vec(py, px), PyArray1::from_vec(py, sz))
+        };
+        let (bp, bs) = split(true);
+        let (ap, asz) = split(false);
+        (bp, bs, ap, asz)
+    }
+
+    fn mid(&self) -> Option<f64> {
+        self.ready.then(|| self.inner.mid_f64()).flatten()
+    }
+
+    fn spread(&self) -> Option<f64> {
+        self.ready.then(|| self.inner.spread().map(|s| self.px(s))).flatten()
+    }
+
+    /// Total size at `price` or better on that side.
+    fn volume_to_price(&self, is_bid: bool, price: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let p = to_scaled(price, self.inner.price_decimals(), "price")?;
+        Ok(self
+            .ready_side(is_bid)
+            .map(|side| side.volume_to_price(p) as f64 / pow10(self.inner.size_decimals()) as f64))
+    }
+
+    /// Price of the level where the cumulative size from the best reaches `volume`.
+    fn price_for_volume(&self, is_bid: bool, volume: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let v = self.volume_arg(volume)?;
+        Ok(self.ready_side(is_bid).and_then(|side| side.price_for_volume(v)).map(|p| self.px(p)))
+    }
+
+    /// Volume-weighted average price of taking `volume` from that side (None if too thin).
+    fn vwap_for_volume(&self, is_bid: bool, volume: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        let v = self.volume_arg(volume)?;
+        let pd = pow10(self.inner.price_decimals()) as f64;
+        Ok(self
+            .ready_side(is_bid)
+            .and_then(|side| side.notional_for_volume(v))
+            .map(|notional| notional as f64 / v as f64 / pd))
+    }
+
+    /// A price as this book's scaled integer (exact; errors if finer than the scale).
+    fn to_price_raw(&self, price: &Bound<'_, PyAny>) -> PyResult<i64> {
+        to_scaled(price, self.inner.price_decimals(), "price")
+    }
+
+    fn to_size_raw(&self, size: &Bound<'_, PyAny>) -> PyResult<i64> {
+        to_size(size, self.inner.size_decimals(), "size")
+    }
+
+    #[getter]
+    fn price_decimals(&self) -> u32 {
+        self.inner.price_decimals()
+    }
+
+    #[getter]
+    fn size_decimals(&self) -> u32 {
+        self.inner.size_decimals()
+    }
+
+    #[getter]
+    fn bid_levels(&self) -> usize {
+        self.inner.bids.len()
+    }
+
+    #[getter]
+    fn ask_levels(&self) -> usize {
+        self.inner.asks.len()
+    }
+
+    #[getter]
+    fn update_id(&self) -> u64 {
+        self.inner.update_id()
+    }
+
+    #[getter]
+    fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Best bid >= best ask (crossed or locked), evaluated on every read in O(1).
+    #[getter]
+    fn is_crossed(&self) -> bool {
+        self.inner.is_crossed()
+    }
+
+    fn __repr__(&self) -> String {
+        let (pd, sd) = (self.inner.price_decimals(), self.inner.size_decimals());
+        let fmt = |l: Option<(i64, i64)>| l.map_or("-".to_string(), |(p, s)| format!("{}x{}", format_fixed(p, pd), format_fixed(s, sd)));
+        format!(
+            "OrderBook(price_decimals={pd}, size_decimals={sd}, bids={}, asks={}, best_bid={}, best_ask={}, update_id={}, ready={})",
+            self.inner.bids.len(),
+            self.inner.asks.len(),
+            fmt(self.inner.best_bid()),
+            fmt(self.inner.best_ask()),
+            self.inner.update_id(),
+            self.ready
+        )
+    }
+}
