@@ -122,7 +122,8 @@ def mixmaker_contenders(mb) -> list[Contender]:
     # plain OrderBook paths ----------------------------------------------------------------
     def ob_setup(w):
         ob = mb.OrderBook(PD, SD)
-        ob.apply_snapshot(w.snap_bids, w.snap_asks, w.last_update_id)
+        # apply_snapshot takes (price, size) tuples; JSON gives 2-lists, which it rejects (TypeError)
+        ob.apply_snapshot([tuple(x) for x in w.snap_bids], [tuple(x) for x in w.snap_asks], w.last_update_id)
         return ob
 
     def str_run(ob, w, bbo):

@@ -53,6 +53,7 @@ class Workload:
     n_levels: int = 0
     n_deletes: int = 0
     expected: dict | None = None           # reference replay result (scaled ints)
+    expected_lines: dict | None = None     # same, for rows that replay every line of the file
 
     def prepare(self) -> None:
         snap = orjson.loads(self.snapshot_raw)
@@ -169,10 +170,16 @@ def load_recording(max_msgs: int | None = None) -> Workload:
             d = orjson.loads(ln)["data"]
             if d["u"] >= last_id:  # futures rule: drop u < L (4 stale diffs on this file)
                 msgs.append(ln)
-    if max_msgs is not None:
+    expected_lines = None
+    if max_msgs is not None and max_msgs < len(msgs):
+        # rows that replay every line of the file still end at the full file's final book
+        full = Workload(name="recording", snapshot_raw=snap_raw, msgs=msgs)
+        full.prepare()
+        expected_lines = full.expected
         msgs = msgs[:max_msgs]
     w = Workload(name="recording", snapshot_raw=snap_raw, msgs=msgs, all_lines=lines, snapshot_index=snap_i)
     w.prepare()
+    w.expected_lines = expected_lines or w.expected
     return w
 
 

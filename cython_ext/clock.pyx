@@ -176,6 +176,7 @@ cdef class Clock:
 
     @property
     def started(self):
+        """True between start() (or the first loop) and stop()."""
         return self._started
 
     @property

@@ -37,6 +37,12 @@ impl<'a> Cursor<'a> {
         Cursor { b, i: 0 }
     }
 
+    /// The whole input (for specialised readers that work on bytes directly).
+    #[inline]
+    pub fn bytes(&self) -> &'a [u8] {
+        self.b
+    }
+
     #[inline]
     pub fn err<T>(&self, what: &'static str) -> JsonResult<T> {
         Err(JsonError { pos: self.i, what })

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::fixed::{parse_fixed, parse_size, FixedError};
+use crate::fixed::{parse_fixed, parse_size, pow10, FixedError};
 use crate::json::{Cursor, JsonError};
 
 /// The venue rules a `BookSync` can follow.
@@ -233,7 +233,101 @@ fn signed(c: &mut Cursor<'_>) -> Result<i64, MessageError> {
 
 /// `[[price, size, ...], ...]` → scaled (price, size) pairs.
 #[inline]
-fn read_levels(c: &mut Cursor<'_>, out: &mut Vec<(i64, i64)>, (pd, sd): (u32, u32)) -> Result<(), MessageError> {
+fn read_levels(c: &mut Cursor<'_>, out: &mut Vec<(i64, i64)>, scale: (u32, u32)) -> Result<(), MessageError> {
+    let start = (c.i, out.len());
+    if read_levels_fast(c, out, scale) {
+        return Ok(());
+    }
+    // Another shape (whitespace, bare numbers, extra fields): re-read it the general way.
+    (c.i, _) = start;
+    out.truncate(start.1);
+    read_levels_general(c, out, scale)
+}
+
+/// The shape exchanges send, `[["61659.70","1.486"],...]` with no whitespace, read in one
+/// pass over the bytes. false means "not this shape, or a value to look at closely": the
+/// caller re-reads the array with the general reader, which also words any error.
+#[inline]
+fn read_levels_fast(c: &mut Cursor<'_>, out: &mut Vec<(i64, i64)>, (pd, sd): (u32, u32)) -> bool {
+    let b = c.bytes();
+    let mut i = c.i;
+    // The caller peeked '[' (whitespace before it already skipped).
+    i += 1;
+    if b.get(i) == Some(&b']') {
+        c.i = i + 1;
+        return true;
+    }
+    loop {
+        if b.get(i..i + 2) != Some(b"[\"") {
+            return false;
+        }
+        let ps = i + 2;
+        let Some((price, pe)) = quoted_fixed(b, ps, pd) else { return false };
+        if b.get(pe..pe + 3) != Some(b"\",\"") {
+            return false;
+        }
+        let ss = pe + 3;
+        let Some((size, se)) = quoted_fixed(b, ss, sd) else { return false };
+        if b.get(se..se + 2) != Some(b"\"]") {
+            return false;
+        }
+        out.push((price, size));
+        i = se + 2;
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b']') => {
+                c.i = i + 1;
+                return true;
+            }
+            _ => return false,
+        }
+    }
+}
+
+/// `digits[.digits]"` from `i` → (value × 10^decimals, index of the closing quote), for the
+/// common case only: unsigned, at most 18 digits (so no overflow checks), exact at the scale.
+/// None sends the caller to the checked parser, which also words the error.
+#[inline(always)]
+fn quoted_fixed(b: &[u8], mut i: usize, decimals: u32) -> Option<(i64, usize)> {
+    let start = i;
+    let mut v: u64 = 0;
+    let mut dot = usize::MAX;
+    while i < b.len() {
+        let c = b[i];
+        let d = c.wrapping_sub(b'0');
+        if d <= 9 {
+            v = v * 10 + d as u64;
+        } else if c == b'.' && dot == usize::MAX && i > start {
+            dot = i;
+        } else if c == b'"' {
+            break;
+        } else {
+            return None;
+        }
+        i += 1;
+        if i - start > 19 {
+            return None;
+        }
+    }
+    if i == start || i >= b.len() {
+        return None; // empty, or no closing quote
+    }
+    let frac = if dot == usize::MAX { 0 } else { (i - dot - 1) as u32 };
+    let v = if frac > decimals {
+        // Trailing zeros past the scale are fine ("61685.99000000" at 2 dp); anything else is
+        // for the checked parser to reject.
+        let p = pow10(frac - decimals) as u64;
+        if v % p != 0 {
+            return None;
+        }
+        v / p
+    } else {
+        v.checked_mul(pow10(decimals - frac) as u64)?
+    };
+    (v <= i64::MAX as u64).then_some((v as i64, i))
+}
+
+fn read_levels_general(c: &mut Cursor<'_>, out: &mut Vec<(i64, i64)>, (pd, sd): (u32, u32)) -> Result<(), MessageError> {
     let mut outer = c.array()?;
     while outer.next(c)? {
         let mut inner = c.array()?;
@@ -380,6 +474,17 @@ mod tests {
         assert_eq!(l.bids, vec![(1_005, 25)]);
         let (m, _) = parse(r#"{"type":"snapshot","u":9,"b":[],"a":[]}"#, Rule::Sequential, 1, 2);
         assert_eq!(m, Ok(Message::Snapshot { last_update_id: 9 }));
+    }
+
+    #[test]
+    fn general_shapes_parse_like_the_fast_path() {
+        let fast = r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["1.50","2"],["1.40","0"]],"a":[]}"#;
+        let spaced = r#"{ "e" : "depthUpdate", "U" : 1, "u" : 2, "pu" : 0, "b" : [ [ "1.50" , "2" ] , ["1.40","0",7] ], "a" : [ ] }"#;
+        let (m1, l1) = parse(fast, Rule::BinanceFutures, 2, 3);
+        let (m2, l2) = parse(spaced, Rule::BinanceFutures, 2, 3);
+        assert_eq!(m1, m2);
+        assert_eq!(l1.bids, vec![(150, 2_000), (140, 0)]);
+        assert_eq!(l1.bids, l2.bids);
     }
 
     #[test]

@@ -36,6 +36,15 @@ class UnknownVenueError(ReplayError):
         self.why = why
 
 
+class BookSettingsError(ReplayError):
+    """The core refused the rule or decimals (e.g. more decimals than an i64 can scale)."""
+
+    def __init__(self, rule: str, price_decimals: int, size_decimals: int, cause: BaseException) -> None:
+        super().__init__(
+            f"cannot build a {rule} book with price {price_decimals} dp and size {size_decimals} dp: {cause}"
+        )
+
+
 class CoreNotBuiltError(ReplayError):
     """`mixmaker.book` (the Rust extension) is missing from this installation."""
 

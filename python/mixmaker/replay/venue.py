@@ -57,6 +57,10 @@ class Detected:
     size_decimals: int | None
     source: str
 
+    @classmethod
+    def from_spec(cls, spec: VenueSpec) -> Detected:
+        return cls(spec.rule, spec.symbol, spec.market, spec.price_decimals, spec.size_decimals, spec.source)
+
 
 def detect(messages: Iterable[bytes], name_hint: str = "") -> Detected | None:
     """Look at the first messages; None when nothing recognisable shows up."""
