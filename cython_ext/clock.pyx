@@ -133,7 +133,8 @@ cdef class Clock:
     cdef bint _started
     cdef bint _stop_requested
     # Replaced, never mutated, on add/remove: a tick in progress keeps iterating the lists it
-    # started with, so iterators added or removed from inside a tick take effect next tick.
+    # started with, so an iterator added inside a tick first ticks on the next one (one
+    # removed inside a tick is skipped at once: it is stopped, and stays so).
     cdef list _iterators
     # Parallel to _iterators: None where `tick` is implemented in Cython (called through the
     # vtable), else the bound Python `tick`, looked up once here instead of on every call.
@@ -190,6 +191,8 @@ cdef class Clock:
         """Append `iterator` to the tick order; a started clock starts it right away."""
         if any(it is iterator for it in self._iterators):
             raise ValueError(f"{iterator!r} is already on this clock")
+        if iterator._clock is not None:
+            raise ValueError(f"{iterator!r} is running on another clock")
         self._set_iterators(self._iterators + [iterator])
         if self._started:
             self._call_start(iterator)
@@ -362,6 +365,8 @@ cdef class Clock:
                     it = <TimeIterator>its[i]
                     py_tick = py_ticks[i]
                     i += 1
+                    if it._clock is not self:
+                        continue  # removed (and stopped) earlier in this tick
                     it._now_ns = now_ns
                     if py_tick is None:
                         it.tick(now_ns)

@@ -71,14 +71,11 @@ impl PyOrderBook {
     }
 }
 
-fn is_bid_array(a: &Bound<'_, PyAny>) -> PyResult<Vec<bool>> {
-    if let Ok(arr) = a.extract::<PyReadonlyArray1<'_, bool>>() {
-        return Ok(arr.as_array().iter().copied().collect());
+/// Apply validated columns; `side` turns one element of the is_bid column into a bool.
+fn apply_columns<T: Copy>(book: &mut L2Book, sides: &[T], side: impl Fn(T) -> bool, prices: &[i64], sizes: &[i64]) {
+    for ((&b, &p), &s) in sides.iter().zip(prices).zip(sizes) {
+        book.set(side(b), p, s);
     }
-    if let Ok(arr) = a.extract::<PyReadonlyArray1<'_, i8>>() {
-        return Ok(arr.as_array().iter().map(|&x| x != 0).collect());
-    }
-    Err(PyTypeError::new_err("is_bid must be a 1-d numpy array of bool or int8"))
 }
 
 #[pymethods]
@@ -123,12 +120,17 @@ impl PyOrderBook {
     /// Apply many levels at once from numpy arrays (is_bid: bool/int8, prices/sizes: int64).
     fn update_many(&mut self, is_bid: &Bound<'_, PyAny>, prices: PyReadonlyArray1<'_, i64>, sizes: PyReadonlyArray1<'_, i64>) -> PyResult<()> {
         self.writable()?;
-        let sides = is_bid_array(is_bid)?;
+        let bools = is_bid.extract::<PyReadonlyArray1<'_, bool>>().ok();
+        let bytes = if bools.is_none() { is_bid.extract::<PyReadonlyArray1<'_, i8>>().ok() } else { None };
+        let n_sides = match (&bools, &bytes) {
+            (Some(a), _) => a.as_array().len(),
+            (_, Some(a)) => a.as_array().len(),
+            _ => return Err(PyTypeError::new_err("is_bid must be a 1-d numpy array of bool or int8")),
+        };
         let (p, s) = (prices.as_array(), sizes.as_array());
-        if sides.len() != p.len() || p.len() != s.len() {
+        if n_sides != p.len() || p.len() != s.len() {
             return Err(PyValueError::new_err(format!(
-                "update_many: arrays differ in length (is_bid {}, prices {}, sizes {})",
-                sides.len(),
+                "update_many: arrays differ in length (is_bid {n_sides}, prices {}, sizes {})",
                 p.len(),
                 s.len()
             )));
@@ -137,8 +139,21 @@ impl PyOrderBook {
         if let Some(i) = s.iter().position(|&x| x < 0) {
             return Err(decimal_error("size", &format!("{} at index {i}", s[i]), 0, FixedError::Negative));
         }
-        for ((&b, &px), &sz) in sides.iter().zip(p.iter()).zip(s.iter()) {
-            self.inner.set(b, px, sz);
+        // Contiguous input (the usual case) is read in place; strided views are copied once.
+        let p = p.as_slice().map_or_else(|| p.to_vec().into(), std::borrow::Cow::Borrowed);
+        let s = s.as_slice().map_or_else(|| s.to_vec().into(), std::borrow::Cow::Borrowed);
+        match (&bools, &bytes) {
+            (Some(a), _) => {
+                let a = a.as_array();
+                let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
+                apply_columns(&mut self.inner, &v, |b| b, &p, &s);
+            }
+            (_, Some(a)) => {
+                let a = a.as_array();
+                let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
+                apply_columns(&mut self.inner, &v, |b| b != 0, &p, &s);
+            }
+            _ => unreachable!("checked above"),
         }
         Ok(())
     }

@@ -215,7 +215,7 @@ def test_stop_inside_a_tick_finishes_that_tick_then_stops():
     assert not clock.running and not clock.started
 
 
-def test_add_and_remove_during_a_run_take_effect_next_tick():
+def test_added_in_a_tick_ticks_next_tick_removed_stops_at_once():
     log = []
     late = Recorder("late", log)
     first = Recorder("first", log)
@@ -230,11 +230,12 @@ def test_add_and_remove_during_a_run_take_effect_next_tick():
     clock.add_iterator(Changer())
     clock.add_iterator(first)
     clock.backtest()
-    # first still gets tick 2 (the tick in progress), is stopped on removal, never ticks again;
-    # late starts at 2 s and ticks from 3 s.
-    assert ticks_of(log, "first") == [S, 2 * S]
+    # first is stopped on removal and never ticks again, not even later in the tick in progress;
+    # late starts at 2 s and first ticks on the next tick.
+    assert ticks_of(log, "first") == [S]
     assert ticks_of(log, "late") == [3 * S, 4 * S]
-    assert ("first", "stop", 2 * S) in log and ("late", "start", 2 * S) in log
+    assert log.index(("first", "stop", S)) < log.index(("late", "tick", 3 * S))
+    assert ("late", "start", 2 * S) in log
     assert first.clock is None
 
 
@@ -250,6 +251,11 @@ def test_membership_errors():
         clock.add_iterator(object())
     with pytest.raises(TypeError):
         clock.add_iterator(None)
+    with Clock() as other:
+        busy = TimeIterator()
+        other.add_iterator(busy)
+        with pytest.raises(ValueError, match="another clock"):
+            clock.add_iterator(busy)
     clock.remove_iterator(it)
     assert clock.iterators == ()
 

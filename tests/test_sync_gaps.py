@@ -77,7 +77,7 @@ def test_fault_desyncs_and_a_later_snapshot_recovers(name, fault, feed_by_name):
     assert_not_readable(sync.book)
 
     ref = feed.book_after(r)
-    assert route(sync, feed.snapshot_message(dr.u, ref)) is BookState.SYNCED
+    assert sync.on_snapshot(feed.snapshot_message(dr.u, ref)) is BookState.SYNCED
     assert sync.stats.resyncs == 1
     assert sync.last_update_id == dr.u
     assert sync.desync_reason is None
@@ -178,6 +178,7 @@ def test_unreadable_messages_desync(junk, synthetic_parsed):
         ("synthetic", b'{"result":null,"id":1}'),
         ("bybit", b'{"success":true,"ret_msg":"","conn_id":"abc","op":"subscribe"}'),
     ],
+    ids=["binance-ack", "bybit-ack"],
 )
 def test_messages_without_book_data_are_ignored(name, ack, feed_by_name):
     feed = feed_by_name(name)

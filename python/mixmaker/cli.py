@@ -10,6 +10,7 @@ book not synced at the end, crossed book, unreadable messages); 2 bad input or u
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -33,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush
+        # of stdout from raising again.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--size-decimals", type=_decimals, metavar="N", help="size scale (default: detected)")
     rp.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     rp.add_argument("--seed", type=int, default=7, help="synthetic feed seed (default: 7)")
-    rp.add_argument("--max-buffer", type=int, default=10_000, metavar="N", help="diffs buffered while not synced")
+    rp.add_argument("--max-buffer", type=_positive, default=10_000, metavar="N", help="diffs buffered while not synced")
     prog = rp.add_mutually_exclusive_group()
     prog.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress on stderr")
     prog.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
@@ -66,6 +72,16 @@ def _decimals(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 0 <= n <= 18:
         raise argparse.ArgumentTypeError(f"must be between 0 and 18, got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
     return n
 
 

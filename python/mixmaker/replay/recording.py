@@ -37,7 +37,7 @@ class Recording:
         lineno = 0
         try:
             with self._open() as f:
-                for lineno, line in enumerate(f, 1):  # noqa: B007 (lineno is used on error)
+                for lineno, line in enumerate(f, 1):
                     if line[:1] != b"{":
                         # `<ts> <json>`: drop the timestamp. Anything else passes through
                         # untouched, so the sync counts it as unreadable instead of us guessing.

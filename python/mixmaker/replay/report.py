@@ -17,8 +17,8 @@ def render_table(r: ReplayResult) -> str:
         ("messages", f"{r.messages:,} in {r.elapsed_s:.2f} s ({r.messages_per_s:,.0f} msg/s, read + sync)"),
         (
             "diffs",
-            f"{r.diffs_applied:,} applied, {r.stale:,} stale, {r.gaps} gaps, {r.resyncs} resyncs, "
-            f"{r.crossed} crossed, {r.parse_errors} unreadable",
+            f"{r.diffs_applied:,} applied, {r.stale:,} stale, {r.gaps:,} gaps, {r.resyncs:,} resyncs, "
+            f"{r.crossed:,} crossed, {r.parse_errors:,} unreadable",
         ),
         ("best bid", _side(r.best_bid, r.best_bid_size, r.bid_levels)),
         ("best ask", _side(r.best_ask, r.best_ask_size, r.ask_levels)),

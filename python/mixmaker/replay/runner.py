@@ -10,12 +10,15 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
 from mixmaker.replay.errors import BookSettingsError, CoreNotBuiltError
 from mixmaker.replay.scaled import format_scaled
 from mixmaker.replay.ticker_check import TickerCheck, TickerMismatch
 from mixmaker.replay.venue import VenueSpec
+
+if TYPE_CHECKING:
+    from mixmaker.book import BookState, BookSync
 
 PROGRESS_EVERY = 8192  # messages between clock reads for the progress line
 PROGRESS_SECONDS = 0.5
@@ -30,7 +33,7 @@ def load_core() -> Any:
     return book
 
 
-def new_sync(spec: VenueSpec, max_buffer: int = 10_000) -> Any:
+def new_sync(spec: VenueSpec, max_buffer: int = 10_000) -> BookSync:
     core = load_core()
     try:
         return core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
@@ -43,7 +46,7 @@ def is_rest_snapshot(raw: bytes) -> bool:
     return b'"lastUpdateId"' in raw[:32]
 
 
-def route(sync: Any, raw: bytes) -> Any:
+def route(sync: BookSync, raw: bytes) -> BookState:
     """Give one message to the right entry point of `sync`; returns the new BookState."""
     if is_rest_snapshot(raw):
         return sync.on_snapshot(raw)
@@ -117,9 +120,10 @@ def replay(
     max_buffer: int = 10_000,
     progress: bool | None = None,
     progress_to: TextIO | None = None,
-    sync: Any = None,
+    sync: BookSync | None = None,
 ) -> ReplayResult:
-    """Replay `messages` into `sync` (default: a fresh `BookSync` for `spec`).
+    """Replay `messages` into `sync` (default: a fresh `BookSync` for `spec`; a given one
+    must use the spec's decimals).
 
     `progress=None` shows a progress line on stderr only when it is a TTY."""
     core = load_core()
@@ -135,8 +139,8 @@ def replay(
     show = err.isatty() if progress is None else progress
 
     n = 0
-    last_uid = None
-    applied = 0
+    last_uid = sync.last_update_id
+    applied = sync.stats.applied
     start = next_report = time.perf_counter()
     for raw in messages:
         n += 1
@@ -170,7 +174,7 @@ def replay(
     return _result(sync, book, spec, source, n, elapsed, check)
 
 
-def _result(sync: Any, book: Any, spec: VenueSpec, source: str, n: int, elapsed: float, check: TickerCheck) -> ReplayResult:
+def _result(sync: BookSync, book: Any, spec: VenueSpec, source: str, n: int, elapsed: float, check: TickerCheck) -> ReplayResult:
     st = sync.stats
     bid, ask = book.best_bid_raw(), book.best_ask_raw()
     pd, sd = spec.price_decimals, spec.size_decimals

@@ -8,9 +8,11 @@ exchange's own decimal strings, which exchanges print at a fixed precision per s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterable
+
+from mixmaker.replay.errors import UnknownVenueError
 
 RULES = ("binance_spot", "binance_futures", "bybit", "sequential")
 
@@ -79,8 +81,6 @@ def resolve(
     size_decimals: int | None = None,
 ) -> VenueSpec:
     """Merge detection with the user's flags (flags win)."""
-    from mixmaker.replay.errors import UnknownVenueError
-
     if rule is not None and rule not in RULES:
         raise UnknownVenueError(where, f"unknown rule {rule!r} (one of {', '.join(RULES)})")
     if rule is not None and price_decimals is not None and size_decimals is not None:
@@ -88,24 +88,13 @@ def resolve(
         return VenueSpec(rule, price_decimals, size_decimals, market, symbol, "flags")
     if detected is None:
         raise UnknownVenueError(where, "no Binance depth or Bybit orderbook message in its first lines")
-    spec = VenueSpec(
-        detected.rule,
-        -1 if detected.price_decimals is None else detected.price_decimals,
-        -1 if detected.size_decimals is None else detected.size_decimals,
-        detected.market,
-        detected.symbol,
-        detected.source,
-    )
-    overridden = {
-        k: v
-        for k, v in (("rule", rule), ("price_decimals", price_decimals), ("size_decimals", size_decimals))
-        if v is not None
-    }
-    if overridden:
-        spec = replace(spec, **overridden, source=f"{detected.source}, overridden by flags")
-    if spec.price_decimals < 0 or spec.size_decimals < 0:
-        raise UnknownVenueError(where, f"found {detected.rule} data but no price/size strings to size the book")
-    return spec
+    pd = detected.price_decimals if price_decimals is None else price_decimals
+    sd = detected.size_decimals if size_decimals is None else size_decimals
+    if pd is None or sd is None:
+        raise UnknownVenueError(where, f"looks like {detected.rule} but shows no price/size strings to size the book")
+    flagged = rule is not None or price_decimals is not None or size_decimals is not None
+    source = f"{detected.source}, overridden by flags" if flagged else detected.source
+    return VenueSpec(rule or detected.rule, pd, sd, detected.market, detected.symbol, source)
 
 
 def _detect_one(raw: bytes) -> Detected | None:
