@@ -11,8 +11,10 @@ Contenders: mixmaker (BookSync raw bytes, update(str), update_raw, update_many p
 in one batch), ccxt's OrderBookSide, bmoscon order-book (C), NautilusTrader OrderBook (L2_MBP),
 sortedcontainers.SortedDict (pure-Python floor) and orjson.loads alone.
 
-Each number is the best of --repeat runs (time.perf_counter_ns, GC disabled inside the timed
-region, fresh book with the snapshot loaded before every run, setup never timed).
+Each number is the best of --repeat rounds (time.perf_counter_ns, GC disabled inside the timed
+region, fresh book with the snapshot loaded before every run, setup never timed). A round runs
+every contender once, so runs of different contenders are interleaved. The table header says
+how much CPU other processes took meanwhile (the box has 2 cores; a busy box inflates numbers).
 
     python benches/peers.py            # full run (about 3-4 minutes on 2 cores)
     python benches/peers.py --quick    # smaller run
@@ -87,21 +89,46 @@ def load_contenders(only: set[str] | None):
 
 
 # ------------------------------------------------------------------------------------ timing
-def time_best(c, w, repeat: int, bbo: bool = False):
-    best = math.inf
-    state = None
-    for _ in range(repeat):
-        state = c.setup(w)
-        gc.collect()
-        gc.disable()
+def time_once(c, w, bbo: bool = False):
+    state = c.setup(w)
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter_ns()
+        c.run(state, w, bbo)
+        t1 = time.perf_counter_ns()
+    finally:
+        gc.enable()
+    return t1 - t0, state
+
+
+class CpuMeter:
+    """CPU used by *other* processes while we run (2-core box shared with builds): busy jiffies
+    of the whole machine from /proc/stat minus this process's own CPU time, in cores."""
+
+    def __init__(self):
+        self.t0, self.busy0, self.own0 = time.monotonic(), self._busy(), self._own()
+
+    @staticmethod
+    def _busy():
         try:
-            t0 = time.perf_counter_ns()
-            c.run(state, w, bbo)
-            t1 = time.perf_counter_ns()
-        finally:
-            gc.enable()
-        best = min(best, t1 - t0)
-    return best, state
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+        except (OSError, ValueError, IndexError):
+            return None
+
+    @staticmethod
+    def _own():
+        t = os.times()
+        return t.user + t.system
+
+    def other_cores(self):
+        busy = self._busy()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.monotonic() - self.t0
+        return max(0.0, (busy - self.busy0) - (self._own() - self.own0)) / wall if wall > 0 else None
 
 
 def verify(c, state, w) -> str:
@@ -124,42 +151,52 @@ def verify(c, state, w) -> str:
 
 
 def run_workload(w, contenders, repeat: int, with_bbo: bool):
-    rows = []
-    for c in contenders:
-        if c.recording_only and w.all_lines is None:
-            continue
-        t_start = time.time()
-        row = {"key": c.key, "label": c.label, "lib": c.lib, "mode": c.mode, "units": c.units}
-        try:
-            ns, state = time_best(c, w, repeat)
-            row["ns"] = ns
-            row["check"] = verify(c, state, w)
-            del state
-            if with_bbo and c.supports_bbo:
-                ns_b, state = time_best(c, w, repeat, bbo=True)
-                row["ns_bbo"] = ns_b
-                chk = verify(c, state, w)
-                if chk not in ("ok", "-"):
-                    row["check"] += f" (bbo run: {chk})"
+    """Best of `repeat` rounds; each round runs every contender once (interleaved, so a burst of
+    background load does not land on all runs of one contender)."""
+    cs = [c for c in contenders if not (c.recording_only and w.all_lines is None)]
+    rows = {c.key: {"key": c.key, "label": c.label, "lib": c.lib, "mode": c.mode, "units": c.units} for c in cs}
+    meter = CpuMeter()
+    for rnd in range(repeat):
+        for c in cs:
+            row = rows[c.key]
+            if "error" in row:
+                continue
+            t_start = time.time()
+            try:
+                ns, state = time_once(c, w)
+                row["ns"] = min(ns, row.get("ns", ns))
+                if rnd == 0:
+                    row["check"] = verify(c, state, w)
                 del state
-        except Exception as e:  # noqa: BLE001
-            row["error"] = f"{type(e).__name__}: {e}"
-            log(traceback.format_exc())
+                if with_bbo and c.supports_bbo:
+                    ns_b, state = time_once(c, w, bbo=True)
+                    row["ns_bbo"] = min(ns_b, row.get("ns_bbo", ns_b))
+                    if rnd == 0:
+                        chk = verify(c, state, w)
+                        if chk not in ("ok", "-"):
+                            row["check"] += f" (bbo run: {chk})"
+                    del state
+            except Exception as e:  # noqa: BLE001
+                row["error"] = f"{type(e).__name__}: {e}"
+                row.pop("ns", None)
+                log(traceback.format_exc())
+            log(f"  [{w.name} {rnd + 1}/{repeat}] {c.key:16s} {row.get('ns', 0) / 1e6:10.1f} ms"
+                f"{'  bbo ' + format(row['ns_bbo'] / 1e6, '.1f') + ' ms' if 'ns_bbo' in row else ''}"
+                f"  {row.get('check', row.get('error'))}  ({time.time() - t_start:.1f}s wall)")
+    for c in cs:
         if hasattr(c, "cleanup"):
             c.cleanup()
+        row = rows[c.key]
         n_msgs = len(w.all_lines) if c.units == "lines" else len(w.msgs)
         if "ns" in row:
             row["msgs"] = n_msgs
             row["levels"] = w.n_levels
             row["msgs_per_s"] = n_msgs / (row["ns"] / 1e9)
             row["ns_per_level"] = row["ns"] / w.n_levels
-        rows.append(row)
-        log(f"  [{w.name}] {c.key:16s} {row.get('ns', 0) / 1e6:10.1f} ms"
-            f"{'  bbo ' + format(row['ns_bbo'] / 1e6, '.1f') + ' ms' if 'ns_bbo' in row else ''}"
-            f"  {row.get('check', row.get('error'))}  ({time.time() - t_start:.1f}s wall)")
+    other = meter.other_cores()
     w.drop_caches()
     gc.collect()
-    return rows
+    return list(rows.values()), other
 
 
 # ------------------------------------------------------------------------------------ targets
@@ -258,6 +295,10 @@ def print_table(meta, results, targets, skipped, versions):
         wi = meta["workloads"][wn]
         p()
         p(f"== {wn}: {wi['desc']}")
+        oc = wi.get("other_cpu_cores")
+        if oc is not None:
+            p(f"   other processes used {oc:.2f} of {meta['ncpu']} cores on average during this workload"
+              + ("  ** WARNING: machine busy, timings inflated and noisy **" if oc > 0.15 else ""))
         p(f"   {fmt_int(wi['msgs'])} diff messages, {fmt_int(wi['levels'])} level updates "
           f"({wi['delete_pct']:.1f}% deletes), {wi['mb']:.1f} MB of JSON; final book "
           f"{fmt_int(wi['bid_levels'])}/{fmt_int(wi['ask_levels'])} levels")
@@ -381,7 +422,8 @@ def main(argv=None) -> int:
         if w.all_lines is not None:
             meta_w[w.name]["lines"] = len(w.all_lines)
         log(f"running {w.name} ...")
-        results[w.name] = run_workload(w, contenders, repeat, with_bbo=(w is rec and not args.no_bbo))
+        results[w.name], meta_w[w.name]["other_cpu_cores"] = run_workload(
+            w, contenders, repeat, with_bbo=(w is rec and not args.no_bbo))
 
     targets = compute_targets(results)
     meta = {"cpu": cpu_name(), "ncpu": os.cpu_count(), "repeat": repeat, "quick": args.quick,

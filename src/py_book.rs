@@ -279,14 +279,15 @@ impl PyOrderBook {
         self.inner.size_decimals()
     }
 
+    /// Level counts are readers too: 0 while the book is not ready.
     #[getter]
     fn bid_levels(&self) -> usize {
-        self.inner.bids.len()
+        self.ready_side(true).map_or(0, BookSide::len)
     }
 
     #[getter]
     fn ask_levels(&self) -> usize {
-        self.inner.asks.len()
+        self.ready_side(false).map_or(0, BookSide::len)
     }
 
     #[getter]

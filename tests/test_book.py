@@ -157,13 +157,14 @@ def test_a_synced_book_is_read_only_and_not_ready_until_synced():
     ob = sync.book
     assert sync.state is BookState.AWAITING_SNAPSHOT and not ob.is_ready
     assert ob.best_bid() is None and ob.mid() is None and ob.bids() == [] and len(ob.top(5)[0]) == 0
+    assert ob.bid_levels == 0
     with pytest.raises(BookLockedError):
         ob.update(True, "1", "1")
     state = sync.on_snapshot(b'{"lastUpdateId":10,"bids":[["100.00000000","1.00000000"]],"asks":[["100.01000000","2.00000000"]]}')
     assert state is BookState.SYNCED and sync.book is ob and ob.is_ready
     assert ob.best_bid_raw() == (10_000, 100_000_000)
     assert sync.on_message(b"not json") is BookState.DESYNCED
-    assert ob.best_bid() is None and "unreadable" in sync.desync_reason
+    assert ob.best_bid() is None and ob.bid_levels == 0 and "unreadable" in sync.desync_reason
 
 
 def test_book_ticker_parsing():

@@ -67,7 +67,8 @@ def test_a_replay_that_ends_desynced_exits_non_zero(capsys, tmp_path: Path, synt
     code, out, err = run(capsys, "replay", str(p), "--json")
     assert code == 1
     doc = json.loads(out)
-    assert doc["state"] == "DESYNCED" and doc["gaps"] == 1 and doc["best_bid"] is None
+    assert doc["state"] == "DESYNCED" and doc["gaps"] == 1
+    assert doc["best_bid"] is None and doc["bid_levels"] == 0  # nothing stale is reported
     assert "DESYNCED" in err and "gap" in err
 
 

@@ -43,7 +43,7 @@ def render_json(r: ReplayResult) -> str:
 
 def _side(price: str | None, size: str | None, levels: int) -> str:
     if price is None:
-        return f"none ({levels:,} levels)"
+        return "none"
     return f"{price} x {size}  ({levels:,} levels)"
 
 
