@@ -16,7 +16,7 @@ region, fresh book with the snapshot loaded before every run, setup never timed)
 every contender once, so runs of different contenders are interleaved. The table header says
 how much CPU other processes took meanwhile (the box has 2 cores; a busy box inflates numbers).
 
-    python benches/peers.py            # full run (about 3-4 minutes on 2 cores)
+    python benches/peers.py            # full run (about 2.5 minutes on 2 idle cores)
     python benches/peers.py --quick    # smaller run
     python benches/peers.py --json     # machine-readable output instead of the table
 """
