@@ -41,9 +41,15 @@ pub(crate) fn to_levels(v: &Bound<'_, PyAny>, pd: u32, sd: u32) -> PyResult<Vec<
     let mut out = Vec::new();
     for item in v.try_iter()? {
         let item = item?;
-        let (p, s): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item
-            .extract()
-            .map_err(|_| PyTypeError::new_err(format!("a level must be a (price, size) pair, got {}", item.repr().map(|r| r.to_string()).unwrap_or_default())))?;
+        // Any 2-sequence: tuples, and the lists JSON, REST payloads and ccxt hand out.
+        let pair = match item.len() {
+            Ok(2) => Some((item.get_item(0)?, item.get_item(1)?)),
+            _ => None,
+        };
+        let Some((p, s)) = pair else {
+            let shown = item.repr().map(|r| r.to_string()).unwrap_or_default();
+            return Err(PyTypeError::new_err(format!("a level must be a (price, size) pair, got {shown}")));
+        };
         out.push((to_scaled(&p, pd, "price")?, to_size(&s, sd, "size")?));
     }
     Ok(out)

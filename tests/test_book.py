@@ -65,6 +65,12 @@ def test_depth_queries():
         ob.vwap_for_volume(True, 0)
 
 
+def test_snapshot_levels_may_be_lists():
+    ob = OrderBook(2, 3)
+    ob.apply_snapshot([["61800.20", "2.909"]], [["61800.30", "1.000"]], 1)
+    assert ob.best_bid_raw() == (6_180_020, 2_909) and ob.best_ask_raw() == (6_180_030, 1_000)
+
+
 def test_top_arrays():
     ob = small_book()
     bp, bs, ap, asz = ob.top(2)
@@ -138,6 +144,8 @@ def test_bad_batches_change_nothing():
         ob.apply_snapshot([("1", "1"), ("2", "-1")], [])
     with pytest.raises(TypeError, match="pair"):
         ob.apply_snapshot([("1",)], [])
+    with pytest.raises(TypeError, match="pair"):
+        ob.apply_snapshot([5], [])
     with pytest.raises(TypeError):
         ob.update(True, True, 1)
     with pytest.raises(DecimalFormatError):

@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use crate::fixed::{check_scale, pow10, FixedError};
 
 /// Ladder slots per side. In raw units: 1,310.72 USD of a 2-decimal price; the re-centre
-/// leaves a quarter of it for better prices.
+/// leaves a quarter of it for better prices. Measured: a 2^20 window was slower on the
+/// recording (page faults and TLB misses outweigh the fewer BTreeMap updates).
 pub const WINDOW: usize = 1 << 17;
 const WORDS: usize = WINDOW / 64;
 const SUMMARY: usize = WORDS / 64;
