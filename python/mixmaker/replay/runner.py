@@ -193,9 +193,9 @@ def _result(sync: BookSync, book: Any, spec: VenueSpec, source: str, n: int, ela
         best_bid_size=format_scaled(bid[1], sd) if bid else None,
         best_ask=format_scaled(ask[0], pd) if ask else None,
         best_ask_size=format_scaled(ask[1], sd) if ask else None,
-        # A book that is not synced has no trustworthy levels: report none, like its readers.
-        bid_levels=book.bid_levels if bid else 0,
-        ask_levels=book.ask_levels if ask else 0,
+        # The book itself reports 0 levels while it is not synced.
+        bid_levels=book.bid_levels,
+        ask_levels=book.ask_levels,
         gaps=st.gaps,
         resyncs=st.resyncs,
         stale=st.stale,
