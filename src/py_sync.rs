@@ -135,7 +135,6 @@ impl PySyncStats {
 pub struct PyBookSync {
     core: BookSync,
     book: Py<PyOrderBook>,
-    scratch: Levels,
 }
 
 impl PyBookSync {
@@ -164,7 +163,7 @@ impl PyBookSync {
         let mut book = PyOrderBook::create(price_decimals, size_decimals)?;
         book.ready = false;
         book.locked = true;
-        Ok(PyBookSync { core: BookSync::new(rule, max_buffer), book: Py::new(py, book)?, scratch: Levels::default() })
+        Ok(PyBookSync { core: BookSync::new(rule, max_buffer), book: Py::new(py, book)? })
     }
 
     /// Feed one raw WebSocket message (bytes). Returns the new state; never raises on bad
@@ -186,9 +185,8 @@ impl PyBookSync {
     fn on_snapshot_levels(&mut self, py: Python<'_>, bids: &Bound<'_, PyAny>, asks: &Bound<'_, PyAny>, update_id: u64) -> PyResult<Py<PyBookState>> {
         let mut book = self.book.bind(py).borrow_mut();
         let (pd, sd) = (book.inner.price_decimals(), book.inner.size_decimals());
-        self.scratch.bids = to_levels(bids, pd, sd)?;
-        self.scratch.asks = to_levels(asks, pd, sd)?;
-        let s = self.core.on_snapshot_levels(&mut book.inner, update_id, &self.scratch);
+        let levels = Levels { bids: to_levels(bids, pd, sd)?, asks: to_levels(asks, pd, sd)? };
+        let s = self.core.on_snapshot_levels(&mut book.inner, update_id, &levels);
         self.finish(py, &mut book, s)
     }
 

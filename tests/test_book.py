@@ -175,6 +175,19 @@ def test_a_synced_book_is_read_only_and_not_ready_until_synced():
     assert ob.best_bid() is None and ob.bid_levels == 0 and "unreadable" in sync.desync_reason
 
 
+def test_parsed_snapshot_levels_bridge_buffered_diffs():
+    sync = BookSync("binance_futures", price_decimals=2, size_decimals=3)
+    diff = b'{"e":"depthUpdate","U":9,"u":12,"pu":8,"b":[["100.05","2"]],"a":[]}'
+    assert sync.on_message(diff) is BookState.AWAITING_SNAPSHOT
+    # Levels as ccxt hands them out (lists of floats); the buffered diff bridges L=10.
+    state = sync.on_snapshot_levels([[100.0, 1.0]], [[100.1, 0.5]], 10)
+    assert state is BookState.SYNCED and sync.last_update_id == 12
+    assert sync.book.bids_raw() == [(10_005, 2_000), (10_000, 1_000)]
+    with pytest.raises(DecimalFormatError):
+        sync.on_snapshot_levels([["100.001", "1"]], [], 20)
+    assert sync.state is BookState.SYNCED and sync.book.best_bid_raw() == (10_005, 2_000)
+
+
 def test_book_ticker_parsing():
     t = parse_book_ticker(b'{"stream":"x@bookTicker","data":{"e":"bookTicker","u":7,"b":"1.50","B":"2","a":"1.51","A":"3"}}', 2, 0)
     assert (t.update_id, t.bid_price, t.bid_size, t.ask_price, t.ask_size) == (7, 150, 2, 151, 3)
