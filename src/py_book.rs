@@ -71,13 +71,6 @@ impl PyOrderBook {
     }
 }
 
-/// Apply validated columns; `side` turns one element of the is_bid column into a bool.
-fn apply_columns<T: Copy>(book: &mut L2Book, sides: &[T], side: impl Fn(T) -> bool, prices: &[i64], sizes: &[i64]) {
-    for ((&b, &p), &s) in sides.iter().zip(prices).zip(sizes) {
-        book.set(side(b), p, s);
-    }
-}
-
 #[pymethods]
 impl PyOrderBook {
     #[new]
@@ -146,12 +139,12 @@ impl PyOrderBook {
             (Some(a), _) => {
                 let a = a.as_array();
                 let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
-                apply_columns(&mut self.inner, &v, |b| b, &p, &s);
+                self.inner.set_columns(&v, |b| b, &p, &s);
             }
             (_, Some(a)) => {
                 let a = a.as_array();
                 let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
-                apply_columns(&mut self.inner, &v, |b| b != 0, &p, &s);
+                self.inner.set_columns(&v, |b| b != 0, &p, &s);
             }
             _ => unreachable!("checked above"),
         }

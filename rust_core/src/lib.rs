@@ -3,6 +3,7 @@
 //! the PyO3 face lives in the extension crate at the repository root.
 
 pub mod book;
+pub mod far;
 pub mod fixed;
 pub mod json;
 pub mod messages;

@@ -266,12 +266,7 @@ impl BookSync {
     /// Apply `levels` for `ids`; false (and desynced) when the book came out crossed.
     #[inline]
     fn apply(&mut self, book: &mut L2Book, ids: DiffIds, levels: &Levels) -> bool {
-        for &(p, s) in &levels.bids {
-            book.bids.set(p, s);
-        }
-        for &(p, s) in &levels.asks {
-            book.asks.set(p, s);
-        }
+        book.apply_levels(&levels.bids, &levels.asks);
         book.set_update_id(ids.last);
         self.last = Some(ids.last);
         self.bridged = true;
