@@ -122,7 +122,6 @@ pub fn tick_of(prices: impl IntoIterator<Item = i64>) -> Option<i64> {
 /// One side of the book.
 #[derive(Debug, Clone)]
 pub struct BookSide {
-    is_bid: bool,
     /// `key = price ^ key_mask`: -1 (all ones) for bids, so the key is `!price`; 0 for asks.
     key_mask: i64,
     /// Key of slot 0. The window never wraps: `base + (WINDOW - 1) * tick <= i64::MAX`.
@@ -149,7 +148,6 @@ pub struct BookSide {
 impl BookSide {
     pub fn new(is_bid: bool) -> Self {
         BookSide {
-            is_bid,
             key_mask: -(is_bid as i64),
             base: 0,
             tick: 1,
@@ -171,7 +169,7 @@ impl BookSide {
     }
 
     pub fn is_bid(&self) -> bool {
-        self.is_bid
+        self.key_mask != 0
     }
 
     /// Slot of `key` if it falls in the window and on a tick.
@@ -752,6 +750,14 @@ impl L2Book {
 mod tests {
     use super::*;
 
+    /// A seeded LCG, so the randomised tests need no extra crate and replay exactly.
+    fn lcg(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        }
+    }
+
     fn book() -> L2Book {
         let mut b = L2Book::new(2, 3).unwrap();
         b.load(&[(10_000, 1_000), (9_990, 2_000), (9_980, 3_000)], &[(10_010, 500), (10_020, 1_500), (10_050, 4_000)], 7);
@@ -826,11 +832,7 @@ mod tests {
     /// usual case), finer (the guess must shrink, sometimes only after many steps), coarser.
     #[test]
     fn ladder_matches_a_btreemap_model() {
-        let mut seed: u64 = 7;
-        let mut rnd = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            seed >> 33
-        };
+        let mut rnd = lcg(7);
         // (tick guess, price grid, 1 in N prices off the grid by one unit)
         let cases: [(i64, i64, u64); 6] = [(1, 1, 0), (10, 10, 0), (10, 10, 20_000), (64, 1, 0), (7, 21, 0), (1 << 40, 3, 0)];
         for (guess, grid, odd_one_in) in cases {
@@ -896,11 +898,7 @@ mod tests {
     /// a window emptied mid-run while levels remain beyond it, jumps far out and back.
     #[test]
     fn batches_match_the_model() {
-        let mut seed: u64 = 11;
-        let mut rnd = move || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            seed >> 33
-        };
+        let mut rnd = lcg(11);
         let mut book = L2Book::new(2, 3).unwrap();
         book.load(&[(6_000_000, 5)], &[(6_000_010, 5)], 1);
         let mut model = [BTreeMap::<i64, i64>::new(), BTreeMap::new()]; // [asks, bids]
