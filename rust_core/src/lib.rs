@@ -1,5 +1,5 @@
 //! mixmaker's pure-Rust core: exact fixed-point numbers, the L2 book, raw exchange message
-//! parsing and the venue sync rules. No Python here: `cargo test -p mixmaker-core` runs alone;
+//! parsing, the venue sync rules and the order state machine. No Python here: `cargo test -p mixmaker-core` runs alone;
 //! the PyO3 face lives in the extension crate at the repository root.
 
 pub mod book;
@@ -7,6 +7,7 @@ pub mod far;
 pub mod fixed;
 pub mod json;
 pub mod messages;
+pub mod orders;
 pub mod sync;
 
 pub use book::{BookSide, L2Book};
