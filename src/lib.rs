@@ -6,6 +6,7 @@ mod convert;
 mod cython_modules;
 mod errors;
 mod py_book;
+mod py_orders;
 mod py_sync;
 
 #[pymodule]
@@ -18,6 +19,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_sync::PyBookTicker>()?;
     m.add_function(wrap_pyfunction!(py_sync::parse_book_ticker, m)?)?;
     m.add_function(wrap_pyfunction!(py_sync::parse_decimal, m)?)?;
+    m.add_class::<py_orders::PyOrderSet>()?;
+    m.add_class::<py_orders::PyOrderView>()?;
+    m.add_class::<py_orders::PyOutcome>()?;
+    m.add_class::<py_orders::PyExposure>()?;
+    m.add_class::<py_orders::PyClientIdGenerator>()?;
     cython_modules::register(m.py(), m)?;
     Ok(())
 }

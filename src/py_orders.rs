@@ -1,0 +1,376 @@
+//! `OrderSet`, `OrderView`, `Outcome`, `Exposure` and `ClientIdGenerator`: the Python face of
+//! `mixmaker_core::orders`. Events are named by string (`"fill"`, `"accepted"`, ...) and carry
+//! exact integers; `apply_many` applies a list of venue updates in one call.
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use mixmaker_core::orders::{
+    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, Outcome, Side, DEFAULT_LOST_AFTER,
+};
+
+use crate::errors::{client_id_error, order_error, order_error_name};
+
+/// What one event did. `applied` is False when the event was ignored (`ignored` says why) or,
+/// in a batch, failed (`error` names the exception class, `message` says why).
+#[pyclass(module = "mixmaker._core", name = "Outcome", frozen, get_all)]
+pub struct PyOutcome {
+    applied: bool,
+    before: Option<&'static str>,
+    after: Option<&'static str>,
+    ignored: Option<&'static str>,
+    error: Option<&'static str>,
+    message: Option<String>,
+}
+
+#[pymethods]
+impl PyOutcome {
+    fn __repr__(&self) -> String {
+        match (self.applied, self.ignored, self.error) {
+            (true, _, _) => format!("Outcome({} -> {})", self.before.unwrap_or("?"), self.after.unwrap_or("?")),
+            (false, Some(why), _) => format!("Outcome(ignored: {why})"),
+            (false, _, Some(err)) => format!("Outcome({err}: {})", self.message.as_deref().unwrap_or("")),
+            _ => "Outcome()".to_string(),
+        }
+    }
+}
+
+impl From<Outcome> for PyOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Applied { from, to } => {
+                PyOutcome { applied: true, before: Some(from.name()), after: Some(to.name()), ignored: None, error: None, message: None }
+            }
+            Outcome::Ignored(why) => {
+                PyOutcome { applied: false, before: None, after: None, ignored: Some(why.name()), error: None, message: None }
+            }
+        }
+    }
+}
+
+impl From<&OrderError> for PyOutcome {
+    fn from(e: &OrderError) -> Self {
+        PyOutcome { applied: false, before: None, after: None, ignored: None, error: Some(order_error_name(e)), message: Some(e.to_string()) }
+    }
+}
+
+/// A read-only copy of one order: exact integers in the market's scale.
+#[pyclass(module = "mixmaker._core", name = "OrderView", frozen, get_all)]
+pub struct PyOrderView {
+    client_id: String,
+    exchange_id: Option<String>,
+    symbol: String,
+    side: &'static str,
+    price: i64,
+    quantity: i64,
+    state: &'static str,
+    previous: &'static str,
+    filled: i64,
+    remaining: i64,
+    overfill: i64,
+    /// Σ price × qty of the fills (price scale × size scale).
+    cost: i128,
+    avg_price: Option<i64>,
+    fees: Vec<(String, i64)>,
+    fill_count: usize,
+    not_found: u32,
+    lost_after: u32,
+    late_fills: u32,
+    is_live: bool,
+}
+
+#[pymethods]
+impl PyOrderView {
+    fn __repr__(&self) -> String {
+        format!(
+            "OrderView({} {} {} {}@{} {} filled={})",
+            self.client_id, self.symbol, self.side, self.quantity, self.price, self.state, self.filled
+        )
+    }
+}
+
+impl From<&Order> for PyOrderView {
+    fn from(o: &Order) -> Self {
+        PyOrderView {
+            client_id: o.client_id().to_string(),
+            exchange_id: o.exchange_id().map(str::to_string),
+            symbol: o.symbol().to_string(),
+            side: o.side().name(),
+            price: o.price(),
+            quantity: o.quantity(),
+            state: o.state().name(),
+            previous: o.previous().name(),
+            filled: o.filled(),
+            remaining: o.remaining(),
+            overfill: o.overfill(),
+            cost: o.cost(),
+            avg_price: o.avg_price(),
+            fees: o.fees().to_vec(),
+            fill_count: o.fill_count(),
+            not_found: o.not_found(),
+            lost_after: o.lost_after(),
+            late_fills: o.late_fills(),
+            is_live: o.state().is_live(),
+        }
+    }
+}
+
+/// Open and in-flight quantity of one market (see `mixmaker_core::orders::Exposure`).
+#[pyclass(module = "mixmaker._core", name = "Exposure", frozen, get_all)]
+pub struct PyExposure {
+    buy_qty: i64,
+    sell_qty: i64,
+    buy_notional: i128,
+    sell_notional: i128,
+    orders: usize,
+}
+
+#[pymethods]
+impl PyExposure {
+    fn __repr__(&self) -> String {
+        format!(
+            "Exposure(buy_qty={}, sell_qty={}, buy_notional={}, sell_notional={}, orders={})",
+            self.buy_qty, self.sell_qty, self.buy_notional, self.sell_notional, self.orders
+        )
+    }
+}
+
+impl From<Exposure> for PyExposure {
+    fn from(x: Exposure) -> Self {
+        PyExposure { buy_qty: x.buy_qty, sell_qty: x.sell_qty, buy_notional: x.buy_notional, sell_notional: x.sell_notional, orders: x.orders }
+    }
+}
+
+/// One batch item: (client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).
+type Update = (Option<String>, String, Option<String>, Option<String>, i64, i64, i64, String, bool);
+
+#[allow(clippy::too_many_arguments)]
+fn make_event(
+    event: &str,
+    exchange_id: Option<String>,
+    trade_id: Option<String>,
+    price: i64,
+    qty: i64,
+    fee: i64,
+    fee_asset: String,
+    is_maker: bool,
+) -> Result<Event, String> {
+    let kind = EventKind::from_name(event).ok_or_else(|| format!("unknown order event {event:?}"))?;
+    Ok(match kind {
+        EventKind::Submitted => Event::Submitted,
+        EventKind::Accepted => match exchange_id {
+            Some(id) if !id.is_empty() => Event::Accepted { exchange_id: id },
+            _ => return Err("an 'accepted' event needs exchange_id".to_string()),
+        },
+        EventKind::Rejected => Event::Rejected,
+        EventKind::Fill => Event::Fill(Fill { trade_id: trade_id.unwrap_or_default(), price, qty, fee, fee_asset, is_maker }),
+        EventKind::CancelRequested => Event::CancelRequested,
+        EventKind::Canceled => Event::Canceled,
+        EventKind::CancelRejected => Event::CancelRejected,
+        EventKind::NotFound => Event::NotFound,
+        EventKind::Expired => Event::Expired,
+    })
+}
+
+/// The orders of one venue account.
+#[pyclass(module = "mixmaker._core", name = "OrderSet")]
+pub struct PyOrderSet {
+    inner: OrderSet,
+}
+
+#[pymethods]
+impl PyOrderSet {
+    #[new]
+    fn new() -> Self {
+        PyOrderSet { inner: OrderSet::new() }
+    }
+
+    /// Starts tracking an order in state INITIALIZED.
+    #[pyo3(signature = (client_id, symbol, side, price, quantity, lost_after = DEFAULT_LOST_AFTER))]
+    fn add(&mut self, client_id: &str, symbol: &str, side: &str, price: i64, quantity: i64, lost_after: u32) -> PyResult<()> {
+        let side = Side::from_name(side).ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', not {side:?}")))?;
+        let order = Order::new(client_id, symbol, side, price, quantity, lost_after).map_err(order_error)?;
+        self.inner.insert(order).map_err(order_error)
+    }
+
+    /// Applies one event; raises InvalidTransitionError (and the other OrderErrors) with the
+    /// order unchanged.
+    #[pyo3(signature = (client_id, event, exchange_id = None, trade_id = None, price = 0, qty = 0, fee = 0, fee_asset = String::new(), is_maker = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        client_id: &str,
+        event: &str,
+        exchange_id: Option<String>,
+        trade_id: Option<String>,
+        price: i64,
+        qty: i64,
+        fee: i64,
+        fee_asset: String,
+        is_maker: bool,
+    ) -> PyResult<PyOutcome> {
+        let ev = make_event(event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).map_err(PyValueError::new_err)?;
+        self.inner.apply(client_id, &ev).map(PyOutcome::from).map_err(order_error)
+    }
+
+    /// Applies a list of updates in order, in one call. Each item is
+    /// `(client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker)`;
+    /// with no client id the order is found by exchange id. An item's error is reported in its
+    /// Outcome and does not stop the rest; a malformed item (unknown event name) raises
+    /// ValueError before anything is applied.
+    fn apply_many(&mut self, updates: Vec<Update>) -> PyResult<Vec<PyOutcome>> {
+        let mut items = Vec::with_capacity(updates.len());
+        for (i, (cid, event, eid, tid, price, qty, fee, fee_asset, is_maker)) in updates.into_iter().enumerate() {
+            let (id, kind) = match (cid, &eid) {
+                (Some(c), _) => (c, IdKind::Client),
+                (None, Some(e)) => (e.clone(), IdKind::Exchange),
+                (None, None) => return Err(PyValueError::new_err(format!("update {i}: needs a client_id or an exchange_id"))),
+            };
+            let ev = make_event(&event, eid, tid, price, qty, fee, fee_asset, is_maker)
+                .map_err(|m| PyValueError::new_err(format!("update {i}: {m}")))?;
+            items.push((id, kind, ev));
+        }
+        let results = self.inner.apply_many(items.iter().map(|(id, kind, ev)| (id.as_str(), *kind, ev)));
+        Ok(results
+            .iter()
+            .map(|r| match r {
+                Ok(o) => PyOutcome::from(*o),
+                Err(e) => PyOutcome::from(e),
+            })
+            .collect())
+    }
+
+    fn get(&self, client_id: &str) -> Option<PyOrderView> {
+        self.inner.get(client_id).map(PyOrderView::from)
+    }
+
+    fn state(&self, client_id: &str) -> PyResult<&'static str> {
+        match self.inner.get(client_id) {
+            Some(o) => Ok(o.state().name()),
+            None => Err(order_error(OrderError::UnknownOrder { id: client_id.to_string() })),
+        }
+    }
+
+    fn client_id_of(&self, exchange_id: &str) -> Option<String> {
+        self.inner.client_id_of(exchange_id).map(str::to_string)
+    }
+
+    fn has_trade(&self, client_id: &str, trade_id: &str) -> bool {
+        self.inner.get(client_id).is_some_and(|o| o.has_trade(trade_id))
+    }
+
+    fn exposure(&self, symbol: &str) -> PyExposure {
+        self.inner.exposure(symbol).into()
+    }
+
+    /// Client ids of the orders that may still trade (optionally of one symbol), sorted.
+    #[pyo3(signature = (symbol = None))]
+    fn live_ids(&self, symbol: Option<&str>) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .inner
+            .iter()
+            .filter(|o| o.state().is_live() && symbol.is_none_or(|s| o.symbol() == s))
+            .map(|o| o.client_id().to_string())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.inner.iter().map(|o| o.client_id().to_string()).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Drops a closed order from memory; False (and nothing dropped) if it may still trade.
+    fn forget(&mut self, client_id: &str) -> bool {
+        self.inner.forget(client_id)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __contains__(&self, client_id: &str) -> bool {
+        self.inner.get(client_id).is_some()
+    }
+
+    fn __repr__(&self) -> String {
+        let live = self.inner.iter().filter(|o| o.state().is_live()).count();
+        format!("OrderSet({} orders, {} live)", self.inner.len(), live)
+    }
+}
+
+fn random_instance() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = RandomState::new().hash_one((std::process::id(), SystemTime::now()));
+    (0..4)
+        .map(|_| {
+            let c = ALPHABET[(n % 62) as usize] as char;
+            n /= 62;
+            c
+        })
+        .collect()
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+/// Client order ids: `prefix + 9 base62 chars of microseconds + 4 chars of instance`.
+#[pyclass(module = "mixmaker._core", name = "ClientIdGenerator")]
+pub struct PyClientIdGenerator {
+    inner: ClientIdGenerator,
+}
+
+#[pymethods]
+impl PyClientIdGenerator {
+    #[new]
+    #[pyo3(signature = (prefix, max_len, instance = None, start_after = 0))]
+    fn new(prefix: &str, max_len: usize, instance: Option<String>, start_after: u64) -> PyResult<Self> {
+        let instance = instance.unwrap_or_else(random_instance);
+        let inner = ClientIdGenerator::new(prefix, max_len, &instance, start_after).map_err(client_id_error)?;
+        Ok(PyClientIdGenerator { inner })
+    }
+
+    /// A new id; `now_us` defaults to the wall clock.
+    #[pyo3(signature = (now_us = None))]
+    fn next(&mut self, now_us: Option<u64>) -> PyResult<String> {
+        self.inner.next(now_us.unwrap_or_else(self::now_us)).map_err(client_id_error)
+    }
+
+    fn nonce_of(&self, client_id: &str) -> Option<u64> {
+        self.inner.nonce_of(client_id)
+    }
+
+    fn is_ours(&self, client_id: &str) -> bool {
+        self.inner.is_ours(client_id)
+    }
+
+    #[getter]
+    fn prefix(&self) -> &str {
+        self.inner.prefix()
+    }
+
+    #[getter]
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+
+    #[getter]
+    fn last(&self) -> u64 {
+        self.inner.last()
+    }
+
+    #[getter]
+    fn length(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ClientIdGenerator(prefix={:?}, instance={:?}, last={})", self.inner.prefix(), self.inner.instance(), self.inner.last())
+    }
+}
