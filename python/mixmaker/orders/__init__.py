@@ -1,0 +1,69 @@
+"""The shadow order ledger: every order journaled before it is sent, every uncertain outcome
+resolved by asking the venue, every fill counted once.
+
+    tracker = ClientOrderTracker(venue, SqliteStore("mixmaker.db"), fill_sink=ledger.on_fill)
+    await tracker.start()                      # replay the journal, reconcile with the venue
+    cid = await tracker.create("BTCUSDT", "buy", price=6_165_970, quantity=1_000)
+    await tracker.cancel(cid)
+    tracker.exposure("BTCUSDT")                # open + in-flight, never below the truth
+
+The state machine itself is Rust (`mixmaker._core.OrderSet`): ten states, nine events, every
+pair decided by one table; invalid transitions are typed errors.
+"""
+
+from mixmaker._core import ClientIdGenerator, Exposure, OrderSet, OrderView, Outcome
+from mixmaker.orders.errors import (
+    ClientIdError,
+    ExchangeIdConflictError,
+    InvalidTransitionError,
+    JournalCorruptError,
+    OrderError,
+    OrderInputError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    TrackerNotReadyError,
+    UnknownOrderError,
+    VenueError,
+    VenueUnavailableError,
+)
+from mixmaker.orders.journal import FillEvent, OrderJournal
+from mixmaker.orders.tracker import ClientOrderTracker
+from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
+
+STATES = (
+    "INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL",
+    "CANCELED", "FILLED", "FAILED", "EXPIRED", "LOST",
+)
+EVENTS = (
+    "submitted", "accepted", "rejected", "fill", "cancel_requested",
+    "canceled", "cancel_rejected", "not_found", "expired",
+)
+
+__all__ = [
+    "EVENTS",
+    "STATES",
+    "ClientIdError",
+    "ClientIdGenerator",
+    "ClientOrderTracker",
+    "ExchangeIdConflictError",
+    "Exposure",
+    "FillEvent",
+    "InvalidTransitionError",
+    "JournalCorruptError",
+    "OrderError",
+    "OrderInputError",
+    "OrderJournal",
+    "OrderNotFoundError",
+    "OrderRejectedError",
+    "OrderReport",
+    "OrderRequest",
+    "OrderSet",
+    "OrderVenue",
+    "OrderView",
+    "Outcome",
+    "TrackerNotReadyError",
+    "TradeReport",
+    "UnknownOrderError",
+    "VenueError",
+    "VenueUnavailableError",
+]

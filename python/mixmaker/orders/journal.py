@@ -1,0 +1,195 @@
+"""The durable order journal: every order as it was created and every event the state machine
+applied to it, in order. The in-memory `OrderSet` is a pure function of this journal, so a
+restart rebuilds it exactly by replaying the events.
+
+Fills also go to an outbox (`order_fills`), keyed by (venue, symbol, trade id): the key is the
+ledger's idempotency key, and `delivered` records that the ledger took it, so a crash between
+"recorded" and "delivered" redelivers instead of losing or doubling.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from mixmaker._core import OrderSet
+from mixmaker.orders.errors import JournalCorruptError, OrderError
+from mixmaker.store import Store
+
+SCHEMA = [
+    """CREATE TABLE orders (
+        venue TEXT NOT NULL, client_id TEXT NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL,
+        price INTEGER NOT NULL, quantity INTEGER NOT NULL, lost_after INTEGER NOT NULL,
+        created_ns INTEGER NOT NULL, adopted INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (venue, client_id))""",
+    """CREATE TABLE order_events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, venue TEXT NOT NULL, client_id TEXT NOT NULL,
+        event TEXT NOT NULL, exchange_id TEXT, trade_id TEXT, price INTEGER NOT NULL DEFAULT 0,
+        qty INTEGER NOT NULL DEFAULT 0, fee INTEGER NOT NULL DEFAULT 0, fee_asset TEXT NOT NULL DEFAULT '',
+        is_maker INTEGER NOT NULL DEFAULT 0, at_ns INTEGER NOT NULL,
+        FOREIGN KEY (venue, client_id) REFERENCES orders (venue, client_id))""",
+    "CREATE INDEX order_events_by_order ON order_events (venue, client_id, seq)",
+    """CREATE TABLE order_fills (
+        venue TEXT NOT NULL, symbol TEXT NOT NULL, trade_id TEXT NOT NULL, client_id TEXT NOT NULL,
+        side TEXT NOT NULL, price INTEGER NOT NULL, qty INTEGER NOT NULL, fee INTEGER NOT NULL,
+        fee_asset TEXT NOT NULL, is_maker INTEGER NOT NULL, at_ns INTEGER NOT NULL,
+        delivered INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (venue, symbol, trade_id))""",
+    "CREATE TABLE order_meta (venue TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (venue, key))",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FillEvent:
+    """One fill for the ledger. `key` is its idempotency key: (venue, symbol, trade id)."""
+
+    venue: str
+    symbol: str
+    trade_id: str
+    client_id: str
+    side: str
+    price: int
+    qty: int
+    fee: int
+    fee_asset: str
+    is_maker: bool
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.venue, self.symbol, self.trade_id)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEvent:
+    """One event as applied to the state machine (the fields `OrderSet.apply` takes)."""
+
+    event: str
+    exchange_id: str | None = None
+    trade_id: str | None = None
+    price: int = 0
+    qty: int = 0
+    fee: int = 0
+    fee_asset: str = ""
+    is_maker: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JournalOrder:
+    client_id: str
+    symbol: str
+    side: str
+    price: int
+    quantity: int
+    lost_after: int
+    created_ns: int
+    adopted: bool
+
+
+class OrderJournal:
+    def __init__(self, store: Store, venue: str) -> None:
+        self.store = store
+        self.venue = venue
+        store.migrate("orders", SCHEMA)
+
+    # ------------------------------------------------------------------ writes (one commit each)
+    def record_order(self, o: JournalOrder, nonce: int, events: list[JournalEvent] = ()) -> None:
+        """The order, the id generator's position and any first events, in one commit."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO orders (venue, client_id, symbol, side, price, quantity, lost_after, created_ns, adopted) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.venue, o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after, o.created_ns, int(o.adopted)),
+            )
+            if nonce:
+                tx.execute(
+                    "INSERT INTO order_meta (venue, key, value) VALUES (?, 'last_nonce', ?) "
+                    "ON CONFLICT (venue, key) DO UPDATE SET value = max(value, excluded.value)",
+                    (self.venue, nonce),
+                )
+            for e in events:
+                self._insert_event(tx, o.client_id, e)
+
+    def append(self, client_id: str, e: JournalEvent) -> None:
+        self.append_many([(client_id, e, None)])
+
+    def append_many(self, rows: list[tuple[str, JournalEvent, FillEvent | None]]) -> None:
+        """Events (and the fills among them, into the outbox) in one commit."""
+        with self.store.transaction() as tx:
+            for client_id, e, fill in rows:
+                self._insert_event(tx, client_id, e)
+                if fill is not None:
+                    tx.execute(
+                        "INSERT INTO order_fills (venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, "
+                        "is_maker, at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (fill.venue, fill.symbol, fill.trade_id, fill.client_id, fill.side, fill.price, fill.qty,
+                         fill.fee, fill.fee_asset, int(fill.is_maker), time.time_ns()),
+                    )
+
+    def mark_delivered(self, key: tuple[str, str, str]) -> None:
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE order_fills SET delivered = 1 WHERE venue = ? AND symbol = ? AND trade_id = ?", key)
+
+    def _insert_event(self, tx, client_id: str, e: JournalEvent) -> None:
+        tx.execute(
+            "INSERT INTO order_events (venue, client_id, event, exchange_id, trade_id, price, qty, fee, fee_asset, "
+            "is_maker, at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.venue, client_id, e.event, e.exchange_id, e.trade_id, e.price, e.qty, e.fee, e.fee_asset,
+             int(e.is_maker), time.time_ns()),
+        )
+
+    # ------------------------------------------------------------------ reads
+    def last_nonce(self) -> int:
+        rows = self.store.query("SELECT value FROM order_meta WHERE venue = ? AND key = 'last_nonce'", (self.venue,))
+        return rows[0][0] if rows else 0
+
+    def orders(self) -> Iterator[tuple[JournalOrder, list[JournalEvent]]]:
+        events: dict[str, list[JournalEvent]] = {}
+        for cid, *fields in self.store.query(
+            "SELECT client_id, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker "
+            "FROM order_events WHERE venue = ? ORDER BY seq",
+            (self.venue,),
+        ):
+            ev, eid, tid, px, q, fee, asset, maker = fields
+            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, fee, asset, bool(maker)))
+        for row in self.store.query(
+            "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted "
+            "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
+            (self.venue,),
+        ):
+            o = JournalOrder(*row[:7], adopted=bool(row[7]))
+            yield o, events.get(o.client_id, [])
+
+    def rebuild(self) -> tuple[OrderSet, dict[str, JournalOrder]]:
+        """Replays the journal into a fresh OrderSet."""
+        orders = OrderSet()
+        meta: dict[str, JournalOrder] = {}
+        for o, events in self.orders():
+            orders.add(o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after)
+            meta[o.client_id] = o
+            for e in events:
+                try:
+                    out = orders.apply(o.client_id, e.event, e.exchange_id, e.trade_id, e.price, e.qty, e.fee,
+                                       e.fee_asset, e.is_maker)
+                except OrderError as err:
+                    raise JournalCorruptError(f"journal of {self.venue} order {o.client_id} does not replay: {err}") from err
+                if not out.applied:
+                    raise JournalCorruptError(
+                        f"journal of {self.venue} order {o.client_id} holds an event that changes nothing: {e}")
+        return orders, meta
+
+    def undelivered_fills(self) -> list[FillEvent]:
+        rows = self.store.query(
+            "SELECT venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, is_maker FROM order_fills "
+            "WHERE venue = ? AND delivered = 0 ORDER BY at_ns, trade_id",
+            (self.venue,),
+        )
+        return [FillEvent(*r[:9], is_maker=bool(r[9])) for r in rows]
+
+    def fills(self) -> list[FillEvent]:
+        rows = self.store.query(
+            "SELECT venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, is_maker FROM order_fills "
+            "WHERE venue = ? ORDER BY at_ns, trade_id",
+            (self.venue,),
+        )
+        return [FillEvent(*r[:9], is_maker=bool(r[9])) for r in rows]
