@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mixmaker._core import OrderSet
 from mixmaker.orders.errors import JournalCorruptError, OrderError
@@ -160,9 +160,9 @@ class OrderJournal:
             o = JournalOrder(*row[:7], adopted=bool(row[7]))
             yield o, events.get(o.client_id, [])
 
-    def rebuild(self) -> tuple[OrderSet, dict[str, JournalOrder]]:
-        """Replays the journal into a fresh OrderSet."""
-        orders = OrderSet()
+    def rebuild(self, factory: Callable[[], OrderSet] = OrderSet) -> tuple[OrderSet, dict[str, JournalOrder]]:
+        """Replays the journal into a fresh OrderSet (`factory` lets a benchmark swap in a peer)."""
+        orders = factory()
         meta: dict[str, JournalOrder] = {}
         for o, events in self.orders():
             orders.add(o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after)

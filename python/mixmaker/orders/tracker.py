@@ -62,6 +62,7 @@ class ClientOrderTracker:
         retry_delay: float = 0.5,
         instance: str | None = None,
         crash_hook: Callable[[str, str], None] | None = None,
+        order_set: Callable[[], OrderSet] = OrderSet,
     ) -> None:
         if unknown_orders not in ("cancel", "adopt"):
             raise ValueError(f"unknown_orders must be 'cancel' or 'adopt', not {unknown_orders!r}")
@@ -81,7 +82,9 @@ class ClientOrderTracker:
         self._instance = instance
         # Tests inject a crash (an exception that is not an Exception) at named steps.
         self._crash_hook = crash_hook
-        self.orders = OrderSet()
+        # The state machine; the benchmark swaps in a pure-Python peer of the same table.
+        self._order_set = order_set
+        self.orders = order_set()
         self._meta: dict[str, JournalOrder] = {}
         self._ids = generator_for(venue.name, prefix, 0, instance)
         self._last_change: dict[str, float] = {}
@@ -97,7 +100,7 @@ class ClientOrderTracker:
         """Replays the journal, redelivers undelivered fills and reconciles with the venue.
         Raises VenueUnavailableError if the venue cannot be reached after `startup_attempts`."""
         self.ready = False
-        self.orders, self._meta = self.journal.rebuild()
+        self.orders, self._meta = self.journal.rebuild(self._order_set)
         self._ids = generator_for(self.venue.name, self.prefix, self.journal.last_nonce(), self._instance)
         now = time.monotonic()
         self._last_change = {cid: now for cid in self.orders.live_ids()}
