@@ -39,6 +39,8 @@ from typing import Callable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))  # order_model lives with the tests
+sys.path.insert(0, HERE)
+from cpu_meter import CpuMeter  # noqa: E402
 
 import order_model  # noqa: E402
 from mixmaker._core import OrderSet  # noqa: E402
@@ -245,33 +247,6 @@ def verify(orders, events, finals: dict, batch_outcomes) -> dict:
 
 
 # ----------------------------------------------------------------------------------- runs
-class CpuMeter:
-    """CPU that *other* processes used meanwhile, in cores (/proc/stat busy time minus ours)."""
-
-    def __init__(self) -> None:
-        self.t0, self.busy0, self.own0 = time.monotonic(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy():
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:]]
-            return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    @staticmethod
-    def _own() -> float:
-        t = os.times()
-        return t.user + t.system
-
-    def other_cores(self):
-        busy, wall = self._busy(), time.monotonic() - self.t0
-        if busy is None or self.busy0 is None or wall <= 0:
-            return None
-        return max(0.0, (busy - self.busy0) - (self._own() - self.own0)) / wall
-
-
 def bench_orders(n: int, seed: int, repeat: int) -> dict:
     """The order-state-machine section: -> {"title", "meta", "rows"}."""
     log(f"building the workload: {n:,} orders (seed {seed})")

@@ -37,6 +37,7 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import peers_workloads as W  # noqa: E402
+from cpu_meter import CpuMeter  # noqa: E402
 
 TARGETS = {"a": 1.0, "b": 5.0, "c": 1.0, "d": 10.0}
 
@@ -100,35 +101,6 @@ def time_once(c, w, bbo: bool = False):
     finally:
         gc.enable()
     return t1 - t0, state
-
-
-class CpuMeter:
-    """CPU used by *other* processes while we run (2-core box shared with builds): busy jiffies
-    of the whole machine from /proc/stat minus this process's own CPU time, in cores."""
-
-    def __init__(self):
-        self.t0, self.busy0, self.own0 = time.monotonic(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy():
-        try:
-            with open("/proc/stat") as f:
-                v = [int(x) for x in f.readline().split()[1:]]
-            return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-        except (OSError, ValueError, IndexError):
-            return None
-
-    @staticmethod
-    def _own():
-        t = os.times()
-        return t.user + t.system
-
-    def other_cores(self):
-        busy = self._busy()
-        if busy is None or self.busy0 is None:
-            return None
-        wall = time.monotonic() - self.t0
-        return max(0.0, (busy - self.busy0) - (self._own() - self.own0)) / wall if wall > 0 else None
 
 
 def verify(c, state, w) -> str:

@@ -47,7 +47,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let order_base = make(py, "OrderError", vec![base.bind(py).clone().into_any()], "Base of the order state machine's errors.")?;
     let order_specs = [
         (&INVALID_TRANSITION_ERROR, "InvalidTransitionError", "ValueError", "An event that cannot happen in the order's state (attributes: client_id, state, event). The order is unchanged."),
-        (&EXCHANGE_ID_CONFLICT_ERROR, "ExchangeIdConflictError", "ValueError", "The venue acked an order under a second, different exchange id."),
+        (&EXCHANGE_ID_CONFLICT_ERROR, "ExchangeIdConflictError", "ValueError", "The venue acked an order under a second, different exchange id, or under one another order already has."),
         (&UNKNOWN_ORDER_ERROR, "UnknownOrderError", "KeyError", "No order with this client or exchange id."),
         (&ORDER_INPUT_ERROR, "OrderInputError", "ValueError", "A bad order or event: empty id, non-positive price or quantity, a fill without a trade id, a duplicate client id, an overflow."),
         (&CLIENT_ID_ERROR, "ClientIdError", "ValueError", "A client id prefix or instance tag the venues would refuse, or ids longer than the venue allows."),
@@ -104,7 +104,7 @@ pub(crate) fn order_error(e: OrderError) -> PyErr {
             });
             err
         }
-        OrderError::ExchangeIdConflict { .. } => raise(&EXCHANGE_ID_CONFLICT_ERROR, msg),
+        OrderError::ExchangeIdConflict { .. } | OrderError::ExchangeIdTaken { .. } => raise(&EXCHANGE_ID_CONFLICT_ERROR, msg),
         OrderError::UnknownOrder { .. } => raise(&UNKNOWN_ORDER_ERROR, msg),
         OrderError::BadEvent { .. } | OrderError::BadOrder { .. } | OrderError::DuplicateClientId { .. } | OrderError::Overflow { .. } => {
             raise(&ORDER_INPUT_ERROR, msg)
@@ -116,7 +116,7 @@ pub(crate) fn order_error(e: OrderError) -> PyErr {
 pub(crate) fn order_error_name(e: &OrderError) -> &'static str {
     match e {
         OrderError::InvalidTransition { .. } => "InvalidTransitionError",
-        OrderError::ExchangeIdConflict { .. } => "ExchangeIdConflictError",
+        OrderError::ExchangeIdConflict { .. } | OrderError::ExchangeIdTaken { .. } => "ExchangeIdConflictError",
         OrderError::UnknownOrder { .. } => "UnknownOrderError",
         _ => "OrderInputError",
     }

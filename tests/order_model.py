@@ -406,10 +406,14 @@ class OrderModel:
         order = self.orders.get(client_id)
         if order is None:
             raise ModelUnknownOrder(f"no order with id {client_id!r}")
+        owner = self.by_exchange.get(ev.exchange_id) if ev.kind == "accepted" else None
+        if owner is not None and owner != client_id:
+            # One exchange id, one order: otherwise fills would land on the wrong one.
+            raise ModelExchangeIdConflict(f"order {client_id}: exchange id {ev.exchange_id!r} belongs to order {owner}")
         had_id = order.exchange_id is not None
         out = order.apply(ev)
         if not had_id and order.exchange_id is not None:
-            # The first ack makes the order findable by its exchange id (the latest one wins).
+            # The first ack makes the order findable by its exchange id.
             self.by_exchange[order.exchange_id] = client_id
         return out
 

@@ -188,14 +188,9 @@ class ClientOrderTracker:
         waits for the first instead of sending another request."""
         if client_id not in self.orders:
             raise UnknownOrderError(f"no order with client id {client_id!r}")
-        running = self._cancels.get(client_id)
-        if running is not None:
+        if client_id in self._cancels:
             self.stats["cancel_deduplicated"] += 1
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._cancel(client_id))
-        self._cancels[client_id] = task
-        task.add_done_callback(lambda _t: self._cancels.pop(client_id, None))
-        return await asyncio.shield(task)
+        return await self._once(self._cancels, client_id, self._cancel)
 
     async def _cancel(self, cid: str) -> str:
         v = self.orders.get(cid)
@@ -313,13 +308,7 @@ class ClientOrderTracker:
     async def resolve(self, client_id: str) -> str:
         """Asks the venue about one order: by client id, then open orders and recent trades.
         Only a definitive "not found" from all three counts towards LOST."""
-        running = self._resolving.get(client_id)
-        if running is not None:
-            return await asyncio.shield(running)
-        task = asyncio.ensure_future(self._resolve(client_id))
-        self._resolving[client_id] = task
-        task.add_done_callback(lambda _t: self._resolving.pop(client_id, None))
-        return await asyncio.shield(task)
+        return await self._once(self._resolving, client_id, self._resolve)
 
     async def _resolve(self, cid: str) -> str:
         v = self.orders.get(cid)
@@ -404,6 +393,15 @@ class ClientOrderTracker:
             self.journal.append(cid, e)
             self._last_change[cid] = time.monotonic()
         return out
+
+    @staticmethod
+    async def _once(running: dict[str, asyncio.Future], cid: str, work: Callable[[str], Awaitable[str]]) -> str:
+        """One `work(cid)` in flight per order: later callers wait for the running one."""
+        task = running.get(cid)
+        if task is None:
+            task = running[cid] = asyncio.ensure_future(work(cid))
+            task.add_done_callback(lambda _t: running.pop(cid, None))
+        return await asyncio.shield(task)
 
     def _learn_exchange_ids(self, trades: list[TradeReport]) -> None:
         """A fill proves the venue accepted the order: record its exchange id first."""

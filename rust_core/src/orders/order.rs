@@ -84,6 +84,8 @@ pub enum OrderError {
     InvalidTransition { client_id: String, state: OrderState, event: EventKind },
     /// The venue acked the order under a second, different exchange id.
     ExchangeIdConflict { client_id: String, known: String, got: String },
+    /// The venue acked the order under an exchange id another of our orders already has.
+    ExchangeIdTaken { client_id: String, exchange_id: String, owner: String },
     BadEvent { client_id: String, reason: &'static str },
     BadOrder { client_id: String, reason: &'static str },
     UnknownOrder { id: String },
@@ -99,6 +101,9 @@ impl fmt::Display for OrderError {
             }
             OrderError::ExchangeIdConflict { client_id, known, got } => {
                 write!(f, "order {client_id}: acked as exchange id {got:?} but already known as {known:?}")
+            }
+            OrderError::ExchangeIdTaken { client_id, exchange_id, owner } => {
+                write!(f, "order {client_id}: acked as exchange id {exchange_id:?}, which belongs to order {owner}")
             }
             OrderError::BadEvent { client_id, reason } => write!(f, "order {client_id}: bad event: {reason}"),
             OrderError::BadOrder { client_id, reason } => write!(f, "order {client_id:?}: {reason}"),

@@ -80,6 +80,19 @@ impl OrderSet {
     }
 
     pub fn apply(&mut self, client_id: &str, event: &Event) -> Result<Outcome, OrderError> {
+        // Two orders under one exchange id would send one order's fills to the other.
+        if let Event::Accepted { exchange_id } = event {
+            match self.by_exchange.get(exchange_id) {
+                Some(owner) if owner != client_id && self.orders.contains_key(client_id) => {
+                    return Err(OrderError::ExchangeIdTaken {
+                        client_id: client_id.to_string(),
+                        exchange_id: exchange_id.clone(),
+                        owner: owner.clone(),
+                    });
+                }
+                _ => {}
+            }
+        }
         let order = self.orders.get_mut(client_id).ok_or_else(|| OrderError::UnknownOrder { id: client_id.to_string() })?;
         let had_id = order.exchange_id().is_some();
         let out = order.apply(event)?;

@@ -275,8 +275,18 @@ fn the_set_finds_orders_by_either_id_and_sums_exposure() {
     let x = set.exposure("BTCUSDT");
     assert_eq!((x.buy_qty, x.sell_qty), (7, 0));
 
+    // An exchange id already owned by another order is refused, and nothing changes.
+    set.insert(mk("b3", Side::Buy, 80, 1)).unwrap();
+    set.apply("b3", &Event::Submitted).unwrap();
+    assert_eq!(
+        set.apply("b3", &acked("E-b1")),
+        Err(OrderError::ExchangeIdTaken { client_id: "b3".into(), exchange_id: "E-b1".into(), owner: "b1".into() })
+    );
+    assert_eq!((set.get("b3").unwrap().state(), set.get("b3").unwrap().exchange_id()), (S::PendingCreate, None));
+    assert_eq!(set.client_id_of("E-b1"), Some("b1"));
+
     assert!(!set.forget("b2"), "a live order stays in memory");
     assert!(set.forget("b1"));
     assert_eq!(set.client_id_of("E-b1"), None);
-    assert_eq!(set.len(), 4);
+    assert_eq!(set.len(), 5);
 }
