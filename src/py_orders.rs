@@ -5,11 +5,13 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::PyTuple;
 use pyo3::prelude::*;
 
 use mixmaker_core::orders::{
-    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, Outcome, Side, DEFAULT_LOST_AFTER,
+    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, OrderState, Outcome, Side, DEFAULT_LOST_AFTER,
 };
 
 use crate::errors::{client_id_error, order_error, order_error_name};
@@ -67,7 +69,8 @@ pub struct PyOrderView {
     price: i64,
     quantity: i64,
     state: &'static str,
-    previous: &'static str,
+    /// Where a rejected cancel returns; None unless the order is PENDING_CANCEL.
+    previous: Option<&'static str>,
     filled: i64,
     remaining: i64,
     overfill: i64,
@@ -102,7 +105,7 @@ impl From<&Order> for PyOrderView {
             price: o.price(),
             quantity: o.quantity(),
             state: o.state().name(),
-            previous: o.previous().name(),
+            previous: o.previous().map(OrderState::name),
             filled: o.filled(),
             remaining: o.remaining(),
             overfill: o.overfill(),
@@ -145,28 +148,68 @@ impl From<Exposure> for PyExposure {
 }
 
 /// One batch item: (client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).
-type Update = (Option<String>, String, Option<String>, Option<String>, i64, i64, i64, String, bool);
+/// One `apply_many` item, `(client_id or None, event, exchange_id, trade_id, price, qty, fee,
+/// fee_asset, is_maker)`, as the id to look up, how to look it up, and the event.
+fn update_item(i: usize, item: &Bound<'_, PyAny>) -> PyResult<(PyBackedStr, IdKind, Event)> {
+    let t = item
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 9)
+        .ok_or_else(|| PyTypeError::new_err(format!("update {i}: expected a 9-tuple, got {}", item.get_type())))?;
+    let at = |e: PyErr| PyTypeError::new_err(format!("update {i}: {e}"));
+    let field = |k: usize| t.get_borrowed_item(k);
+    let cid: Option<PyBackedStr> = field(0)?.extract().map_err(at)?;
+    let eid: Option<PyBackedStr> = field(2)?.extract().map_err(at)?;
+    let (id, kind) = match (cid, &eid) {
+        (Some(c), _) => (c, IdKind::Client),
+        // PyBackedStr is not Clone: borrow the same string a second time.
+        (None, Some(_)) => (field(2)?.extract().map_err(at)?, IdKind::Exchange),
+        (None, None) => return Err(PyValueError::new_err(format!("update {i}: needs a client_id or an exchange_id"))),
+    };
+    let event: PyBackedStr = field(1)?.extract().map_err(at)?;
+    let tid: Option<PyBackedStr> = field(3)?.extract().map_err(at)?;
+    let asset: PyBackedStr = field(7)?.extract().map_err(at)?;
+    let ev = make_event(
+        &event,
+        eid.as_deref(),
+        tid.as_deref(),
+        field(4)?.extract().map_err(at)?,
+        field(5)?.extract().map_err(at)?,
+        field(6)?.extract().map_err(at)?,
+        &asset,
+        field(8)?.extract().map_err(at)?,
+    )
+    .map_err(|m| PyValueError::new_err(format!("update {i}: {m}")))?;
+    Ok((id, kind, ev))
+}
 
 #[allow(clippy::too_many_arguments)]
 fn make_event(
     event: &str,
-    exchange_id: Option<String>,
-    trade_id: Option<String>,
+    exchange_id: Option<&str>,
+    trade_id: Option<&str>,
     price: i64,
     qty: i64,
     fee: i64,
-    fee_asset: String,
+    fee_asset: &str,
     is_maker: bool,
 ) -> Result<Event, String> {
     let kind = EventKind::from_name(event).ok_or_else(|| format!("unknown order event {event:?}"))?;
     Ok(match kind {
         EventKind::Submitted => Event::Submitted,
         EventKind::Accepted => match exchange_id {
-            Some(id) if !id.is_empty() => Event::Accepted { exchange_id: id },
+            Some(id) if !id.is_empty() => Event::Accepted { exchange_id: id.to_string() },
             _ => return Err("an 'accepted' event needs exchange_id".to_string()),
         },
         EventKind::Rejected => Event::Rejected,
-        EventKind::Fill => Event::Fill(Fill { trade_id: trade_id.unwrap_or_default(), price, qty, fee, fee_asset, is_maker }),
+        EventKind::Fill => Event::Fill(Fill {
+            trade_id: trade_id.unwrap_or_default().to_string(),
+            price,
+            qty,
+            fee,
+            fee_asset: fee_asset.to_string(),
+            is_maker,
+        }),
         EventKind::CancelRequested => Event::CancelRequested,
         EventKind::Canceled => Event::Canceled,
         EventKind::CancelRejected => Event::CancelRejected,
@@ -198,18 +241,18 @@ impl PyOrderSet {
 
     /// Applies one event; raises InvalidTransitionError (and the other OrderErrors) with the
     /// order unchanged.
-    #[pyo3(signature = (client_id, event, exchange_id = None, trade_id = None, price = 0, qty = 0, fee = 0, fee_asset = String::new(), is_maker = false))]
+    #[pyo3(signature = (client_id, event, exchange_id = None, trade_id = None, price = 0, qty = 0, fee = 0, fee_asset = "", is_maker = false))]
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         client_id: &str,
         event: &str,
-        exchange_id: Option<String>,
-        trade_id: Option<String>,
+        exchange_id: Option<&str>,
+        trade_id: Option<&str>,
         price: i64,
         qty: i64,
         fee: i64,
-        fee_asset: String,
+        fee_asset: &str,
         is_maker: bool,
     ) -> PyResult<PyOutcome> {
         let ev = make_event(event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).map_err(PyValueError::new_err)?;
@@ -219,28 +262,33 @@ impl PyOrderSet {
     /// Applies a list of updates in order, in one call. Each item is
     /// `(client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker)`;
     /// with no client id the order is found by exchange id. An item's error is reported in its
-    /// Outcome and does not stop the rest; a malformed item (unknown event name) raises
-    /// ValueError before anything is applied.
-    fn apply_many(&mut self, updates: Vec<Update>) -> PyResult<Vec<PyOutcome>> {
-        let mut items = Vec::with_capacity(updates.len());
-        for (i, (cid, event, eid, tid, price, qty, fee, fee_asset, is_maker)) in updates.into_iter().enumerate() {
-            let (id, kind) = match (cid, &eid) {
-                (Some(c), _) => (c, IdKind::Client),
-                (None, Some(e)) => (e.clone(), IdKind::Exchange),
-                (None, None) => return Err(PyValueError::new_err(format!("update {i}: needs a client_id or an exchange_id"))),
-            };
-            let ev = make_event(&event, eid, tid, price, qty, fee, fee_asset, is_maker)
-                .map_err(|m| PyValueError::new_err(format!("update {i}: {m}")))?;
-            items.push((id, kind, ev));
+    /// Outcome and does not stop the rest; a malformed item (not such a 9-tuple, an unknown
+    /// event name) raises ValueError/TypeError before anything is applied.
+    fn apply_many(&mut self, py: Python<'_>, updates: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyOutcome>>> {
+        // Everything is converted first, so a malformed item applies nothing. Ids are borrowed
+        // from the Python strings, never copied.
+        let mut items = Vec::with_capacity(updates.len().unwrap_or(0));
+        for (i, item) in updates.try_iter()?.enumerate() {
+            items.push(update_item(i, &item?)?);
         }
-        let results = self.inner.apply_many(items.iter().map(|(id, kind, ev)| (id.as_str(), *kind, ev)));
-        Ok(results
-            .iter()
-            .map(|r| match r {
-                Ok(o) => PyOutcome::from(*o),
-                Err(e) => PyOutcome::from(e),
-            })
-            .collect())
+        // Outcomes are frozen and repeat (a few dozen distinct ones): each is made once per
+        // call and shared, instead of allocating one Python object per update.
+        let mut made: Vec<(Outcome, Py<PyOutcome>)> = Vec::new();
+        let mut out = Vec::with_capacity(items.len());
+        for (id, kind, ev) in &items {
+            out.push(match self.inner.apply_by(id, *kind, ev) {
+                Ok(o) => match made.iter().find(|(k, _)| *k == o) {
+                    Some((_, shared)) => shared.clone_ref(py),
+                    None => {
+                        let shared = Py::new(py, PyOutcome::from(o))?;
+                        made.push((o, shared.clone_ref(py)));
+                        shared
+                    }
+                },
+                Err(e) => Py::new(py, PyOutcome::from(&e))?,
+            });
+        }
+        Ok(out)
     }
 
     fn get(&self, client_id: &str) -> Option<PyOrderView> {

@@ -58,6 +58,7 @@ class FakeVenue:
         self.stream: list[TradeReport] = []  # what a user stream would have pushed
         self.faults = Faults()
         self.calls: Counter = Counter()
+        self.trade_queries: list[tuple[str, int | None]] = []  # (symbol, since_ms) per fetch_my_trades
         self._next_id = 1000
         self._next_trade = 1
 
@@ -141,6 +142,7 @@ class FakeVenue:
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
         self._enter("fetch_my_trades")
+        self.trade_queries.append((symbol, since_ms))
         # Binance's myTrades names the order by exchange id only.
         return [TradeReport(t.trade_id, t.exchange_id, None, t.symbol, t.side, t.price, t.qty, t.fee, t.fee_asset,
                             t.is_maker, t.time_ms)

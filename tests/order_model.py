@@ -85,7 +85,7 @@ FILL = "fill"                      # (FILL, partial): FILLED once complete, else
 ACK = "ack"                        # (ACK, state or None): record the exchange id; move, or stay
 FOUND = "found"                    # a LOST order shows up: OPEN, or PARTIALLY_FILLED with fills
 COUNT_NOT_FOUND = "count_not_found"  # count it; LOST at lost_after
-REJECT_PENDING = "reject_pending"  # reject while cancelling: only if the create was never acked
+REJECT_UNACKED = "reject_unacked"  # a late reject: only if never acked (no exchange id) and nothing traded
 IGNORE = "ignore"                  # (IGNORE, reason): nothing changes
 INVALID = "invalid"                # cannot happen: an error, nothing changes
 
@@ -112,7 +112,7 @@ TABLE: dict[str, dict[str, tuple]] = {
         "not_found": (COUNT_NOT_FOUND,), "expired": (TO, EXPIRED),
     },
     PENDING_CANCEL: {
-        "submitted": X, "accepted": (ACK, None), "rejected": (REJECT_PENDING,), "fill": (FILL, PENDING_CANCEL),
+        "submitted": X, "accepted": (ACK, None), "rejected": (REJECT_UNACKED,), "fill": (FILL, PENDING_CANCEL),
         "cancel_requested": (IGNORE, "cancel_in_flight"), "canceled": (TO, CANCELED), "cancel_rejected": (RESTORE,),
         "not_found": (COUNT_NOT_FOUND,), "expired": (TO, EXPIRED),
     },
@@ -137,8 +137,8 @@ TABLE: dict[str, dict[str, tuple]] = {
         "not_found": (IGNORE, "stale"), "expired": (IGNORE, "duplicate"),
     },
     LOST: {
-        "submitted": X, "accepted": (FOUND,), "rejected": (TO, FAILED), "fill": (FILL, PARTIALLY_FILLED),
-        "cancel_requested": (BEGIN_CANCEL,), "canceled": (TO, CANCELED), "cancel_rejected": X,
+        "submitted": X, "accepted": (FOUND,), "rejected": (REJECT_UNACKED,), "fill": (FILL, PARTIALLY_FILLED),
+        "cancel_requested": (BEGIN_CANCEL,), "canceled": (TO, CANCELED), "cancel_rejected": (IGNORE, "stale"),
         "not_found": (COUNT_NOT_FOUND,), "expired": (TO, EXPIRED),
     },
 }
@@ -208,7 +208,7 @@ class Order:
         self.quantity = quantity
         self.lost_after = lost_after
         self.state = INITIALIZED
-        self.previous = INITIALIZED
+        self.previous: Optional[str] = None  # set only while PENDING_CANCEL
         self.filled = 0
         self.cost = 0
         self.fees: list[list] = []   # [asset, total], in order of first appearance
@@ -289,9 +289,9 @@ class Order:
         elif what == RESTORE:
             after = self.previous
 
-        elif what == REJECT_PENDING:
+        elif what == REJECT_UNACKED:
             # The venue can reject the create only if it never acked it and nothing traded.
-            if self.previous != PENDING_CREATE or self.filled > 0:
+            if self.exchange_id is not None or self.filled > 0:
                 raise ModelInvalidTransition(self.client_id, before, kind)
             after = FAILED
 
@@ -308,7 +308,7 @@ class Order:
             known = self.exchange_id
             self._check_exchange_id(event.exchange_id)
             self.exchange_id = event.exchange_id
-            if before == PENDING_CANCEL and self.previous == PENDING_CREATE:
+            if self.previous == PENDING_CREATE:
                 # The create ack while cancelling: if the cancel is rejected, the order is open.
                 self.previous = OPEN
             if rule[1] is not None:
@@ -333,6 +333,8 @@ class Order:
         if kind not in NOT_A_SIGN_OF_LIFE:
             self.not_found = 0
         self.state = after
+        if after != PENDING_CANCEL:
+            self.previous = None
         return Outcome(True, before, after)
 
     def _check_exchange_id(self, exchange_id: str) -> None:

@@ -193,7 +193,7 @@ REACHED: Counter = Counter()
 # Derandomized: the same examples every run (and REACHED is reproducible); no example database
 # is written into the checkout.
 PROPERTY = settings(
-    max_examples=300, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=400, derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 
@@ -287,6 +287,19 @@ def test_a_malformed_batch_item_applies_nothing():
 
 
 @pytest.mark.parametrize(
+    "bad",
+    [("c0", "accepted", "E1"), ["c0", "submitted", None, None, 0, 0, 0, "", False], ("c0", "fill", None, "t", "1", 1, 0, "", False)],
+    ids=["short tuple", "a list", "price as str"],
+)
+def test_apply_many_refuses_an_item_of_the_wrong_shape_before_applying_anything(bad):
+    s = _core.OrderSet()
+    s.add("c0", "BTCUSDT", "buy", 100, 5)
+    with pytest.raises(TypeError, match="update 1"):
+        s.apply_many([("c0", "submitted", None, None, 0, 0, 0, "", False), bad])
+    assert s.get("c0").state == "INITIALIZED"
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ("", "BTCUSDT", "buy", 100, 5, 3),       # empty client id
@@ -348,9 +361,9 @@ PATHS = {
     ],
     "CANCELED": [[SUB, ACK, CAN], [SUB, ACK, fill("t1"), CAN], [SUB, CAN]],
     "FILLED": [[SUB, ACK, fill("t1", QTY)], [SUB, ACK, CAN, fill("t1", QTY)], [SUB, ACK, fill("t1", QTY + 3)]],
-    "FAILED": [[SUB, REJ], [REJ], [SUB, CR, REJ], [SUB, ACK, fill("t1"), NF, NF, NF, REJ]],
+    "FAILED": [[SUB, REJ], [REJ], [SUB, CR, REJ], [SUB, NF, NF, NF, REJ], [SUB, NF, NF, NF, CR, REJ]],
     "EXPIRED": [[SUB, ACK, EXP], [SUB, EXP], [SUB, ACK, fill("t1"), EXP]],
-    "LOST": [[SUB, NF, NF, NF], [SUB, ACK, fill("t1"), NF, NF, NF], [SUB, NF, NF, NF, NF]],
+    "LOST": [[SUB, NF, NF, NF], [SUB, ACK, fill("t1"), NF, NF, NF], [SUB, NF, NF, NF, NF], [SUB, ACK, CR, NF, NF, NF]],
 }
 
 # Variants of each event: the table's answer can depend on the event's data too.

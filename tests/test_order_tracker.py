@@ -4,6 +4,7 @@ acks, duplicate cancels, restarts at every step of an order's life."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 
 import pytest
@@ -145,6 +146,29 @@ def test_create_that_never_arrived_becomes_lost_after_three_not_found_and_stays_
 
     run(go())
     assert t.stats["lost"] == 1
+
+
+def test_a_lost_order_that_traded_is_abandoned_as_canceled_not_rejected(venue, store):
+    t = tracker(venue, store)
+    venue.faults.fail_before_acting["create"] = 1
+
+    async def go():
+        await t.start()
+        cid = await t.create("BTCUSDT", "buy", 100, 10)
+        # A fill names the order by client id only: a sign of life, then silence again.
+        assert t.on_trade(TradeReport("T1", "X1", cid, "BTCUSDT", "buy", 100, 4, 0, "USDT", True))
+        assert t.get(cid).state == "PARTIALLY_FILLED"
+        for _ in range(3):
+            await t.poll()
+        assert t.get(cid).state == "LOST" and t.get(cid).filled == 4
+        assert t.exposure("BTCUSDT").buy_qty == 6
+        t.abandon(cid)
+        assert t.get(cid).state == "CANCELED" and t.get(cid).filled == 4
+        assert t.exposure("BTCUSDT").buy_qty == 0
+        with pytest.raises(ValueError, match="only a LOST order"):
+            t.abandon(cid)
+
+    run(go())
 
 
 def test_not_found_for_a_while_is_not_lost(venue, store):
@@ -408,3 +432,30 @@ def test_a_restart_at_any_step_ends_equal_to_the_venue(venue, tmp_path, step, nt
     truth_buy = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == "buy" and o.status in ("open", "partially_filled"))
     truth_sell = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == "sell" and o.status in ("open", "partially_filled"))
     assert x.buy_qty >= truth_buy and x.sell_qty >= truth_sell
+
+
+def test_the_startup_trade_scan_starts_at_the_last_completed_scan_not_the_oldest_order(venue, store):
+    lookback = 60_000
+
+    async def start() -> ClientOrderTracker:
+        t = tracker(venue, store, trade_lookback_ms=lookback)
+        await t.start()
+        return t
+
+    async def go():
+        t = await start()  # an empty journal: nothing to scan
+        assert venue.trade_queries == []
+        cid = await t.create("BTCUSDT", "buy", 100, 10)
+        created_ms = t._meta[cid].created_ns // 1_000_000
+        before = time.time_ns() // 1_000_000
+        await start()  # first restart: no scan yet, so from the order's creation
+        after = time.time_ns() // 1_000_000
+        assert venue.trade_queries == [("BTCUSDT", created_ms - lookback)]
+        # The order is a day old now; the next restart still scans only from the previous scan.
+        with store.transaction() as tx:
+            tx.execute("UPDATE orders SET created_ns = created_ns - ?", (86_400 * 10**9,))
+        await start()
+        (_, since), = venue.trade_queries[1:]
+        assert before - lookback <= since <= after - lookback
+
+    run(go())

@@ -129,7 +129,7 @@ class OrderView:
     price: int
     quantity: int
     state: str
-    previous: str
+    previous: str | None  # only while PENDING_CANCEL: where a rejected cancel returns
     filled: int
     remaining: int
     overfill: int

@@ -130,6 +130,15 @@ class OrderJournal:
         with self.store.transaction() as tx:
             tx.execute("UPDATE order_fills SET delivered = 1 WHERE venue = ? AND symbol = ? AND trade_id = ?", key)
 
+    def set_trades_scanned(self, symbol: str, ms: int) -> None:
+        """Every trade of `symbol` up to `ms` (local wall clock) has been fetched and applied."""
+        with self.store.transaction() as tx:
+            tx.execute(
+                "INSERT INTO order_meta (venue, key, value) VALUES (?, ?, ?) "
+                "ON CONFLICT (venue, key) DO UPDATE SET value = max(value, excluded.value)",
+                (self.venue, f"trades_scanned_ms:{symbol}", ms),
+            )
+
     def _insert_event(self, tx, client_id: str, e: JournalEvent) -> None:
         tx.execute(
             "INSERT INTO order_events (venue, client_id, event, exchange_id, trade_id, price, qty, fee, fee_asset, "
@@ -142,6 +151,12 @@ class OrderJournal:
     def last_nonce(self) -> int:
         rows = self.store.query("SELECT value FROM order_meta WHERE venue = ? AND key = 'last_nonce'", (self.venue,))
         return rows[0][0] if rows else 0
+
+    def trades_scanned(self, symbol: str) -> int | None:
+        rows = self.store.query(
+            "SELECT value FROM order_meta WHERE venue = ? AND key = ?", (self.venue, f"trades_scanned_ms:{symbol}")
+        )
+        return rows[0][0] if rows else None
 
     def orders(self) -> Iterator[tuple[JournalOrder, list[JournalEvent]]]:
         events: dict[str, list[JournalEvent]] = {}

@@ -126,8 +126,10 @@ class ClientOrderTracker:
         for symbol in sorted({self._meta[c].symbol for c in self._meta}):
             since = self._since_ms(symbol)
             if since is not None:
+                scan_started = time.time_ns() // 1_000_000
                 trades = await self._with_retries(lambda s=symbol, t=since: self.venue.fetch_my_trades(s, t))
                 self.apply_trades(trades)
+                self.journal.set_trades_scanned(symbol, scan_started)
         self.ready = True
         log.info("%s: order tracker ready: %d orders known, %d live", self.venue.name, len(self.orders),
                  len(self.orders.live_ids()))
@@ -221,9 +223,13 @@ class ClientOrderTracker:
 
     def abandon(self, client_id: str) -> None:
         """Operator action: give up on a LOST order (it stops counting in exposure)."""
-        if self.orders.state(client_id) != "LOST":
-            raise ValueError(f"only a LOST order can be abandoned; {client_id} is {self.orders.state(client_id)}")
-        self._apply(client_id, JournalEvent("rejected"))
+        v = self.orders.get(client_id)
+        if v is None or v.state != "LOST":
+            raise ValueError(f"only a LOST order can be abandoned; {client_id} is {v.state if v else 'unknown'}")
+        # One the venue never acknowledged and that never traded ends FAILED; one it knew, or
+        # that traded, ends CANCELED (a reject would contradict its history).
+        never_seen = v.exchange_id is None and v.filled == 0
+        self._apply(client_id, JournalEvent("rejected" if never_seen else "canceled"))
 
     # ================================================================== venue news
     def on_trade(self, t: TradeReport) -> bool:
@@ -446,6 +452,12 @@ class ClientOrderTracker:
         return len(pending)
 
     def _since_ms(self, symbol: str) -> int | None:
+        """Where the startup trade scan begins: the last completed scan (every trade before it
+        was applied then, or arrived on the stream since), else the oldest order of the symbol;
+        less `trade_lookback_ms` for clock skew. So the scan covers one downtime, not all history."""
+        scanned = self.journal.trades_scanned(symbol)
+        if scanned is not None:
+            return scanned - self.trade_lookback_ms
         created = [m.created_ns for m in self._meta.values() if m.symbol == symbol]
         return min(created) // 1_000_000 - self.trade_lookback_ms if created else None
 

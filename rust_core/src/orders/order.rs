@@ -128,8 +128,8 @@ pub struct Order {
     price: i64,
     quantity: i64,
     state: OrderState,
-    /// The state a rejected cancel returns to.
-    previous: OrderState,
+    /// The state a rejected cancel returns to: `Some` exactly while the order is PENDING_CANCEL.
+    previous: Option<OrderState>,
     filled: i64,
     /// Σ price × qty over the fills, exact.
     cost: i128,
@@ -169,7 +169,7 @@ impl Order {
             price,
             quantity,
             state: OrderState::Initialized,
-            previous: OrderState::Initialized,
+            previous: None,
             filled: 0,
             cost: 0,
             fees: Vec::new(),
@@ -201,7 +201,8 @@ impl Order {
     pub fn state(&self) -> OrderState {
         self.state
     }
-    pub fn previous(&self) -> OrderState {
+    /// Where a rejected cancel goes back to; None unless the order is PENDING_CANCEL.
+    pub fn previous(&self) -> Option<OrderState> {
         self.previous
     }
     pub fn filled(&self) -> i64 {
@@ -269,12 +270,15 @@ impl Order {
             Rule::Ignore(why) => return Ok(Outcome::Ignored(why)),
             Rule::To(to) => to,
             Rule::BeginCancel => {
-                self.previous = from;
+                self.previous = Some(from);
                 OrderState::PendingCancel
             }
-            Rule::Restore => self.previous,
-            Rule::RejectPending => {
-                if self.previous != OrderState::PendingCreate || self.filled > 0 {
+            // PENDING_CANCEL is only entered by BeginCancel, so `previous` is set here.
+            Rule::Restore => self.previous.ok_or_else(invalid)?,
+            Rule::RejectUnacked => {
+                // Only a create the venue never acknowledged, and that never traded, can be
+                // rejected; anything else is a contradiction, refused with the order unchanged.
+                if self.exchange_id.is_some() || self.filled > 0 {
                     return Err(invalid());
                 }
                 OrderState::Failed
@@ -297,8 +301,8 @@ impl Order {
             }
             Rule::Ack { to } => {
                 let new_id = self.take_exchange_id(event)?;
-                if from == OrderState::PendingCancel && self.previous == OrderState::PendingCreate {
-                    self.previous = OrderState::Open;
+                if self.previous == Some(OrderState::PendingCreate) {
+                    self.previous = Some(OrderState::Open);
                 }
                 match to {
                     Some(to) => to,
@@ -314,7 +318,7 @@ impl Order {
                 }
                 // A rejected cancel must come back to an order that is known to trade.
                 if from == OrderState::PendingCancel {
-                    self.previous = OrderState::PartiallyFilled;
+                    self.previous = Some(OrderState::PartiallyFilled);
                 }
                 if self.filled >= self.quantity {
                     OrderState::Filled
@@ -328,6 +332,9 @@ impl Order {
             self.not_found = 0;
         }
         self.state = to;
+        if to != OrderState::PendingCancel {
+            self.previous = None;
+        }
         Ok(Outcome::Applied { from, to })
     }
 

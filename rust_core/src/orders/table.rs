@@ -130,8 +130,8 @@ pub enum Ignored {
     CancelInFlight,
     /// The same terminal news twice (canceled, expired, rejected).
     Duplicate,
-    /// News about a closed order that no longer matters ("not found" for an order we know is
-    /// closed: venues forget closed orders; a cancel rejected after the order closed).
+    /// News that no longer matters: "not found" for an order we know is closed (venues forget
+    /// closed orders), or a cancel's rejection arriving after the order closed or went LOST.
     Stale,
 }
 
@@ -165,8 +165,9 @@ pub enum Rule {
     Found,
     /// A definitive "not found": count it; at the limit the order becomes LOST.
     CountNotFound,
-    /// A reject while a cancel is pending: valid only if the create itself was never acked.
-    RejectPending,
+    /// A reject of the create, late: valid only if the venue never acked the order (no exchange
+    /// id) and nothing traded; otherwise invalid.
+    RejectUnacked,
     /// No change, and why.
     Ignore(Ignored),
     /// The event cannot happen in this state: a typed error, never a silent overwrite.
@@ -221,7 +222,7 @@ pub fn rule(state: OrderState, event: EventKind) -> Rule {
             E::Submitted => Invalid,
             // The create ack arriving after we asked to cancel: the cancel stays in flight.
             E::Accepted => Ack { to: None },
-            E::Rejected => RejectPending,
+            E::Rejected => RejectUnacked,
             // Fills while the cancel is in flight: still cancelling, unless now complete.
             E::Fill => Fill { partial: S::PendingCancel },
             E::CancelRequested => Ignore(Ignored::CancelInFlight),
@@ -258,13 +259,15 @@ pub fn rule(state: OrderState, event: EventKind) -> Rule {
             E::CancelRejected | E::NotFound => Ignore(Ignored::Stale),
         },
         S::Lost => match event {
-            E::Submitted | E::CancelRejected => Invalid,
+            E::Submitted => Invalid,
             E::Accepted => Found,
-            E::Rejected => To(S::Failed),
+            E::Rejected => RejectUnacked,
             E::Fill => Fill { partial: S::PartiallyFilled },
             // Lost orders keep being cancelled.
             E::CancelRequested => BeginCancel,
             E::Canceled => To(S::Canceled),
+            // The answer to a cancel sent before the order went LOST: it stays LOST.
+            E::CancelRejected => Ignore(Ignored::Stale),
             E::NotFound => CountNotFound,
             E::Expired => To(S::Expired),
         },
@@ -292,7 +295,7 @@ mod tests {
         for s in ALL_STATES.into_iter().filter(|s| s.is_terminal()) {
             for e in ALL_EVENTS {
                 let r = rule(s, e);
-                let moves = matches!(r, Rule::To(_) | Rule::BeginCancel | Rule::Restore | Rule::Found | Rule::CountNotFound | Rule::RejectPending);
+                let moves = matches!(r, Rule::To(_) | Rule::BeginCancel | Rule::Restore | Rule::Found | Rule::CountNotFound | Rule::RejectUnacked);
                 assert!(!moves, "{s:?} + {e:?} -> {r:?}: a terminal state must not move except by a fill");
             }
         }

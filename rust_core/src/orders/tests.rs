@@ -3,6 +3,7 @@ use super::*;
 use OrderState as S;
 
 const QTY: i64 = 10;
+const LOST_AFTER: u32 = 3;
 
 fn fill(trade: &str, price: i64, qty: i64) -> Event {
     Event::Fill(Fill { trade_id: trade.into(), price, qty, fee: 1, fee_asset: "USDT".into(), is_maker: true })
@@ -13,7 +14,7 @@ fn acked(id: &str) -> Event {
 }
 
 fn order() -> Order {
-    Order::new("c1", "BTCUSDT", Side::Buy, 100, QTY, 3).unwrap()
+    Order::new("c1", "BTCUSDT", Side::Buy, 100, QTY, LOST_AFTER).unwrap()
 }
 
 /// An order brought to `state` by the events that get it there on a venue.
@@ -65,7 +66,7 @@ const SPEC: [(OrderState, [&str; 9]); 10] = [
     (S::Filled, ["!", "=", "!", "FILLED", "!", "!", "=", "=", "!"]),
     (S::Failed, ["!", "!", "=", "!", "!", "!", "=", "=", "!"]),
     (S::Expired, ["!", "=", "!", "EXPIRED", "!", "!", "=", "=", "="]),
-    (S::Lost, ["!", "OPEN", "FAILED", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "LOST", "EXPIRED"]),
+    (S::Lost, ["!", "OPEN", "FAILED", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "=", "LOST", "EXPIRED"]),
 ];
 
 #[test]
@@ -182,6 +183,51 @@ fn a_rejected_cancel_restores_where_the_order_was() {
     o.apply(&Event::CancelRequested).unwrap();
     o.apply(&Event::CancelRejected).unwrap();
     assert_eq!(o.state(), S::Lost);
+}
+
+#[test]
+fn a_reject_is_refused_once_the_venue_acked_the_order_or_it_traded() {
+    // LOST, never acked, never traded: the late reject settles it.
+    let mut o = order_in(S::Lost);
+    assert_eq!(o.apply(&Event::Rejected).unwrap(), Outcome::Applied { from: S::Lost, to: S::Failed });
+    // LOST with a fill: a reject contradicts the trade; refused, order unchanged.
+    let mut o = order_in(S::Lost);
+    o.apply(&fill("t1", 100, 1)).unwrap();
+    for _ in 0..LOST_AFTER {
+        o.apply(&Event::NotFound).unwrap();
+    }
+    assert_eq!(o.state(), S::Lost);
+    let before = format!("{o:?}");
+    assert!(matches!(o.apply(&Event::Rejected), Err(OrderError::InvalidTransition { .. })));
+    assert_eq!(format!("{o:?}"), before);
+    // LOST after an ack: the venue knew it; a reject is refused, in LOST and while cancelling it.
+    let mut o = order_in(S::Open);
+    for _ in 0..LOST_AFTER {
+        o.apply(&Event::NotFound).unwrap();
+    }
+    assert!(matches!(o.apply(&Event::Rejected), Err(OrderError::InvalidTransition { .. })));
+    o.apply(&Event::CancelRequested).unwrap();
+    assert!(matches!(o.apply(&Event::Rejected), Err(OrderError::InvalidTransition { .. })));
+    assert_eq!(o.state(), S::PendingCancel);
+}
+
+#[test]
+fn previous_is_set_only_while_a_cancel_is_in_flight() {
+    let mut o = order_in(S::Open);
+    assert_eq!(o.previous(), None);
+    o.apply(&Event::CancelRequested).unwrap();
+    assert_eq!(o.previous(), Some(S::Open));
+    // The cancel goes out, the order goes LOST meanwhile; the late cancel answer changes nothing.
+    for _ in 0..LOST_AFTER {
+        o.apply(&Event::NotFound).unwrap();
+    }
+    assert_eq!((o.state(), o.previous()), (S::Lost, None));
+    assert_eq!(o.apply(&Event::CancelRejected).unwrap(), Outcome::Ignored(Ignored::Stale));
+    assert_eq!(o.state(), S::Lost);
+    o.apply(&Event::CancelRequested).unwrap();
+    assert_eq!(o.previous(), Some(S::Lost));
+    o.apply(&Event::Canceled).unwrap();
+    assert_eq!((o.state(), o.previous()), (S::Canceled, None));
 }
 
 #[test]
