@@ -1,0 +1,256 @@
+"""The central rate limiter: the scheduler with explicit time (exact), then on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mixmaker.connectors.limiter import (
+    CostError,
+    LimiterClosedError,
+    LimiterCore,
+    Pool,
+    Priority,
+    RateLimiter,
+)
+
+WEIGHT = Pool("weight", 10, 60.0)
+ORDERS = Pool("orders", 2, 10.0)
+
+
+def core(**kw) -> LimiterCore:
+    return LimiterCore([WEIGHT, ORDERS], seed=1, **kw)
+
+
+def seqs(tickets) -> list[int]:
+    return [t.seq for t in tickets]
+
+
+def test_requests_within_the_limit_go_at_once_and_the_next_waits_for_the_window():
+    c = core()
+    a = c.submit({"weight": 6}, Priority.QUERY, 0.0)
+    assert seqs(c.admit(0.0)[0]) == [a.seq]
+    b = c.submit({"weight": 4}, Priority.QUERY, 1.0)
+    assert seqs(c.admit(1.0)[0]) == [b.seq]
+    late = c.submit({"weight": 5}, Priority.QUERY, 2.0)
+    admitted, wake = c.admit(2.0)
+    # 10 used; 5 more fit once the 6 taken at t=0 leave the window.
+    assert admitted == [] and wake == 60.0
+    assert c.admit(59.999)[0] == []
+    assert seqs(c.admit(60.0)[0]) == [late.seq]
+    assert c.stats.waited_s_max == pytest.approx(58.0)
+
+
+def test_a_request_drawing_on_two_pools_needs_room_in_both():
+    c = core()
+    for _ in range(2):
+        c.submit({"weight": 1, "orders": 1}, Priority.CREATE, 0.0)
+    assert len(c.admit(0.0)[0]) == 2
+    third = c.submit({"weight": 1, "orders": 1}, Priority.CREATE, 0.0)
+    admitted, wake = c.admit(0.0)
+    assert admitted == [] and wake == 10.0  # the orders pool, though weight has room
+    assert c.stats.used == {"weight": 2, "orders": 2}
+    assert seqs(c.admit(10.0)[0]) == [third.seq]
+
+
+def test_cancels_go_before_creates_before_queries_and_fifo_within_one():
+    c = core()
+    c.submit({"weight": 10}, Priority.QUERY, 0.0)
+    assert len(c.admit(0.0)[0]) == 1  # the pool is full now
+    q1 = c.submit({"weight": 1}, Priority.QUERY, 1.0)
+    cr = c.submit({"weight": 1}, Priority.CREATE, 2.0)
+    q2 = c.submit({"weight": 1}, Priority.QUERY, 3.0)
+    ca = c.submit({"weight": 1}, Priority.CANCEL, 4.0)
+    assert c.stats.queued == 4
+    got = []
+    for t in (60.0, 60.0):
+        got += seqs(c.admit(t)[0])
+    # At t=60 the whole window frees: all four fit, in priority order.
+    assert got == [ca.seq, cr.seq, q1.seq, q2.seq]
+
+
+def test_a_waiter_blocks_lower_priorities_only_on_the_pools_it_waits_for():
+    c = core()
+    c.submit({"weight": 1, "orders": 2}, Priority.CREATE, 0.0)
+    c.admit(0.0)
+    create = c.submit({"weight": 1, "orders": 1}, Priority.CREATE, 1.0)  # orders pool is full
+    query = c.submit({"weight": 1}, Priority.QUERY, 1.0)  # needs only weight: goes
+    big = c.submit({"weight": 1, "orders": 1}, Priority.QUERY, 1.0)  # behind the create on orders
+    assert seqs(c.admit(1.0)[0]) == [query.seq]
+    assert seqs(c.admit(10.0)[0]) == [create.seq, big.seq]
+
+
+def test_a_big_request_at_the_head_is_not_starved_by_small_ones_behind_it():
+    c = core()
+    c.submit({"weight": 9}, Priority.QUERY, 0.0)
+    c.admit(0.0)
+    big = c.submit({"weight": 5}, Priority.QUERY, 1.0)
+    small = c.submit({"weight": 1}, Priority.QUERY, 1.0)
+    # `small` would fit now, but `big` is ahead of it on the same pool and priority.
+    assert c.admit(1.0)[0] == []
+    assert seqs(c.admit(60.0)[0]) == [big.seq, small.seq]
+
+
+def test_429_closes_every_pool_until_retry_after_then_backoff_grows_without_it():
+    c = core(backoff_s=1.0, backoff_max_s=8.0)
+    t = c.submit({"weight": 1}, Priority.CANCEL, 0.0)
+    assert c.rate_limited(0.0, 3.0) == 3.0
+    assert c.admit(2.9) == ([], 3.0)
+    assert seqs(c.admit(3.0)[0]) == [t.seq]
+    c.succeeded()
+    # No Retry-After: 1, 2, 4, 8, 8 s steps, each with 50-100 % jitter, growing while they repeat.
+    steps = []
+    now = 10.0
+    for _ in range(5):
+        until = c.rate_limited(now, None)
+        steps.append(until - now)
+        now = until
+    for step, base in zip(steps, [1, 2, 4, 8, 8]):
+        assert base / 2 <= step <= base
+    c.succeeded()
+    assert c.rate_limited(100.0, None) - 100.0 <= 1.0  # a success resets the backoff
+    assert (c.stats.rate_limited, c.stats.banned) == (7, 0)
+    c.rate_limited(200.0, 120.0, banned=True)
+    assert c.stats.banned == 1 and c.stats.blocked_until == 320.0
+
+
+def test_the_venue_count_raises_ours_and_expires_a_window_later():
+    c = core()
+    c.observe_used("weight", 9, 5.0)  # another process used 9 on the same IP
+    t = c.submit({"weight": 2}, Priority.QUERY, 6.0)
+    assert c.admit(6.0) == ([], 65.0)
+    assert seqs(c.admit(65.0)[0]) == [t.seq]
+    c.observe_used("weight", 1, 66.0)  # lower than ours: ours stands
+    assert c.stats.used["weight"] == 2
+    c.observe_used("unknown-pool", 5, 66.0)  # a header for a pool we do not model: ignored
+
+
+def test_withdrawn_requests_use_nothing_and_free_the_queue():
+    c = core()
+    c.submit({"weight": 10}, Priority.QUERY, 0.0)
+    c.admit(0.0)
+    blocked = c.submit({"weight": 5}, Priority.CANCEL, 1.0)
+    behind = c.submit({"weight": 5}, Priority.CANCEL, 1.0)
+    c.withdraw(blocked)
+    c.withdraw(blocked)  # twice is harmless
+    assert seqs(c.admit(60.0)[0]) == [behind.seq]
+    assert c.stats.used["weight"] == 5
+
+
+@pytest.mark.parametrize(
+    "cost, match",
+    [({"nope": 1}, "unknown pool"), ({"weight": -1}, "non-negative"), ({"weight": 1.5}, "non-negative int"),
+     ({"orders": 3}, "can never fit")],
+)
+def test_bad_costs_are_refused_at_submit(cost, match):
+    c = core()
+    with pytest.raises(CostError, match=match):
+        c.submit(cost, Priority.QUERY, 0.0)
+    assert c.stats.queued == 0
+
+
+def test_bad_pools_are_refused():
+    with pytest.raises(ValueError, match="positive"):
+        Pool("w", 0, 1.0)
+    with pytest.raises(ValueError, match="repeat"):
+        LimiterCore([WEIGHT, WEIGHT])
+    with pytest.raises(ValueError, match="at least one"):
+        LimiterCore([])
+
+
+@settings(max_examples=200, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 2), st.sampled_from(list(Priority)), st.integers(0, 30)), max_size=60))
+def test_no_window_ever_holds_more_than_its_limit(requests):
+    """Whatever arrives, at whatever times, every admitted request's weight fits in any
+    window-long interval: the property the venue enforces."""
+    c = core()
+    now = 0.0
+    log: list[tuple[float, dict]] = []
+    costs = {}
+    for weight, orders, prio, gap in requests:
+        now += gap / 10
+        cost = {"weight": weight, "orders": orders}
+        t = c.submit(cost, prio, now)
+        costs[t.seq] = cost
+        admitted, wake = c.admit(now)
+        log += [(now, costs[a.seq]) for a in admitted]
+    while True:
+        admitted, wake = c.admit(now)
+        log += [(now, costs[a.seq]) for a in admitted]
+        if wake is None:
+            break
+        assert wake > now
+        now = wake
+    assert len(log) == len(requests), "every request is admitted in the end"
+    for pool in (WEIGHT, ORDERS):
+        for start, _ in log:
+            inside = sum(cost[pool.name] for t, cost in log if start <= t < start + pool.window_s)
+            assert inside <= pool.limit
+
+
+# ------------------------------------------------------------------ on the event loop
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_async_waiters_are_released_in_priority_order():
+    async def go():
+        lim = RateLimiter([Pool("weight", 2, 0.05)])
+        order: list[str] = []
+
+        async def req(name: str, prio: Priority) -> None:
+            await lim.acquire({"weight": 1}, prio)
+            order.append(name)
+
+        await req("first", Priority.QUERY)
+        await req("second", Priority.QUERY)  # the window is full now
+        tasks = [asyncio.create_task(req(n, p)) for n, p in
+                 [("q", Priority.QUERY), ("create", Priority.CREATE), ("cancel", Priority.CANCEL)]]
+        await asyncio.sleep(0)
+        assert lim.stats.queued == 3
+        await asyncio.gather(*tasks)
+        return order, lim.stats
+
+    order, stats = run(go())
+    assert order == ["first", "second", "cancel", "create", "q"]
+    assert stats.admitted == 5 and stats.queued == 0 and stats.max_queued == 3
+
+
+def test_a_cancelled_waiter_leaves_the_queue_and_lets_the_next_one_go():
+    async def go():
+        lim = RateLimiter([Pool("weight", 3, 0.05)])
+        await lim.acquire({"weight": 2})
+        big = asyncio.create_task(lim.acquire({"weight": 3}, Priority.CANCEL))
+        small = asyncio.create_task(lim.acquire({"weight": 1}))
+        await asyncio.sleep(0)
+        assert lim.stats.queued == 2  # small waits behind big on the same pool
+        big.cancel()
+        waited = await small
+        assert big.cancelled() and lim.stats.queued == 0
+        return waited
+
+    assert run(go()) >= 0.0
+
+
+def test_a_429_holds_everyone_back_and_close_fails_the_waiters():
+    async def go():
+        lim = RateLimiter([Pool("weight", 100, 60.0)], seed=3)
+        await lim.acquire({"weight": 1})
+        lim.rate_limited(0.02)
+        waited = await lim.acquire({"weight": 1}, Priority.CANCEL)
+        assert waited >= 0.019  # held until Retry-After (0.02 s), not sent at once
+        lim.rate_limited(60.0, banned=True)
+        pending = asyncio.create_task(lim.acquire({"weight": 1}))
+        await asyncio.sleep(0)
+        lim.close()
+        with pytest.raises(LimiterClosedError):
+            await pending
+        with pytest.raises(LimiterClosedError):
+            await lim.acquire({"weight": 1})
+        return lim.stats
+
+    stats = run(go())
+    assert (stats.rate_limited, stats.banned, stats.queued) == (1, 1, 0)
