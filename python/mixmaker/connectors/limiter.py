@@ -224,6 +224,7 @@ class LimiterCore:
         if win is not None:
             win.expire(now)
             win.raise_to(used, now)
+            self.stats.used[pool] = win.used
 
     def rate_limited(self, now: float, retry_after_s: float | None, *, banned: bool = False) -> float:
         """A 429 (or a 418 ban): nothing goes out until the returned time."""

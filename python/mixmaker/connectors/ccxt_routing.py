@@ -1,0 +1,65 @@
+"""Routes every REST request of a ccxt async exchange through our `RateLimiter`.
+
+ccxt sends each REST request from `fetch2`, which first awaits `throttle(cost)` when
+`enableRateLimit` is on. We keep that switch on and replace, on this one instance:
+- `fetch2`, to remember which endpoint the coming `throttle` call is for (a context variable,
+  so concurrent calls on one instance do not mix);
+- `throttle`, to wait in our limiter with that endpoint's priority and pool weights instead of
+  ccxt's own single bucket;
+- `on_rest_response`, to feed the venue's usage headers and 429/418 answers back.
+ccxt's in-`fetch2` retries are switched off: they would go out without passing `throttle`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import Any, Callable, Mapping
+
+from mixmaker.connectors.limiter import Priority, RateLimiter
+
+CostFn = Callable[[str, str, str, "float | None"], "tuple[Priority, dict[str, int]]"]
+UsageFn = Callable[[Mapping[str, str]], dict[str, int]]
+RetryAfterFn = Callable[[int, Mapping[str, str], str, int], "float | None"]
+
+_ENDPOINT: contextvars.ContextVar[tuple[str, str, str]] = contextvars.ContextVar("mixmaker_ccxt_endpoint")
+
+
+def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: UsageFn, retry_after: RetryAfterFn) -> None:
+    """Makes `limiter` the only way out for `exchange`'s REST requests."""
+    if getattr(exchange, "_mixmaker_limiter", None) is not None:
+        raise ValueError(f"{exchange.id}: already routed through a rate limiter")
+    exchange.enableRateLimit = True
+    exchange.options["maxRetriesOnFailure"] = 0
+    exchange._mixmaker_limiter = limiter
+    fetch2, on_rest_response = exchange.fetch2, exchange.on_rest_response
+
+    async def routed_fetch2(path, api=["public"], method="GET", params={}, config={}):  # noqa: B006 - ccxt's signature
+        api_name = api[0] if isinstance(api, (list, tuple)) else str(api)
+        token = _ENDPOINT.set((api_name, str(method), str(path)))
+        try:
+            return await fetch2(path, api, method, params, config)
+        finally:
+            _ENDPOINT.reset(token)
+
+    async def routed_throttle(ccxt_cost=None):
+        endpoint = _ENDPOINT.get(None)
+        if endpoint is None:
+            # Not from fetch2 (ccxt's WS throttles are per connection objects, not this method).
+            priority, pools = cost("public", "GET", "", ccxt_cost)
+        else:
+            priority, pools = cost(*endpoint, ccxt_cost)
+        await limiter.acquire(pools, priority)
+
+    def observed_on_rest_response(code, reason, url, method, headers, body, request_headers, request_body):
+        for pool, used in usage(headers or {}).items():
+            limiter.observe_used(pool, used)
+        if code in (418, 429):
+            limiter.rate_limited(retry_after(code, headers or {}, body or "", int(time.time() * 1000)), banned=code == 418)
+        elif 200 <= code < 300:
+            limiter.succeeded()
+        return on_rest_response(code, reason, url, method, headers, body, request_headers, request_body)
+
+    exchange.fetch2 = routed_fetch2
+    exchange.throttle = routed_throttle
+    exchange.on_rest_response = observed_on_rest_response
