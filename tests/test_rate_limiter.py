@@ -128,6 +128,20 @@ def test_the_venue_count_raises_ours_and_expires_a_window_later():
     c.observe_used("unknown-pool", 5, 66.0)  # a header for a pool we do not model: ignored
 
 
+def test_the_fast_path_never_jumps_the_queue_or_a_block():
+    c = core()
+    assert c.pass_now({"weight": 10}, 0.0)
+    assert not c.pass_now({"weight": 1}, 1.0)  # no room: the caller must queue
+    waiter = c.submit({"weight": 1}, Priority.QUERY, 1.0)
+    assert not c.pass_now({"weight": 0, "orders": 1}, 2.0), "someone waits: go behind them"
+    assert seqs(c.admit(60.0)[0]) == [waiter.seq]
+    c.rate_limited(61.0, 5.0)
+    assert not c.pass_now({"weight": 1}, 62.0)
+    assert c.pass_now({"weight": 1}, 66.0)
+    with pytest.raises(CostError):
+        c.pass_now({"weight": 11}, 70.0)
+
+
 def test_withdrawn_requests_use_nothing_and_free_the_queue():
     c = core()
     c.submit({"weight": 10}, Priority.QUERY, 0.0)
@@ -173,6 +187,9 @@ def test_no_window_ever_holds_more_than_its_limit(requests):
     for weight, orders, prio, gap in requests:
         now += gap / 10
         cost = {"weight": weight, "orders": orders}
+        if c.pass_now(cost, now):  # the fast path RateLimiter.acquire tries first
+            log.append((now, cost))
+            continue
         t = c.submit(cost, prio, now)
         costs[t.seq] = cost
         admitted, wake = c.admit(now)

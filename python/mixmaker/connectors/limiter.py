@@ -156,7 +156,27 @@ class LimiterCore:
         self.stats = LimiterStats(limits={p.name: p.limit for p in pools})
 
     # ------------------------------------------------------------ requests
-    def submit(self, cost: Mapping[str, int], priority: Priority, now: float) -> _Ticket:
+    def pass_now(self, cost: Mapping[str, int], now: float) -> bool:
+        """The fast path: nobody waits, nothing is blocked and every pool has room, so the
+        request goes at once (True) without joining the queue. False: `submit` it."""
+        if self._queue or now < self.stats.blocked_until:
+            return False
+        self._check(cost)
+        windows = self.windows
+        for name, w in cost.items():
+            win = windows[name]
+            win.expire(now)
+            if not win.fits(w):
+                return False
+        used = self.stats.used
+        for name, w in cost.items():
+            win = windows[name]
+            win.take(w, now)
+            used[name] = win.used
+        self.stats.admitted += 1
+        return True
+
+    def _check(self, cost: Mapping[str, int]) -> None:
         for name, w in cost.items():
             win = self.windows.get(name)
             if win is None:
@@ -165,6 +185,9 @@ class LimiterCore:
                 raise CostError(f"pool {name!r}: weight must be a non-negative int, got {w!r}")
             if w > win.pool.limit:
                 raise CostError(f"pool {name!r}: weight {w} can never fit its limit {win.pool.limit}")
+
+    def submit(self, cost: Mapping[str, int], priority: Priority, now: float) -> _Ticket:
+        self._check(cost)
         self._seq += 1
         t = _Ticket(int(priority), self._seq, tuple(cost.items()), now)
         bisect.insort(self._queue, t, key=_Ticket.key)
@@ -268,7 +291,10 @@ class RateLimiter:
         if self._closed:
             raise LimiterClosedError("the rate limiter is closed")
         loop = asyncio.get_running_loop()
-        ticket = self.core.submit(cost, priority, loop.time())
+        now = loop.time()
+        if self.core.pass_now(cost, now):
+            return 0.0
+        ticket = self.core.submit(cost, priority, now)
         fut: asyncio.Future[float] = loop.create_future()
         self._waiting[ticket.seq] = fut
         self._pump()
