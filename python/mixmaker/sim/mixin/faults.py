@@ -7,7 +7,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-KINDS = ("500", "429", "slow", "repeat_boundary", "drop_after_apply", "wrong_request_id")
+KINDS = ("500", "429", "api_error", "slow", "repeat_boundary", "drop_after_apply", "wrong_request_id")
 
 
 @dataclass
@@ -16,6 +16,7 @@ class Fault:
     path: str  # prefix of the request path this fault applies to ("" = any)
     method: str = ""  # "" = any
     delay_s: float = 0.0  # for "slow" and "drop_after_apply" (the client should time out)
+    code: int = 0  # for "api_error": the Mixin error code to answer
 
 
 class FaultPlan:
@@ -26,11 +27,12 @@ class FaultPlan:
         self._lock = threading.Lock()
         self.fired: list[tuple[str, str]] = []  # (kind, path), for tests to assert on
 
-    def add(self, kind: str, path: str = "", *, times: int = 1, method: str = "", delay_s: float = 0.0) -> None:
+    def add(self, kind: str, path: str = "", *, times: int = 1, method: str = "", delay_s: float = 0.0,
+            code: int = 0) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {KINDS}")
         with self._lock:
-            self._scripted.append((Fault(kind, path, method.upper(), delay_s), [times]))
+            self._scripted.append((Fault(kind, path, method.upper(), delay_s, code), [times]))
 
     def add_random(self, kind: str, probability: float, path: str = "", *, method: str = "", delay_s: float = 0.0) -> None:
         if kind not in KINDS:

@@ -19,6 +19,8 @@ from mixmaker.sim.mixin.state import PAGE_LIMIT, SimError, SimState
 from mixmaker.sim.mixin.tokens import authenticate
 
 Handler = Callable[[web.Request, str], Awaitable[Any]]
+FAULT = web.RequestKey("fault", object)
+BODY = web.RequestKey("body", bytes)
 
 
 def _error(code: int, extra: Any = None, *, http: int = 202, description: str = "") -> web.Response:
@@ -79,8 +81,10 @@ class MixinSimServer:
             resp: web.StreamResponse = _error(500, http=500)
         elif fault and fault.kind == "429":
             resp = _error(429)
+        elif fault and fault.kind == "api_error":
+            resp = _error(fault.code)
         else:
-            request["fault"] = fault
+            request[FAULT] = fault
             try:
                 resp = await handler(request)
             except web.HTTPNotFound:
@@ -100,7 +104,7 @@ class MixinSimServer:
                 # raw_path: the request target exactly as sent, which is what `sig` covers.
                 user_id = authenticate(self.state, request.headers.get("Authorization"), request.method,
                                        request.raw_path, body)
-                request["body"] = body
+                request[BODY] = body
                 data = await handler(request, user_id)
             except SimError as e:
                 return _error(e.code, e.extra, description=e.description)
@@ -111,7 +115,7 @@ class MixinSimServer:
     @staticmethod
     def _json(request: web.Request) -> Any:
         try:
-            return json.loads(request["body"] or b"null")
+            return json.loads(request[BODY] or b"null")
         except ValueError:
             raise SimError(400) from None
 
@@ -182,7 +186,7 @@ class MixinSimServer:
                 offset = parse_rfc3339_ns(q["offset"])
             except ValueError:
                 raise SimError(10002, {"field": "offset"}) from None
-        fault = request.get("fault")
+        fault = request.get(FAULT)
         if fault and fault.kind == "repeat_boundary" and offset is not None and order == "ASC":
             # Serve a page that starts a little before the cursor: items the reader already has.
             earlier = self.state.list_snapshots(user_id, asset=q.get("asset", ""), opponent=q.get("opponent", ""),
