@@ -87,7 +87,7 @@ class Payment:
 _COLUMNS = "request_id, cause, kind, asset_id, units, opponent, tag, memo, state, transaction_hash, withdrawal_hash, error"
 
 # Steps at which a test may stop the process (see `crash_at`).
-STEPS = ("recorded", "signed", "sent")
+STEPS = ("recorded", "signed", "broadcast", "sent")
 
 
 class Payments:
@@ -226,6 +226,7 @@ class Payments:
                 continue
             if result and result[0].state not in ("signed", "spent"):
                 raise MixinTransportError(f"broadcast of {p.request_id} answered state {result[0].state!r}")
+            self._crash_at("broadcast", p.request_id)
             break
         self._update(p.request_id, state="sent")
         self._crash_at("sent", p.request_id)
