@@ -1,0 +1,1 @@
+"""A Binance-spot-compatible exchange simulator: matching engine, REST, WebSocket, fault injection."""
