@@ -84,9 +84,15 @@ class TimestampOutsideWindow(ExchangeError):
 
 
 class TooMuchWeight(ExchangeError):
+    """429: back off for `retry_after` seconds; asking again before then earns a 418 ban."""
+
     code = -1003
     status = 429
     default_msg = "Too much request weight used; current limit is exceeded. Please use WebSocket Streams for live updates to avoid polling the API."
+
+    def __init__(self, retry_after: int, msg: str | None = None) -> None:
+        super().__init__(msg)
+        self.retry_after = retry_after
 
 
 class IpBanned(TooMuchWeight):

@@ -1,0 +1,154 @@
+"""The simulator as one object: REST (aiohttp) + WebSocket (picows) servers around one venue.
+
+    async with ExchangeSim(SimConfig(seed=1)) as sim:
+        sim.add_account("alice", "key", "secret", {"USDT": "10000"})
+        ex = ccxt.async_support.binance(sim.ccxt_config("key", "secret"))
+
+Ports default to free ones on 127.0.0.1; `rest_url`/`ws_url` say where it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Mapping, Protocol
+
+from aiohttp import web
+
+from mixmaker.sim.exchange.faults import Faults
+from mixmaker.sim.exchange.limits import WeightLimiter
+from mixmaker.sim.exchange.matching import Order, SymbolRules
+from mixmaker.sim.exchange.rest import RestApi
+from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue
+from mixmaker.sim.exchange.ws import StreamHub
+
+
+class MarketFeed(Protocol):
+    """Other participants' activity: drives `venue.set_market_level`/`market_trade` until done."""
+
+    async def run(self, venue: Venue) -> None: ...
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    rest_port: int = 0  # 0: a free port
+    ws_port: int = 0
+    seed: int = 0
+    faults: str = ""  # `name=rate[@delay],...`, see faults.FAULTS
+    publish_interval: float = 0.1  # seconds between depth diffs (Binance's @100ms)
+    weight_limit: int = 6000  # REQUEST_WEIGHT per minute
+    ban_ms: int = 120_000  # first 418 ban; doubles for each further one
+    maker_fee: Decimal = Decimal("0.001")
+    taker_fee: Decimal = Decimal("0.001")
+    rules: tuple[SymbolRules, ...] = DEFAULT_RULES
+    feed: MarketFeed | None = None
+
+
+class ExchangeSim:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = cfg = config or SimConfig()
+        self.faults = Faults(cfg.seed)
+        self.faults.configure(cfg.faults)
+        self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms)
+        self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults)
+        self.venue.weight_limit = cfg.weight_limit
+        self.rest = RestApi(self.venue, self.faults, self.limiter)
+        self.hub = StreamHub(self.venue, self.faults)
+        self.rest_port = 0
+        self.ws_port = 0
+        self.feed_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._ws_server: asyncio.AbstractServer | None = None
+        self._publisher: asyncio.Task[None] | None = None
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> ExchangeSim:
+        cfg = self.config
+        # handler_cancellation: a client that gave up (act_then_timeout) must not pin a handler.
+        self._runner = web.AppRunner(self.rest.app(), handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, cfg.host, cfg.rest_port)
+        await site.start()
+        self.rest_port = self._runner.addresses[0][1]
+        self._ws_server = await self.hub.serve(cfg.host, cfg.ws_port)
+        self.ws_port = self._ws_server.sockets[0].getsockname()[1]
+        self._publisher = asyncio.create_task(self.hub.run(cfg.publish_interval))
+        if cfg.feed is not None:
+            self.feed_task = asyncio.create_task(cfg.feed.run(self.venue))
+        return self
+
+    async def stop(self) -> None:
+        for task in (self.feed_task, self._publisher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self.hub.drop_all()
+        if self._ws_server is not None:
+            self._ws_server.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> ExchangeSim:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ---- where it listens --------------------------------------------------------------------
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self.rest_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self.ws_port}"
+
+    def ccxt_config(self, api_key: str, api_secret: str, **options: Any) -> dict[str, Any]:
+        """Constructor config that points ccxt's binance (REST and pro) at this simulator only."""
+        rest, ws = self.rest_url, self.ws_url
+        return {
+            "apiKey": api_key,
+            "secret": api_secret,
+            "urls": {
+                "api": {
+                    "public": f"{rest}/api/v3",
+                    "private": f"{rest}/api/v3",
+                    "sapi": f"{rest}/sapi/v1",
+                    "ws": {"spot": f"{ws}/stream/ws", "ws-api": {"spot": f"{ws}/ws-api/v3"}},
+                }
+            },
+            "options": {
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+                "fetchOpenOrders": {"warnWithoutSymbol": False},
+                "warnOnFetchOpenOrdersWithoutSymbol": False,
+                **options,
+            },
+        }
+
+    # ---- setup and inspection (tests, the CLI) -------------------------------------------------
+
+    def add_account(self, account: str, api_key: str, api_secret: str, balances: Mapping[str, str | Decimal] = {}) -> None:
+        self.venue.add_account(account, api_key, api_secret, balances)
+
+    def balance(self, account: str, asset: str) -> tuple[Decimal, Decimal]:
+        """(free, locked)."""
+        return self.venue.balance(account, asset)
+
+    def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
+        return self.venue.engine.open_orders(account, symbol)
+
+    def book(self, symbol: str, limit: int = 1000) -> tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
+        """(lastUpdateId, bids best first, asks best first): what a snapshot would say now."""
+        return self.venue.engine.depth(symbol, limit)
+
+    def publish_now(self) -> None:
+        """Push pending diffs and trades without waiting for the next interval."""
+        self.hub.publish()

@@ -1,0 +1,230 @@
+"""Binance spot WebSocket endpoints on a picows server: market streams and the WebSocket API.
+
+Routing by path: `/ws-api/v3` is the WebSocket API (user data stream by signature, order
+entry); any other `/ws...` or `/stream...` path is a market-stream connection. Raw paths get
+bare events, `?streams=a/b` gets the combined `{"stream","data"}` wrapper, and a trailing
+`/<stream>` segment subscribes at connect. Depth diffs and trades go out from `StreamHub.publish`,
+where the diff faults (skip, duplicate, reorder) and connection drops strike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
+
+from mixmaker.sim.exchange import wire
+from mixmaker.sim.exchange.errors import BadParameter, ExchangeError
+from mixmaker.sim.exchange.faults import Faults
+from mixmaker.sim.exchange.matching import Diff
+from mixmaker.sim.exchange.venue import Venue
+
+WS_API_PATH = "/ws-api/v3"
+
+
+def _dumps(message: Any) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+class _Connection(WSListener):  # type: ignore[misc]
+    transport: WSTransport | None = None
+
+    def __init__(self, hub: StreamHub) -> None:
+        self.hub = hub
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.hub.connections.add(self)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.hub.connections.discard(self)
+        self.closed()
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code())
+            transport.disconnect()
+            return
+        if frame.msg_type != WSMsgType.TEXT:
+            return
+        try:
+            request = json.loads(frame.get_payload_as_utf8_text())
+        except ValueError:
+            self.send({"error": {"code": 3, "msg": "Invalid JSON"}, "id": None})
+            return
+        self.on_request(request if isinstance(request, dict) else {})
+
+    def send(self, message: Any) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.send(WSMsgType.TEXT, _dumps(message))
+
+    def push(self, message: Any) -> None:
+        """A server-initiated message; the ws_drop fault may cut the connection instead."""
+        if self.hub.faults.hit("ws_drop"):
+            self.drop()
+            return
+        self.send(message)
+
+    def drop(self) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.disconnect(graceful=False)
+
+    def on_request(self, request: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def closed(self) -> None:
+        pass
+
+
+class MarketConnection(_Connection):
+    def __init__(self, hub: StreamHub, combined: bool, streams: list[str]) -> None:
+        super().__init__(hub)
+        self.combined = combined
+        self.streams: set[str] = set(streams)
+
+    def on_request(self, request: dict[str, Any]) -> None:
+        method, params, rid = request.get("method"), request.get("params") or [], request.get("id")
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE") and isinstance(params, list):
+            names = {str(p).lower() for p in params}
+            self.streams = self.streams | names if method == "SUBSCRIBE" else self.streams - names
+            self.send({"result": None, "id": rid})
+        elif method == "LIST_SUBSCRIPTIONS":
+            self.send({"result": sorted(self.streams), "id": rid})
+        else:
+            self.send({"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"}, "id": rid})
+
+    def deliver(self, stream: str, event: dict[str, Any]) -> None:
+        if stream in self.streams:
+            self.push({"stream": stream, "data": event} if self.combined else event)
+
+
+class WsApiConnection(_Connection):
+    """The WebSocket API: `userDataStream.subscribe.signature`, order entry and queries."""
+
+    def __init__(self, hub: StreamHub) -> None:
+        super().__init__(hub)
+        self._unsubscribe: dict[int, Callable[[], None]] = {}
+
+    def on_request(self, request: dict[str, Any]) -> None:
+        rid, method = request.get("id"), request.get("method")
+        params = request.get("params") or {}
+        try:
+            result = self._call(str(method), params if isinstance(params, dict) else {})
+        except ExchangeError as e:
+            self.send({"id": rid, "status": e.status, "error": e.body()})
+            return
+        self.send({"id": rid, "status": 200, "result": result})
+
+    def _call(self, method: str, params: dict[str, Any]) -> Any:
+        venue = self.hub.venue
+        if method == "ping":
+            return {}
+        if method == "time":
+            return {"serverTime": venue.clock()}
+        if method == "userDataStream.unsubscribe":
+            for sid in list(self._unsubscribe):
+                self._unsubscribe.pop(sid)()
+            return {}
+        account = venue.keys.verify_ws(params, venue.clock())
+        text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
+        if method == "userDataStream.subscribe.signature":
+            sid = self.hub.next_subscription_id()
+            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push({"subscriptionId": sid, "event": e}))
+            return {"subscriptionId": sid}
+        actions: dict[str, Callable[[str, dict[str, str]], Any]] = {
+            "order.place": venue.new_order,
+            "order.cancel": venue.cancel_order,
+            "order.status": venue.query_order,
+            "openOrders.status": venue.open_orders,
+            "account.status": lambda a, _p: venue.account_info(a),
+        }
+        if method not in actions:
+            raise BadParameter(f"Unknown method '{method}'.")
+        return actions[method](account, text)
+
+    def closed(self) -> None:
+        for unsubscribe in self._unsubscribe.values():
+            unsubscribe()
+        self._unsubscribe.clear()
+
+
+class StreamHub:
+    """Every live connection, and the periodic push of depth diffs and trades."""
+
+    def __init__(self, venue: Venue, faults: Faults) -> None:
+        self.venue = venue
+        self.faults = faults
+        self.connections: set[_Connection] = set()
+        self.diffs_sent = 0
+        self._held: dict[str, dict[str, Any]] = {}  # a diff the reorder fault holds back
+        self._subscription_ids = 0
+
+    def next_subscription_id(self) -> int:
+        sid = self._subscription_ids
+        self._subscription_ids += 1
+        return sid
+
+    def route(self, request: WSUpgradeRequest) -> WSListener | None:
+        path, _, query = request.path.decode().partition("?")
+        if path.rstrip("/") == WS_API_PATH:
+            return WsApiConnection(self)
+        if not (path.startswith("/ws") or path.startswith("/stream")):
+            return None
+        if "streams" in (qs := parse_qs(query)):
+            return MarketConnection(self, True, [s.lower() for s in qs["streams"][0].split("/") if s])
+        last = path.rstrip("/").rsplit("/", 1)[-1].lower()
+        return MarketConnection(self, False, [last] if "@" in last else [])
+
+    def publish(self) -> None:
+        """Send what changed since the last call: one diff per symbol, then its trades."""
+        now = self.venue.clock()
+        engine = self.venue.engine
+        for symbol in engine.rules:
+            diff = engine.take_diff(symbol)
+            if diff is not None:
+                self._send_diff(diff, now)
+            for trade in engine.take_public_trades(symbol):
+                self._deliver(f"{symbol.lower()}@trade", wire.trade(trade, now))
+
+    def _send_diff(self, diff: Diff, now: int) -> None:
+        event = wire.depth_update(diff, now)
+        if self.faults.hit("diff_skip"):
+            return
+        held = self._held.pop(diff.symbol, None)
+        if held is None and self.faults.hit("diff_reorder"):
+            self._held[diff.symbol] = event
+            return
+        copies = 2 if self.faults.hit("diff_duplicate") else 1
+        for _ in range(copies):
+            self._deliver_depth(diff.symbol, event)
+        if held is not None:
+            self._deliver_depth(diff.symbol, held)
+
+    def _deliver_depth(self, symbol: str, event: dict[str, Any]) -> None:
+        self.diffs_sent += 1
+        base = symbol.lower() + "@depth"
+        for conn in list(self.connections):
+            if isinstance(conn, MarketConnection):
+                for stream in [s for s in conn.streams if s == base or s.startswith(base + "@")]:
+                    conn.deliver(stream, event)
+
+    def _deliver(self, stream: str, event: dict[str, Any]) -> None:
+        for conn in list(self.connections):
+            if isinstance(conn, MarketConnection):
+                conn.deliver(stream, event)
+
+    def drop_all(self) -> None:
+        for conn in list(self.connections):
+            conn.drop()
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        return await ws_create_server(self.route, host, port, websocket_handshake_timeout=5)
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.publish()
+
