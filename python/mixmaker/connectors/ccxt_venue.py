@@ -1,0 +1,236 @@
+"""A ccxt async exchange as an `OrderVenue` (what the order tracker drives), plus balances and
+market rules, in exact numbers.
+
+- ccxt is told to hand numbers back as strings (`exchange.number = str`), so nothing goes
+  through a float: prices and sizes become the market's scaled integers (`MarketScale`),
+  balances `Decimal`. A value that does not sit on the scale is an error, not a rounding.
+- Every REST request waits in the account's `RateLimiter` (see `ccxt_routing`).
+- ccxt's exceptions become the tracker's: `OrderNotFound` -> `OrderNotFoundError`, a refused
+  order -> `OrderRejectedError`, anything whose outcome is unknown (network, timeout, 5xx, 429)
+  -> `VenueUnavailableError`, which the tracker resolves by asking again.
+- Symbols are the venue's ids (`BTCUSDT`), as the tracker journals them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Awaitable, Callable, TypeVar
+
+import ccxt.async_support as ccxt
+
+from mixmaker.connectors.limiter import RateLimiter
+from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
+from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
+
+T = TypeVar("T")
+
+#: Fees are integers in 10^-8 of their asset (every venue we know quotes fees within that).
+FEE_DECIMALS = 8
+
+
+class MarketScaleError(ValueError):
+    """A number from the venue or the caller does not fit the market's scale."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarketScale:
+    """How one market's prices and sizes map to integers: price = int / 10**price_decimals."""
+
+    symbol: str  # the venue's id, e.g. BTCUSDT
+    unified: str  # ccxt's, e.g. BTC/USDT
+    base: str
+    quote: str
+    price_decimals: int
+    size_decimals: int
+    tick: int  # price step, in price units
+    lot: int  # size step, in size units
+    min_size: int
+    min_notional: Decimal  # in the quote asset
+
+    def price(self, v: Any) -> int:
+        return to_units(v, self.price_decimals, f"{self.symbol} price")
+
+    def size(self, v: Any) -> int:
+        return to_units(v, self.size_decimals, f"{self.symbol} size")
+
+    def price_str(self, units: int) -> str:
+        return from_units(units, self.price_decimals)
+
+    def size_str(self, units: int) -> str:
+        return from_units(units, self.size_decimals)
+
+
+def exact(v: Any, what: str) -> Decimal:
+    """A venue number as an exact Decimal. Strings are exact; a float (a ccxt path that ignores
+    `number = str`) is taken by its shortest repr, which is the decimal the venue sent."""
+    if isinstance(v, Decimal):
+        return v
+    if isinstance(v, bool) or v is None:
+        raise MarketScaleError(f"{what}: not a number: {v!r}")
+    try:
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
+    except InvalidOperation:
+        raise MarketScaleError(f"{what}: not a number: {v!r}") from None
+    if not d.is_finite():
+        raise MarketScaleError(f"{what}: not a finite number: {v!r}")
+    return d
+
+
+def to_units(v: Any, decimals: int, what: str) -> int:
+    scaled = exact(v, what).scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise MarketScaleError(f"{what}: {v!r} has more than {decimals} decimals")
+    return int(scaled)
+
+
+def from_units(units: int, decimals: int) -> str:
+    return format(Decimal(units).scaleb(-decimals), "f")
+
+
+def _decimals(step: Decimal) -> int:
+    return max(0, -step.normalize().as_tuple().exponent)
+
+
+def market_scale(market: dict[str, Any]) -> MarketScale:
+    """The scale of a loaded ccxt market (ccxt's TICK_SIZE precision mode: steps, not digits)."""
+    prec, limits = market.get("precision") or {}, market.get("limits") or {}
+    what = market.get("id", "?")
+    tick, lot = exact(prec.get("price"), f"{what} tick"), exact(prec.get("amount"), f"{what} lot")
+    if tick <= 0 or lot <= 0:
+        raise MarketScaleError(f"{what}: tick and lot must be positive, got {tick} / {lot}")
+    pd, sd = _decimals(tick), _decimals(lot)
+    min_amount = (limits.get("amount") or {}).get("min")
+    min_cost = (limits.get("cost") or {}).get("min")
+    return MarketScale(
+        symbol=market["id"], unified=market["symbol"], base=market["base"], quote=market["quote"],
+        price_decimals=pd, size_decimals=sd, tick=to_units(tick, pd, f"{what} tick"), lot=to_units(lot, sd, f"{what} lot"),
+        min_size=to_units(min_amount, sd, f"{what} min size") if min_amount is not None else 0,
+        min_notional=exact(min_cost, f"{what} min notional") if min_cost is not None else Decimal(0),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    free: Decimal
+    locked: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.locked
+
+
+_NOT_FOUND = (ccxt.OrderNotFound,)
+# Refused for good: the order was not placed (or the cancel did not happen), and asking again
+# would get the same answer.
+_REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.AuthenticationError, ccxt.PermissionDenied,
+            ccxt.BadRequest, ccxt.BadSymbol, ccxt.OperationRejected)
+
+
+class CcxtVenue:
+    """One venue account over a ccxt async exchange whose requests go through `limiter`."""
+
+    def __init__(self, exchange: Any, limiter: RateLimiter, *, name: str | None = None) -> None:
+        exchange.number = str  # exact numbers: see the module note
+        self.exchange = exchange
+        self.limiter = limiter
+        self.name = name or exchange.id
+        self.markets: dict[str, MarketScale] = {}
+
+    async def load_markets(self) -> dict[str, MarketScale]:
+        markets = await self._call(lambda: self.exchange.load_markets())
+        self.markets = {m["id"]: market_scale(m) for m in markets.values() if m.get("spot", True)}
+        return self.markets
+
+    def market(self, symbol: str) -> MarketScale:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise MarketScaleError(f"{self.name}: unknown market {symbol!r} (load_markets first?)") from None
+
+    # ------------------------------------------------------------------ OrderVenue
+    async def create_order(self, req: OrderRequest) -> OrderReport:
+        m = self.market(req.symbol)
+        o = await self._call(lambda: self.exchange.create_order(
+            m.unified, "limit", req.side, m.size_str(req.quantity), m.price_str(req.price),
+            {"clientOrderId": req.client_id}))
+        return self._report(o, m)
+
+    async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
+        m = self.market(symbol)
+        params = {} if exchange_id else {"clientOrderId": client_id}
+        o = await self._call(lambda: self.exchange.cancel_order(exchange_id or "", m.unified, params))
+        return self._report(o, m)
+
+    async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
+        m = self.market(symbol)
+        o = await self._call(lambda: self.exchange.fetch_order("", m.unified, {"clientOrderId": client_id}))
+        return self._report(o, m)
+
+    async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        unified = self.market(symbol).unified if symbol else None
+        orders = await self._call(lambda: self.exchange.fetch_open_orders(unified))
+        return [self._report(o, self._market_of(o)) for o in orders]
+
+    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
+        m = self.market(symbol)
+        trades = await self._call(lambda: self.exchange.fetch_my_trades(m.unified, since_ms))
+        return [self._trade(t, m) for t in trades]
+
+    # ------------------------------------------------------------------ account
+    async def fetch_balances(self) -> dict[str, Balance]:
+        b = await self._call(lambda: self.exchange.fetch_balance())
+        free, used = b.get("free") or {}, b.get("used") or {}
+        return {asset: Balance(exact(free.get(asset) or "0", f"{asset} free"), exact(used.get(asset) or "0", f"{asset} locked"))
+                for asset in sorted(set(free) | set(used))}
+
+    # ------------------------------------------------------------------ conversions
+    def _market_of(self, o: dict[str, Any]) -> MarketScale:
+        mid = (o.get("info") or {}).get("symbol")
+        if mid in self.markets:
+            return self.markets[mid]
+        for m in self.markets.values():
+            if m.unified == o.get("symbol"):
+                return m
+        raise MarketScaleError(f"{self.name}: an order in an unknown market: {o.get('symbol')!r}")
+
+    def _report(self, o: dict[str, Any], m: MarketScale) -> OrderReport:
+        qty, filled = m.size(o.get("amount") or "0"), m.size(o.get("filled") or "0")
+        return OrderReport(
+            client_id=o.get("clientOrderId"), exchange_id=str(o["id"]), symbol=m.symbol, side=o["side"],
+            status=_status(o.get("status"), filled, qty), price=m.price(o.get("price") or "0"),
+            quantity=qty, filled=filled,
+        )
+
+    @staticmethod
+    def _trade(t: dict[str, Any], m: MarketScale) -> TradeReport:
+        fee = t.get("fee") or {}
+        return TradeReport(
+            trade_id=str(t["id"]), exchange_id=str(t["order"]), client_id=t.get("clientOrderId"), symbol=m.symbol,
+            side=t["side"], price=m.price(t["price"]), qty=m.size(t["amount"]),
+            fee=to_units(fee.get("cost") or "0", FEE_DECIMALS, f"{m.symbol} fee"), fee_asset=fee.get("currency") or "",
+            is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
+        )
+
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        try:
+            return await make()
+        except _NOT_FOUND as e:
+            raise OrderNotFoundError(f"{self.name}: {e}") from None
+        except ccxt.NetworkError as e:  # timeouts, 5xx, 429/418 (DDoSProtection): outcome unknown
+            raise VenueUnavailableError(f"{self.name}: {type(e).__name__}: {e}") from None
+        except _REFUSED as e:
+            raise OrderRejectedError(f"{self.name}: {type(e).__name__}: {e}") from None
+        except ccxt.BaseError as e:
+            # Anything else ccxt cannot classify: unknown outcome, so the tracker asks again.
+            raise VenueUnavailableError(f"{self.name}: {type(e).__name__}: {e}") from None
+
+
+def _status(status: str | None, filled: int, qty: int) -> VenueStatus:
+    if status == "open":
+        return "partially_filled" if filled > 0 else "open"
+    if status == "closed":
+        return "filled"
+    if status in ("canceled", "expired", "rejected"):
+        return status  # type: ignore[return-value]
+    raise VenueError(f"unknown order status from ccxt: {status!r}")

@@ -1,0 +1,132 @@
+"""The order tracker on the ccxt REST venue, against the local Binance-compatible simulator:
+real ccxt binance class, real HTTP on 127.0.0.1, our limiter in front of every request."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
+pytest.importorskip("picows", reason="the simulator's WebSocket side needs picows")
+
+from mixmaker.connectors import RateLimiter  # noqa: E402
+from mixmaker.connectors import binance_limits as bl  # noqa: E402
+from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
+from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScaleError, from_units, to_units  # noqa: E402
+from mixmaker.orders import ClientOrderTracker  # noqa: E402
+from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError  # noqa: E402
+from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.sim.exchange.server import ExchangeSim, SimConfig  # noqa: E402
+from mixmaker.store import SqliteStore  # noqa: E402
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def venue_for(sim: ExchangeSim, key: str, secret: str, *, timeout_ms: int = 10_000) -> CcxtVenue:
+    ex = ccxt.binance(sim.ccxt_config(key, secret))
+    ex.timeout = timeout_ms
+    lim = RateLimiter(bl.spot_pools())
+    route_through(ex, lim, cost=bl.request_cost, usage=bl.usage_from_headers, retry_after=bl.retry_after_s)
+    v = CcxtVenue(ex, lim, name="binance")
+    await v.load_markets()
+    return v
+
+
+def start_sim(**cfg) -> ExchangeSim:
+    sim = ExchangeSim(SimConfig(seed=7, **cfg))
+    sim.add_account("mm", "mm-key", "mm-secret", {"USDT": "100000", "BTC": "2"})
+    sim.add_account("taker", "tk-key", "tk-secret", {"USDT": "100000", "BTC": "2"})
+    return sim
+
+
+def test_an_order_lives_its_whole_life_through_the_tracker(tmp_path):
+    async def go():
+        async with start_sim() as sim:
+            mm, taker = await venue_for(sim, "mm-key", "mm-secret"), await venue_for(sim, "tk-key", "tk-secret")
+            store = SqliteStore(tmp_path / "orders.db")
+            fills = []
+            t = ClientOrderTracker(mm, store, fill_sink=fills.append, prefix="mm")
+            try:
+                await t.start()
+                m = mm.market("BTCUSDT")
+                cid = await t.create("BTCUSDT", "buy", m.price("50000"), m.size("0.01"))
+                assert t.get(cid).state == "OPEN" and t.get(cid).exchange_id
+                assert [o.client_order_id for o in sim.open_orders("mm", "BTCUSDT")] == [cid]
+                # Someone sells 0.004 into our bid.
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "sell", m.price("50000"), m.size("0.004")))
+                assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 1
+                assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 0  # the same trade again
+                v = t.get(cid)
+                assert (v.state, v.filled, v.avg_price) == ("PARTIALLY_FILLED", m.size("0.004"), m.price("50000"))
+                assert await t.cancel(cid) == "CANCELED"
+                assert sim.open_orders("mm", "BTCUSDT") == []
+                balances = await mm.fetch_balances()
+                for asset in ("USDT", "BTC"):
+                    free, locked = sim.balance("mm", asset)
+                    assert (balances[asset].free, balances[asset].locked) == (free, locked)
+                assert balances["USDT"].total == Decimal("100000") - Decimal("0.004") * 50000
+                assert [(f.qty, f.price) for f in fills] == [(m.size("0.004"), m.price("50000"))]
+            finally:
+                store.close()
+                for v in (mm, taker):
+                    await v.exchange.close()
+
+    run(go())
+
+
+def test_a_create_the_venue_acted_on_but_never_answered_is_found_not_resent(tmp_path):
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret", timeout_ms=300)
+            sim.faults.set("act_then_timeout", 1.0, 1.0)
+            store = SqliteStore(tmp_path / "orders.db")
+            t = ClientOrderTracker(mm, store, request_timeout=5.0, retry_delay=0.0, inflight_timeout=0.0)
+            try:
+                await t.start()
+                m = mm.market("BTCUSDT")
+                cid = await t.create("BTCUSDT", "sell", m.price("70000"), m.size("0.5"))
+                sim.faults.set("act_then_timeout", 0.0)
+                # Timed out: the tracker asks by client id instead of sending it again.
+                assert t.stats["create_uncertain"] == 1
+                await t.resolve(cid)
+                assert t.get(cid).state == "OPEN"
+                assert [o.client_order_id for o in sim.open_orders("mm")] == [cid]  # placed once
+            finally:
+                store.close()
+                await mm.exchange.close()
+
+    run(go())
+
+
+def test_refusals_and_unknown_orders_map_to_the_tracker_errors():
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret")
+            try:
+                m = mm.market("BTCUSDT")
+                with pytest.raises(OrderRejectedError):  # far more BTC than the account holds
+                    await mm.create_order(OrderRequest("big", "BTCUSDT", "sell", m.price("70000"), m.size("50")))
+                with pytest.raises(OrderNotFoundError):
+                    await mm.fetch_order("BTCUSDT", "never-sent")
+                with pytest.raises(OrderNotFoundError):
+                    await mm.cancel_order("BTCUSDT", "never-sent", None)
+                with pytest.raises(MarketScaleError, match="unknown market"):
+                    mm.market("DOGEUSDT")
+            finally:
+                await mm.exchange.close()
+
+    run(go())
+
+
+def test_exact_conversions():
+    assert to_units("61659.70", 2, "p") == 6165970
+    assert to_units("0.00100000", 8, "q") == 100000
+    assert to_units(0.1, 2, "p") == 10  # a float from a ccxt path that ignores number=str: its repr
+    assert from_units(6165970, 2) == "61659.70"
+    for bad in ("0.001", "abc", None, "NaN"):
+        with pytest.raises(MarketScaleError):
+            to_units(bad, 2, "p")
