@@ -102,3 +102,13 @@ def retry_after_s(status: int, headers: Mapping[str, str], body: str, now_ms: in
         if m:
             return max(0.0, (int(m.group(1)) - now_ms) / 1000)
     return None
+
+
+def depth_weight(limit: int) -> int:
+    """Request weight of `GET /api/v3/depth?limit=N` (Binance spot's published table)."""
+    if not 1 <= limit <= 5000:
+        raise ValueError(f"depth limit must be 1..5000, got {limit}")
+    for upto, weight in ((100, 5), (500, 25), (1000, 50)):
+        if limit <= upto:
+            return weight
+    return 250
