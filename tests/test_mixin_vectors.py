@@ -136,6 +136,9 @@ def test_hash_members():
     a, b = "965e5c6e-434c-3fa9-b780-c50f43cd955c", "d1e9ec7e-199d-4578-91a0-a69d9a7ba048"
     assert hash_members([a]) == "b9f49cf777dc4d03bc54cd1367eebca319f8603ea1ce18910d09e2c540c630d8"
     assert hash_members([a, b]) == hash_members([b, a]) == "6064ec68a229a7d2fe2be652d11477f21705a742e08b75564fd085650f1deaeb"
+    # the three-member case of the Go SDK's TestHashMember
+    three = ["0355e4c0-ba3a-4ba6-82c0-6311e332f57a", "506694b3-0c16-4bd2-8ea0-ba3de6840a5a", "834c17e1-1427-434a-a280-1b3cfee05111"]
+    assert hash_members(three) == hash_members(three[::-1]) == "36972be0d8ef46deb3974334aa2242bfcdab044cbb99864ecc7f6ddbb9ee8ed9"
     with pytest.raises(ValueError):
         hash_members([])
 
