@@ -13,9 +13,16 @@ import sys
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Adds `sim` to the top-level command and `mixin` under it; returns the `sim` group so
+    other simulators can add themselves with their own `add_to(group)`."""
     sim = subparsers.add_parser("sim", help="run a local simulator", description="Local simulators on 127.0.0.1.")
     kinds = sim.add_subparsers(dest="simulator", metavar="SIMULATOR", required=True)
+    add_to(kinds)
+    return kinds
+
+
+def add_to(kinds: argparse._SubParsersAction) -> None:
     mx = kinds.add_parser("mixin", help="a Mixin Safe API compatible server",
                           description="A Mixin Safe API compatible server on 127.0.0.1 (no real funds).")
     mx.add_argument("--port", type=int, default=7100, help="TCP port (default 7100; 0 = any free port)")
