@@ -254,3 +254,40 @@ def test_the_server_runs_in_the_callers_loop_too():
             await server.close()
 
     assert run(main()) == ["BTC", "ETH"]
+
+
+def test_inputs_stay_locked_until_kernel_finality():
+    """With a finality delay a broadcast request is `signed` and its inputs are locked: another
+    request spending them gets 10105, and the money moves only at finality."""
+    from mixmaker.mixin.errors import LockedByAnotherTransactionError
+    from mixmaker.mixin.payments import Payments
+    from mixmaker.mixin.utxo import InsufficientOutputsError
+    from mixmaker.store import SqliteStore
+
+    w = make_world(seed=22, finality_delay_s=30)
+    try:
+        bot = w.bot["app_id"]
+        w.state.deposit(bot, ETH, to_units("1"))
+        alice = w.state.add_user(full_name="alice")
+
+        async def main():
+            async with w.client() as c:
+                pay = Payments(c, SqliteStore())
+                tx = await build(c, w, [(alice.user_id, to_units("1"))], request_id="lock-2")  # built before: same input
+                p = await pay.transfer("lock-1", ETH, "0.4", alice.user_id)
+                status = await c.transaction(p.request_id)
+                with pytest.raises(LockedByAnotherTransactionError):
+                    await c.create_transaction_requests([(rid("lock-2"), kernel.encode(tx).hex())])
+                with pytest.raises(InsufficientOutputsError):  # the change is not there before finality
+                    await pay.transfer("lock-3", ETH, "0.1", alice.user_id)
+                w.state.clock.advance(31)
+                final = await c.transaction(p.request_id)
+                later = await pay.transfer("lock-3", ETH, "0.1", alice.user_id)
+                return status, final, later
+
+        status, final, later = run(main())
+        assert status.state == "signed" and final.state == "spent" and final.snapshot_id and later.state == "sent"
+        w.state.clock.advance(31)
+        assert w.state.balance(alice.user_id, ETH) == to_units("0.5") and w.state.balance(bot, ETH) == to_units("0.5")
+    finally:
+        w.server.stop()
