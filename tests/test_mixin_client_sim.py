@@ -291,3 +291,46 @@ def test_inputs_stay_locked_until_kernel_finality():
         assert w.state.balance(alice.user_id, ETH) == to_units("0.5") and w.state.balance(bot, ETH) == to_units("0.5")
     finally:
         w.server.stop()
+
+
+def test_assets_fees_and_deposit_entries(world):
+    async def main():
+        async with world.client() as c:
+            btc = await c.asset(BTC)
+            fees = await c.withdrawal_fees(BTC, "bc1qexampleexampleexampleexample")
+            first, second = await c.deposit_entry(BTC), await c.deposit_entry(BTC)
+            with pytest.raises(ValueError, match="asset_id must be a UUID"):
+                await c.asset("BTC")
+            return btc, fees, first, second
+
+    btc, fees, first, second = run(main())
+    assert btc["symbol"] == "BTC" and btc["kernel_asset_id"] == kernel_asset_id(BTC) and "balance" not in btc
+    assert fees == [{"type": "withdrawal_fee", "asset_id": BTC, "amount": "0.0001"}]
+    assert first == second and first["members"] == [world.bot["app_id"]] and first["destination"]
+
+
+def test_the_pin_iterator_strictly_increases_when_the_clock_does_not(monkeypatch):
+    import time as _time
+
+    from mixmaker.mixin.pin import Iterator
+
+    monkeypatch.setattr(_time, "time_ns", lambda: 1_700_000_000_000_000_000)
+    it = Iterator()
+    seen = [it.next() for _ in range(3)]
+    assert seen == [1_700_000_000_000_000_000, 1_700_000_000_000_000_001, 1_700_000_000_000_000_002]
+
+
+def test_api_errors_never_carry_key_material(world):
+    bad = dict(world.bot, session_private_key=bytes(range(32)).hex())
+
+    async def main():
+        async with MixinClient(Keystore.from_dict(bad), world.server.url) as c:
+            try:
+                await c.me()
+            except Exception as e:  # noqa: BLE001 - the text of any error is what we inspect
+                return e
+
+    err = run(main())
+    text = f"{err!r} {err} {err.extra}"
+    for secret in (bad["session_private_key"], world.bot["spend_private_key"]):
+        assert secret not in text

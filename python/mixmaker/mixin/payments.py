@@ -88,6 +88,7 @@ _COLUMNS = "request_id, cause, kind, asset_id, units, opponent, tag, memo, state
 
 # Steps at which a test may stop the process (see `crash_at`).
 STEPS = ("recorded", "signed", "broadcast", "sent")
+FINAL = ("sent", "confirmed", "failed")
 
 
 class Payments:
@@ -170,6 +171,8 @@ class Payments:
         return await self._settle_locked(p)
 
     async def _settle_locked(self, p: Payment) -> Payment:
+        if p.state in FINAL:
+            return p
         # Outputs of an asset are spent by one payment at a time; a withdrawal whose fee is
         # in another asset also holds that asset (locks taken in a fixed order).
         fee_asset = await self._fee_asset(p) if p.kind == "withdrawal" else p.asset_id
@@ -185,7 +188,7 @@ class Payments:
                 lock.release()
 
     async def _settle(self, p: Payment) -> Payment:
-        if p.state in ("sent", "confirmed", "failed"):
+        if p.state in FINAL:
             return p
         if p.state == "pending":
             known = await self.client.transaction(p.request_id)

@@ -8,7 +8,6 @@ handlers and a test thread scripting users can share one state.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import threading
@@ -645,9 +644,3 @@ class SimState:
                 "snapshot_id": req.snapshot_id, "snapshot_hash": hashlib.sha256(req.snapshot_id.encode()).hexdigest() if spent else "",
                 "snapshot_at": rfc3339nano(req.snapshot_at) if spent else "",
             }
-
-    def dump_json(self) -> str:
-        """A compact view for debugging a failed test."""
-        with self.lock:
-            return json.dumps({"users": list(self.users), "utxos": len(self.utxos), "snapshots": len(self.snapshots),
-                               "requests": {k: v.state for k, v in self.requests.items()}})
