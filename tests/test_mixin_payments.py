@@ -134,13 +134,18 @@ def test_a_failed_withdrawal_is_refunded_and_never_confirmed(tmp_path):
         w.server.stop()
 
 
-def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
-    """A real process dies right after storing the signed withdrawal; the next run pays it once."""
+def worker_args(world, tmp_path, cause: str) -> tuple[list[str], Path]:
+    """The command line of a bot process withdrawing 0.25 ETH for `cause` (crash step appended by the test)."""
     ks = tmp_path / "keystore.json"
     ks.write_text(json.dumps(world.bot))
     os.chmod(ks, 0o600)
     db = tmp_path / "pay.db"
-    args = [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", "w-crash", ETH, "0.25", ETH_ADDR]
+    return [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", cause, ETH, "0.25", ETH_ADDR], db
+
+
+def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
+    """A real process dies right after storing the signed withdrawal; the next run pays it once."""
+    args, db = worker_args(world, tmp_path, "w-crash")
     dead = subprocess.run([*args, "signed"], capture_output=True, text=True, timeout=60)
     assert dead.returncode == 17, dead.stderr
     rows = SqliteStore(db).query("SELECT state, raws FROM mixin_payments")
@@ -157,11 +162,7 @@ def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
 
 
 def test_crash_after_broadcast_before_it_was_recorded_pays_once(world, tmp_path):
-    ks = tmp_path / "keystore.json"
-    ks.write_text(json.dumps(world.bot))
-    os.chmod(ks, 0o600)
-    db = tmp_path / "pay.db"
-    args = [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", "w-b", ETH, "0.25", ETH_ADDR]
+    args, db = worker_args(world, tmp_path, "w-b")
     assert subprocess.run([*args, "broadcast"], capture_output=True, timeout=60).returncode == 17
     assert SqliteStore(db).query("SELECT state FROM mixin_payments") == [("signed",)]
     rec = subprocess.run([*args[:5], "recover", *args[6:]], capture_output=True, text=True, timeout=60)
