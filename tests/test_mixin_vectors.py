@@ -218,6 +218,24 @@ def test_withdrawal_output_round_trips():
     assert kernel.decode(kernel.encode(tx)) == tx
 
 
+def test_safe_ghost_key_for_a_mainnet_address_vector():
+    """safe.test.ts 'Test for safe ghost key for mainnet address': a key computed locally for a XIN address."""
+    from mixmaker.mixin.address import AddressError, format_kernel_address, parse_kernel_address
+
+    addr = ("XINJkpCdwVk3qFqmS3AAAoTmC5Gm2fR3iRF7Rtt7hayuaLXNrtztS3LGPSxTmq5KQh3KJ2qYXYE5a9w8BWXhZAdsJKXqcvUr")
+    seed = bytes.fromhex(
+        "518fad2b5eb4ddbd64d2bd5537a73266451ac0eeaff044d6d4e1adfe09da9373ce6ad9b1bc2b55e371c452f84472d741c927989dc3ea91773964492618c02ece"
+    )
+    spend, view = parse_kernel_address(addr)
+    assert format_kernel_address(spend, view) == addr
+    r = curve.scalar_from_bytes(seed)
+    assert curve.public_from_scalar(r).hex() == "f2459f77513526c156a5cf2ec831e849b75514f0614e2bd7acdde70afc224f40"
+    assert curve.ghost_public_key(r, view, spend, 255).hex() == "40567a0c5696cd3c7160f910248e9bae36cee90d625bba4dbf7ed03d272b2e61"
+    for bad in (addr[:-1] + ("1" if addr[-1] != "1" else "2"), "MIX" + addr[3:], addr + "0"):
+        with pytest.raises(AddressError):
+            parse_kernel_address(bad)
+
+
 def test_ghost_keys_agree_between_sender_and_receiver():
     # The sender knows r and the receiver's public keys; the receiver knows its view key and the mask.
     r = curve.scalar_from_bytes(bytes(range(64)))

@@ -7,7 +7,8 @@ request, and the kernel never spends an output twice. An unclear outcome is reso
 the request's state, never by building a new transaction. Spending is serialized per asset.
 
 States: pending (intent stored) -> signed (raws stored) -> sent (Mixin has it) -> confirmed
-(withdrawal hash on chain) | failed (Mixin refused it for good; nothing was paid).
+(withdrawal hash on chain) | failed (Mixin refused it for good; nothing was paid, a new cause
+is needed to try again). The per-asset lock is per process: one paying process per bot.
 """
 
 from __future__ import annotations
