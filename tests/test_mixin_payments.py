@@ -264,3 +264,18 @@ def test_a_refused_withdrawal_fails_with_the_reason_and_pays_nothing(world, tmp_
     assert isinstance(err.api_error, InvalidAddressError) and err.api_error.code == 30102
     assert p.state == "failed" and "30102" in p.error
     assert balance(world, ETH) == to_units("1")
+
+
+def test_a_request_mixin_forgot_is_verified_again_and_sent_once(world, tmp_path):
+    """Crash after signing; meanwhile the server has dropped the unsigned request. The stored
+    signed bytes are re-verified under the same request id and sent once."""
+    args, db = worker_args(world, tmp_path, "w-forgot")
+    assert subprocess.run([*args, "signed"], capture_output=True, timeout=60).returncode == 17
+    with world.state.lock:
+        [rid] = list(world.state.requests)
+        forgotten = world.state.requests.pop(rid)
+        world.state.requests_by_hash.pop(forgotten.hash)
+    rec = subprocess.run([*args[:5], "recover", *args[6:]], capture_output=True, text=True, timeout=60)
+    assert rec.stdout.strip() == "sent", rec.stderr
+    assert balance(world, ETH) == to_units("1") - to_units("0.252")
+    assert len(withdrawal_snapshots(world, ETH)) == 1

@@ -23,7 +23,7 @@ from typing import Callable
 from mixmaker.mixin import kernel
 from mixmaker.mixin.amounts import from_units, to_units
 from mixmaker.mixin.client import MixinClient
-from mixmaker.mixin.errors import LocalPaymentError, MixinApiError, MixinTransportError
+from mixmaker.mixin.errors import LocalPaymentError, MixinApiError, MixinTransportError, NotFoundError
 from mixmaker.mixin.ids import kernel_asset_id, parse_uuid, unique_object_id
 from mixmaker.mixin.models import TransactionRequest
 from mixmaker.mixin.utxo import select_outputs
@@ -219,6 +219,12 @@ class Payments:
                     # A definite refusal; but it may refuse because an earlier attempt went through.
                     if await self._already_sent(p.request_id):
                         break
+                    if isinstance(e, NotFoundError) and attempt < self.uncertain_retries:
+                        # Mixin no longer knows the request (it was never signed there): verify
+                        # the same unsigned bytes again; the stored signatures still hold.
+                        await self.client.create_transaction_requests(
+                            [(rid, kernel.encode(kernel.decode(bytes.fromhex(raw)).unsigned()).hex()) for rid, raw in raws])
+                        continue
                     self._update(p.request_id, state="failed", error=str(e))
                     raise PaymentFailedError(p.request_id, e) from None
                 # No clear answer: ask before sending again (the same bytes, so never twice).
