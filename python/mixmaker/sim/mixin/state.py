@@ -477,8 +477,9 @@ class SimState:
             raise SimError(20134, {"maximum": format_units(asset.max_withdrawal)})
 
     def _grant_of(self, o: kernel.Output, n: int) -> GhostGrant:
-        grants = {id(self.grants.get(k)): self.grants.get(k) for k in o.keys}
-        grant = next(iter(grants.values()), None) if len(grants) == 1 else None
+        found = [self.grants.get(k) for k in o.keys]
+        # every key of the output must come from one and the same /safe/keys answer
+        grant = found[0] if found and all(g is not None and g is found[0] for g in found) else None
         if grant is None or grant.mask != o.mask or grant.index != n or len(o.keys) != len(grant.receivers):
             raise SimError(10002, {"field": "outputs", "reason": f"output {n} keys were not issued by /safe/keys for it"})
         if len(o.script) != 3 or o.script[:2] != b"\xff\xfe" or not 1 <= o.script[2] <= len(grant.receivers):
