@@ -75,7 +75,7 @@ def test_withdrawal_pays_its_fee_in_the_same_asset(world, tmp_path):
     assert balance(world, ETH) == to_units("1") - to_units("0.5") - to_units("0.002")
     assert balance(world, ETH, FEE_USER_ID) == to_units("0.002")
     [snap] = withdrawal_snapshots(world, ETH)
-    assert snap.amount == -to_units("0.502") and snap.withdrawal == {"withdrawal_hash": "", "receiver": ETH_ADDR}
+    assert snap.amount == -to_units("0.502") and snap.withdrawal["receiver"] == ETH_ADDR  # no delay: hash already set
 
 
 def test_withdrawal_with_the_fee_in_another_asset_sends_two_linked_transactions(world, tmp_path):
@@ -134,13 +134,18 @@ def test_a_failed_withdrawal_is_refunded_and_never_confirmed(tmp_path):
         w.server.stop()
 
 
-def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
-    """A real process dies right after storing the signed withdrawal; the next run pays it once."""
+def worker_args(world, tmp_path, cause: str) -> tuple[list[str], Path]:
+    """The command line of a bot process withdrawing 0.25 ETH for `cause` (crash step appended by the test)."""
     ks = tmp_path / "keystore.json"
     ks.write_text(json.dumps(world.bot))
     os.chmod(ks, 0o600)
     db = tmp_path / "pay.db"
-    args = [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", "w-crash", ETH, "0.25", ETH_ADDR]
+    return [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", cause, ETH, "0.25", ETH_ADDR], db
+
+
+def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
+    """A real process dies right after storing the signed withdrawal; the next run pays it once."""
+    args, db = worker_args(world, tmp_path, "w-crash")
     dead = subprocess.run([*args, "signed"], capture_output=True, text=True, timeout=60)
     assert dead.returncode == 17, dead.stderr
     rows = SqliteStore(db).query("SELECT state, raws FROM mixin_payments")
@@ -157,11 +162,7 @@ def test_crash_between_signed_and_broadcast_pays_once(world, tmp_path):
 
 
 def test_crash_after_broadcast_before_it_was_recorded_pays_once(world, tmp_path):
-    ks = tmp_path / "keystore.json"
-    ks.write_text(json.dumps(world.bot))
-    os.chmod(ks, 0o600)
-    db = tmp_path / "pay.db"
-    args = [sys.executable, str(WORKER), str(ks), world.server.url, str(db), "withdrawal", "w-b", ETH, "0.25", ETH_ADDR]
+    args, db = worker_args(world, tmp_path, "w-b")
     assert subprocess.run([*args, "broadcast"], capture_output=True, timeout=60).returncode == 17
     assert SqliteStore(db).query("SELECT state FROM mixin_payments") == [("signed",)]
     rec = subprocess.run([*args[:5], "recover", *args[6:]], capture_output=True, text=True, timeout=60)
@@ -263,3 +264,18 @@ def test_a_refused_withdrawal_fails_with_the_reason_and_pays_nothing(world, tmp_
     assert isinstance(err.api_error, InvalidAddressError) and err.api_error.code == 30102
     assert p.state == "failed" and "30102" in p.error
     assert balance(world, ETH) == to_units("1")
+
+
+def test_a_request_mixin_forgot_is_verified_again_and_sent_once(world, tmp_path):
+    """Crash after signing; meanwhile the server has dropped the unsigned request. The stored
+    signed bytes are re-verified under the same request id and sent once."""
+    args, db = worker_args(world, tmp_path, "w-forgot")
+    assert subprocess.run([*args, "signed"], capture_output=True, timeout=60).returncode == 17
+    with world.state.lock:
+        [rid] = list(world.state.requests)
+        forgotten = world.state.requests.pop(rid)
+        world.state.requests_by_hash.pop(forgotten.hash)
+    rec = subprocess.run([*args[:5], "recover", *args[6:]], capture_output=True, text=True, timeout=60)
+    assert rec.stdout.strip() == "sent", rec.stderr
+    assert balance(world, ETH) == to_units("1") - to_units("0.252")
+    assert len(withdrawal_snapshots(world, ETH)) == 1

@@ -136,6 +136,9 @@ def test_hash_members():
     a, b = "965e5c6e-434c-3fa9-b780-c50f43cd955c", "d1e9ec7e-199d-4578-91a0-a69d9a7ba048"
     assert hash_members([a]) == "b9f49cf777dc4d03bc54cd1367eebca319f8603ea1ce18910d09e2c540c630d8"
     assert hash_members([a, b]) == hash_members([b, a]) == "6064ec68a229a7d2fe2be652d11477f21705a742e08b75564fd085650f1deaeb"
+    # the three-member case of the Go SDK's TestHashMember
+    three = ["0355e4c0-ba3a-4ba6-82c0-6311e332f57a", "506694b3-0c16-4bd2-8ea0-ba3de6840a5a", "834c17e1-1427-434a-a280-1b3cfee05111"]
+    assert hash_members(three) == hash_members(three[::-1]) == "36972be0d8ef46deb3974334aa2242bfcdab044cbb99864ecc7f6ddbb9ee8ed9"
     with pytest.raises(ValueError):
         hash_members([])
 
@@ -213,6 +216,24 @@ def test_withdrawal_output_round_trips():
         references=(bytes(range(32)),),
     )
     assert kernel.decode(kernel.encode(tx)) == tx
+
+
+def test_safe_ghost_key_for_a_mainnet_address_vector():
+    """safe.test.ts 'Test for safe ghost key for mainnet address': a key computed locally for a XIN address."""
+    from mixmaker.mixin.address import AddressError, format_kernel_address, parse_kernel_address
+
+    addr = ("XINJkpCdwVk3qFqmS3AAAoTmC5Gm2fR3iRF7Rtt7hayuaLXNrtztS3LGPSxTmq5KQh3KJ2qYXYE5a9w8BWXhZAdsJKXqcvUr")
+    seed = bytes.fromhex(
+        "518fad2b5eb4ddbd64d2bd5537a73266451ac0eeaff044d6d4e1adfe09da9373ce6ad9b1bc2b55e371c452f84472d741c927989dc3ea91773964492618c02ece"
+    )
+    spend, view = parse_kernel_address(addr)
+    assert format_kernel_address(spend, view) == addr
+    r = curve.scalar_from_bytes(seed)
+    assert curve.public_from_scalar(r).hex() == "f2459f77513526c156a5cf2ec831e849b75514f0614e2bd7acdde70afc224f40"
+    assert curve.ghost_public_key(r, view, spend, 255).hex() == "40567a0c5696cd3c7160f910248e9bae36cee90d625bba4dbf7ed03d272b2e61"
+    for bad in (addr[:-1] + ("1" if addr[-1] != "1" else "2"), "MIX" + addr[3:], addr + "0"):
+        with pytest.raises(AddressError):
+            parse_kernel_address(bad)
 
 
 def test_ghost_keys_agree_between_sender_and_receiver():

@@ -7,7 +7,8 @@ request, and the kernel never spends an output twice. An unclear outcome is reso
 the request's state, never by building a new transaction. Spending is serialized per asset.
 
 States: pending (intent stored) -> signed (raws stored) -> sent (Mixin has it) -> confirmed
-(withdrawal hash on chain) | failed (Mixin refused it for good; nothing was paid).
+(withdrawal hash on chain) | failed (Mixin refused it for good; nothing was paid, a new cause
+is needed to try again). The per-asset lock is per process: one paying process per bot.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Callable
 from mixmaker.mixin import kernel
 from mixmaker.mixin.amounts import from_units, to_units
 from mixmaker.mixin.client import MixinClient
-from mixmaker.mixin.errors import LocalPaymentError, MixinApiError, MixinTransportError
+from mixmaker.mixin.errors import LocalPaymentError, MixinApiError, MixinTransportError, NotFoundError
 from mixmaker.mixin.ids import kernel_asset_id, parse_uuid, unique_object_id
 from mixmaker.mixin.models import TransactionRequest
 from mixmaker.mixin.utxo import select_outputs
@@ -88,6 +89,7 @@ _COLUMNS = "request_id, cause, kind, asset_id, units, opponent, tag, memo, state
 
 # Steps at which a test may stop the process (see `crash_at`).
 STEPS = ("recorded", "signed", "broadcast", "sent")
+FINAL = ("sent", "confirmed", "failed")
 
 
 class Payments:
@@ -170,6 +172,8 @@ class Payments:
         return await self._settle_locked(p)
 
     async def _settle_locked(self, p: Payment) -> Payment:
+        if p.state in FINAL:
+            return p
         # Outputs of an asset are spent by one payment at a time; a withdrawal whose fee is
         # in another asset also holds that asset (locks taken in a fixed order).
         fee_asset = await self._fee_asset(p) if p.kind == "withdrawal" else p.asset_id
@@ -185,7 +189,7 @@ class Payments:
                 lock.release()
 
     async def _settle(self, p: Payment) -> Payment:
-        if p.state in ("sent", "confirmed", "failed"):
+        if p.state in FINAL:
             return p
         if p.state == "pending":
             known = await self.client.transaction(p.request_id)
@@ -215,6 +219,12 @@ class Payments:
                     # A definite refusal; but it may refuse because an earlier attempt went through.
                     if await self._already_sent(p.request_id):
                         break
+                    if isinstance(e, NotFoundError) and attempt < self.uncertain_retries:
+                        # Mixin no longer knows the request (it was never signed there): verify
+                        # the same unsigned bytes again; the stored signatures still hold.
+                        await self.client.create_transaction_requests(
+                            [(rid, kernel.encode(kernel.decode(bytes.fromhex(raw)).unsigned()).hex()) for rid, raw in raws])
+                        continue
                     self._update(p.request_id, state="failed", error=str(e))
                     raise PaymentFailedError(p.request_id, e) from None
                 # No clear answer: ask before sending again (the same bytes, so never twice).

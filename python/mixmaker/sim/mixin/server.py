@@ -11,6 +11,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from mixmaker.mixin.amounts import format_units, to_units
 from mixmaker.mixin.errors import DESCRIPTIONS
 from mixmaker.mixin.ids import hash_members, parse_uuid
 from mixmaker.mixin.times import parse_rfc3339_ns
@@ -68,13 +69,17 @@ class MixinSimServer:
         ]
         for method, path, handler in routes:
             app.router.add_route(method, path, self._wrap(handler))
+        # Scripting for the demo and other processes: no auth, and only ever on 127.0.0.1.
+        app.router.add_post("/_sim/users", self._sim_user)
+        app.router.add_post("/_sim/deposits", self._sim_deposit)
+        app.router.add_post("/_sim/transfers", self._sim_transfer)
         return app
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         self.requests_seen += 1
         rid = request.headers.get("X-Request-Id", "")
-        fault = self.faults.take(request.method, request.path)
+        fault = None if request.path.startswith("/_sim/") else self.faults.take(request.method, request.path)
         if fault and fault.kind == "slow":
             await asyncio.sleep(fault.delay_s)
         if fault and fault.kind == "500":
@@ -158,8 +163,6 @@ class MixinSimServer:
         return self.state.asset(request.match_info["asset_id"]).to_json()
 
     async def _fees(self, request: web.Request, user_id: str) -> Any:
-        from mixmaker.mixin.amounts import format_units
-
         a = self.state.asset(request.match_info["asset_id"])
         return [{"type": "withdrawal_fee", "asset_id": a.fee_asset, "amount": format_units(a.withdrawal_fee)}]
 
@@ -247,6 +250,33 @@ class MixinSimServer:
 
     async def _transaction(self, request: web.Request, user_id: str) -> Any:
         return self.state.request_json(self.state.request(user_id, request.match_info["id"]))
+
+    # --- scripting (/_sim) ------------------------------------------------------------------
+
+    async def _sim_call(self, request: web.Request, action: Callable[[dict[str, Any]], Any]) -> web.Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise SimError(400)
+            return web.json_response({"data": action(body)})
+        except SimError as e:
+            return _error(e.code, e.extra, description=e.description)
+        except (ValueError, KeyError, TypeError) as e:
+            return _error(10002, {"reason": f"{type(e).__name__}: {e}"})
+
+    async def _sim_user(self, request: web.Request) -> web.Response:
+        return await self._sim_call(request, lambda b: {"user_id": self.state.add_user(
+            b.get("user_id"), b.get("full_name", "user")).user_id})
+
+    async def _sim_deposit(self, request: web.Request) -> web.Response:
+        """{user_id, asset_id, amount, memo_hex?}: a chain deposit confirmed for the user."""
+        return await self._sim_call(request, lambda b: self.state.deposit(
+            b["user_id"], b["asset_id"], to_units(b["amount"]), memo=bytes.fromhex(b.get("memo_hex", ""))).to_json())
+
+    async def _sim_transfer(self, request: web.Request) -> web.Response:
+        """{from, to, asset_id, amount, memo_hex?}: a simulated user pays (e.g. the bot, with a memo)."""
+        return await self._sim_call(request, lambda b: self.state.user_sends(
+            b["from"], b["to"], b["asset_id"], to_units(b["amount"]), bytes.fromhex(b.get("memo_hex", ""))).to_json())
 
     # --- running -------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ handlers and a test thread scripting users can share one state.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import re
 import threading
@@ -172,7 +171,8 @@ class TxRequest:
 
 
 class SimState:
-    def __init__(self, *, seed: int = 0, clock: SimClock | None = None, withdrawal_delay_s: float = 0.0) -> None:
+    def __init__(self, *, seed: int = 0, clock: SimClock | None = None, withdrawal_delay_s: float = 0.0,
+                 finality_delay_s: float = 0.0) -> None:
         self.clock = clock or SimClock()
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
@@ -187,6 +187,10 @@ class SimState:
         self.requests_by_hash: dict[str, str] = {}
         self.deposit_entries: dict[tuple[str, str], dict[str, Any]] = {}
         self.withdrawal_delay_s = withdrawal_delay_s
+        # Between broadcast and kernel finality a request is `signed` and its inputs are locked:
+        # another transaction spending them gets 10105.
+        self.finality_delay_s = finality_delay_s
+        self._unfinal: list[tuple[int, str, TxRequest, kernel.Transaction, bytes]] = []
         self.failing_addresses: set[str] = set()
         self.seen_jti: set[str] = set()
         self._sequence = 0
@@ -324,13 +328,14 @@ class SimState:
 
     def balance(self, user_id: str, asset_id: str) -> int:
         with self.lock:
+            self._advance()
             return sum(u.amount for u in self.utxos.values()
                        if u.receivers == (user_id,) and u.asset_id == asset_id and u.state == "unspent")
 
     def list_snapshots(self, user_id: str, *, asset: str = "", opponent: str = "", offset: int | None = None,
                        limit: int = PAGE_LIMIT, order: str = "DESC") -> list[Snapshot]:
         with self.lock:
-            self._settle_withdrawals()
+            self._advance()
             rows = [s for s in self.snapshots if s.user_id == user_id and (not asset or s.asset_id == asset)
                     and (not opponent or s.opponent_id == opponent)]
             if order == "ASC":
@@ -343,7 +348,7 @@ class SimState:
 
     def snapshot(self, user_id: str, snapshot_id: str) -> Snapshot:
         with self.lock:
-            self._settle_withdrawals()
+            self._advance()
             for s in self.snapshots:
                 if s.snapshot_id == snapshot_id and s.user_id == user_id:
                     return s
@@ -352,6 +357,7 @@ class SimState:
     def list_outputs(self, user_id: str, *, members: str, threshold: int, asset: str = "", state: str = "",
                      offset: int = 0, limit: int = PAGE_LIMIT, order: str = "ASC") -> list[Utxo]:
         with self.lock:
+            self._advance()
             rows = [u for u in self.utxos.values() if user_id in u.receivers and hash_members(u.receivers) == members
                     and u.threshold == threshold and (not asset or u.asset_id == asset) and (not state or u.state == state)]
             if order == "ASC":
@@ -383,6 +389,7 @@ class SimState:
 
     def create_request(self, user_id: str, request_id: str, raw_hex: str) -> TxRequest:
         with self.lock:
+            self._advance()
             try:
                 raw = bytes.fromhex(raw_hex)
                 tx = kernel.decode(raw)
@@ -470,8 +477,9 @@ class SimState:
             raise SimError(20134, {"maximum": format_units(asset.max_withdrawal)})
 
     def _grant_of(self, o: kernel.Output, n: int) -> GhostGrant:
-        grants = {id(self.grants.get(k)): self.grants.get(k) for k in o.keys}
-        grant = next(iter(grants.values()), None) if len(grants) == 1 else None
+        found = [self.grants.get(k) for k in o.keys]
+        # every key of the output must come from one and the same /safe/keys answer
+        grant = found[0] if found and all(g is not None and g is found[0] for g in found) else None
         if grant is None or grant.mask != o.mask or grant.index != n or len(o.keys) != len(grant.receivers):
             raise SimError(10002, {"field": "outputs", "reason": f"output {n} keys were not issued by /safe/keys for it"})
         if len(o.script) != 3 or o.script[:2] != b"\xff\xfe" or not 1 <= o.script[2] <= len(grant.receivers):
@@ -481,6 +489,7 @@ class SimState:
     def broadcast(self, user_id: str, items: list[tuple[str, str]]) -> list[TxRequest]:
         """Verifies the whole batch (a withdrawal and its fee transaction go together), then applies it."""
         with self.lock:
+            self._advance()
             staged: list[tuple[TxRequest, kernel.Transaction, bytes]] = []
             for request_id, raw_hex in items:
                 req = self.requests.get(request_id)
@@ -501,8 +510,24 @@ class SimState:
             self._check_separate_fees([t for _, t, _ in staged])
             now = self.clock.now_ns()
             for req, tx, raw in staged:
-                self._apply(user_id, req, tx, raw, now)
+                if self.finality_delay_s > 0:
+                    for i in tx.inputs:
+                        u = self.utxos[(i.hash.hex(), i.index)]
+                        u.state, u.signed_by, u.updated_at = "signed", req.request_id, now
+                    req.state, req.signed_raw, req.updated_at = "signed", raw, now
+                    self._unfinal.append((now + int(self.finality_delay_s * 1e9), user_id, req, tx, raw))
+                else:
+                    self._apply(user_id, req, tx, raw, now)
             return [self.requests[r] for r, _ in items]
+
+    def _advance(self) -> None:
+        """Applies what the passing of (simulated) time has made true: finality, chain hashes."""
+        now = self.clock.now_ns()
+        due = [t for t in self._unfinal if t[0] <= now]
+        self._unfinal = [t for t in self._unfinal if t[0] > now]
+        for _, user_id, req, tx, raw in due:
+            self._apply(user_id, req, tx, raw, self.clock.now_ns())
+        self._settle_withdrawals()
 
     def _check_signatures(self, tx: kernel.Transaction) -> None:
         if len(tx.signatures) != len(tx.inputs):
@@ -586,7 +611,7 @@ class SimState:
 
     def request(self, user_id: str, id_or_hash: str) -> TxRequest:
         with self.lock:
-            self._settle_withdrawals()
+            self._advance()
             rid = self.requests_by_hash.get(id_or_hash, id_or_hash)
             req = self.requests.get(rid)
             if req is None or req.user_id != user_id:
@@ -620,9 +645,3 @@ class SimState:
                 "snapshot_id": req.snapshot_id, "snapshot_hash": hashlib.sha256(req.snapshot_id.encode()).hexdigest() if spent else "",
                 "snapshot_at": rfc3339nano(req.snapshot_at) if spent else "",
             }
-
-    def dump_json(self) -> str:
-        """A compact view for debugging a failed test."""
-        with self.lock:
-            return json.dumps({"users": list(self.users), "utxos": len(self.utxos), "snapshots": len(self.snapshots),
-                               "requests": {k: v.state for k, v in self.requests.items()}})
