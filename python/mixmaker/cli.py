@@ -2,6 +2,7 @@
 
     mixmaker replay                 # the built-in synthetic Binance futures feed
     mixmaker replay FILE [--json]   # a recording; venue and decimals detected from its content
+    mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
 book not synced at the end, crossed book, unreadable messages); 2 bad input or usage.
@@ -62,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     prog.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress on stderr")
     prog.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
     rp.set_defaults(run=_replay)
+    from mixmaker.backtest.cli import register as register_backtest
+
+    register_backtest(sub)
     return parser
 
 
