@@ -131,7 +131,7 @@ class PureMarketMaking:
         reason = None
         if proposal is None and self.timers.after_fill:
             reason = f"filled_order_delay: no new orders before {self.timers.create_ts} ns"
-        elif not len(proposal):
+        elif proposal is not None and not len(proposal):
             reason = "proposal is empty (budget, bands, or every quote would take)"
         self.last_reason = reason
         return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, frozenset(self.hanging), reason)
