@@ -11,6 +11,7 @@ The per-tick proposal math is the Cython kernel `mixmaker._proposal`.
 """
 
 import mixmaker._core  # noqa: F401  registers the Cython modules
+from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import (
     AvellanedaConfig,
@@ -23,6 +24,7 @@ from mixmaker.strategy.config import (
 )
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ConfigError, ExecutorStateError, StrategyError
+from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.loop import StrategyLoop
 from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, MarketView, OwnOrder
 from mixmaker.strategy.pmm import PureMarketMaking
@@ -30,6 +32,7 @@ from mixmaker.strategy.quote_executor import QuoteExecutor
 from mixmaker.strategy.runnable import CloseType, RunnableStatus
 
 __all__ = [
+    "SCALE",
     "AvellanedaConfig",
     "AvellanedaStoikov",
     "BacktestConfig",

@@ -15,8 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-import mixmaker._core  # noqa: F401  registers the Cython modules
-from mixmaker._proposal import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
+from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
 from mixmaker.strategy.errors import ConfigError
 from mixmaker.strategy.market import MarketRules
 

@@ -23,7 +23,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from mixmaker._proposal import SCALE, propose
+from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder

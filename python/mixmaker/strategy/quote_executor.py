@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from mixmaker._proposal import within_tolerance
+from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.orders import ClientOrderTracker, FillEvent
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
