@@ -269,7 +269,7 @@ def test_external_price_source():
     _, d = decide(pmm(bid_spread=Decimal(2), ask_spread=Decimal(2), price_source="external_market"), mid100(), external_book=ext)
     assert prices(d.proposal.buys) == ["98.40"] and prices(d.proposal.sells) == ["102.50"]
     _, d = decide(pmm(price_source="external_market"), mid100())  # external book not ready
-    assert d.proposal is None and "not quoting" in d.reason
+    assert d.proposal is None and d.reason == "external price source not synced"
 
 
 # ---------------------------------------------------------------- cancel rules and timers

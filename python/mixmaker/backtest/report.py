@@ -88,7 +88,7 @@ def build_report(bt: Backtest) -> dict[str, Any]:
             "kept_within_tolerance": ex.stats["kept"],
         },
         "not_quoting_ticks": dict(sorted(bt.not_quoting.items())),
-        "executor": {k: v for k, v in sorted(ex.report().items()) if v},
+        "executor": dict(sorted(ex.report().items())),
         "venue_stats": dict(sorted(venue.stats.items())),
         "tracker": {"anomalies": bt.tracker.stats["anomalies"], "late_fills": sum(
             bt.tracker.get(c).late_fills for c in bt.tracker.orders.ids())},

@@ -160,7 +160,8 @@ class Backtest:
             await self._deliver()
             d = self.loop.last_decision
             if d is not None and d.reason is not None:
-                self.not_quoting[d.reason.split(":")[0]] = self.not_quoting.get(d.reason.split(":")[0], 0) + 1
+                kind = d.reason.split(":")[0]
+                self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
             nxt += self.tick_ns
 
     async def run_async(self) -> dict[str, Any]:

@@ -78,10 +78,10 @@ class AvellanedaStoikov:
         now = snap.now_ns
         live = sorted(o.client_id for o in snap.own_orders)
         if snap.book is None:
-            return self._idle(f"not quoting: {snap.not_ready or 'book not synced'}", live)
+            return self._idle(snap.not_ready or "book not synced", live)
         mid_f = snap.mid_fraction()
         if mid_f is None:
-            return self._idle("not quoting: no mid (an empty book side)", live)
+            return self._idle("empty book side: no mid", live)
         mid = mid_f[0] / mid_f[1] / self._px
         self.volatility.add(mid)
         self.intensity.add(mid, [(p / self._px, q / self._sz) for _, p, q in snap.trades])

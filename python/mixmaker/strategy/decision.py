@@ -47,7 +47,8 @@ class Decision:
       proposal (a fraction of `mixmaker._proposal.SCALE`; negative = always replace).
     - `create`: the executor may place the proposal's missing quotes.
     - `hold`: orders the executor must leave alone (hanging orders).
-    - `reason`: why the controller is not quoting, when it is not.
+    - `reason`: why the controller is not quoting, when it is not: "<category>: <detail>"
+      (e.g. "book DESYNCED: pu 7 != previous u 5", "filled_order_delay: ...").
     """
 
     proposal: Proposal | None = None

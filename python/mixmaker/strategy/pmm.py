@@ -88,12 +88,13 @@ class PureMarketMaking:
         self.hanging &= live.keys()
         self.candidates &= live.keys()
         book = snap.external_book if self.cfg.price_source == "external_market" else snap.book
-        if book is None or snap.book is None:
-            reason = snap.not_ready or "book not synced"
-            return self._idle(f"not quoting: {reason}", live, cancel_all=self.cfg.cancel_on_desync)
+        if snap.book is None:
+            return self._idle(snap.not_ready or "book not synced", live, cancel_all=self.cfg.cancel_on_desync)
+        if book is None:
+            return self._idle("external price source not synced", live, cancel_all=self.cfg.cancel_on_desync)
         ref = self._reference(snap, book)
         if ref is None:
-            return self._idle("not quoting: no reference price (an empty book side)", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle("empty book side: no reference price", live, cancel_all=self.cfg.cancel_on_desync)
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []

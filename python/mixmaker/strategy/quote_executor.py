@@ -90,7 +90,8 @@ class QuoteExecutor:
         self.status = RunnableStatus.RUNNING
 
     async def stop(self) -> None:
-        """Cancel every order we placed, then TERMINATED."""
+        """SHUTTING_DOWN: cancel every order we placed. TERMINATED once none is left (at once
+        when the venue confirms synchronously, else when the user stream reports them closed)."""
         if self.status == RunnableStatus.TERMINATED:
             return
         self.status = RunnableStatus.SHUTTING_DOWN
@@ -98,7 +99,6 @@ class QuoteExecutor:
         self._sweep()
         await self._cancel_all(list(self.placed), "executor stopping")
         self._sweep()
-        self.status = RunnableStatus.TERMINATED
 
     # ------------------------------------------------------------------ views
     def own_orders(self) -> tuple[OwnOrder, ...]:
@@ -118,6 +118,7 @@ class QuoteExecutor:
         return self._task is not None and not self._task.done()
 
     def report(self) -> dict[str, Any]:
+        self._sweep()
         return {"status": self.status.name, "live_orders": len(self.placed), "backoffs": len(self.backoff),
                 "last_error": self.last_error, **dict(self.stats)}
 
@@ -239,3 +240,5 @@ class QuoteExecutor:
             del self.placed[cid]
             if self.tracker.get(cid).state != "FILLED":
                 self.listener.on_closed(cid)
+        if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
+            self.status = RunnableStatus.TERMINATED
