@@ -8,62 +8,10 @@ import asyncio
 
 import pytest
 
-from mixmaker.backtest.venue import SimVenue
-from mixmaker.orders import ClientOrderTracker
-from mixmaker.store import SqliteStore
-from mixmaker.strategy import SCALE, Decision, ExecutorStateError, Proposal, Quote, QuoteExecutor, RunnableStatus
-from strategy_helpers import RULES, V, book
+from mixmaker.strategy import SCALE, Decision, ExecutorStateError, Proposal, Quote, RunnableStatus
+from strategy_helpers import Rig
 
 TOL = SCALE // 1000  # 0.1 %
-
-
-class Listener:
-    """Stands in for the controller: records what the executor tells it."""
-
-    def __init__(self) -> None:
-        self.placed: list[tuple[str, Quote]] = []
-        self.fills: list[tuple[str, int, bool]] = []
-        self.closed: list[str] = []
-
-    def on_placed(self, cid, quote, now_ns):
-        self.placed.append((cid, quote))
-
-    def on_fill(self, cid, side, price, qty, fully_filled, now_ns):
-        self.fills.append((cid, qty, fully_filled))
-
-    def on_closed(self, cid):
-        self.closed.append(cid)
-
-
-class Rig:
-    def __init__(self, *, base="10", quote="10000", latency_ns=0, queue="front") -> None:
-        self.venue = SimVenue(RULES, base=int(float(base) * 1000), quote=int(float(quote)) * V,
-                              latency_ns=latency_ns, queue_model=queue)
-        self.venue.book = book([("99.90", "5")], [("100.10", "5")])
-        self.listener = Listener()
-        self.now = int(1000e9)
-        self.ex: QuoteExecutor | None = None
-        self.tracker = ClientOrderTracker(self.venue, SqliteStore(":memory:"), fill_sink=self._fill, retry_delay=0.0)
-        self.ex = QuoteExecutor(self.tracker, RULES, self.venue, self.listener, lambda: self.now)
-
-    def _fill(self, f):
-        self.ex.on_fill(f)
-
-    async def start(self):
-        await self.tracker.start()
-        self.ex.start()
-
-    async def deliver(self):
-        while self.venue.stream:
-            batch, self.venue.stream[:] = self.venue.stream[:], []
-            for ev in batch:
-                if hasattr(ev, "status"):
-                    await self.tracker.on_order_update(ev)
-                else:
-                    self.tracker.on_trade(ev)
-
-    def calls(self):
-        return self.venue.stats["create"], self.venue.stats["cancel"]
 
 
 def quotes(buys=(), sells=(), size=1000):
