@@ -3,6 +3,7 @@
     mixmaker replay                 # the built-in synthetic Binance futures feed
     mixmaker replay FILE [--json]   # a recording; venue and decimals detected from its content
     mixmaker sim mixin --port N     # a Mixin-compatible server on 127.0.0.1
+    mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
 book not synced at the end, crossed book, unreadable messages); 2 bad input or usage.
@@ -66,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.sim.mixin.cli import register as register_sim
 
     register_sim(sub)
+    from mixmaker.backtest.cli import register as register_backtest
+
+    register_backtest(sub)
     return parser
 
 

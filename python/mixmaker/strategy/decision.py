@@ -1,0 +1,64 @@
+"""What a controller hands an executor: target quotes and the cancels it requires."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mixmaker.strategy.market import Side
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    side: Side
+    level: int
+    price: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """Target orders, best first on each side."""
+
+    buys: tuple[Quote, ...] = ()
+    sells: tuple[Quote, ...] = ()
+
+    @classmethod
+    def from_lists(cls, buy_prices: list[int], buy_sizes: list[int], sell_prices: list[int],
+                   sell_sizes: list[int]) -> Proposal:
+        return cls(
+            tuple(Quote("buy", i, p, s) for i, (p, s) in enumerate(zip(buy_prices, buy_sizes))),
+            tuple(Quote("sell", i, p, s) for i, (p, s) in enumerate(zip(sell_prices, sell_sizes))),
+        )
+
+    def side(self, side: Side) -> tuple[Quote, ...]:
+        return self.buys if side == "buy" else self.sells
+
+    def __len__(self) -> int:
+        return len(self.buys) + len(self.sells)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One tick's decision.
+
+    - `proposal`: the quotes wanted now; None while nothing new may be proposed.
+    - `cancel`: (client id, reason) the controller wants gone whatever the proposal says.
+    - `refresh`: the executor may replace live quotes that are out of `tolerance` of the
+      proposal (a fraction of `mixmaker._proposal.SCALE`; negative = always replace).
+    - `create`: the executor may place the proposal's missing quotes.
+    - `hold`: orders the executor must leave alone (hanging orders).
+    - `reason`: why the controller is not quoting, when it is not: "<category>: <detail>"
+      (e.g. "book DESYNCED: pu 7 != previous u 5", "filled_order_delay: ...").
+    """
+
+    proposal: Proposal | None = None
+    cancel: tuple[tuple[str, str], ...] = ()
+    refresh: bool = False
+    create: bool = False
+    tolerance: int = 0
+    hold: frozenset[str] = field(default_factory=frozenset)
+    reason: str | None = None
+
+    @classmethod
+    def idle(cls, reason: str, cancel: tuple[tuple[str, str], ...] = ()) -> Decision:
+        return cls(reason=reason, cancel=cancel)

@@ -1,0 +1,15 @@
+"""Typed errors of the strategy layer."""
+
+from __future__ import annotations
+
+
+class StrategyError(Exception):
+    """Base of the strategy layer's errors."""
+
+
+class ConfigError(StrategyError, ValueError):
+    """A configuration that cannot run; the message names each bad field."""
+
+
+class ExecutorStateError(StrategyError, RuntimeError):
+    """An executor asked to do something its state does not allow (e.g. start twice)."""

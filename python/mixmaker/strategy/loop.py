@@ -1,0 +1,42 @@
+"""The tick: a clock child that shows the controller a settled snapshot and hands its decision
+to the executor. The same object runs on a REALTIME clock live and a BACKTEST clock in replay."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mixmaker.clock import TimeIterator
+from mixmaker.strategy.decision import Decision
+from mixmaker.strategy.market import MarketSnapshot, MarketView
+from mixmaker.strategy.quote_executor import QuoteExecutor
+
+
+class Controller(Protocol):
+    def decide(self, snap: MarketSnapshot) -> Decision: ...
+
+
+class StrategyLoop(TimeIterator):
+    def __init__(self, controller: Controller, executor: QuoteExecutor, market: MarketView) -> None:
+        self.controller = controller
+        self.executor = executor
+        self.market = market
+        self.last_decision: Decision | None = None
+        self.decisions = 0
+        self.idle_ticks = 0
+
+    def start(self, clock, now_ns: int) -> None:
+        self.executor.start()
+
+    def tick(self, now_ns: int) -> None:
+        ex = self.executor
+        if ex.busy:
+            # Still acting on the last decision: a snapshot now would show orders half-placed.
+            ex.stats["ticks_skipped_busy"] += 1
+            return
+        snap = self.market.snapshot(now_ns, ex.own_orders(), ex.cancels_in_flight)
+        d = self.controller.decide(snap)
+        self.last_decision = d
+        self.decisions += 1
+        if d.reason is not None and d.proposal is None:
+            self.idle_ticks += 1
+        ex.submit(d, now_ns)

@@ -1,0 +1,137 @@
+"""What a controller sees on one tick: the market's rules, a settled book view, balances and
+our own live orders. Everything is exact integers in the book's units:
+
+- prices: scaled by `price_decimals` (the book's raw units); the tick is a multiple of one unit;
+- sizes: scaled by `size_decimals`; the lot is a multiple of one unit;
+- values (quote amounts, fees, PnL): price x size, i.e. scaled by both.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from mixmaker.book import OrderBook
+
+Side = Literal["buy", "sell"]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketRules:
+    symbol: str
+    base: str
+    quote: str
+    price_decimals: int
+    size_decimals: int
+    tick: int  # price units
+    lot: int  # size units
+    min_size: int = 0  # size units
+
+    @property
+    def value_decimals(self) -> int:
+        return self.price_decimals + self.size_decimals
+
+    def price(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-self.price_decimals)
+
+    def size(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-self.size_decimals)
+
+    def value(self, raw: int) -> Decimal:
+        return Decimal(raw).scaleb(-self.value_decimals)
+
+
+@dataclass(frozen=True, slots=True)
+class Balances:
+    """Holdings of one account in one market: totals and what is not locked in open orders."""
+
+    base_total: int  # size units
+    quote_total: int  # value units
+    base_free: int
+    quote_free: int
+
+
+class BalanceSource(Protocol):
+    def balances(self) -> Balances: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OwnOrder:
+    """One of our live orders as the executor knows it."""
+
+    client_id: str
+    side: Side
+    price: int
+    quantity: int
+    remaining: int
+    created_ns: int  # clock time when the executor placed it
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarketSnapshot:
+    """The settled view of one tick. `book` is None when the book is not synced; then
+    `not_ready` says why, and a controller must not quote."""
+
+    now_ns: int
+    rules: MarketRules
+    book: OrderBook | None
+    balances: Balances
+    own_orders: tuple[OwnOrder, ...] = ()
+    last_trade_price: int | None = None
+    external_book: OrderBook | None = None
+    not_ready: str | None = None
+    cancels_in_flight: int = 0
+    trades: tuple[tuple[int, int, int], ...] = ()  # public (ts_ns, price, size) since the last tick
+
+    def mid_fraction(self, book: OrderBook | None = None) -> tuple[int, int] | None:
+        """The mid as an exact fraction (num, 2); None on an empty side."""
+        b = self.book if book is None else book
+        if b is None:
+            return None
+        bid, ask = b.best_bid_raw(), b.best_ask_raw()
+        if bid is None or ask is None:
+            return None
+        return (bid[0] + ask[0], 2)
+
+    def own(self, side: Side) -> list[OwnOrder]:
+        return [o for o in self.own_orders if o.side == side]
+
+
+class MarketView:
+    """The live inputs of one market, read at each tick: the synced book (a `BookSync`), the last
+    public trade price, balances, and an optional external reference book. Connectors (or the
+    backtest runner) feed it; controllers only see the `MarketSnapshot` it builds."""
+
+    def __init__(self, rules: MarketRules, sync: Any, balances: BalanceSource, external: Any = None) -> None:
+        self.rules = rules
+        self.sync = sync
+        self.balance_source = balances
+        self.external = external
+        self.last_trade_price: int | None = None
+        self._trades: deque[tuple[int, int, int]] = deque(maxlen=100_000)
+
+    def on_public_trade(self, price: int, size: int, ts_ns: int) -> None:
+        self.last_trade_price = price
+        self._trades.append((ts_ns, price, size))
+
+    def snapshot(self, now_ns: int, own_orders: tuple[OwnOrder, ...] = (), cancels_in_flight: int = 0) -> MarketSnapshot:
+        from mixmaker.book import BookState
+
+        sync = self.sync
+        book, not_ready = None, None
+        if sync.state == BookState.SYNCED:
+            book = sync.book
+        else:
+            reason = sync.desync_reason
+            not_ready = f"book {sync.state.name}" + (f": {reason}" if reason else "")
+        external = None
+        if self.external is not None and self.external.state == BookState.SYNCED:
+            external = self.external.book
+        trades = tuple(self._trades)
+        self._trades.clear()
+        return MarketSnapshot(now_ns, self.rules, book, self.balance_source.balances(), own_orders,
+                              self.last_trade_price, external, not_ready, cancels_in_flight, trades)

@@ -1,0 +1,244 @@
+"""The quote executor: turns a controller's Decision into the fewest create/cancel requests,
+through the order tracker (so every order is journaled before it is sent).
+
+- A live quote is kept when an unmatched proposed quote on its side is within tolerance of its
+  price (sizes are not compared, as in Hummingbot); the rest are replaced.
+- Replacements are created first and the old orders cancelled after, so the book never loses
+  our quotes, unless the free balance cannot fund the new orders: then cancels go first and
+  are awaited.
+- A rejected create backs that (side, level) off: 1, 2, 4 ... seconds up to a cap, reset by the
+  next success.
+- Partial fills leave the order working; fills reach the controller through `on_fill`.
+States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMINATED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from mixmaker.strategy.kernel import within_tolerance
+from mixmaker.orders import ClientOrderTracker, FillEvent
+from mixmaker.strategy.config import NS
+from mixmaker.strategy.decision import Decision, Quote
+from mixmaker.strategy.errors import ExecutorStateError
+from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
+from mixmaker.strategy.runnable import RunnableStatus
+
+log = logging.getLogger("mixmaker.strategy.executor")
+
+_LEAVING = ("PENDING_CANCEL",)
+
+
+class QuoteListener(Protocol):
+    """What a controller hears back (PureMarketMaking and AvellanedaStoikov implement it)."""
+
+    def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None: ...
+    def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None: ...
+    def on_closed(self, client_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class Placed:
+    quote: Quote
+    created_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActionReport:
+    created: int
+    cancelled: int
+    kept: int
+    rejected: int
+    backed_off: int
+    cancel_first: bool
+
+
+class QuoteExecutor:
+    def __init__(
+        self,
+        tracker: ClientOrderTracker,
+        rules: MarketRules,
+        balances: BalanceSource,
+        listener: QuoteListener,
+        now_ns: Callable[[], int],
+        *,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 60.0,
+    ) -> None:
+        self.tracker = tracker
+        self.rules = rules
+        self.balances = balances
+        self.listener = listener
+        self.now_ns = now_ns
+        self.backoff_base_ns = int(backoff_base_s * NS)
+        self.backoff_max_ns = int(backoff_max_s * NS)
+        self.status = RunnableStatus.NOT_STARTED
+        self.placed: dict[str, Placed] = {}
+        self.backoff: dict[tuple[str, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
+        self.stats: Counter[str] = Counter()
+        self.last_error: str | None = None
+        self._task: asyncio.Task | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        if self.status != RunnableStatus.NOT_STARTED:
+            raise ExecutorStateError(f"cannot start a quote executor that is {self.status.name}")
+        self.status = RunnableStatus.RUNNING
+
+    async def stop(self) -> None:
+        """SHUTTING_DOWN: cancel every order we placed. TERMINATED once none is left (at once
+        when the venue confirms synchronously, else when the user stream reports them closed)."""
+        if self.status == RunnableStatus.TERMINATED:
+            return
+        self.status = RunnableStatus.SHUTTING_DOWN
+        await self.idle()
+        self._sweep()
+        await self._cancel_all(list(self.placed), "executor stopping")
+        self._sweep()
+
+    # ------------------------------------------------------------------ views
+    def own_orders(self) -> tuple[OwnOrder, ...]:
+        self._sweep()
+        out = []
+        for cid, p in self.placed.items():
+            v = self.tracker.get(cid)
+            out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
+        return tuple(out)
+
+    @property
+    def cancels_in_flight(self) -> int:
+        return sum(1 for cid in self.placed if self.tracker.get(cid).state == "PENDING_CANCEL")
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def report(self) -> dict[str, Any]:
+        self._sweep()
+        return {"status": self.status.name, "live_orders": len(self.placed), "backoffs": len(self.backoff),
+                "last_error": self.last_error, **dict(self.stats)}
+
+    # ------------------------------------------------------------------ acting
+    def submit(self, decision: Decision, now_ns: int) -> bool:
+        """Act on `decision` in the background (called from a synchronous tick). A decision that
+        arrives while the previous one is still being carried out is skipped, not queued: the
+        next tick's decision will be fresher."""
+        if self.status != RunnableStatus.RUNNING:
+            return False
+        if self.busy:
+            self.stats["decisions_skipped_busy"] += 1
+            return False
+        self._task = asyncio.ensure_future(self.apply(decision, now_ns))
+        self._task.add_done_callback(self._done)
+        return True
+
+    async def idle(self) -> None:
+        """Wait for the decision being carried out, if any."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+
+    def _done(self, task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self.stats["action_errors"] += 1
+            self.last_error = repr(task.exception())
+            log.error("%s: quote action failed: %r", self.rules.symbol, task.exception())
+
+    async def apply(self, d: Decision, now_ns: int) -> ActionReport:
+        self._sweep()
+        cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in self.placed}
+        creates: list[Quote] = []
+        kept = 0
+        if d.refresh or d.create:
+            working = {cid: p for cid, p in self.placed.items()
+                       if cid not in cancels and cid not in d.hold and self.tracker.get(cid).state not in _LEAVING}
+            wanted = d.proposal
+            for side in ("buy", "sell"):
+                live = sorted(((cid, self.tracker.get(cid).price) for cid, p in working.items() if p.quote.side == side),
+                              key=lambda x: -x[1] if side == "buy" else x[1])
+                quotes = list(wanted.side(side)) if wanted is not None else []
+                for cid, price in live:
+                    match = next((q for q in quotes if within_tolerance(price, q.price, d.tolerance)), None)
+                    if match is not None:
+                        quotes.remove(match)
+                        kept += 1
+                    elif d.refresh:
+                        cancels[cid] = "out of tolerance" if wanted is not None else "refresh without a proposal"
+                if d.create:
+                    creates += quotes
+        creates, backed_off = self._not_backed_off(creates, now_ns)
+        cancel_first = bool(creates) and bool(cancels) and not self._affordable(creates)
+        rejected = 0
+        if cancel_first:
+            await self._cancel_all(list(cancels), cancels)
+            rejected = await self._create_all(creates, now_ns)
+        else:
+            rejected = await self._create_all(creates, now_ns)
+            await self._cancel_all(list(cancels), cancels)
+        self._sweep()
+        self.stats["kept"] += kept
+        return ActionReport(len(creates), len(cancels), kept, rejected, backed_off, cancel_first)
+
+    def _affordable(self, creates: list[Quote]) -> bool:
+        b = self.balances.balances()
+        quote_need = sum(q.price * q.size for q in creates if q.side == "buy")
+        base_need = sum(q.size for q in creates if q.side == "sell")
+        return quote_need <= b.quote_free and base_need <= b.base_free
+
+    def _not_backed_off(self, creates: list[Quote], now_ns: int) -> tuple[list[Quote], int]:
+        out = [q for q in creates if self.backoff.get((q.side, q.level), (0, 0))[0] <= now_ns]
+        return out, len(creates) - len(out)
+
+    async def _create_all(self, quotes: list[Quote], now_ns: int) -> int:
+        if not quotes:
+            return 0
+        results = await asyncio.gather(*(self._create(q, now_ns) for q in quotes))
+        return sum(1 for ok in results if not ok)
+
+    async def _create(self, q: Quote, now_ns: int) -> bool:
+        cid = await self.tracker.create(self.rules.symbol, q.side, q.price, q.size)
+        state = self.tracker.get(cid).state
+        key = (q.side, q.level)
+        if state == "FAILED":
+            failures = self.backoff.get(key, (0, 0))[1] + 1
+            wait = min(self.backoff_base_ns << (failures - 1), self.backoff_max_ns)
+            self.backoff[key] = (now_ns + wait, failures)
+            self.stats["rejected"] += 1
+            return False
+        self.backoff.pop(key, None)
+        self.placed[cid] = Placed(q, now_ns)
+        self.stats["created"] += 1
+        self.listener.on_placed(cid, q, now_ns)
+        return True
+
+    async def _cancel_all(self, cids: list[str], reasons: dict[str, str] | str) -> None:
+        todo = [c for c in cids if c in self.placed and self.tracker.get(c).state != "PENDING_CANCEL"]
+        if not todo:
+            return
+        for c in todo:
+            why = reasons if isinstance(reasons, str) else reasons.get(c, "")
+            self.stats[f"cancel: {why}"] += 1
+        await asyncio.gather(*(self.tracker.cancel(c) for c in todo))
+        self.stats["cancelled"] += len(todo)
+
+    # ------------------------------------------------------------------ news
+    def on_fill(self, fill: FillEvent) -> None:
+        """The tracker's fill sink calls this (through the runner's router) once per fill."""
+        p = self.placed.get(fill.client_id)
+        if p is None:
+            return
+        v = self.tracker.get(fill.client_id)
+        self.stats["fills"] += 1
+        self.listener.on_fill(fill.client_id, fill.side, fill.price, fill.qty, v.state == "FILLED", self.now_ns())
+
+    def _sweep(self) -> None:
+        """Forget orders that are closed; tell the controller about those that did not fill."""
+        for cid in [c for c in self.placed if not self.tracker.get(c).is_live]:
+            del self.placed[cid]
+            if self.tracker.get(cid).state != "FILLED":
+                self.listener.on_closed(cid)
+        if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
+            self.status = RunnableStatus.TERMINATED

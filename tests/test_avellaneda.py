@@ -1,0 +1,126 @@
+"""Avellaneda-Stoikov: the formulas against hand-computed values, the estimators, the horizons,
+and the controller on a book."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+
+import pytest
+
+from mixmaker.strategy import AvellanedaConfig, AvellanedaStoikov
+from mixmaker.strategy.avellaneda import inventory_q, optimal_prices
+from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
+from strategy_helpers import RULES, balances, book, snapshot
+
+
+def test_reservation_price_and_optimal_spread():
+    # r = 100 - 0.2 x 0.5 x 2 x 1 = 99.8; delta = 0.5 x 2 + (2 / 0.5) ln(1 + 0.5 / 1.5) = 1 + 4 ln(4/3)
+    m = optimal_prices(100.0, 0.2, 0.5, 2.0, 1.5, 1.0)
+    delta = 1 + 4 * math.log(4 / 3)
+    assert m.reservation == pytest.approx(99.8) and m.spread == pytest.approx(delta)
+    assert m.bid == pytest.approx(99.8 - delta / 2) and m.ask == pytest.approx(99.8 + delta / 2)
+    # a 5 % minimum spread wins: ask = max(r + d/2, 100 + 2.5), bid = min(r - d/2, 100 - 2.5)
+    m = optimal_prices(100.0, 0.2, 0.5, 2.0, 1.5, 1.0, min_spread_pct=5.0)
+    assert (m.bid, m.ask) == (97.5, 102.5)
+
+
+def test_finite_horizon_shrinks_the_inventory_term():
+    # tau = 0.5: r = 100 - 0.2 x 0.5 x 2 x 0.5 = 99.9; delta = 0.5 + 4 ln(4/3)
+    m = optimal_prices(100.0, 0.2, 0.5, 2.0, 1.5, 0.5)
+    assert m.reservation == pytest.approx(99.9) and m.spread == pytest.approx(0.5 + 4 * math.log(4 / 3))
+
+
+def test_inventory_q():
+    assert inventory_q(1.0, 100.0, 100.0, 50.0, 0.001) == 0.0  # on target
+    # total 2 base-equivalents, target 1: (1.5 - 1) / 2
+    assert inventory_q(1.5, 50.0, 100.0, 50.0, 0.001) == pytest.approx(0.25)
+    assert inventory_q(0.0, 0.0, 100.0, 50.0, 0.001) == 0.0
+
+
+def test_volatility_divides_by_n():
+    v = InstantVolatility(4)
+    for x in (100.0, 101.0, 99.0):
+        v.add(x)
+    assert not v.ready
+    v.add(100.0)  # diffs 1, -2, 1: sqrt(6 / 4)
+    assert v.ready and v.value == pytest.approx(math.sqrt(1.5))
+
+
+def test_intensity_fit_recovers_an_exponential():
+    t = TradingIntensity(2)
+    t.add(100.0, [])  # the first mid: nothing to measure against yet
+    trades = [(100.0 + d, 10 * math.exp(-2 * d)) for d in (0.1, 0.5, 1.0)]
+    t.add(100.0, trades[:2])
+    assert not t.ready
+    t.add(100.0, [(100.0 - 1.0, trades[2][1])])  # a sell 1.0 below the mid counts the same
+    alpha, kappa = t.fit()
+    assert t.ready and alpha == pytest.approx(10) and kappa == pytest.approx(2)
+    flat = TradingIntensity(1)
+    flat.add(100.0, [])
+    flat.add(100.0, [(100.5, 1.0)])
+    assert flat.fit() == (0.0, 0.0)  # one distance cannot fit: kept (initial) values
+
+
+def cfg(**kw):
+    base = dict(order_amount=Decimal(1), risk_factor=0.5, volatility_buffer_size=3, trading_intensity_buffer_size=2,
+                order_optimization_enabled=False, filled_order_delay=Decimal(0))
+    return AvellanedaConfig(**{**base, **kw})
+
+
+def warm(ctl, *, bal=None, start=1000):
+    """Three ticks at mids 100.00, 100.20, 100.00 with trades 0.1 and 0.5 away."""
+    mids = [("99.90", "100.10"), ("100.10", "100.30"), ("99.90", "100.10")]
+    trades = [(), ((0, 10010, 5000), (0, 10050, 1000)), ((0, 9990, 5000), (0, 9950, 1000))]
+    d = None
+    for i, ((b, a), tr) in enumerate(zip(mids, trades)):
+        d = ctl.decide(snapshot(book([(b, "10")], [(a, "10")]), now_s=start + i, bal=bal, trades=tr))
+    return d
+
+
+def test_controller_warms_up_then_quotes_around_the_reservation_price():
+    ctl = AvellanedaStoikov(cfg(), RULES)
+    d = ctl.decide(snapshot(book([("99.90", "10")], [("100.10", "10")])))
+    assert d.proposal is None and d.reason.startswith("warming up")
+    d = warm(ctl, bal=balances("15", "1000"))  # long: 15 base vs a 12.5 target
+    m = ctl.model
+    assert m is not None and m.q > 0 and m.reservation < 100.0
+    tick = RULES.tick
+    assert [q.price for q in d.proposal.buys] == [math.floor(m.bid * 100 / tick) * tick]
+    assert [q.price for q in d.proposal.sells] == [math.floor(m.ask * 100 / tick) * tick]
+    assert d.create and d.refresh
+
+
+def test_shape_factor_shrinks_the_side_that_adds_inventory():
+    ctl = AvellanedaStoikov(cfg(order_amount_shape_factor=1.0), RULES)
+    d = warm(ctl, bal=balances("15", "1000"))
+    q = ctl.model.q  # (15 - 12.5) / 25 = 0.1 -> buys x e^-0.1 = 0.9048 -> 0.904
+    assert q == pytest.approx(0.1)
+    assert [x.size for x in d.proposal.buys] == [904] and [x.size for x in d.proposal.sells] == [1000]
+
+
+def test_levels_step_by_a_share_of_half_the_spread():
+    ctl = AvellanedaStoikov(cfg(order_levels=2, level_distances=Decimal(100)), RULES)
+    d = warm(ctl)
+    m = ctl.model
+    step = m.spread / 2  # 100 % of half the spread
+    assert d.proposal.buys[1].price == math.floor((m.bid - step) * 100 / 10) * 10
+
+
+def test_outside_the_execution_window_it_does_not_quote():
+    ctl = AvellanedaStoikov(cfg(execution_timeframe="from_date_to_date", start_time_ns=int(2000e9), end_time_ns=int(3000e9)), RULES)
+    d = warm(ctl)
+    assert d.proposal is None and d.reason == "outside the execution timeframe"
+    d = warm(AvellanedaStoikov(ctl.cfg, RULES), start=2500)  # tau = (3000 - 2502) / 1000
+    assert d.proposal is not None
+
+
+def test_not_synced_book_is_not_quoted():
+    ctl = AvellanedaStoikov(cfg(), RULES)
+    d = ctl.decide(snapshot(None, not_ready="book DESYNCED: gap"))
+    assert d.proposal is None and d.reason == "book DESYNCED: gap"
+
+
+def test_window_config_is_validated():
+    with pytest.raises(ValueError, match="start_time_ns < end_time_ns"):
+        cfg(execution_timeframe="from_date_to_date", start_time_ns=5, end_time_ns=5)
