@@ -78,3 +78,10 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
 
 def as_floats(levels: list[tuple[Decimal, Decimal]]) -> list[list[float]]:
     return [[float(p), float(q)] for p, q in levels]
+
+
+async def synced_book(pro: Any, sim: ExchangeSim, symbol: str = SYMBOL, market: str = MARKET) -> Any:
+    """ccxt.pro's live book once its nonce reaches the simulator's update id (all diffs pushed)."""
+    sim.publish_now()
+    await until(lambda: pro.orderbooks[market]["nonce"] == sim.book(symbol)[0])
+    return pro.orderbooks[market]

@@ -8,7 +8,6 @@ from decimal import Decimal
 import ccxt
 import pytest
 
-from mixmaker.sim.exchange.server import ExchangeSim
 from sim_exchange_helpers import (
     MARKET,
     SECRET,
@@ -19,17 +18,9 @@ from sim_exchange_helpers import (
     rest_client,
     run,
     started_sim,
+    synced_book,
     until,
 )
-
-
-async def _synced_book(ex: object, sim: ExchangeSim) -> dict:
-    """The next watched book whose nonce is the simulator's current update id."""
-    while True:
-        ob = await ex.watch_order_book(MARKET)  # type: ignore[attr-defined]
-        sim.publish_now()
-        if ob["nonce"] == sim.book(SYMBOL)[0]:
-            return ob
 
 
 def test_scripted_session_rest_and_pro() -> None:
@@ -58,7 +49,7 @@ def test_scripted_session_rest_and_pro() -> None:
             mover = asyncio.create_task(market_moves())
             await pro.watch_order_book(MARKET)
             await mover
-            ob = await _synced_book(pro, sim)
+            ob = await synced_book(pro, sim)
             _, bids, asks = sim.book(SYMBOL)
             assert ob["bids"] == as_floats(bids) and ob["asks"] == as_floats(asks)
 
