@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     prog.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show progress on stderr")
     prog.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
     rp.set_defaults(run=_replay)
+    from mixmaker.sim.exchange.cli import register as register_sim_exchange
+
+    register_sim_exchange(sub)
     return parser
 
 
