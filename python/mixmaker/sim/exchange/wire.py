@@ -101,7 +101,7 @@ def order(o: Order) -> dict[str, Any]:
 
 def order_ack(o: Order, fills: list[Fill]) -> dict[str, Any]:
     """The `POST /api/v3/order` FULL response."""
-    body = {
+    return {
         "symbol": o.symbol,
         "orderId": o.order_id,
         "orderListId": -1,
@@ -128,7 +128,6 @@ def order_ack(o: Order, fills: list[Fill]) -> dict[str, Any]:
             for f in fills
         ],
     }
-    return body
 
 
 def cancel_ack(o: Order) -> dict[str, Any]:
