@@ -47,8 +47,8 @@ def client_config(sim: ExchangeSim, **overrides: Any) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def rest_client(sim: ExchangeSim, **overrides: Any) -> AsyncIterator[Any]:
-    ex = ccxt_rest.binance(client_config(sim, **overrides))
+async def _client(cls: Any, sim: ExchangeSim, overrides: dict[str, Any]) -> AsyncIterator[Any]:
+    ex = cls(client_config(sim, **overrides))
     try:
         await ex.load_markets()
         yield ex
@@ -56,14 +56,14 @@ async def rest_client(sim: ExchangeSim, **overrides: Any) -> AsyncIterator[Any]:
         await ex.close()
 
 
-@asynccontextmanager
-async def pro_client(sim: ExchangeSim, **overrides: Any) -> AsyncIterator[Any]:
-    ex = ccxt_pro.binance(client_config(sim, **overrides))
-    try:
-        await ex.load_markets()
-        yield ex
-    finally:
-        await ex.close()
+def rest_client(sim: ExchangeSim, **overrides: Any) -> Any:
+    """A loaded `ccxt.async_support.binance` on the simulator (an async context manager)."""
+    return _client(ccxt_rest.binance, sim, overrides)
+
+
+def pro_client(sim: ExchangeSim, **overrides: Any) -> Any:
+    """A loaded `ccxt.pro.binance` on the simulator (an async context manager)."""
+    return _client(ccxt_pro.binance, sim, overrides)
 
 
 async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:

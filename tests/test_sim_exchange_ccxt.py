@@ -159,3 +159,25 @@ def test_secret_never_printed() -> None:
             assert SECRET not in repr(key) and SECRET not in str(key.secret)
 
     run(session())
+
+
+def test_ws_api_order_entry_and_its_errors() -> None:
+    async def session() -> None:
+        async with started_sim() as sim, pro_client(sim) as pro:
+            placed = await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59000)
+            assert placed["status"] == "open" and [o.order_id for o in sim.open_orders("alice")] == [int(placed["id"])]
+            assert (await pro.fetch_order_ws(placed["id"], MARKET))["status"] == "open"
+            assert (await pro.cancel_order_ws(placed["id"], MARKET))["status"] == "canceled"
+            with pytest.raises(ccxt.OrderNotFound):
+                await pro.cancel_order_ws(placed["id"], MARKET)
+            # ack_loss over the WebSocket API: the order is placed, the answer never comes.
+            sim.faults.set("ack_loss", 1.0)
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(pro.create_order_ws(MARKET, "limit", "buy", 0.01, 58000), 0.5)
+            assert [o.price for o in sim.open_orders("alice")] == [Decimal(58000)]
+        async with started_sim() as sim, pro_client(sim, secret="wrong-secret") as bad:
+            with pytest.raises(ccxt.AuthenticationError):
+                await bad.create_order_ws(MARKET, "limit", "buy", 0.01, 59000)
+            assert sim.open_orders("alice") == []
+
+    run(session())

@@ -3,6 +3,7 @@
     mixmaker replay                 # the built-in synthetic Binance futures feed
     mixmaker replay FILE [--json]   # a recording; venue and decimals detected from its content
     mixmaker sim mixin --port N     # a Mixin-compatible server on 127.0.0.1
+    mixmaker sim exchange --port N  # a Binance-spot-compatible exchange on 127.0.0.1
     mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
@@ -70,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.backtest.cli import register as register_backtest
 
     register_backtest(sub)
+    from mixmaker.sim.exchange.cli import register as register_sim_exchange
+
+    register_sim_exchange(sub)
     return parser
 
 

@@ -102,6 +102,7 @@ class RestApi:
             body = route.action(self.venue, account, params)
         except TooMuchWeight as e:
             headers["Retry-After"] = str(e.retry_after)
+            headers["X-MBX-USED-WEIGHT-1M"] = str(self.limiter.used(now))
             return _error(e, headers)
         except ExchangeError as e:
             return _error(e, headers)

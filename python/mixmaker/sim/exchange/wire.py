@@ -73,8 +73,8 @@ def levels(rows: list[tuple[Decimal, Decimal]]) -> list[list[str]]:
     return [[amount(p), amount(q)] for p, q in rows]
 
 
-def order(o: Order) -> dict[str, Any]:
-    """The `GET /api/v3/order` shape (also each row of openOrders)."""
+def _order_fields(o: Order) -> dict[str, Any]:
+    """What every order shape (query, ack, cancel) says about the order."""
     return {
         "symbol": o.symbol,
         "orderId": o.order_id,
@@ -88,35 +88,29 @@ def order(o: Order) -> dict[str, Any]:
         "timeInForce": o.time_in_force,
         "type": o.type,
         "side": o.side,
+        "workingTime": o.time_ms,
+        "selfTradePreventionMode": "EXPIRE_MAKER",
+    }
+
+
+def order(o: Order) -> dict[str, Any]:
+    """The `GET /api/v3/order` shape (also each row of openOrders)."""
+    return {
+        **_order_fields(o),
         "stopPrice": "0.00000000",
         "icebergQty": "0.00000000",
         "time": o.time_ms,
         "updateTime": o.update_ms,
         "isWorking": True,
-        "workingTime": o.time_ms,
         "origQuoteOrderQty": "0.00000000",
-        "selfTradePreventionMode": "EXPIRE_MAKER",
     }
 
 
 def order_ack(o: Order, fills: list[Fill]) -> dict[str, Any]:
     """The `POST /api/v3/order` FULL response."""
-    body = {
-        "symbol": o.symbol,
-        "orderId": o.order_id,
-        "orderListId": -1,
-        "clientOrderId": o.client_order_id,
+    return {
+        **_order_fields(o),
         "transactTime": o.update_ms,
-        "price": amount(o.price),
-        "origQty": amount(o.orig_qty),
-        "executedQty": amount(o.executed_qty),
-        "cummulativeQuoteQty": amount(o.cum_quote),
-        "status": o.status,
-        "timeInForce": o.time_in_force,
-        "type": o.type,
-        "side": o.side,
-        "workingTime": o.time_ms,
-        "selfTradePreventionMode": "EXPIRE_MAKER",
         "fills": [
             {
                 "price": amount(f.price),
@@ -128,7 +122,6 @@ def order_ack(o: Order, fills: list[Fill]) -> dict[str, Any]:
             for f in fills
         ],
     }
-    return body
 
 
 def cancel_ack(o: Order) -> dict[str, Any]:

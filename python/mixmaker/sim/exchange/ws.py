@@ -4,7 +4,8 @@ Routing by path: `/ws-api/v3` is the WebSocket API (user data stream by signatur
 entry); any other `/ws...` or `/stream...` path is a market-stream connection. Raw paths get
 bare events, `?streams=a/b` gets the combined `{"stream","data"}` wrapper, and a trailing
 `/<stream>` segment subscribes at connect. Depth diffs and trades go out from `StreamHub.publish`,
-where the diff faults (skip, duplicate, reorder) and connection drops strike.
+where the diff faults (skip, duplicate, reorder) and connection drops strike; ack faults hit
+WebSocket API order entry as they hit REST. (The WebSocket API pays no request weight here.)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mixmaker.sim.exchange.matching import Diff
 from mixmaker.sim.exchange.venue import Venue
 
 WS_API_PATH = "/ws-api/v3"
+ORDER_ENTRY = ("order.place", "order.cancel")
 
 
 def _dumps(message: Any) -> bytes:
@@ -116,7 +118,16 @@ class WsApiConnection(_Connection):
         except ExchangeError as e:
             self.send({"id": rid, "status": e.status, "error": e.body()})
             return
-        self.send({"id": rid, "status": 200, "result": result})
+        reply = {"id": rid, "status": 200, "result": result}
+        if method in ORDER_ENTRY:  # acted on: the answer may now be late or never come
+            faults = self.hub.faults
+            if faults.hit("ack_loss"):
+                return
+            for name in ("act_then_timeout", "ack_delay"):
+                if faults.hit(name):
+                    asyncio.get_running_loop().call_later(faults.delay(name), self.send, reply)
+                    return
+        self.send(reply)
 
     def _call(self, method: str, params: dict[str, Any]) -> Any:
         venue = self.hub.venue
