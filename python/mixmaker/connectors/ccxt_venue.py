@@ -5,9 +5,10 @@ market rules, in exact numbers.
   through a float: prices and sizes become the market's scaled integers (`MarketScale`),
   balances `Decimal`. A value that does not sit on the scale is an error, not a rounding.
 - Every REST request waits in the account's `RateLimiter` (see `ccxt_routing`).
-- ccxt's exceptions become the tracker's: `OrderNotFound` -> `OrderNotFoundError`, a refused
-  order -> `OrderRejectedError`, anything whose outcome is unknown (network, timeout, 5xx, 429)
-  -> `VenueUnavailableError`, which the tracker resolves by asking again.
+- ccxt's exceptions become the tracker's: `OrderNotFound` -> `OrderNotFoundError`; a refused
+  order, or a create/cancel answered 429/418 (refused unexecuted) -> `OrderRejectedError`;
+  anything whose outcome is unknown (network, timeout, 5xx) -> `VenueUnavailableError`, which
+  the tracker resolves by asking again.
 - Symbols are the venue's ids (`BTCUSDT`), as the tracker journals them.
 """
 
@@ -25,8 +26,9 @@ from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueS
 
 T = TypeVar("T")
 
-#: Fees are integers in 10^-8 of their asset (every venue we know quotes fees within that).
-FEE_DECIMALS = 8
+#: Fees are integers in 10^-12 of their asset: venues quote fees to 8 decimals, but a fee rate
+#: times an exact notional can have more (fee totals are i64: up to 9.2 million of an asset).
+FEE_DECIMALS = 12
 
 
 class MarketScaleError(ValueError):
@@ -153,13 +155,13 @@ class CcxtVenue:
         m = self.market(req.symbol)
         o = await self._call(lambda: self.exchange.create_order(
             m.unified, "limit", req.side, m.size_str(req.quantity), m.price_str(req.price),
-            {"clientOrderId": req.client_id}))
+            {"clientOrderId": req.client_id}), acts=True)
         return self._report(o, m)
 
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
         m = self.market(symbol)
         params = {} if exchange_id else {"clientOrderId": client_id}
-        o = await self._call(lambda: self.exchange.cancel_order(exchange_id or "", m.unified, params))
+        o = await self._call(lambda: self.exchange.cancel_order(exchange_id or "", m.unified, params), acts=True)
         return self._report(o, m)
 
     async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
@@ -212,12 +214,18 @@ class CcxtVenue:
             is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
         )
 
-    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, make: Callable[[], Awaitable[T]], *, acts: bool = False) -> T:
+        """`acts`: the request would change something (create, cancel). A 429/418 answer to it
+        is definitive, not doubtful: the venue refused it without acting."""
         try:
             return await make()
         except _NOT_FOUND as e:
             raise OrderNotFoundError(f"{self.name}: {e}") from None
-        except ccxt.NetworkError as e:  # timeouts, 5xx, 429/418 (DDoSProtection): outcome unknown
+        except ccxt.DDoSProtection as e:
+            if acts:
+                raise OrderRejectedError(f"{self.name}: rate limited, not executed: {e}") from None
+            raise VenueUnavailableError(f"{self.name}: rate limited: {e}") from None
+        except ccxt.NetworkError as e:  # timeouts, 5xx: outcome unknown
             raise VenueUnavailableError(f"{self.name}: {type(e).__name__}: {e}") from None
         except _REFUSED as e:
             raise OrderRejectedError(f"{self.name}: {type(e).__name__}: {e}") from None

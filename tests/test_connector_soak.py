@@ -1,0 +1,145 @@
+"""Every fault switch of the simulator at once, for a sustained run, against our connector stack:
+the picows depth stream into BookSync, the tracker on the ccxt REST venue, one rate limiter.
+
+Checked throughout: whenever the book says SYNCED at the venue's current update id it equals the
+venue's book level for level. Checked at the end: no order rests on the venue that the tracker
+does not know, every order's fills agree with the venue, and the venue never had to ban us (418).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
+pytest.importorskip("picows", reason="the depth stream and the simulator need picows")
+
+from mixmaker.book import BookState, BookSync  # noqa: E402
+from mixmaker.connectors import RateLimiter  # noqa: E402
+from mixmaker.connectors import binance_limits as bl  # noqa: E402
+from mixmaker.connectors.binance_depth import DepthStream  # noqa: E402
+from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
+from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
+from mixmaker.orders import ClientOrderTracker  # noqa: E402
+from mixmaker.orders.errors import VenueError  # noqa: E402
+from mixmaker.sim.exchange.feed import SyntheticFeed  # noqa: E402
+from mixmaker.sim.exchange.server import ExchangeSim, SimConfig  # noqa: E402
+from mixmaker.store import SqliteStore  # noqa: E402
+
+SYMBOL = "BTCUSDT"
+ALL_FAULTS = ("diff_skip=0.05,diff_duplicate=0.05,diff_reorder=0.05,ws_drop=0.005,ack_delay=0.05@0.2,"
+              "ack_loss=0.02,act_then_timeout=0.05@0.8,reject_order=0.05,rate_limit=0.01,slow_snapshot=0.2@0.2")
+RUN_S = 6.0
+
+
+def levels(rows, pd: int, sd: int) -> list[tuple[int, int]]:
+    return [(int(p.scaleb(pd)), int(q.scaleb(sd))) for p, q in rows]
+
+
+def test_all_faults_at_once_the_book_the_orders_and_the_limits_hold(tmp_path):
+    async def go():
+        feed = SyntheticFeed(symbol=SYMBOL, seed=4, interval=0.02)
+        sim = ExchangeSim(SimConfig(seed=21, publish_interval=0.02, feed=feed))
+        async with sim:
+            sim.add_account("mm", "mm-key", "mm-secret", {"USDT": "1000000", "BTC": "20"})
+            ex = ccxt.binance(sim.ccxt_config("mm-key", "mm-secret"))
+            ex.timeout = 500  # act_then_timeout holds answers 0.8 s: the client gives up first
+            lim = RateLimiter(bl.spot_pools(), seed=1)
+            route_through(ex, lim, cost=bl.request_cost, usage=bl.usage_from_headers, retry_after=bl.retry_after_s)
+            venue = CcxtVenue(ex, lim, name="binance")
+            await venue.load_markets()
+            m = venue.market(SYMBOL)
+            sync = BookSync(rule="binance_spot", price_decimals=m.price_decimals, size_decimals=m.size_decimals)
+            stream = DepthStream(sync, SYMBOL, ws_url=sim.ws_url, rest_url=sim.rest_url, limiter=lim,
+                                 backoff_s=0.02, seed=2)
+            store = SqliteStore(tmp_path / "orders.db")
+            tracker = ClientOrderTracker(venue, store, request_timeout=5.0, retry_delay=0.05, inflight_timeout=0.3)
+            await tracker.start()
+            sim.faults.configure(ALL_FAULTS)
+            stream_task = asyncio.create_task(stream.run())
+            rng = random.Random(8)
+            checks = {"compared": 0, "quotes": 0, "skipped_desynced": 0}
+
+            async def check_book() -> None:
+                while True:
+                    await asyncio.sleep(0.003)
+                    uid, bids, asks = sim.book(SYMBOL, 5000)
+                    if sync.state == BookState.SYNCED and sync.last_update_id == uid:
+                        assert sync.book.bids_raw() == levels(bids, m.price_decimals, m.size_decimals)
+                        assert sync.book.asks_raw() == levels(asks, m.price_decimals, m.size_decimals)
+                        checks["compared"] += 1
+
+            async def quote() -> None:
+                while True:
+                    await asyncio.sleep(0.05)
+                    if sync.state != BookState.SYNCED:
+                        checks["skipped_desynced"] += 1  # never quote on a book we cannot trust
+                        continue
+                    bid, ask = sync.book.best_bid_raw(), sync.book.best_ask_raw()
+                    if bid is None or ask is None:
+                        continue
+                    live = tracker.open_orders()
+                    try:
+                        if len(live) >= 3:
+                            await tracker.cancel(rng.choice(sorted(live)))
+                        elif rng.random() < 0.5:
+                            await tracker.create(SYMBOL, "buy", bid[0] - rng.randint(0, 3) * m.tick, m.size("0.001"))
+                        else:
+                            await tracker.create(SYMBOL, "sell", ask[0] + rng.randint(0, 3) * m.tick, m.size("0.001"))
+                        checks["quotes"] += 1
+                    except VenueError:
+                        pass  # unavailable right now: the tracker resolves the order on poll
+
+            async def poll() -> None:
+                while True:
+                    await asyncio.sleep(0.5)
+                    await tracker.poll()
+
+            workers = [asyncio.create_task(check_book()), asyncio.create_task(quote()), asyncio.create_task(poll())]
+            done, _ = await asyncio.wait(workers, timeout=RUN_S, return_when=asyncio.FIRST_EXCEPTION)
+            for w in workers:
+                w.cancel()
+            for w in done:
+                w.result()  # a book mismatch fails the test here
+            await asyncio.gather(*workers, return_exceptions=True)
+
+            # Faults off: settle every order, then compare with the venue.
+            sim.faults.configure(",".join(f"{name}=0" for name in sim.faults.specs))
+            loop = asyncio.get_running_loop()
+            settle_by = loop.time() + 90  # a bound; the limiter may hold requests up to a minute
+            while tracker.orders.live_ids() and loop.time() < settle_by:
+                for cid in tracker.orders.live_ids():
+                    try:
+                        await tracker.cancel(cid)
+                    except VenueError:
+                        pass
+                await tracker.poll()
+                await asyncio.sleep(0.05)
+            trades = await venue.fetch_my_trades(SYMBOL)
+            tracker.apply_trades(trades)
+            venue_open = {o.client_order_id for o in sim.open_orders("mm")}
+            tracker_live = set(tracker.orders.live_ids())
+            stream.close()
+            await asyncio.wait_for(stream_task, 5)
+            await ex.close()
+            store.close()
+            filled_by_venue: dict[str, int] = {}
+            for t in trades:
+                cid = tracker.orders.client_id_of(t.exchange_id)
+                filled_by_venue[cid] = filled_by_venue.get(cid, 0) + t.qty
+            tracked = {cid: tracker.get(cid).filled for cid in tracker.orders.ids()}
+            return checks, venue_open, tracker_live, filled_by_venue, tracked, sim.limiter.bans, sync.stats, lim.stats
+
+    checks, venue_open, tracker_live, filled_by_venue, tracked, bans, sync_stats, lim_stats = asyncio.run(go())
+    assert checks["compared"] >= 50, checks
+    assert checks["quotes"] >= 20, checks
+    assert sync_stats.gaps > 0, "the diff faults were felt"
+    # Nothing rests on the venue, and the tracker agrees (no order it still counts as live).
+    assert venue_open == set() and tracker_live == set(), (venue_open, tracker_live)
+    assert None not in filled_by_venue, "a trade of an order the tracker does not know"
+    assert all(tracked[cid] == qty for cid, qty in filled_by_venue.items())
+    assert all(filled == 0 for cid, filled in tracked.items() if cid not in filled_by_venue)
+    assert bans == 0, "the venue banned us: a request went out during a Retry-After"
+    assert lim_stats.rate_limited >= 1, "the rate_limit fault was met and waited out"
