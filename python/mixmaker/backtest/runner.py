@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
@@ -30,7 +30,7 @@ from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import PMMConfig, RunConfig, pct_to_fraction, to_units
 from mixmaker.strategy.errors import ConfigError
 from mixmaker.strategy.loop import StrategyLoop
-from mixmaker.strategy.market import MarketView
+from mixmaker.strategy.market import MarketRules, MarketView
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
 
@@ -82,6 +82,8 @@ class Backtest:
     feed: TimedFeed
     progress: bool = False
     progress_to: TextIO = field(default_factory=lambda: sys.stderr)
+    # Builds the controller from (strategy config, rules, starting base); None: by config kind.
+    controller_factory: Callable[[Any, MarketRules, int], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.cfg.backtest is None:
@@ -109,7 +111,9 @@ class Backtest:
         self.tracker = ClientOrderTracker(self.venue, self.store, fill_sink=self._on_fill, retry_delay=0.0)
         self.market = MarketView(self.rules, self.sync, self.venue)
         s = self.cfg.strategy
-        if isinstance(s, PMMConfig):
+        if self.controller_factory is not None:
+            self.controller = self.controller_factory(s, self.rules, self.base0)
+        elif isinstance(s, PMMConfig):
             self.controller: Any = PureMarketMaking(s, self.rules, initial_base=self.base0)
         else:
             self.controller = AvellanedaStoikov(s, self.rules)
@@ -246,8 +250,9 @@ class BacktestResult:
 
 
 def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
-                 progress_to: TextIO | None = None) -> BacktestResult:
-    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr)
+                 progress_to: TextIO | None = None,
+                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None) -> BacktestResult:
+    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory)
     report = bt.run()
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.sampler.samples)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mixmaker.strategy.market import Side
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):  # a tuple: ten of these are built every tick
     side: Side
     level: int
     price: int
@@ -26,8 +26,8 @@ class Proposal:
     def from_lists(cls, buy_prices: list[int], buy_sizes: list[int], sell_prices: list[int],
                    sell_sizes: list[int]) -> Proposal:
         return cls(
-            tuple(Quote("buy", i, p, s) for i, (p, s) in enumerate(zip(buy_prices, buy_sizes))),
-            tuple(Quote("sell", i, p, s) for i, (p, s) in enumerate(zip(sell_prices, sell_sizes))),
+            tuple([Quote("buy", i, p, s) for i, (p, s) in enumerate(zip(buy_prices, buy_sizes))]),
+            tuple([Quote("sell", i, p, s) for i, (p, s) in enumerate(zip(sell_prices, sell_sizes))]),
         )
 
     def side(self, side: Side) -> tuple[Quote, ...]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import Any, Callable
 
 import numpy as np
 
@@ -57,8 +58,11 @@ class InventoryCost:
 class PureMarketMaking:
     """decide(snapshot) -> Decision; on_placed / on_fill keep its timers and pairs current."""
 
-    def __init__(self, cfg: PMMConfig, rules: MarketRules, *, initial_base: int = 0) -> None:
+    def __init__(self, cfg: PMMConfig, rules: MarketRules, *, initial_base: int = 0,
+                 proposal_fn: Callable[..., Any] = propose) -> None:
+        """`proposal_fn` is the kernel's `propose`; the benches swap in a Decimal peer."""
         self.cfg = cfg
+        self.propose = proposal_fn
         self.rules = rules
         self.params = cfg.params(rules)
         pd = rules.price_decimals
@@ -198,11 +202,11 @@ class PureMarketMaking:
         nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == "buy")
         nh_base = sum(o.remaining for o in non_hanging if o.side == "sell")
         b = snap.balances
-        den = ref_buy.denominator * ref_sell.denominator
         # A common denominator: the kernel takes (buy num, sell num, den).
-        rb, rs = ref_buy * den, ref_sell * den
-        raw = propose(
-            self.params, int(rb), int(rs), den, bp, bs, ap, as_,
+        den = ref_buy.denominator * ref_sell.denominator
+        rb, rs = ref_buy.numerator * ref_sell.denominator, ref_sell.numerator * ref_buy.denominator
+        raw = self.propose(
+            self.params, rb, rs, den, bp, bs, ap, as_,
             skew_base=b.base_free + locked_base, skew_quote=b.quote_free + locked_quote,
             budget_base=b.base_free + nh_base, budget_quote=b.quote_free + nh_quote,
             own_buy=own_buy, own_sell=own_sell, allow_buys=allow_buys, allow_sells=allow_sells,
