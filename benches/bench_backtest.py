@@ -21,6 +21,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 import pmm_decimal  # noqa: E402
+from bench_proposal import warn_if_busy  # noqa: E402
 from cpu_meter import CpuMeter  # noqa: E402
 
 from mixmaker.backtest import open_feed, run_backtest  # noqa: E402
@@ -72,8 +73,7 @@ def main() -> int:
     for name, s in best.items():
         print(f"{name:<12}{s:>10.3f}{messages / s:>12,.0f}")
     print(f"identical reports: {'yes' if same else 'NO'}")
-    if other is not None and other > 0.15:
-        print(f"WARNING: other processes used {other:.2f} cores during the run")
+    warn_if_busy(other)
     return 0
 
 

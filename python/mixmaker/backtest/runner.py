@@ -44,6 +44,7 @@ class BacktestError(RuntimeError):
 @dataclass
 class Sample:
     t_ns: int
+    holdings: int  # base held, exact (size units)
     mid: float | None
     bid_quote: float | None
     ask_quote: float | None
@@ -68,6 +69,7 @@ class Sampler(TimeIterator):
         scale_p, scale_v = 10.0 ** rules.price_decimals, 10.0 ** rules.value_decimals
         self.samples.append(Sample(
             now_ns,
+            r.base0 + r.accounting.position,
             float(mark) / scale_p if mark is not None else None,
             max(bids) / scale_p if bids else None,
             min(asks) / scale_p if asks else None,
@@ -123,6 +125,7 @@ class Backtest:
         self.loop = StrategyLoop(self.controller, self.executor, self.market)
         self.sampler = Sampler(self)
         self.messages = 0
+        self.fill_log: list[tuple[int, FillEvent]] = []  # (venue time, fill)
         self.trades_seen = 0
         self.not_quoting: dict[str, int] = {}
         self.first_ns = self.last_ns = 0
@@ -133,6 +136,7 @@ class Backtest:
 
     def _on_fill(self, f: FillEvent) -> None:
         self.accounting.on_fill(f)
+        self.fill_log.append((self.venue.now_ns, f))
         self.executor.on_fill(f)
 
     def mark(self) -> Fraction | None:
