@@ -167,3 +167,30 @@ def test_twap_gives_up_after_repeated_rejects():
             await ex.tick(rig.market("99.90", "100.10", t))
         assert (ex.status, ex.close_type, ex.failures) == (RunnableStatus.TERMINATED, CloseType.FAILED, 3)
     run(go())
+
+
+def test_a_backtest_clock_drives_the_twap_through_executor_loop():
+    from mixmaker.clock import Clock, ClockMode
+    from mixmaker.strategy import MarketView
+    from mixmaker.strategy.loop import ExecutorLoop
+
+    async def go():
+        rig = Rig(post_only=False)
+        await rig.tracker.start()
+        rig.market("99.90", "100.10", 1000)
+        sync = type("Synced", (), {})()  # a BookSync stand-in that is always synced
+        from mixmaker.book import BookState
+
+        sync.state, sync.book, sync.desync_reason = BookState.SYNCED, rig.venue.book, None
+        ex = TwapExecutor(TwapConfig("TESTUSDT", "sell", 900, 2 * S, 1 * S), rig.tracker, RULES)
+        loop = ExecutorLoop(ex, MarketView(RULES, sync, rig.venue))
+        clock = Clock(ClockMode.BACKTEST, tick_size=1, start_ns=1000 * S)
+        clock.add_iterator(loop)
+        for t in range(1001, 1005):
+            clock.backtest_til(t * S)
+            await loop.idle()
+        clock.stop()
+        assert ex.filled == 900 and [q for q, _, _ in ex.orders] == [0, 1, 2]
+        assert (ex.status, ex.close_type) == (RunnableStatus.TERMINATED, CloseType.COMPLETED)
+        assert clock.iterator_errors == 0 and loop.flight.errors == 0
+    run(go())

@@ -168,7 +168,7 @@ def test_states_and_stop_cancels_everything():
         assert r.ex.submit(decision(quotes([9900], [10100])), r.now) and r.ex.busy
         assert not r.ex.submit(decision(quotes([9900])), r.now)  # busy: skipped, not queued
         await r.ex.idle()
-        assert len(r.ex.own_orders()) == 2 and r.ex.stats["decisions_skipped_busy"] == 1
+        assert len(r.ex.own_orders()) == 2 and r.ex.report()["decisions_skipped_busy"] == 1
         await r.ex.stop()
         assert r.ex.status == RunnableStatus.TERMINATED and r.venue._open == {}
         assert r.ex.report()["status"] == "TERMINATED"

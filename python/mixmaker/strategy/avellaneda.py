@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
+from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.timers import RefreshTimers
 

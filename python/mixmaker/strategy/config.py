@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
 from mixmaker.strategy.errors import ConfigError
+from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
 from mixmaker.strategy.market import MarketRules
 
 NS = 1_000_000_000

@@ -24,9 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
+from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
 from mixmaker.strategy.timers import RefreshTimers
 
