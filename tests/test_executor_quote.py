@@ -67,6 +67,22 @@ def test_cancels_first_when_the_budget_needs_the_locked_funds():
     run(go())
 
 
+def test_with_latency_creates_wait_for_the_cancels_that_free_their_funds():
+    async def go():
+        r = Rig(quote="100", latency_ns=int(50e6))
+        await r.start()
+        await r.ex.apply(decision(quotes([9900])), r.now)
+        r.venue.advance(r.now + int(50e6))
+        rep = await r.ex.apply(decision(quotes([9800])), r.now + int(60e6))
+        assert rep.cancel_first and (rep.created, rep.cancelled) == (0, 1)
+        assert r.ex.stats["creates_deferred_for_cancels"] == 1 and r.venue.stats["rejected_balance"] == 0
+        r.venue.advance(r.now + int(110e6))  # the cancel lands: the funds are free
+        await r.deliver()
+        rep = await r.ex.apply(decision(quotes([9800])), r.now + int(120e6))
+        assert rep.created == 1 and [o.price for o in r.ex.own_orders()] == [9800]
+    run(go())
+
+
 def test_refresh_without_a_proposal_cancels_and_hold_protects_hanging_orders():
     async def go():
         r = Rig()

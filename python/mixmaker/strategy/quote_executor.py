@@ -4,8 +4,8 @@ through the order tracker (so every order is journaled before it is sent).
 - A live quote is kept when an unmatched proposed quote on its side is within tolerance of its
   price (sizes are not compared, as in Hummingbot); the rest are replaced.
 - Replacements are created first and the old orders cancelled after, so the book never loses
-  our quotes, unless the free balance cannot fund the new orders: then cancels go first and
-  are awaited.
+  our quotes, unless the free balance cannot fund the new orders: then cancels go first, and
+  the creates wait for a later tick if the venue has not released the funds yet.
 - A rejected create backs that (side, level) off: 1, 2, 4 ... seconds up to a cap, reset by the
   next success.
 - Partial fills leave the order working; fills reach the controller through `on_fill`.
@@ -161,6 +161,12 @@ class QuoteExecutor:
         rejected = 0
         if cancel_first:
             await self._cancel_all(list(cancels), cancels)
+            self._sweep()
+            if not self._affordable(creates):
+                # The venue has not confirmed the cancels yet (their funds are still locked):
+                # create on a later tick rather than collect insufficient-balance rejects.
+                self.stats["creates_deferred_for_cancels"] += len(creates)
+                creates = []
             rejected = await self._create_all(creates, now_ns)
         else:
             rejected = await self._create_all(creates, now_ns)
