@@ -189,3 +189,33 @@ def test_states_and_stop_cancels_everything():
         assert r.ex.status == RunnableStatus.TERMINATED and r.venue._open == {}
         assert r.ex.report()["status"] == "TERMINATED"
     run(go())
+
+
+def test_the_same_loop_runs_on_a_realtime_clock():
+    """StrategyLoop + PureMarketMaking + QuoteExecutor on a REALTIME clock inside asyncio, as
+    live: the first tick quotes, later ticks keep the quotes (nothing moved)."""
+    import time
+    from decimal import Decimal
+
+    from mixmaker.book import BookState
+    from mixmaker.clock import Clock, ClockMode
+    from mixmaker.strategy import MarketView, PureMarketMaking, StrategyLoop
+    from strategy_helpers import RULES, pmm
+
+    async def go():
+        r = Rig()
+        await r.start()
+        sync = type("Synced", (), {"state": BookState.SYNCED, "book": r.venue.book, "desync_reason": None})()
+        ctl = PureMarketMaking(pmm(order_refresh_time=Decimal("0.05"), order_refresh_tolerance_pct=Decimal("0.1")), RULES)
+        r.ex = r.ex.__class__(r.tracker, RULES, r.venue, ctl, time.time_ns)  # a fresh, not started executor
+        loop = StrategyLoop(ctl, r.ex, MarketView(RULES, sync, r.venue))
+        clock = Clock(ClockMode.REALTIME, tick_size="0.05")
+        clock.add_iterator(loop)
+        await clock.run_til(time.time_ns() + 300_000_000)
+        await r.ex.idle()
+        clock.stop()
+        assert clock.ticks >= 3 and clock.iterator_errors == 0
+        assert sorted(o.price for o in r.ex.own_orders()) == [9900, 10100] and r.venue.stats["create"] == 2
+        assert r.ex.status == RunnableStatus.RUNNING
+        assert loop.decisions + r.ex.stats["ticks_skipped_busy"] == clock.ticks
+    run(go())
