@@ -45,6 +45,15 @@ def test_places_then_keeps_quotes_within_tolerance_and_replaces_only_the_rest():
     run(go())
 
 
+def test_renewals_are_placed_even_without_a_refresh():
+    async def go():
+        r = Rig()
+        await r.start()
+        rep = await r.ex.apply(Decision(None, renew=(Quote("sell", -1, 10100, 400),)), r.now)
+        assert rep.created == 1 and r.listener.placed[0][1] == Quote("sell", -1, 10100, 400)
+    run(go())
+
+
 def test_negative_tolerance_always_replaces():
     async def go():
         r = Rig()

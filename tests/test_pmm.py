@@ -318,6 +318,22 @@ def test_hanging_orders_are_held_then_cancelled_when_far():
     assert d.cancel == (("s", "hanging order too far from the price"),)
 
 
+def test_old_hanging_orders_are_renewed_at_the_same_price_after_their_cancel():
+    ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, max_order_age=Decimal(60), filled_order_delay=Decimal(0)), RULES)
+    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
+    hanging = own("s", "sell", "101.00", created_s=1000, remaining="0.4")
+    assert ctl.decide(snapshot(mid100(), now_s=1002, own=(hanging,))).hold == {"s"}
+    d = ctl.decide(snapshot(mid100(), now_s=1061, own=(hanging,)))  # 61 s old
+    assert ("s", "hanging order renewed after max_order_age") in d.cancel and d.renew == ()
+    d = ctl.decide(snapshot(mid100(), now_s=1062))  # the cancel is confirmed: place it again
+    assert d.renew == (Quote("sell", -1, 10100, 400),)
+    ctl.on_placed("s2", d.renew[0], int(1062e9))
+    d = ctl.decide(snapshot(mid100(), now_s=1063, own=(own("s2", "sell", "101.00", "0.4", created_s=1062),)))
+    assert d.hold == {"s2"} and d.renew == ()
+
+
 # ---------------------------------------------------------------- a book that is not synced
 def test_never_quotes_on_a_book_that_is_not_synced_and_says_why():
     sync = BookSync("binance_futures", 2, 3)  # no snapshot yet

@@ -13,7 +13,6 @@ Where this differs from Hummingbot, on purpose:
   size of the last one iterated;
 - a book that is not synced is never quoted on, and (by default) our quotes are cancelled
   while it is not, since they rest at prices we can no longer check;
-- hanging orders older than max_order_age are cancelled, not renewed.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
-from mixmaker.strategy.decision import Decision, Proposal, Quote
+from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
 from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
 from mixmaker.strategy.timers import RefreshTimers
@@ -83,12 +82,16 @@ class PureMarketMaking:
         self.level_of: dict[str, tuple[str, int]] = {}  # live non-hanging order -> (side, level)
         self.candidates: set[str] = set()  # partner of a filled pair member; hanging at next refresh
         self.hanging: set[str] = set()
+        self.renewals: dict[str, Quote] = {}  # hanging order cancelled for its age -> its copy
         self.last_reason: str | None = None
 
     # ------------------------------------------------------------------ the tick
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
         live = {o.client_id: o for o in snap.own_orders}
+        # Renew (place again as they were) old hanging orders whose cancel has been confirmed.
+        renew = tuple(q for cid, q in sorted(self.renewals.items()) if cid not in live)
+        self.renewals = {cid: q for cid, q in self.renewals.items() if cid in live}
         self.hanging &= live.keys()
         self.candidates &= live.keys()
         book = snap.external_book if self.cfg.price_source == "external_market" else snap.book
@@ -114,7 +117,8 @@ class PureMarketMaking:
             if abs(Fraction(o.price) - price) / price > self.hanging_cancel:
                 cancels.append((cid, "hanging order too far from the price"))
             elif (now - o.created_ns) // NS > self.max_age_s:
-                cancels.append((cid, "hanging order older than max_order_age"))
+                cancels.append((cid, "hanging order renewed after max_order_age"))
+                self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
         # max order age: one old order refreshes them all
         if any((now - o.created_ns) // NS > self.max_age_s for o in non_hanging):
             cancels += [(o.client_id, "max_order_age") for o in non_hanging]
@@ -139,7 +143,7 @@ class PureMarketMaking:
         elif proposal is not None and not len(proposal):
             reason = "proposal is empty (budget, bands, or every quote would take)"
         self.last_reason = reason
-        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, frozenset(self.hanging), reason)
+        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, frozenset(self.hanging), reason, renew)
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
@@ -217,6 +221,9 @@ class PureMarketMaking:
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:
         """The executor placed `quote` as `client_id`: set the refresh timers (once per batch)."""
+        if quote.level == HANGING_LEVEL:
+            self.hanging.add(client_id)  # a renewed hanging order: no pair, no timers
+            return
         self.level_of[client_id] = (quote.side, quote.level)
         self.timers.on_placed(now_ns)
 
@@ -227,6 +234,7 @@ class PureMarketMaking:
             return
         if client_id in self.hanging:
             self.hanging.discard(client_id)  # hanging fills change no timers
+            self.renewals.pop(client_id, None)  # filled before its cancel landed: nothing to renew
             return
         self.timers.on_full_fill(now_ns)
         self.last_own_trade_price = price

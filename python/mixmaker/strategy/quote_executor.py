@@ -156,6 +156,7 @@ class QuoteExecutor:
                         cancels[cid] = "out of tolerance" if wanted is not None else "refresh without a proposal"
                 if d.create:
                     creates += quotes
+        creates += d.renew
         creates, backed_off = self._not_backed_off(creates, now_ns)
         cancel_first = bool(creates) and bool(cancels) and not self._affordable(creates)
         rejected = 0
