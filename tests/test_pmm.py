@@ -318,6 +318,18 @@ def test_hanging_orders_are_held_then_cancelled_when_far():
     assert d.cancel == (("s", "hanging order too far from the price"),)
 
 
+def test_a_filled_orders_partner_is_held_until_the_refresh_makes_it_hang():
+    ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, order_refresh_time=Decimal(30), filled_order_delay=Decimal(60)), RULES)
+    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
+    partner = own("s", "sell", "101.00", created_s=1000)
+    d = ctl.decide(snapshot(mid100(), now_s=1002, own=(partner,)))
+    assert not d.refresh and d.hold == {"s"} and ctl.hanging == set()  # a candidate, held
+    d = ctl.decide(snapshot(mid100(), now_s=1030, own=(partner,)))
+    assert d.refresh and d.hold == {"s"} and ctl.hanging == {"s"} and d.cancel == ()
+
+
 def test_old_hanging_orders_are_renewed_at_the_same_price_after_their_cancel():
     ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, max_order_age=Decimal(60), filled_order_delay=Decimal(0)), RULES)
     ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))

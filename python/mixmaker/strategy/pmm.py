@@ -105,7 +105,8 @@ class PureMarketMaking:
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []
-        non_hanging = [o for o in live.values() if o.client_id not in self.hanging]
+        # Our ordinary quotes: neither hanging nor about to hang (a filled order's partner).
+        non_hanging = [o for o in live.values() if o.client_id not in self.hanging and o.client_id not in self.candidates]
 
         proposal = None
         if self.timers.may_create(now):
@@ -143,7 +144,8 @@ class PureMarketMaking:
         elif proposal is not None and not len(proposal):
             reason = "proposal is empty (budget, bands, or every quote would take)"
         self.last_reason = reason
-        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, frozenset(self.hanging), reason, renew)
+        hold = frozenset(self.hanging | self.candidates)
+        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
