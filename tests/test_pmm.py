@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -95,6 +96,22 @@ def test_inventory_skew_worked_example_sizes_the_orders():
     _, d = decide(cfg, ob, bal=balances("0.667", "6000"))
     assert sizes(d.proposal.buys) == ["0.183"] and sizes(d.proposal.sells) == ["0.016"]
     assert prices(d.proposal.buys) == ["5940.00"] and prices(d.proposal.sells) == ["6060.00"]
+
+
+def test_skew_stays_exact_when_the_ratio_does_not_fit_64_bits():
+    # Coprime, huge holdings: the reduced ratio's terms exceed 2^62, so the kernel takes its
+    # Python-integer path; sizes must still be floor(size x ratio) to the lot.
+    p = ProposalParams(tick=10, lot=7, bid_spread=SCALE // 100, ask_spread=SCALE // 100, order_amount=10**6 + 3,
+                       levels=2, level_amount=999_983, skew_enabled=True, target_base=SCALE // 3)
+    base, mid2 = 10**12 + 39, 2 * 6_000_001 + 1
+    quote = base * mid2 + 3 * 10**13 + 11  # base value just below a third of the total: bid ratio 1.276...
+    bid_n, ask_n, den = inventory_skew(base, quote, mid2, 2, p.target_base, p.total_order_size() * p.range_multiplier)
+    assert 1 < Fraction(bid_n, den) < 2 and max(bid_n, ask_n, den) // math.gcd(bid_n, ask_n, den) >= 1 << 62
+    e = np.empty(0, dtype=np.int64)
+    raw = propose(p, mid2, mid2, 2, e, e, e, e, skew_base=base, skew_quote=quote, budget_base=10**15, budget_quote=10**18)
+    sizes_ = [(10**6 + 3) // 7 * 7, (10**6 + 3 + 999_983) // 7 * 7]
+    assert raw.buy_sizes == [s * bid_n // den // 7 * 7 for s in sizes_]
+    assert raw.sell_sizes == [s * ask_n // den // 7 * 7 for s in sizes_]
 
 
 def test_total_order_size():
