@@ -106,7 +106,8 @@ class Backtest:
         self.venue = SimVenue(
             self.rules, base=self.base0, quote=self.quote0, latency_ns=int(bt.latency_ms * 1_000_000),
             maker_fee=pct_to_fraction(bt.maker_fee_pct, "maker_fee_pct"),
-            taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model)
+            taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model,
+            post_only=bt.post_only)
         self.venue.book = self.sync.book
         self.accounting = Accounting()
         self.store = SqliteStore(":memory:")

@@ -182,6 +182,7 @@ class BacktestConfig(_Strict):
     taker_fee_pct: Decimal = Field(default=Decimal("0.05"), gt=-1, lt=10)
     tick_seconds: Decimal = Field(default=Decimal(1), gt=0)
     queue_model: Literal["risk_averse", "front"] = "risk_averse"
+    post_only: bool = Field(default=True, description="reject (or expire) orders that would take; False lets them take at the taker fee")
 
     @field_validator("latency_ms")
     @classmethod
