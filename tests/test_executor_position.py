@@ -20,6 +20,21 @@ def position(rig, barrier, entry=10000, side="buy", amount=1000):
     return PositionExecutor(PositionConfig("TESTUSDT", side, amount, entry, barrier), rig.tracker, RULES)
 
 
+async def rig_for_takers() -> Rig:
+    """A started tracker over a venue that lets crossing orders take."""
+    rig = Rig(post_only=False)
+    await rig.tracker.start()
+    return rig
+
+
+async def opened_position(barrier: TripleBarrier) -> tuple[Rig, PositionExecutor]:
+    """A long of 1.0 entered at 100.00 (filled by a sell printing through it)."""
+    rig = await rig_for_takers()
+    ex = position(rig, barrier)
+    await opened(rig, ex)
+    return rig, ex
+
+
 async def opened(rig, ex):
     """Tick once (the entry limit 100.00 rests), then a sell prints through it: filled."""
     await ex.tick(rig.market("99.90", "100.10", 1000))
@@ -30,10 +45,7 @@ async def opened(rig, ex):
 
 @in_loop
 async def test_take_profit():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
-    ex = position(rig, TripleBarrier(stop_loss=Fraction("0.01"), take_profit=Fraction("0.015")))
-    await opened(rig, ex)
+    rig, ex = await opened_position(TripleBarrier(stop_loss=Fraction("0.01"), take_profit=Fraction("0.015")))
     await ex.tick(rig.market("101.40", "101.50", 1001))  # +1.4 %: below the 1.5 % barrier
     assert ex.status == RunnableStatus.RUNNING
     await ex.tick(rig.market("102.00", "102.10", 1002))  # +2 %: close into the 102.00 bid
@@ -44,10 +56,7 @@ async def test_take_profit():
 
 @in_loop
 async def test_stop_loss_and_a_rejected_close_is_retried():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
-    ex = position(rig, TripleBarrier(stop_loss=Fraction("0.01")))
-    await opened(rig, ex)
+    rig, ex = await opened_position(TripleBarrier(stop_loss=Fraction("0.01")))
     rig.venue.reject_next_creates = 1
     await ex.tick(rig.market("98.90", "99.00", 1001))  # -1.1 %
     assert (ex.status, ex.close_type) == (RunnableStatus.SHUTTING_DOWN, CloseType.STOP_LOSS)
@@ -58,10 +67,7 @@ async def test_stop_loss_and_a_rejected_close_is_retried():
 
 @in_loop
 async def test_trailing_stop_ratchets_then_fires():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
-    ex = position(rig, TripleBarrier(trailing_activation=Fraction("0.01"), trailing_delta=Fraction("0.005")))
-    await opened(rig, ex)
+    rig, ex = await opened_position(TripleBarrier(trailing_activation=Fraction("0.01"), trailing_delta=Fraction("0.005")))
     await ex.tick(rig.market("101.50", "101.60", 1001))  # +1.5 %: armed at 1.0 %
     assert ex.trailing_trigger == Fraction("0.01")
     await ex.tick(rig.market("102.00", "102.10", 1002))  # +2 %: trigger 1.5 %
@@ -72,10 +78,7 @@ async def test_trailing_stop_ratchets_then_fires():
 
 @in_loop
 async def test_time_limit_with_and_without_a_position():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
-    ex = position(rig, TripleBarrier(time_limit_ns=10 * S))
-    await opened(rig, ex)
+    rig, ex = await opened_position(TripleBarrier(time_limit_ns=10 * S))
     await ex.tick(rig.market("100.00", "100.10", 1005))
     assert ex.status == RunnableStatus.RUNNING
     await ex.tick(rig.market("100.00", "100.10", 1010))
@@ -90,8 +93,7 @@ async def test_time_limit_with_and_without_a_position():
 
 @in_loop
 async def test_failed_entry_early_stop_and_bad_amount():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
+    rig = await rig_for_takers()
     rig.venue.reject_next_creates = 1
     ex = position(rig, TripleBarrier())
     await ex.tick(rig.market("99.90", "100.10", 1000))
@@ -106,8 +108,7 @@ async def test_failed_entry_early_stop_and_bad_amount():
 
 @in_loop
 async def test_short_position_take_profit():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
+    rig = await rig_for_takers()
     ex = position(rig, TripleBarrier(take_profit=Fraction("0.01")), entry=None, side="sell")
     await ex.tick(rig.market("100.00", "100.10", 1000))  # marketable: sells into the 100.00 bid
     assert ex.open_filled == 1000
@@ -118,8 +119,7 @@ async def test_short_position_take_profit():
 # ---------------------------------------------------------------- TWAP
 @in_loop
 async def test_twap_taker_slices_add_up_exactly():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
+    rig = await rig_for_takers()
     ex = TwapExecutor(TwapConfig("TESTUSDT", "buy", 1000, 2 * S, 1 * S), rig.tracker, RULES)
     assert ex.slices == [333, 333, 334]
     for t in (1000, 1000.5, 1001, 1002):
@@ -147,8 +147,7 @@ async def test_twap_maker_resubmits_old_orders_at_the_new_best():
 
 @in_loop
 async def test_twap_gives_up_after_repeated_rejects():
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
+    rig = await rig_for_takers()
     rig.venue.reject_next_creates = 100
     ex = TwapExecutor(TwapConfig("TESTUSDT", "buy", 1000, 0, 1 * S, max_retries=3), rig.tracker, RULES)
     for t in range(1000, 1005):
@@ -162,8 +161,7 @@ async def test_a_backtest_clock_drives_the_twap_through_executor_loop():
     from mixmaker.strategy import MarketView
     from mixmaker.strategy.loop import ExecutorLoop
 
-    rig = Rig(post_only=False)
-    await rig.tracker.start()
+    rig = await rig_for_takers()
     rig.market("99.90", "100.10", 1000)
     sync = type("Synced", (), {})()  # a BookSync stand-in that is always synced
     from mixmaker.book import BookState
