@@ -115,6 +115,19 @@ def test_outside_the_execution_window_it_does_not_quote():
     assert d.proposal is not None
 
 
+def test_daily_window_in_utc():
+    import datetime as dt
+
+    c = cfg(execution_timeframe="daily_between_times", start_time_of_day=dt.time(0, 10), end_time_of_day=dt.time(0, 30))
+    ctl = AvellanedaStoikov(c, RULES)
+    day = 86_400 * 19_000  # a midnight, in seconds
+    assert ctl._tau(int((day + 600) * 1e9)) == 1.0  # 00:10: the whole window is left
+    assert ctl._tau(int((day + 1500) * 1e9)) == 0.25  # 00:25: 5 of 20 minutes left
+    assert ctl._tau(int((day + 1800) * 1e9)) is None and ctl._tau(int((day + 86_400 + 300) * 1e9)) is None
+    with pytest.raises(ValueError, match="daily_between_times"):
+        cfg(execution_timeframe="daily_between_times", start_time_of_day=dt.time(1), end_time_of_day=dt.time(0, 30))
+
+
 def test_not_synced_book_is_not_quoted():
     ctl = AvellanedaStoikov(cfg(), RULES)
     d = ctl.decide(snapshot(None, not_ready="book DESYNCED: gap"))

@@ -117,3 +117,24 @@ def test_strategy_code_does_not_know_about_backtests():
     for f in src.glob("*.py"):
         text = f.read_text()
         assert "mixmaker.backtest" not in text and "SimVenue" not in text, f.name
+
+
+def test_cli_help_lists_backtest_and_requires_its_arguments(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "backtest" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["backtest", "--config", str(PMM_TOML)])
+    assert e.value.code == 2 and "--feed" in capsys.readouterr().err
+
+
+def test_untimed_recording_is_refused(usdm, tmp_path, capsys):
+    from mixmaker.backtest import UntimedRecordingError
+
+    head = gzip.open(usdm, "rb").readlines()[:100]
+    bare = tmp_path / "bare.jsonl"  # the same messages without their receive times
+    bare.write_bytes(b"".join(line.split(b" ", 1)[1] for line in head))
+    with pytest.raises(UntimedRecordingError, match="no `<ts_ns> ` prefix"):
+        run_backtest(load_config(PMM_TOML), open_feed(bare))
+    assert main(["backtest", "--feed", str(bare), "--config", str(PMM_TOML)]) == 2
+    assert "no `<ts_ns> ` prefix" in capsys.readouterr().err
