@@ -4,7 +4,8 @@ per tick and leaves acting to the quote executor.
 The proposal math (levels, order optimization, transaction costs, inventory skew, budget, taker
 filter) is the Cython kernel `mixmaker._proposal`; this module owns the rules around it:
 reference price, price bands, ping-pong, timers (refresh, filled-order delay, max order age),
-minimum spread, and hanging orders. Ratios compared once per tick use exact `Fraction`s.
+minimum spread, and hanging orders. Ratios are exact: `Fraction`s once per tick, and
+cross-multiplied integers per order.
 
 Where this differs from Hummingbot, on purpose:
 - the executor replaces only the quotes that left the tolerance, not every quote (fewest
@@ -112,21 +113,25 @@ class PureMarketMaking:
         if self.timers.may_create(now):
             proposal = self._proposal(snap, ref_buy, ref_sell, price, non_hanging)
 
+        # Ratio rules in integers: price = pn / pd, so (x - price) / price = (x pd - pn) / pn.
+        pn, pd = price.numerator, price.denominator
+        hc, ms = self.hanging_cancel, self.min_spread
         # hanging orders: too far from the price, or too old
         for cid in sorted(self.hanging):
             o = live[cid]
-            if abs(Fraction(o.price) - price) / price > self.hanging_cancel:
+            if abs(o.price * pd - pn) * hc.denominator > hc.numerator * pn:
                 cancels.append((cid, "hanging order too far from the price"))
             elif (now - o.created_ns) // NS > self.max_age_s:
                 cancels.append((cid, "hanging order renewed after max_order_age"))
                 self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
         # max order age: one old order refreshes them all
-        if any((now - o.created_ns) // NS > self.max_age_s for o in non_hanging):
+        oldest = min((o.created_ns for o in non_hanging), default=now)
+        if (now - oldest) // NS > self.max_age_s:
             cancels += [(o.client_id, "max_order_age") for o in non_hanging]
         else:
             for o in non_hanging:
                 sign = -1 if o.side == "buy" else 1
-                if sign * (Fraction(o.price) - price) / price < self.min_spread:
+                if sign * (o.price * pd - pn) * ms.denominator < ms.numerator * pn:
                     cancels.append((o.client_id, "below minimum_spread"))
 
         refresh = self.timers.refresh_due(now)
