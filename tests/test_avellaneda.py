@@ -137,3 +137,14 @@ def test_not_synced_book_is_not_quoted():
 def test_window_config_is_validated():
     with pytest.raises(ValueError, match="start_time_ns < end_time_ns"):
         cfg(execution_timeframe="from_date_to_date", start_time_ns=5, end_time_ns=5)
+
+
+def test_order_optimization_moves_quotes_to_one_tick_inside_the_best_prices():
+    # After the warm-up the model quotes about 99.7 / 100.3; on a book at 99.00 / 101.00 the
+    # bid is lowered to one tick above the best bid (99.10), the ask raised to 100.90.
+    ctl = AvellanedaStoikov(cfg(order_optimization_enabled=True), RULES)
+    warm(ctl)
+    d = ctl.decide(snapshot(book([("99.00", "10")], [("101.00", "10")]), now_s=1003))
+    m = ctl.model
+    assert 99.1 < m.bid < 100.0 < m.ask < 100.9  # the model alone would quote inside
+    assert [q.price for q in d.proposal.buys] == [9910] and [q.price for q in d.proposal.sells] == [10090]
