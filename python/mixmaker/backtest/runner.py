@@ -162,6 +162,10 @@ class Backtest:
         clock = self.clock
         nxt = clock.current_timestamp_ns + self.tick_ns
         while nxt <= ts:
+            # The venue's time is the tick's: requests sent now travel from now.
+            self.venue.advance(nxt)
+            if self.venue.stream:
+                await self._deliver()
             clock.backtest_til(nxt)
             if clock.iterator_errors:
                 raise BacktestError(f"a clock iterator failed: {clock.last_error}")
