@@ -138,3 +138,14 @@ def test_untimed_recording_is_refused(usdm, tmp_path, capsys):
         run_backtest(load_config(PMM_TOML), open_feed(bare))
     assert main(["backtest", "--feed", str(bare), "--config", str(PMM_TOML)]) == 2
     assert "no `<ts_ns> ` prefix" in capsys.readouterr().err
+
+
+def test_public_trade_fields():
+    from mixmaker.backtest.runner import public_trade
+
+    futures = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1,"s":"BTCUSDT","t":5,'
+               b'"p":"61800.30","q":"0.006","X":"MARKET","m":false}}')
+    assert public_trade(futures) == ("61800.30", "0.006", False)
+    assert public_trade(futures.replace(b"MARKET", b"INSURANCE_FUND")) is None
+    reordered = b'{"data":{"e":"trade","q":"0.5","m":true,"p":"100.10"}}'  # no pattern match: JSON
+    assert public_trade(reordered) == ("100.10", "0.5", True)

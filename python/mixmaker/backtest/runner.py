@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,24 @@ from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
 
 PROGRESS_SECONDS = 0.25
+
+
+_TRADE = re.compile(rb'"p":"([0-9.]+)","q":"([0-9.]+)"')
+_MAKER = re.compile(rb'"m":(true|false)')
+
+
+def public_trade(raw: bytes) -> tuple[str, str, bool] | None:
+    """(price, size, buyer is maker) of a Binance trade message; None for trades that are not
+    market trades (insurance fund, ADL). The fields are found by pattern, with a JSON parse as
+    the fallback for any other field order."""
+    if b'"X":"' in raw and b'"X":"MARKET"' not in raw:
+        return None
+    pq, m = _TRADE.search(raw), _MAKER.search(raw)
+    if pq is not None and m is not None:
+        return pq[1].decode(), pq[2].decode(), m[1] == b"true"
+    t = json.loads(raw)
+    t = t.get("data", t)
+    return t["p"], t["q"], bool(t["m"])
 
 
 class BacktestError(RuntimeError):
@@ -198,12 +217,12 @@ class Backtest:
                 await self._deliver()
             await self._tick_until(ts)
             if b'"e":"trade"' in raw[:80]:
-                t = json.loads(raw)["data"]
-                if t.get("X", "MARKET") == "MARKET":
+                trade = public_trade(raw)
+                if trade is not None:
                     self.trades_seen += 1
-                    price, size = parse_decimal(t["p"], pd), parse_decimal(t["q"], sd)
+                    price, size = parse_decimal(trade[0], pd), parse_decimal(trade[1], sd)
                     market.on_public_trade(price, size, ts)
-                    venue.on_public_trade(price, size, t["m"])
+                    venue.on_public_trade(price, size, trade[2])
             else:
                 before = sync.last_update_id
                 route(sync, raw)
