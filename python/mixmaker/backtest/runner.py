@@ -23,7 +23,7 @@ from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import BookState, parse_decimal
-from mixmaker.clock import Clock, ClockMode, TimeIterator, tick_size_to_ns
+from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport
 from mixmaker.replay import new_sync, route
 from mixmaker.store import SqliteStore
@@ -71,14 +71,15 @@ class Sample:
     pnl: float
 
 
-class Sampler(TimeIterator):
-    """Records one point per tick for the plot (floats: analytics only)."""
+class Sampler:
+    """Records one point per tick, after the executor acted, for the plot and the inventory
+    series (floats: analytics only, except the exact holdings)."""
 
     def __init__(self, runner: Backtest) -> None:
         self.r = runner
         self.samples: list[Sample] = []
 
-    def tick(self, now_ns: int) -> None:
+    def take(self, now_ns: int) -> None:
         r = self.r
         rules = r.rules
         mark = r.mark()
@@ -190,6 +191,7 @@ class Backtest:
                 raise BacktestError(f"a clock iterator failed: {clock.last_error}")
             await self.executor.idle()
             await self._deliver()
+            self.sampler.take(nxt)
             d = self.loop.last_decision
             if d is not None and d.reason is not None:
                 kind = d.reason.split(":")[0]
@@ -208,7 +210,6 @@ class Backtest:
                 self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
                                    start_ns=ts - ts % self.tick_ns)
                 self.clock.add_iterator(self.loop)
-                self.clock.add_iterator(self.sampler)
                 self.clock.start()
             self.messages += 1
             self.last_ns = ts
