@@ -15,6 +15,8 @@ order optimization are re-snapped to the tick; a side whose depth walk runs past
 given is left unoptimised (Hummingbot would compare against NaN).
 """
 
+from math import gcd
+
 from libc.stdint cimport int64_t
 
 cdef extern from *:
@@ -26,6 +28,8 @@ cdef int64_t _SCALE = 100_000_000
 cdef enum:
     MAX_LEVELS = 64
 MAX_LEVELS_PER_SIDE = MAX_LEVELS
+# A skew ratio term below this times a size (< 2^63) stays inside 128 bits.
+_FITS = 1 << 62
 
 
 class ProposalInputError(ValueError):
@@ -222,14 +226,25 @@ cdef RawProposal _finish(ProposalParams p, int64_t* bp, int64_t* bs, Py_ssize_t 
             bp[i] = <int64_t>_floor_to(<int128>bp[i] * (S - fee) / S, tick)
         for i in range(ns):
             sp[i] = <int64_t>_floor_to(<int128>sp[i] * (S + fee) / S, tick)
-    # 4. inventory skew (sizes); the ratio is an exact fraction of Python integers
+    # 4. inventory skew (sizes); the ratio is an exact fraction of Python integers, reduced,
+    # and applied in 128-bit C arithmetic whenever its terms fit (they nearly always do)
+    cdef int128 bn, an, dn
     if skew_base is not None and (nb or ns):
         bid_r, ask_r, den = inventory_skew(skew_base, skew_quote, ref_num, ref_den, p.target_base,
                                            p.total_order_size() * p.range_multiplier)
-        for i in range(nb):
-            bs[i] = (bs[i] * bid_r // den) // p.lot * p.lot
-        for i in range(ns):
-            ss[i] = (ss[i] * ask_r // den) // p.lot * p.lot
+        g = gcd(gcd(bid_r, ask_r), den)
+        bid_r, ask_r, den = bid_r // g, ask_r // g, den // g
+        if bid_r < _FITS and ask_r < _FITS and den < _FITS:
+            bn, an, dn = <int64_t>bid_r, <int64_t>ask_r, <int64_t>den
+            for i in range(nb):
+                bs[i] = <int64_t>_floor_to(<int128>bs[i] * bn / dn, lot)
+            for i in range(ns):
+                ss[i] = <int64_t>_floor_to(<int128>ss[i] * an / dn, lot)
+        else:
+            for i in range(nb):
+                bs[i] = (bs[i] * bid_r // den) // p.lot * p.lot
+            for i in range(ns):
+                ss[i] = (ss[i] * ask_r // den) // p.lot * p.lot
     # 5. budget: buys lock price x size x (1 + fee) of quote, sells lock size of base
     cdef int128 quote = <int128>(<int64_t>budget_quote) * S, base = <int64_t>budget_base, need
     for i in range(nb):

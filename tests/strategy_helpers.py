@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from decimal import Decimal
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import OrderBook
@@ -109,3 +111,13 @@ class Rig:
         self.venue.advance(self.now)
         self.venue.on_book()
         return snapshot(self.venue.book, now_s=now_s)
+
+
+def in_loop(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Runs an `async def` test in a fresh event loop (pytest sees the same arguments)."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run

@@ -115,6 +115,19 @@ def test_outside_the_execution_window_it_does_not_quote():
     assert d.proposal is not None
 
 
+def test_daily_window_in_utc():
+    import datetime as dt
+
+    c = cfg(execution_timeframe="daily_between_times", start_time_of_day=dt.time(0, 10), end_time_of_day=dt.time(0, 30))
+    ctl = AvellanedaStoikov(c, RULES)
+    day = 86_400 * 19_000  # a midnight, in seconds
+    assert ctl._tau(int((day + 600) * 1e9)) == 1.0  # 00:10: the whole window is left
+    assert ctl._tau(int((day + 1500) * 1e9)) == 0.25  # 00:25: 5 of 20 minutes left
+    assert ctl._tau(int((day + 1800) * 1e9)) is None and ctl._tau(int((day + 86_400 + 300) * 1e9)) is None
+    with pytest.raises(ValueError, match="daily_between_times"):
+        cfg(execution_timeframe="daily_between_times", start_time_of_day=dt.time(1), end_time_of_day=dt.time(0, 30))
+
+
 def test_not_synced_book_is_not_quoted():
     ctl = AvellanedaStoikov(cfg(), RULES)
     d = ctl.decide(snapshot(None, not_ready="book DESYNCED: gap"))
@@ -124,3 +137,14 @@ def test_not_synced_book_is_not_quoted():
 def test_window_config_is_validated():
     with pytest.raises(ValueError, match="start_time_ns < end_time_ns"):
         cfg(execution_timeframe="from_date_to_date", start_time_ns=5, end_time_ns=5)
+
+
+def test_order_optimization_moves_quotes_to_one_tick_inside_the_best_prices():
+    # After the warm-up the model quotes about 99.7 / 100.3; on a book at 99.00 / 101.00 the
+    # bid is lowered to one tick above the best bid (99.10), the ask raised to 100.90.
+    ctl = AvellanedaStoikov(cfg(order_optimization_enabled=True), RULES)
+    warm(ctl)
+    d = ctl.decide(snapshot(book([("99.00", "10")], [("101.00", "10")]), now_s=1003))
+    m = ctl.model
+    assert 99.1 < m.bid < 100.0 < m.ask < 100.9  # the model alone would quote inside
+    assert [q.price for q in d.proposal.buys] == [9910] and [q.price for q in d.proposal.sells] == [10090]

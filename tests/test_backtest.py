@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, recording_path
 from mixmaker.backtest import open_feed, run_backtest
 from mixmaker.cli import main
-from mixmaker.strategy import load_config, parse_config
+from mixmaker.strategy import load_config
 
 PMM_TOML = REPO / "examples" / "pmm.toml"
 
@@ -106,15 +106,10 @@ def test_a_gap_in_the_feed_stops_quoting_and_cancels(usdm, tmp_path):
 
 
 def test_avellaneda_backtest_runs(usdm):
-    cfg = load_config(PMM_TOML)
-    data = cfg.model_dump(mode="json")
-    data["strategy"] = {"kind": "avellaneda", "order_amount": "0.01", "risk_factor": 0.5, "order_refresh_time": "5",
-                        "volatility_buffer_size": 30, "trading_intensity_buffer_size": 30, "min_spread": "0.005",
-                        "order_levels": 2, "level_distances": "50", "filled_order_delay": "1"}
-    r = run_backtest(parse_config(data), open_feed(usdm)).report
+    r = run_backtest(load_config(REPO / "examples" / "avellaneda.toml"), open_feed(usdm)).report
     assert r["strategy"] == "avellaneda"
-    assert r["not_quoting_ticks"].get("warming up", 0) >= 29
-    assert r["quotes"]["placed"] > 10 and r["tracker"]["anomalies"] == 0
+    assert r["not_quoting_ticks"]["warming up"] == 30  # the 30-tick estimator buffers
+    assert r["quotes"]["placed"] > 10 and r["fills"]["count"] > 10 and r["tracker"]["anomalies"] == 0
 
 
 def test_strategy_code_does_not_know_about_backtests():
@@ -122,3 +117,35 @@ def test_strategy_code_does_not_know_about_backtests():
     for f in src.glob("*.py"):
         text = f.read_text()
         assert "mixmaker.backtest" not in text and "SimVenue" not in text, f.name
+
+
+def test_cli_help_lists_backtest_and_requires_its_arguments(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "backtest" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["backtest", "--config", str(PMM_TOML)])
+    assert e.value.code == 2 and "--feed" in capsys.readouterr().err
+
+
+def test_untimed_recording_is_refused(usdm, tmp_path, capsys):
+    from mixmaker.backtest import UntimedRecordingError
+
+    head = gzip.open(usdm, "rb").readlines()[:100]
+    bare = tmp_path / "bare.jsonl"  # the same messages without their receive times
+    bare.write_bytes(b"".join(line.split(b" ", 1)[1] for line in head))
+    with pytest.raises(UntimedRecordingError, match="no `<ts_ns> ` prefix"):
+        run_backtest(load_config(PMM_TOML), open_feed(bare))
+    assert main(["backtest", "--feed", str(bare), "--config", str(PMM_TOML)]) == 2
+    assert "no `<ts_ns> ` prefix" in capsys.readouterr().err
+
+
+def test_public_trade_fields():
+    from mixmaker.backtest.runner import public_trade
+
+    futures = (b'{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1,"s":"BTCUSDT","t":5,'
+               b'"p":"61800.30","q":"0.006","X":"MARKET","m":false}}')
+    assert public_trade(futures) == ("61800.30", "0.006", False)
+    assert public_trade(futures.replace(b"MARKET", b"INSURANCE_FUND")) is None
+    reordered = b'{"data":{"e":"trade","q":"0.5","m":true,"p":"100.10"}}'  # no pattern match: JSON
+    assert public_trade(reordered) == ("100.10", "0.5", True)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from fractions import Fraction
 
@@ -95,6 +96,22 @@ def test_inventory_skew_worked_example_sizes_the_orders():
     _, d = decide(cfg, ob, bal=balances("0.667", "6000"))
     assert sizes(d.proposal.buys) == ["0.183"] and sizes(d.proposal.sells) == ["0.016"]
     assert prices(d.proposal.buys) == ["5940.00"] and prices(d.proposal.sells) == ["6060.00"]
+
+
+def test_skew_stays_exact_when_the_ratio_does_not_fit_64_bits():
+    # Coprime, huge holdings: the reduced ratio's terms exceed 2^62, so the kernel takes its
+    # Python-integer path; sizes must still be floor(size x ratio) to the lot.
+    p = ProposalParams(tick=10, lot=7, bid_spread=SCALE // 100, ask_spread=SCALE // 100, order_amount=10**6 + 3,
+                       levels=2, level_amount=999_983, skew_enabled=True, target_base=SCALE // 3)
+    base, mid2 = 10**12 + 39, 2 * 6_000_001 + 1
+    quote = base * mid2 + 3 * 10**13 + 11  # base value just below a third of the total: bid ratio 1.276...
+    bid_n, ask_n, den = inventory_skew(base, quote, mid2, 2, p.target_base, p.total_order_size() * p.range_multiplier)
+    assert 1 < Fraction(bid_n, den) < 2 and max(bid_n, ask_n, den) // math.gcd(bid_n, ask_n, den) >= 1 << 62
+    e = np.empty(0, dtype=np.int64)
+    raw = propose(p, mid2, mid2, 2, e, e, e, e, skew_base=base, skew_quote=quote, budget_base=10**15, budget_quote=10**18)
+    sizes_ = [(10**6 + 3) // 7 * 7, (10**6 + 3 + 999_983) // 7 * 7]
+    assert raw.buy_sizes == [s * bid_n // den // 7 * 7 for s in sizes_]
+    assert raw.sell_sizes == [s * ask_n // den // 7 * 7 for s in sizes_]
 
 
 def test_total_order_size():
@@ -316,6 +333,34 @@ def test_hanging_orders_are_held_then_cancelled_when_far():
     far = book([("89.90", "1")], [("90.10", "1")])  # |101 - 90| / 90 = 12 % > 10 %
     d = ctl.decide(snapshot(far, now_s=1003, own=(own("s", "sell", "101.00"),)))
     assert d.cancel == (("s", "hanging order too far from the price"),)
+
+
+def test_a_filled_orders_partner_is_held_until_the_refresh_makes_it_hang():
+    ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, order_refresh_time=Decimal(30), filled_order_delay=Decimal(60)), RULES)
+    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
+    partner = own("s", "sell", "101.00", created_s=1000)
+    d = ctl.decide(snapshot(mid100(), now_s=1002, own=(partner,)))
+    assert not d.refresh and d.hold == {"s"} and ctl.hanging == set()  # a candidate, held
+    d = ctl.decide(snapshot(mid100(), now_s=1030, own=(partner,)))
+    assert d.refresh and d.hold == {"s"} and ctl.hanging == {"s"} and d.cancel == ()
+
+
+def test_old_hanging_orders_are_renewed_at_the_same_price_after_their_cancel():
+    ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, max_order_age=Decimal(60), filled_order_delay=Decimal(0)), RULES)
+    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
+    hanging = own("s", "sell", "101.00", created_s=1000, remaining="0.4")
+    assert ctl.decide(snapshot(mid100(), now_s=1002, own=(hanging,))).hold == {"s"}
+    d = ctl.decide(snapshot(mid100(), now_s=1061, own=(hanging,)))  # 61 s old
+    assert ("s", "hanging order renewed after max_order_age") in d.cancel and d.renew == ()
+    d = ctl.decide(snapshot(mid100(), now_s=1062))  # the cancel is confirmed: place it again
+    assert d.renew == (Quote("sell", -1, 10100, 400),)
+    ctl.on_placed("s2", d.renew[0], int(1062e9))
+    d = ctl.decide(snapshot(mid100(), now_s=1063, own=(own("s2", "sell", "101.00", "0.4", created_s=1062),)))
+    assert d.hold == {"s2"} and d.renew == ()
 
 
 # ---------------------------------------------------------------- a book that is not synced

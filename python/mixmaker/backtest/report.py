@@ -13,12 +13,14 @@ if TYPE_CHECKING:
 
 
 def exact(value: Fraction | int, decimals: int) -> str:
-    """A value in scaled units as a decimal string; halves (from a mid mark) get one more digit."""
+    """A value in scaled units as a decimal string at its scale; a half (from a mid mark) gets
+    the digits it needs."""
     f = Fraction(value) / 10**decimals
     with localcontext() as ctx:
         ctx.prec = 60
         d = Decimal(f.numerator) / Decimal(f.denominator)
-    return format(d.normalize() if d != d.to_integral_value() else d.quantize(Decimal(1)), "f")
+        at_scale = d.quantize(Decimal(1).scaleb(-decimals))
+    return format(at_scale if at_scale == d else d, "f")
 
 
 def average(value: int, qty: int, price_decimals: int) -> str | None:
@@ -88,6 +90,13 @@ def build_report(bt: Backtest) -> dict[str, Any]:
             "kept_within_tolerance": ex.stats["kept"],
         },
         "not_quoting_ticks": dict(sorted(bt.not_quoting.items())),
+        # base held after each tick: [seconds since the first message, amount]
+        "inventory_series": [[exact(s.t_ns - bt.first_ns, 9), exact(s.holdings, sd)] for s in bt.sampler.samples],
+        "fill_log": [
+            {"t_s": exact(t - bt.first_ns, 9), "side": f.side, "price": exact(f.price, pd), "qty": exact(f.qty, sd),
+             "fee": exact(f.fee, vd), "maker": f.is_maker, "trade_id": f.trade_id}
+            for t, f in bt.fill_log
+        ],
         "executor": dict(sorted(ex.report().items())),
         "venue_stats": dict(sorted(venue.stats.items())),
         "tracker": {"anomalies": bt.tracker.stats["anomalies"], "late_fills": sum(

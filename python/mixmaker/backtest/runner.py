@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import BookState, parse_decimal
-from mixmaker.clock import Clock, ClockMode, TimeIterator, tick_size_to_ns
+from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport
 from mixmaker.replay import new_sync, route
 from mixmaker.store import SqliteStore
@@ -30,11 +31,29 @@ from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import PMMConfig, RunConfig, pct_to_fraction, to_units
 from mixmaker.strategy.errors import ConfigError
 from mixmaker.strategy.loop import StrategyLoop
-from mixmaker.strategy.market import MarketView
+from mixmaker.strategy.market import MarketRules, MarketView
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
 
 PROGRESS_SECONDS = 0.25
+
+
+_TRADE = re.compile(rb'"p":"([0-9.]+)","q":"([0-9.]+)"')
+_MAKER = re.compile(rb'"m":(true|false)')
+
+
+def public_trade(raw: bytes) -> tuple[str, str, bool] | None:
+    """(price, size, buyer is maker) of a Binance trade message; None for trades that are not
+    market trades (insurance fund, ADL). The fields are found by pattern, with a JSON parse as
+    the fallback for any other field order."""
+    if b'"X":"' in raw and b'"X":"MARKET"' not in raw:
+        return None
+    pq, m = _TRADE.search(raw), _MAKER.search(raw)
+    if pq is not None and m is not None:
+        return pq[1].decode(), pq[2].decode(), m[1] == b"true"
+    t = json.loads(raw)
+    t = t.get("data", t)
+    return t["p"], t["q"], bool(t["m"])
 
 
 class BacktestError(RuntimeError):
@@ -44,6 +63,7 @@ class BacktestError(RuntimeError):
 @dataclass
 class Sample:
     t_ns: int
+    holdings: int  # base held, exact (size units)
     mid: float | None
     bid_quote: float | None
     ask_quote: float | None
@@ -51,14 +71,15 @@ class Sample:
     pnl: float
 
 
-class Sampler(TimeIterator):
-    """Records one point per tick for the plot (floats: analytics only)."""
+class Sampler:
+    """Records one point per tick, after the executor acted, for the plot and the inventory
+    series (floats: analytics only, except the exact holdings)."""
 
     def __init__(self, runner: Backtest) -> None:
         self.r = runner
         self.samples: list[Sample] = []
 
-    def tick(self, now_ns: int) -> None:
+    def take(self, now_ns: int) -> None:
         r = self.r
         rules = r.rules
         mark = r.mark()
@@ -68,6 +89,7 @@ class Sampler(TimeIterator):
         scale_p, scale_v = 10.0 ** rules.price_decimals, 10.0 ** rules.value_decimals
         self.samples.append(Sample(
             now_ns,
+            r.base0 + r.accounting.position,
             float(mark) / scale_p if mark is not None else None,
             max(bids) / scale_p if bids else None,
             min(asks) / scale_p if asks else None,
@@ -82,6 +104,8 @@ class Backtest:
     feed: TimedFeed
     progress: bool = False
     progress_to: TextIO = field(default_factory=lambda: sys.stderr)
+    # Builds the controller from (strategy config, rules, starting base); None: by config kind.
+    controller_factory: Callable[[Any, MarketRules, int], Any] | None = None
 
     def __post_init__(self) -> None:
         if self.cfg.backtest is None:
@@ -102,14 +126,17 @@ class Backtest:
         self.venue = SimVenue(
             self.rules, base=self.base0, quote=self.quote0, latency_ns=int(bt.latency_ms * 1_000_000),
             maker_fee=pct_to_fraction(bt.maker_fee_pct, "maker_fee_pct"),
-            taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model)
+            taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model,
+            post_only=bt.post_only)
         self.venue.book = self.sync.book
         self.accounting = Accounting()
         self.store = SqliteStore(":memory:")
         self.tracker = ClientOrderTracker(self.venue, self.store, fill_sink=self._on_fill, retry_delay=0.0)
         self.market = MarketView(self.rules, self.sync, self.venue)
         s = self.cfg.strategy
-        if isinstance(s, PMMConfig):
+        if self.controller_factory is not None:
+            self.controller = self.controller_factory(s, self.rules, self.base0)
+        elif isinstance(s, PMMConfig):
             self.controller: Any = PureMarketMaking(s, self.rules, initial_base=self.base0)
         else:
             self.controller = AvellanedaStoikov(s, self.rules)
@@ -119,6 +146,7 @@ class Backtest:
         self.loop = StrategyLoop(self.controller, self.executor, self.market)
         self.sampler = Sampler(self)
         self.messages = 0
+        self.fill_log: list[tuple[int, FillEvent]] = []  # (venue time, fill)
         self.trades_seen = 0
         self.not_quoting: dict[str, int] = {}
         self.first_ns = self.last_ns = 0
@@ -129,6 +157,7 @@ class Backtest:
 
     def _on_fill(self, f: FillEvent) -> None:
         self.accounting.on_fill(f)
+        self.fill_log.append((self.venue.now_ns, f))
         self.executor.on_fill(f)
 
     def mark(self) -> Fraction | None:
@@ -153,11 +182,16 @@ class Backtest:
         clock = self.clock
         nxt = clock.current_timestamp_ns + self.tick_ns
         while nxt <= ts:
+            # The venue's time is the tick's: requests sent now travel from now.
+            self.venue.advance(nxt)
+            if self.venue.stream:
+                await self._deliver()
             clock.backtest_til(nxt)
             if clock.iterator_errors:
                 raise BacktestError(f"a clock iterator failed: {clock.last_error}")
             await self.executor.idle()
             await self._deliver()
+            self.sampler.take(nxt)
             d = self.loop.last_decision
             if d is not None and d.reason is not None:
                 kind = d.reason.split(":")[0]
@@ -176,7 +210,6 @@ class Backtest:
                 self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
                                    start_ns=ts - ts % self.tick_ns)
                 self.clock.add_iterator(self.loop)
-                self.clock.add_iterator(self.sampler)
                 self.clock.start()
             self.messages += 1
             self.last_ns = ts
@@ -185,12 +218,12 @@ class Backtest:
                 await self._deliver()
             await self._tick_until(ts)
             if b'"e":"trade"' in raw[:80]:
-                t = json.loads(raw)["data"]
-                if t.get("X", "MARKET") == "MARKET":
+                trade = public_trade(raw)
+                if trade is not None:
                     self.trades_seen += 1
-                    price, size = parse_decimal(t["p"], pd), parse_decimal(t["q"], sd)
+                    price, size = parse_decimal(trade[0], pd), parse_decimal(trade[1], sd)
                     market.on_public_trade(price, size, ts)
-                    venue.on_public_trade(price, size, t["m"])
+                    venue.on_public_trade(price, size, trade[2])
             else:
                 before = sync.last_update_id
                 route(sync, raw)
@@ -246,8 +279,9 @@ class BacktestResult:
 
 
 def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
-                 progress_to: TextIO | None = None) -> BacktestResult:
-    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr)
+                 progress_to: TextIO | None = None,
+                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None) -> BacktestResult:
+    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory)
     report = bt.run()
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.sampler.samples)

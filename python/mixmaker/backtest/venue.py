@@ -26,12 +26,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mixmaker.strategy.kernel import SCALE
 from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderReport, OrderRequest, TradeReport
+from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
 QueueModel = Literal["risk_averse", "front"]
-QUEUE_LEVELS = 1000  # book levels read to place us in the queue; beyond them the place is kept
+QUEUE_LEVELS = 256  # book levels read to place us in the queue; beyond them the place is kept
 
 
 @dataclass(slots=True)
@@ -84,6 +84,7 @@ class SimVenue:
         self.book: Any = None  # the public book (an OrderBook), set by the runner
         self.orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
+        self._in_flight: dict[str, SimOrder] = {}  # requests still travelling to the engine
         self.trades: list[TradeReport] = []
         self.stream: list[TradeReport | OrderReport] = []
         self.stats: Counter[str] = Counter()
@@ -121,6 +122,8 @@ class SimVenue:
         self.orders[o.client_id] = self._open[o.client_id] = o
         if self.latency_ns == 0:
             self._arrive(o)
+        else:
+            self._in_flight[o.client_id] = o
         return o.report()
 
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
@@ -132,6 +135,7 @@ class SimVenue:
             self._close(o, "canceled")
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
+            self._in_flight[o.client_id] = o
         return o.report()
 
     async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
@@ -151,11 +155,15 @@ class SimVenue:
     def advance(self, now_ns: int) -> None:
         """Time passes to `now_ns`: requests in flight reach the engine."""
         self.now_ns = now_ns
-        for o in list(self._open.values()):
-            if not o.live and o.live_at_ns <= now_ns:
+        if not self._in_flight:
+            return
+        for o in list(self._in_flight.values()):
+            if not o.live and o.is_open and o.live_at_ns <= now_ns:
                 self._arrive(o)
             if o.cancel_at_ns is not None and o.cancel_at_ns <= now_ns and o.is_open:
                 self._close(o, "canceled")
+            if not o.is_open or (o.live and o.cancel_at_ns is None):
+                del self._in_flight[o.client_id]
 
     def on_public_trade(self, price: int, qty: int, buyer_is_maker: bool) -> None:
         """A public trade: the aggressor sold (hits bids) when the buyer was the maker."""

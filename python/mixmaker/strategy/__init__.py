@@ -10,8 +10,6 @@ Modules: `config` (validated parameters), `market` (what a controller sees), `de
 The per-tick proposal math is the Cython kernel `mixmaker._proposal`.
 """
 
-import mixmaker._core  # noqa: F401  registers the Cython modules
-from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import (
     AvellanedaConfig,
@@ -25,7 +23,7 @@ from mixmaker.strategy.config import (
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ConfigError, ExecutorStateError, StrategyError
 from mixmaker.strategy.kernel import SCALE
-from mixmaker.strategy.loop import StrategyLoop
+from mixmaker.strategy.loop import ExecutorLoop, StrategyLoop
 from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, MarketView, OwnOrder
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
@@ -40,6 +38,7 @@ __all__ = [
     "CloseType",
     "ConfigError",
     "Decision",
+    "ExecutorLoop",
     "ExecutorStateError",
     "MarketConfig",
     "MarketRules",

@@ -5,23 +5,24 @@
     ask = max(r + delta/2, s + m/2),  bid = min(r - delta/2, s - m/2),  m = s * min_spread %
 
 s is the mid, q = (base - q_target) / inventory in units of total inventory, tau = 1 in the
-infinite mode and the share of the window left in from_date_to_date. Like Hummingbot it uses
+infinite mode and the share of the window left in from_date_to_date and daily_between_times. Like Hummingbot it uses
 sigma (not sigma^2). The model runs in floats; the resulting prices are floored onto the tick
 and everything after (sizes, costs, budget, taker filter) is the exact kernel.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
+from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.timers import RefreshTimers
 
@@ -114,9 +115,14 @@ class AvellanedaStoikov:
         return Decision.idle(reason, tuple((c, reason) for c in cancel) if self.cfg.cancel_on_desync else ())
 
     def _tau(self, now: int) -> float | None:
-        if self.cfg.execution_timeframe == "infinite":
+        cfg = self.cfg
+        if cfg.execution_timeframe == "infinite":
             return 1.0
-        start, end = self.cfg.start_time_ns, self.cfg.end_time_ns
+        if cfg.execution_timeframe == "from_date_to_date":
+            start, end = cfg.start_time_ns, cfg.end_time_ns
+        else:  # daily_between_times, in UTC
+            midnight = now - now % (86_400 * NS)
+            start, end = midnight + _ns_of_day(cfg.start_time_of_day), midnight + _ns_of_day(cfg.end_time_of_day)
         if not start <= now < end:
             return None
         return (end - now) / (end - start)
@@ -167,6 +173,10 @@ class AvellanedaStoikov:
 
     def on_closed(self, client_id: str) -> None:
         pass
+
+
+def _ns_of_day(t: dt.time) -> int:
+    return ((t.hour * 60 + t.minute) * 60 + t.second) * NS + t.microsecond * 1000
 
 
 def _price_for_volume(px: np.ndarray, sz: np.ndarray, volume: int) -> int | None:

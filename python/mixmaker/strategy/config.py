@@ -8,6 +8,7 @@ decimals; amounts and prices must fall on the market's lot and tick grid when th
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
 from mixmaker.strategy.errors import ConfigError
+from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
 from mixmaker.strategy.market import MarketRules
 
 NS = 1_000_000_000
@@ -159,9 +160,11 @@ class AvellanedaConfig(_Strict):
     trading_intensity_buffer_size: int = Field(default=200, ge=1, le=10_000)
     order_levels: int = Field(default=1, ge=1, le=MAX_LEVELS_PER_SIDE)
     level_distances: Decimal = Field(default=Decimal(0), ge=0, description="% of half the optimal spread")
-    execution_timeframe: Literal["infinite", "from_date_to_date"] = "infinite"
-    start_time_ns: int | None = None
+    execution_timeframe: Literal["infinite", "from_date_to_date", "daily_between_times"] = "infinite"
+    start_time_ns: int | None = Field(default=None, description="from_date_to_date: ns since the epoch")
     end_time_ns: int | None = None
+    start_time_of_day: dt.time | None = Field(default=None, description="daily_between_times: UTC, e.g. 09:30:00")
+    end_time_of_day: dt.time | None = None
     cancel_on_desync: bool = True
 
     @model_validator(mode="after")
@@ -169,6 +172,9 @@ class AvellanedaConfig(_Strict):
         if self.execution_timeframe == "from_date_to_date":
             if self.start_time_ns is None or self.end_time_ns is None or self.end_time_ns <= self.start_time_ns:
                 raise ValueError("from_date_to_date needs start_time_ns < end_time_ns")
+        if self.execution_timeframe == "daily_between_times":
+            if self.start_time_of_day is None or self.end_time_of_day is None or self.end_time_of_day <= self.start_time_of_day:
+                raise ValueError("daily_between_times needs start_time_of_day < end_time_of_day (UTC, within one day)")
         return self
 
 
@@ -182,6 +188,7 @@ class BacktestConfig(_Strict):
     taker_fee_pct: Decimal = Field(default=Decimal("0.05"), gt=-1, lt=10)
     tick_seconds: Decimal = Field(default=Decimal(1), gt=0)
     queue_model: Literal["risk_averse", "front"] = "risk_averse"
+    post_only: bool = Field(default=True, description="reject (or expire) orders that would take; False lets them take at the taker fee")
 
     @field_validator("latency_ms")
     @classmethod

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from mixmaker.strategy.market import Side
 
 
-@dataclass(frozen=True, slots=True)
-class Quote:
+class Quote(NamedTuple):  # a tuple: ten of these are built every tick
     side: Side
-    level: int
+    level: int  # HANGING_LEVEL for a hanging order being renewed
     price: int
     size: int
+
+
+HANGING_LEVEL = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,8 @@ class Proposal:
     def from_lists(cls, buy_prices: list[int], buy_sizes: list[int], sell_prices: list[int],
                    sell_sizes: list[int]) -> Proposal:
         return cls(
-            tuple(Quote("buy", i, p, s) for i, (p, s) in enumerate(zip(buy_prices, buy_sizes))),
-            tuple(Quote("sell", i, p, s) for i, (p, s) in enumerate(zip(sell_prices, sell_sizes))),
+            tuple([Quote("buy", i, p, s) for i, (p, s) in enumerate(zip(buy_prices, buy_sizes))]),
+            tuple([Quote("sell", i, p, s) for i, (p, s) in enumerate(zip(sell_prices, sell_sizes))]),
         )
 
     def side(self, side: Side) -> tuple[Quote, ...]:
@@ -47,6 +50,7 @@ class Decision:
       proposal (a fraction of `mixmaker._proposal.SCALE`; negative = always replace).
     - `create`: the executor may place the proposal's missing quotes.
     - `hold`: orders the executor must leave alone (hanging orders).
+    - `renew`: hanging orders to place again, as they were, after their cancel was confirmed.
     - `reason`: why the controller is not quoting, when it is not: "<category>: <detail>"
       (e.g. "book DESYNCED: pu 7 != previous u 5", "filled_order_delay: ...").
     """
@@ -58,6 +62,7 @@ class Decision:
     tolerance: int = 0
     hold: frozenset[str] = field(default_factory=frozenset)
     reason: str | None = None
+    renew: tuple[Quote, ...] = ()
 
     @classmethod
     def idle(cls, reason: str, cancel: tuple[tuple[str, str], ...] = ()) -> Decision:

@@ -3,9 +3,10 @@ to the executor. The same object runs on a REALTIME clock live and a BACKTEST cl
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Awaitable, Protocol
 
 from mixmaker.clock import TimeIterator
+from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.decision import Decision
 from mixmaker.strategy.market import MarketSnapshot, MarketView
 from mixmaker.strategy.quote_executor import QuoteExecutor
@@ -13,6 +14,12 @@ from mixmaker.strategy.quote_executor import QuoteExecutor
 
 class Controller(Protocol):
     def decide(self, snap: MarketSnapshot) -> Decision: ...
+
+
+class TickedExecutor(Protocol):
+    """Position and TWAP executors: one asynchronous step per tick."""
+
+    def tick(self, snap: MarketSnapshot) -> Awaitable[None]: ...
 
 
 class StrategyLoop(TimeIterator):
@@ -40,3 +47,22 @@ class StrategyLoop(TimeIterator):
         if d.reason is not None and d.proposal is None:
             self.idle_ticks += 1
         ex.submit(d, now_ns)
+
+
+class ExecutorLoop(TimeIterator):
+    """Ticks a position or TWAP executor with a fresh snapshot; one step in flight at a time."""
+
+    def __init__(self, executor: TickedExecutor, market: MarketView) -> None:
+        self.executor = executor
+        self.market = market
+        self.flight = SingleFlight(type(executor).__name__)
+
+    def tick(self, now_ns: int) -> None:
+        if self.flight.busy:
+            self.flight.skipped += 1
+            return
+        snap = self.market.snapshot(now_ns)
+        self.flight.start(lambda: self.executor.tick(snap))
+
+    async def idle(self) -> None:
+        await self.flight.idle()

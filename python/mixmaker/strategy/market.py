@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from mixmaker.book import BookState
+
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
 
@@ -119,8 +121,6 @@ class MarketView:
         self._trades.append((ts_ns, price, size))
 
     def snapshot(self, now_ns: int, own_orders: tuple[OwnOrder, ...] = (), cancels_in_flight: int = 0) -> MarketSnapshot:
-        from mixmaker.book import BookState
-
         sync = self.sync
         book, not_ready = None, None
         if sync.state == BookState.SYNCED:

@@ -4,7 +4,8 @@ per tick and leaves acting to the quote executor.
 The proposal math (levels, order optimization, transaction costs, inventory skew, budget, taker
 filter) is the Cython kernel `mixmaker._proposal`; this module owns the rules around it:
 reference price, price bands, ping-pong, timers (refresh, filled-order delay, max order age),
-minimum spread, and hanging orders. Ratios compared once per tick use exact `Fraction`s.
+minimum spread, and hanging orders. Ratios are exact: `Fraction`s once per tick, and
+cross-multiplied integers per order.
 
 Where this differs from Hummingbot, on purpose:
 - the executor replaces only the quotes that left the tolerance, not every quote (fewest
@@ -13,19 +14,19 @@ Where this differs from Hummingbot, on purpose:
   size of the last one iterated;
 - a book that is not synced is never quoted on, and (by default) our quotes are cancelled
   while it is not, since they rest at prices we can no longer check;
-- hanging orders older than max_order_age are cancelled, not renewed.
 """
 
 from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import Any, Callable
 
 import numpy as np
 
-from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
-from mixmaker.strategy.decision import Decision, Proposal, Quote
+from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
+from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
 from mixmaker.strategy.timers import RefreshTimers
 
@@ -57,8 +58,11 @@ class InventoryCost:
 class PureMarketMaking:
     """decide(snapshot) -> Decision; on_placed / on_fill keep its timers and pairs current."""
 
-    def __init__(self, cfg: PMMConfig, rules: MarketRules, *, initial_base: int = 0) -> None:
+    def __init__(self, cfg: PMMConfig, rules: MarketRules, *, initial_base: int = 0,
+                 proposal_fn: Callable[..., Any] = propose) -> None:
+        """`proposal_fn` is the kernel's `propose`; the benches swap in a Decimal peer."""
         self.cfg = cfg
+        self.propose = proposal_fn
         self.rules = rules
         self.params = cfg.params(rules)
         pd = rules.price_decimals
@@ -79,12 +83,16 @@ class PureMarketMaking:
         self.level_of: dict[str, tuple[str, int]] = {}  # live non-hanging order -> (side, level)
         self.candidates: set[str] = set()  # partner of a filled pair member; hanging at next refresh
         self.hanging: set[str] = set()
+        self.renewals: dict[str, Quote] = {}  # hanging order cancelled for its age -> its copy
         self.last_reason: str | None = None
 
     # ------------------------------------------------------------------ the tick
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
         live = {o.client_id: o for o in snap.own_orders}
+        # Renew (place again as they were) old hanging orders whose cancel has been confirmed.
+        renew = tuple(q for cid, q in sorted(self.renewals.items()) if cid not in live)
+        self.renewals = {cid: q for cid, q in self.renewals.items() if cid in live}
         self.hanging &= live.keys()
         self.candidates &= live.keys()
         book = snap.external_book if self.cfg.price_source == "external_market" else snap.book
@@ -98,26 +106,32 @@ class PureMarketMaking:
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []
-        non_hanging = [o for o in live.values() if o.client_id not in self.hanging]
+        # Our ordinary quotes: neither hanging nor about to hang (a filled order's partner).
+        non_hanging = [o for o in live.values() if o.client_id not in self.hanging and o.client_id not in self.candidates]
 
         proposal = None
         if self.timers.may_create(now):
             proposal = self._proposal(snap, ref_buy, ref_sell, price, non_hanging)
 
+        # Ratio rules in integers: price = pn / pd, so (x - price) / price = (x pd - pn) / pn.
+        pn, pd = price.numerator, price.denominator
+        hc, ms = self.hanging_cancel, self.min_spread
         # hanging orders: too far from the price, or too old
         for cid in sorted(self.hanging):
             o = live[cid]
-            if abs(Fraction(o.price) - price) / price > self.hanging_cancel:
+            if abs(o.price * pd - pn) * hc.denominator > hc.numerator * pn:
                 cancels.append((cid, "hanging order too far from the price"))
             elif (now - o.created_ns) // NS > self.max_age_s:
-                cancels.append((cid, "hanging order older than max_order_age"))
+                cancels.append((cid, "hanging order renewed after max_order_age"))
+                self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
         # max order age: one old order refreshes them all
-        if any((now - o.created_ns) // NS > self.max_age_s for o in non_hanging):
+        oldest = min((o.created_ns for o in non_hanging), default=now)
+        if (now - oldest) // NS > self.max_age_s:
             cancels += [(o.client_id, "max_order_age") for o in non_hanging]
         else:
             for o in non_hanging:
                 sign = -1 if o.side == "buy" else 1
-                if sign * (Fraction(o.price) - price) / price < self.min_spread:
+                if sign * (o.price * pd - pn) * ms.denominator < ms.numerator * pn:
                     cancels.append((o.client_id, "below minimum_spread"))
 
         refresh = self.timers.refresh_due(now)
@@ -135,7 +149,8 @@ class PureMarketMaking:
         elif proposal is not None and not len(proposal):
             reason = "proposal is empty (budget, bands, or every quote would take)"
         self.last_reason = reason
-        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, frozenset(self.hanging), reason)
+        hold = frozenset(self.hanging | self.candidates)
+        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
@@ -198,11 +213,11 @@ class PureMarketMaking:
         nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == "buy")
         nh_base = sum(o.remaining for o in non_hanging if o.side == "sell")
         b = snap.balances
-        den = ref_buy.denominator * ref_sell.denominator
         # A common denominator: the kernel takes (buy num, sell num, den).
-        rb, rs = ref_buy * den, ref_sell * den
-        raw = propose(
-            self.params, int(rb), int(rs), den, bp, bs, ap, as_,
+        den = ref_buy.denominator * ref_sell.denominator
+        rb, rs = ref_buy.numerator * ref_sell.denominator, ref_sell.numerator * ref_buy.denominator
+        raw = self.propose(
+            self.params, rb, rs, den, bp, bs, ap, as_,
             skew_base=b.base_free + locked_base, skew_quote=b.quote_free + locked_quote,
             budget_base=b.base_free + nh_base, budget_quote=b.quote_free + nh_quote,
             own_buy=own_buy, own_sell=own_sell, allow_buys=allow_buys, allow_sells=allow_sells,
@@ -213,6 +228,9 @@ class PureMarketMaking:
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:
         """The executor placed `quote` as `client_id`: set the refresh timers (once per batch)."""
+        if quote.level == HANGING_LEVEL:
+            self.hanging.add(client_id)  # a renewed hanging order: no pair, no timers
+            return
         self.level_of[client_id] = (quote.side, quote.level)
         self.timers.on_placed(now_ns)
 
@@ -223,6 +241,7 @@ class PureMarketMaking:
             return
         if client_id in self.hanging:
             self.hanging.discard(client_id)  # hanging fills change no timers
+            self.renewals.pop(client_id, None)  # filled before its cancel landed: nothing to renew
             return
         self.timers.on_full_fill(now_ns)
         self.last_own_trade_price = price

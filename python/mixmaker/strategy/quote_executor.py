@@ -4,8 +4,8 @@ through the order tracker (so every order is journaled before it is sent).
 - A live quote is kept when an unmatched proposed quote on its side is within tolerance of its
   price (sizes are not compared, as in Hummingbot); the rest are replaced.
 - Replacements are created first and the old orders cancelled after, so the book never loses
-  our quotes, unless the free balance cannot fund the new orders: then cancels go first and
-  are awaited.
+  our quotes, unless the free balance cannot fund the new orders: then cancels go first, and
+  the creates wait for a later tick if the venue has not released the funds yet.
 - A rejected create backs that (side, level) off: 1, 2, 4 ... seconds up to a cap, reset by the
   next success.
 - Partial fills leave the order working; fills reach the controller through `on_fill`.
@@ -15,20 +15,18 @@ States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMI
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
-from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.orders import ClientOrderTracker, FillEvent
+from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError
+from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus
-
-log = logging.getLogger("mixmaker.strategy.executor")
 
 _LEAVING = ("PENDING_CANCEL",)
 
@@ -80,8 +78,7 @@ class QuoteExecutor:
         self.placed: dict[str, Placed] = {}
         self.backoff: dict[tuple[str, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
         self.stats: Counter[str] = Counter()
-        self.last_error: str | None = None
-        self._task: asyncio.Task | None = None
+        self._flight = SingleFlight(f"quote executor {rules.symbol}")
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -115,12 +112,14 @@ class QuoteExecutor:
 
     @property
     def busy(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._flight.busy
 
     def report(self) -> dict[str, Any]:
         self._sweep()
+        f = self._flight
         return {"status": self.status.name, "live_orders": len(self.placed), "backoffs": len(self.backoff),
-                "last_error": self.last_error, **dict(self.stats)}
+                "decisions_skipped_busy": f.skipped, "action_errors": f.errors, "last_error": f.last_error,
+                **dict(self.stats)}
 
     # ------------------------------------------------------------------ acting
     def submit(self, decision: Decision, now_ns: int) -> bool:
@@ -129,23 +128,11 @@ class QuoteExecutor:
         next tick's decision will be fresher."""
         if self.status != RunnableStatus.RUNNING:
             return False
-        if self.busy:
-            self.stats["decisions_skipped_busy"] += 1
-            return False
-        self._task = asyncio.ensure_future(self.apply(decision, now_ns))
-        self._task.add_done_callback(self._done)
-        return True
+        return self._flight.start(lambda: self.apply(decision, now_ns))
 
     async def idle(self) -> None:
         """Wait for the decision being carried out, if any."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-
-    def _done(self, task: asyncio.Task) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self.stats["action_errors"] += 1
-            self.last_error = repr(task.exception())
-            log.error("%s: quote action failed: %r", self.rules.symbol, task.exception())
+        await self._flight.idle()
 
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
         self._sweep()
@@ -169,11 +156,18 @@ class QuoteExecutor:
                         cancels[cid] = "out of tolerance" if wanted is not None else "refresh without a proposal"
                 if d.create:
                     creates += quotes
+        creates += d.renew
         creates, backed_off = self._not_backed_off(creates, now_ns)
         cancel_first = bool(creates) and bool(cancels) and not self._affordable(creates)
         rejected = 0
         if cancel_first:
             await self._cancel_all(list(cancels), cancels)
+            self._sweep()
+            if not self._affordable(creates):
+                # The venue has not confirmed the cancels yet (their funds are still locked):
+                # create on a later tick rather than collect insufficient-balance rejects.
+                self.stats["creates_deferred_for_cancels"] += len(creates)
+                creates = []
             rejected = await self._create_all(creates, now_ns)
         else:
             rejected = await self._create_all(creates, now_ns)
