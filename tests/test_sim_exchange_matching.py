@@ -44,7 +44,7 @@ def test_price_then_time_priority() -> None:
     assert first.status == "EXPIRED_IN_MATCH"
     assert second.status == "FILLED"
     assert out.order is not None and out.order.status == "FILLED"
-    assert [u.execution for u in out.updates if u.order.order_id == first.order_id] == ["EXPIRED"]
+    assert [u.execution for u in out.updates if u.order.order_id == first.order_id] == ["TRADE_PREVENTION"]
 
 
 def test_partial_fill_rests_remainder_and_locks_only_what_rests() -> None:

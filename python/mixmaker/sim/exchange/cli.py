@@ -82,9 +82,9 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _serve(args: argparse.Namespace, balances: dict[str, Decimal], accounts: list[tuple[str, str, str]]) -> int:
     from mixmaker.sim.exchange.feed import RecordedFeed, SyntheticFeed
-    from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
+    from mixmaker.sim.exchange.server import ExchangeSim, MarketFeed, SimConfig
 
-    feed = None
+    feed: MarketFeed | None = None
     if args.feed == "synthetic":
         feed = SyntheticFeed(args.symbol, seed=args.seed)
     elif args.feed != "none":

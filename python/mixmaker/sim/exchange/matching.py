@@ -24,7 +24,6 @@ from mixmaker.sim.exchange.errors import (
     BadParameter,
     DuplicateOrder,
     FilterFailure,
-    InsufficientBalance,
     OrderDoesNotExist,
     UnknownOrderCancel,
     UnknownSymbol,
@@ -111,7 +110,7 @@ class OrderUpdate:
     """One Binance `executionReport`: the order as it stands after `execution` happened."""
 
     order: Order  # a copy, frozen at the time of the event
-    execution: str  # NEW, TRADE, CANCELED, EXPIRED
+    execution: str  # NEW, TRADE, CANCELED, EXPIRED, TRADE_PREVENTION (self-trade prevention)
     fill: Fill | None = None
 
 
@@ -227,7 +226,7 @@ class MatchingEngine:
         self.orders: dict[int, Order] = {}  # every non-market order ever accepted
         self.fills: dict[str, list[Fill]] = {}  # per account, in trade order
         self.public_trades: dict[str, deque[PublicTrade]] = {s: deque(maxlen=10_000) for s in self.rules}
-        self._open_by_client_id: dict[tuple[str, str], int] = {}
+        self._open_by_client_id: dict[tuple[str, str], int] = {}  # open orders of real accounts
         self._last_by_client_id: dict[tuple[str, str, str], int] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
@@ -334,11 +333,9 @@ class MatchingEngine:
     def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
         if symbol is not None:
             self._rules(symbol)
-        return [
-            o
-            for o in self.orders.values()
-            if o.account == account and o.is_open and (symbol is None or o.symbol == symbol)
-        ]
+        # `_open_by_client_id` holds exactly the open orders, so this never scans the history.
+        found = (self.orders[i] for (owner, _), i in self._open_by_client_id.items() if owner == account)
+        return sorted((o for o in found if symbol is None or o.symbol == symbol), key=lambda o: o.order_id)
 
     def my_trades(self, account: str, symbol: str) -> list[Fill]:
         self._rules(symbol)
@@ -546,7 +543,7 @@ class MatchingEngine:
         order.status = status
         self._release(order, self.rules[order.symbol])
         if order.account != MARKET:
-            self._note(out, order, "EXPIRED" if status == "EXPIRED_IN_MATCH" else status)
+            self._note(out, order, "TRADE_PREVENTION" if status == "EXPIRED_IN_MATCH" else status)
 
     def _note(self, out: Outcome, order: Order, execution: str, fill: Fill | None = None) -> None:
         out.updates.append(OrderUpdate(dataclasses.replace(order), execution, fill))
@@ -562,7 +559,7 @@ class MatchingEngine:
 
 
 def _levels(side: BookSide, limit: int) -> list[tuple[Decimal, Decimal]]:
-    out = []
+    out: list[tuple[Decimal, Decimal]] = []
     for price in side.prices():
         if len(out) == limit:
             break

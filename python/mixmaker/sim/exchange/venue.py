@@ -18,7 +18,7 @@ from mixmaker.sim.exchange.accounts import MARKET
 from mixmaker.sim.exchange.auth import KeyStore
 from mixmaker.sim.exchange.errors import BadParameter, IllegalValue, OrderRejected, UnknownAsset
 from mixmaker.sim.exchange.faults import Faults
-from mixmaker.sim.exchange.matching import MatchingEngine, Order, Outcome, SymbolRules
+from mixmaker.sim.exchange.matching import MatchingEngine, Outcome, SymbolRules
 
 UserListener = Callable[[dict[str, Any]], None]
 DEFAULT_RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"), SymbolRules("ETHUSDT", "ETH", "USDT"))
