@@ -246,3 +246,48 @@ def test_fault_spec_parsing() -> None:
         "ws_drop", "diff_skip", "diff_duplicate", "diff_reorder", "ack_delay", "ack_loss",
         "act_then_timeout", "reject_order", "rate_limit", "slow_snapshot",
     }
+
+
+def test_order_rate_limit_per_account_rest_and_ws_api() -> None:
+    async def scenario() -> None:
+        async with started_sim(order_limit=2) as sim, pro_client(sim) as pro:
+            await pro.create_order(MARKET, "limit", "buy", 0.01, 59000)
+            assert pro.last_response_headers["X-MBX-ORDER-COUNT-10S"] == "1"
+            await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59001)  # the same account's budget
+            with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+                await pro.create_order(MARKET, "limit", "buy", 0.01, 59002)
+            with pytest.raises(ccxt.RateLimitExceeded):
+                await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59003)
+            assert len(sim.open_orders("alice")) == 2
+            assert sim.limiter.bans == 0  # the order limit never bans
+
+    run(scenario())
+
+
+def test_ws_api_pays_the_same_weight_and_is_told_when_to_retry() -> None:
+    async def scenario() -> None:
+        async with started_sim(weight_limit=3) as sim, aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{sim.ws_url}/ws-api/v3") as ws:
+                replies = []
+                for rid in range(4):
+                    await ws.send_json({"id": rid, "method": "time"})
+                    replies.append(await ws.receive_json(timeout=5))
+            assert [r["status"] for r in replies] == [200, 200, 200, 429]
+            assert replies[2]["rateLimits"][0]["count"] == 3
+            assert replies[3]["error"]["code"] == -1003
+            assert replies[3]["error"]["data"]["retryAfter"] > replies[3]["error"]["data"]["serverTime"]
+            async with http.get(f"{sim.rest_url}/api/v3/ping") as r:  # REST ignores the same 429: banned
+                assert r.status == 418
+
+    run(scenario())
+
+
+def test_clock_skew_refused_until_the_client_syncs_its_clock() -> None:
+    async def scenario() -> None:
+        async with started_sim(clock_offset_ms=30_000) as sim, rest_client(sim) as rest:
+            with pytest.raises(ccxt.InvalidNonce):
+                await rest.fetch_balance()
+            assert 29_000 <= -await rest.load_time_difference() <= 31_000
+            assert (await rest.fetch_balance())["BTC"]["free"] == 2.0
+
+    run(scenario())

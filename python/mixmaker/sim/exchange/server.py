@@ -18,10 +18,10 @@ from typing import Any, Mapping, Protocol
 from aiohttp import web
 
 from mixmaker.sim.exchange.faults import Faults
-from mixmaker.sim.exchange.limits import WeightLimiter
+from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Order, SymbolRules
 from mixmaker.sim.exchange.rest import RestApi
-from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue
+from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue, wall_ms
 from mixmaker.sim.exchange.ws import StreamHub
 
 
@@ -41,6 +41,8 @@ class SimConfig:
     publish_interval: float = 0.1  # seconds between depth diffs (Binance's @100ms)
     weight_limit: int = 6000  # REQUEST_WEIGHT per minute
     ban_ms: int = 120_000  # first 418 ban; doubles for each further one
+    order_limit: int = 100  # new orders per account per 10 s
+    clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
     rules: tuple[SymbolRules, ...] = DEFAULT_RULES
@@ -53,16 +55,21 @@ class ExchangeSim:
         self.faults = Faults(cfg.seed)
         self.faults.configure(cfg.faults)
         self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms)
-        self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults)
-        self.venue.weight_limit = cfg.weight_limit
-        self.rest = RestApi(self.venue, self.faults, self.limiter)
-        self.hub = StreamHub(self.venue, self.faults)
+        self.order_counter = OrderCounter(cfg.order_limit)
+        self.clock_offset_ms = cfg.clock_offset_ms  # may be changed while running
+        self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
+        self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit
+        self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)
+        self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter)
         self.rest_port = 0
         self.ws_port = 0
         self.feed_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._ws_server: asyncio.AbstractServer | None = None
         self._publisher: asyncio.Task[None] | None = None
+
+    def _clock(self) -> int:
+        return wall_ms() + self.clock_offset_ms
 
     # ---- lifecycle --------------------------------------------------------------------------
 

@@ -56,7 +56,8 @@ class Venue:
         self.keys = KeyStore()
         self.faults = faults or Faults()
         self.clock = clock
-        self.weight_limit = 6000  # shown in exchangeInfo; the server's limiter enforces it
+        self.weight_limit = 6000  # shown in exchangeInfo; the server's limiters enforce them
+        self.order_limit = 100
         self.deposits: list[Transfer] = []
         self.withdrawals: list[Transfer] = []
         self._listeners: dict[str, list[UserListener]] = {}
@@ -66,7 +67,7 @@ class Venue:
         return {a for r in self.engine.rules.values() for a in (r.base, r.quote)}
 
     def exchange_info(self) -> dict[str, Any]:
-        return wire.exchange_info(list(self.engine.rules.values()), self.clock(), self.weight_limit)
+        return wire.exchange_info(list(self.engine.rules.values()), self.clock(), self.weight_limit, self.order_limit)
 
     # ---- accounts and funding ---------------------------------------------------------------
 

@@ -20,13 +20,13 @@ def amount(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def exchange_info(rules: list[SymbolRules], server_ms: int, weight_limit: int) -> dict[str, Any]:
+def exchange_info(rules: list[SymbolRules], server_ms: int, weight_limit: int, order_limit: int) -> dict[str, Any]:
     return {
         "timezone": "UTC",
         "serverTime": server_ms,
         "rateLimits": [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": order_limit},
         ],
         "exchangeFilters": [],
         "symbols": [_symbol(r) for r in rules],

@@ -5,7 +5,7 @@ entry); any other `/ws...` or `/stream...` path is a market-stream connection. R
 bare events, `?streams=a/b` gets the combined `{"stream","data"}` wrapper, and a trailing
 `/<stream>` segment subscribes at connect. Depth diffs and trades go out from `StreamHub.publish`,
 where the diff faults (skip, duplicate, reorder) and connection drops strike; ack faults hit
-WebSocket API order entry as they hit REST. (The WebSocket API pays no request weight here.)
+WebSocket API order entry as they hit REST, and its requests pay the same weight and order limits.
 """
 
 from __future__ import annotations
@@ -18,13 +18,15 @@ from urllib.parse import parse_qs
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from mixmaker.sim.exchange import wire
-from mixmaker.sim.exchange.errors import BadParameter, ExchangeError
+from mixmaker.sim.exchange.errors import BadParameter, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
+from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Diff
 from mixmaker.sim.exchange.venue import Venue
 
 WS_API_PATH = "/ws-api/v3"
 ORDER_ENTRY = ("order.place", "order.cancel")
+WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
 
 
 def _dumps(message: Any) -> bytes:
@@ -111,14 +113,24 @@ class WsApiConnection(_Connection):
         self._unsubscribe: dict[int, Callable[[], None]] = {}
 
     def on_request(self, request: dict[str, Any]) -> None:
-        rid, method = request.get("id"), request.get("method")
+        rid, method = request.get("id"), str(request.get("method"))
         params = request.get("params") or {}
+        params = params if isinstance(params, dict) else {}
+        hub, now = self.hub, self.hub.venue.clock()
         try:
-            result = self._call(str(method), params if isinstance(params, dict) else {})
+            used = hub.limiter.charge(WS_API_WEIGHTS.get(method, 1), now, force_limit=hub.faults.hit("rate_limit"))
+            result = self._call(method, params, now)
+        except RateLimited as e:
+            data = {"serverTime": now, "retryAfter": now + e.retry_after * 1000}
+            self.send({"id": rid, "status": e.status, "error": {**e.body(), "data": data}})
+            return
         except ExchangeError as e:
             self.send({"id": rid, "status": e.status, "error": e.body()})
             return
-        reply = {"id": rid, "status": 200, "result": result}
+        reply: dict[str, Any] = {"id": rid, "status": 200, "result": result}
+        if params.get("returnRateLimits") is not False:
+            reply["rateLimits"] = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                    "limit": hub.limiter.limit, "count": used}]
         if method in ORDER_ENTRY:  # acted on: the answer may now be late or never come
             faults = self.hub.faults
             if faults.hit("ack_loss"):
@@ -129,7 +141,7 @@ class WsApiConnection(_Connection):
                     return
         self.send(reply)
 
-    def _call(self, method: str, params: dict[str, Any]) -> Any:
+    def _call(self, method: str, params: dict[str, Any], now: int) -> Any:
         venue = self.hub.venue
         if method == "ping":
             return {}
@@ -139,7 +151,9 @@ class WsApiConnection(_Connection):
             for sid in list(self._unsubscribe):
                 self._unsubscribe.pop(sid)()
             return {}
-        account = venue.keys.verify_ws(params, venue.clock())
+        account = venue.keys.verify_ws(params, now)
+        if method == "order.place":
+            self.hub.orders.charge(account, now)
         text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
         if method == "userDataStream.subscribe.signature":
             sid = self.hub.next_subscription_id()
@@ -165,9 +179,11 @@ class WsApiConnection(_Connection):
 class StreamHub:
     """Every live connection, and the periodic push of depth diffs and trades."""
 
-    def __init__(self, venue: Venue, faults: Faults) -> None:
+    def __init__(self, venue: Venue, faults: Faults, limiter: WeightLimiter, orders: OrderCounter) -> None:
         self.venue = venue
         self.faults = faults
+        self.limiter = limiter  # the WebSocket API pays the same IP weight as REST
+        self.orders = orders
         self.connections: set[_Connection] = set()
         self.diffs_sent = 0
         self._held: dict[str, dict[str, Any]] = {}  # a diff the reorder fault holds back
