@@ -91,6 +91,8 @@ def test_scripted_session_rest_and_pro() -> None:
             assert any(o["id"] == resting["id"] and o["status"] == "canceled" for o in seen)
             assert sim.balance("alice", "USDT")[1] == 0
             assert await rest.fetch_open_orders(MARKET) == []
+            every = await rest.fetch_orders(MARKET)  # allOrders
+            assert [(o["id"], o["status"]) for o in every] == [(resting["id"], "canceled"), (taker["id"], "closed")]
 
             # deposit address, a deposit (seen by watch_balance), deposits history
             address = await rest.fetch_deposit_address("BTC")

@@ -245,7 +245,7 @@ class MatchingEngine:
         client_order_id: str | None = None,
         now_ms: int = 0,
     ) -> Outcome:
-        rules = self._rules(symbol)
+        rules = self.get_rules(symbol)
         limit = self._validate(account, rules, side, order_type, qty, price, time_in_force)
         tif = time_in_force or "GTC"
         if client_order_id and (account, client_order_id) in self._open_by_client_id:
@@ -320,7 +320,7 @@ class MatchingEngine:
     ) -> Order:
         if order_id is None and client_order_id is None:
             raise BadParameter("Param orderId or origClientOrderId must be sent, but both were empty/null!")
-        self._rules(symbol)
+        self.get_rules(symbol)
         if order_id is None:
             order_id = self._last_by_client_id.get((account, symbol, client_order_id or ""))
         order = self.orders.get(order_id) if order_id is not None else None
@@ -332,13 +332,13 @@ class MatchingEngine:
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
         if symbol is not None:
-            self._rules(symbol)
+            self.get_rules(symbol)
         # `_open_by_client_id` holds exactly the open orders, so this never scans the history.
         found = (self.orders[i] for (owner, _), i in self._open_by_client_id.items() if owner == account)
         return sorted((o for o in found if symbol is None or o.symbol == symbol), key=lambda o: o.order_id)
 
     def my_trades(self, account: str, symbol: str) -> list[Fill]:
-        self._rules(symbol)
+        self.get_rules(symbol)
         return [f for f in self.fills.get(account, ()) if f.symbol == symbol]
 
     # ---- other participants ------------------------------------------------------------------
@@ -349,7 +349,7 @@ class MatchingEngine:
         Growth joins the back of the queue (and trades first if it crosses our orders); shrinkage
         is taken from the newest market orders, so our place in the queue never improves unearned.
         """
-        book = self.books[self._rules(symbol).symbol]
+        book = self.books[self.get_rules(symbol).symbol]
         book_side = book.side(side)
         queue = book_side.queues.get(price, deque())
         current = sum((o.remaining for o in queue if o.account == MARKET), ZERO)
@@ -377,7 +377,7 @@ class MatchingEngine:
     # ---- public book -------------------------------------------------------------------------
 
     def depth(self, symbol: str, limit: int = 100) -> tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
-        book = self.books[self._rules(symbol).symbol]
+        book = self.books[self.get_rules(symbol).symbol]
         return book.update_id, _levels(book.bids, limit), _levels(book.asks, limit)
 
     def take_diff(self, symbol: str) -> Diff | None:
@@ -399,7 +399,7 @@ class MatchingEngine:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _rules(self, symbol: str) -> SymbolRules:
+    def get_rules(self, symbol: str) -> SymbolRules:
         rules = self.rules.get(symbol)
         if rules is None:
             raise UnknownSymbol()

@@ -56,6 +56,7 @@ ROUTES = (
     Route("DELETE", "/api/v3/order", Venue.cancel_order, 1, order_entry=True),
     Route("GET", "/api/v3/order", Venue.query_order, 4),
     Route("GET", "/api/v3/openOrders", Venue.open_orders, lambda p: 6 if p.get("symbol") else 80),
+    Route("GET", "/api/v3/allOrders", Venue.all_orders, 20),
     Route("DELETE", "/api/v3/openOrders", Venue.cancel_open_orders, 1, order_entry=True),
     Route("GET", "/api/v3/myTrades", Venue.my_trades, 20),
     Route("GET", "/sapi/v1/capital/deposit/address", Venue.deposit_address, 10),

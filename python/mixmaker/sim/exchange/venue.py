@@ -202,6 +202,13 @@ class Venue:
         order_id, client_id = _order_ref(params)
         return wire.order(self.engine.get_order(account, _required(params, "symbol"), order_id, client_id))
 
+    def all_orders(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        symbol = _required(params, "symbol")
+        self.engine.get_rules(symbol)
+        orders = [o for o in self.engine.orders.values() if o.account == account and o.symbol == symbol]
+        limit = min(_int(params, "limit"), 1000) if "limit" in params else 500
+        return [wire.order(o) for o in orders[-limit:]]
+
     def open_orders(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         return [wire.order(o) for o in self.engine.open_orders(account, params.get("symbol") or None)]
 
