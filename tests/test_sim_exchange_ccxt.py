@@ -56,7 +56,7 @@ def test_scripted_session_rest_and_pro() -> None:
             # watch_orders / watch_balance see a resting order placed over REST
             orders_w = asyncio.ensure_future(pro.watch_orders(MARKET))
             balance_w = asyncio.ensure_future(pro.watch_balance())
-            await until(lambda: bool(sim.venue._listeners.get("alice")))
+            await until(lambda: sim.venue.user_subscribers("alice") > 0)
             await asyncio.sleep(0.05)  # let both watchers register their futures
             resting = await rest.create_order(MARKET, "limit", "buy", 0.01, 59000, {"clientOrderId": "rest-1"})
             assert resting["status"] == "open" and resting["clientOrderId"] == "rest-1"
@@ -105,13 +105,17 @@ def test_scripted_session_rest_and_pro() -> None:
             deposits = await rest.fetch_deposits("BTC")
             assert [(d["amount"], d["status"], d["type"]) for d in deposits] == [(1.25, "ok", "deposit")]
 
-            # withdraw and withdrawal history
+            # withdraw and withdrawal history: "pending" while it is processed, then "ok" with a txid
+            sim.venue.withdraw_delay_ms = 60_000
             before = sim.balance("alice", "BTC")[0]
             sent = await rest.withdraw("BTC", 0.5, "bc1qexampleaddress0000000000000")
             assert sent["id"]
             assert sim.balance("alice", "BTC")[0] == before - Decimal("0.5")
             withdrawals = await rest.fetch_withdrawals("BTC")
-            assert [(w["id"], w["amount"], w["status"]) for w in withdrawals] == [(sent["id"], 0.5, "ok")]
+            assert [(w["id"], w["amount"], w["status"], w["txid"]) for w in withdrawals] == [(sent["id"], 0.5, "pending", None)]
+            sim.venue.withdraw_delay_ms = 0
+            (done,) = await rest.fetch_withdrawals("BTC")
+            assert done["status"] == "ok" and done["txid"]
 
     run(session())
 

@@ -33,6 +33,10 @@ def test_standalone_serves_and_stops_on_sigterm() -> None:
         while (later := _get(f"{rest}/depth?symbol=BTCUSDT&limit=5"))["lastUpdateId"] == first["lastUpdateId"]:
             time.sleep(0.02)  # the synthetic market moves on its own
         assert later["lastUpdateId"] > first["lastUpdateId"]
+        funded = urllib.request.Request(f"{rest[:-len('/api/v3')]}/sim/deposit", method="POST",
+                                        data=b"account=bob&coin=USDT&amount=12.5")
+        with urllib.request.urlopen(funded, timeout=5) as r:
+            assert json.loads(r.read())["id"] == "dep1"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:

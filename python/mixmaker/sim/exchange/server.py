@@ -43,6 +43,7 @@ class SimConfig:
     ban_ms: int = 120_000  # first 418 ban; doubles for each further one
     order_limit: int = 100  # new orders per account per 10 s
     clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
+    withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
     rules: tuple[SymbolRules, ...] = DEFAULT_RULES
@@ -59,6 +60,7 @@ class ExchangeSim:
         self.clock_offset_ms = cfg.clock_offset_ms  # may be changed while running
         self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
         self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit
+        self.venue.withdraw_delay_ms = cfg.withdraw_delay_ms
         self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)
         self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter)
         self.rest_port = 0

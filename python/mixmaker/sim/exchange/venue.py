@@ -56,6 +56,7 @@ class Venue:
         self.keys = KeyStore()
         self.faults = faults or Faults()
         self.clock = clock
+        self.withdraw_delay_ms = 0  # how long a withdrawal stays "processing" (status 4) before "completed" (6)
         self.weight_limit = 6000  # shown in exchangeInfo; the server's limiters enforce them
         self.order_limit = 100
         self.deposits: list[Transfer] = []
@@ -101,6 +102,14 @@ class Venue:
         self._balance_moved(account, coin, value, now)
         return transfer
 
+    def deposit_from_params(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """The operator's `POST /sim/deposit` (standalone runs): credit `account` with `amount` of `coin`."""
+        value = _decimal(params, "amount")
+        if value <= 0:
+            raise BadParameter("Parameter 'amount' must be positive.")
+        t = self.deposit(_required(params, "account"), self._coin(params), value, params.get("network") or None)
+        return {"id": t.id, "txId": t.tx_id, "address": t.address}
+
     def withdraw(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
         coin = self._coin(params)
         value = _decimal(params, "amount")
@@ -137,25 +146,32 @@ class Venue:
         ]
 
     def withdrawal_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": t.id,
-                "amount": wire.amount(t.amount),
-                "transactionFee": wire.amount(t.fee),
-                "coin": t.coin,
-                "status": 6,
-                "address": t.address,
-                "txId": t.tx_id,
-                "applyTime": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.time_ms / 1000)),
-                "completeTime": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.time_ms / 1000)),
-                "network": t.network,
-                "transferType": 0,
-                "info": "",
-                "confirmNo": 1,
-                "walletType": 0,
-            }
-            for t in _history(self.withdrawals, account, params)
-        ]
+        now = self.clock()
+        return [self._withdrawal(t, now >= t.time_ms + self.withdraw_delay_ms) for t in _history(self.withdrawals, account, params)]
+
+    def _withdrawal(self, t: Transfer, done: bool) -> dict[str, Any]:
+        row = {
+            "id": t.id,
+            "amount": wire.amount(t.amount),
+            "transactionFee": wire.amount(t.fee),
+            "coin": t.coin,
+            "status": 6 if done else 4,  # completed / processing
+            "address": t.address,
+            "txId": t.tx_id if done else "",  # the chain transaction exists once it is sent
+            "applyTime": _utc(t.time_ms),
+            "network": t.network,
+            "transferType": 0,
+            "info": "",
+            "confirmNo": 1 if done else 0,
+            "walletType": 0,
+        }
+        if done:
+            row["completeTime"] = _utc(t.time_ms + self.withdraw_delay_ms)
+        return row
+
+    def user_subscribers(self, account: str) -> int:
+        """How many user-data streams are listening for `account`."""
+        return len(self._listeners.get(account, ()))
 
     # ---- trading ------------------------------------------------------------------------------
 
@@ -335,6 +351,10 @@ def _history(transfers: list[Transfer], account: str, params: Mapping[str, str])
     end = _int(params, "endTime") if "endTime" in params else 2**63
     rows = [t for t in transfers if t.account == account and (not coin or t.coin == coin) and start <= t.time_ms <= end]
     return list(reversed(rows))[: _int(params, "limit") if "limit" in params else 1000]
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
 def _address(account: str, coin: str, network: str) -> str:
