@@ -23,7 +23,7 @@ from sim_exchange_helpers import MARKET, START, SYMBOL, as_floats, pro_client, r
 # earns a 418 (that is what a connector's own limiter must prevent; see test_sim_exchange_faults).
 ALL_FAULTS = (
     "ws_drop=0.01,diff_skip=0.05,diff_duplicate=0.05,diff_reorder=0.05,ack_delay=0.1@0.05,"
-    "ack_loss=0.1,act_then_timeout=0.1@2,reject_order=0.1,slow_snapshot=0.3@0.1"
+    "ack_loss=0.1,act_then_timeout=0.1@2,ack_5xx=0.1,reject_order=0.1,slow_snapshot=0.3@0.1"
 )
 
 

@@ -139,7 +139,11 @@ def test_ack_delay_answers_after_the_order_is_live() -> None:
 
 @pytest.mark.parametrize(
     "fault, error",
-    [("ack_loss=1", ccxt.NetworkError), ("act_then_timeout=1@30", ccxt.RequestTimeout)],
+    [
+        ("ack_loss=1", ccxt.NetworkError),
+        ("act_then_timeout=1@30", ccxt.RequestTimeout),
+        ("ack_5xx=1", ccxt.RequestTimeout),  # 503 -1007: execution status unknown
+    ],
 )
 def test_order_acted_on_but_client_gets_no_answer(fault: str, error: type[Exception]) -> None:
     async def scenario() -> None:
@@ -244,7 +248,7 @@ def test_fault_spec_parsing() -> None:
         f.configure("diff_skip=2")
     assert set(FAULTS) == {
         "ws_drop", "diff_skip", "diff_duplicate", "diff_reorder", "ack_delay", "ack_loss",
-        "act_then_timeout", "reject_order", "rate_limit", "slow_snapshot",
+        "act_then_timeout", "ack_5xx", "reject_order", "rate_limit", "slow_snapshot",
     }
 
 

@@ -111,6 +111,14 @@ class TooManyOrders(RateLimited):
     default_msg = "Too many new orders."
 
 
+class BackendTimeout(ExchangeError):
+    """5xx: Binance's word that the request may or may not have been executed."""
+
+    code = -1007
+    status = 503
+    default_msg = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+
+
 class UnknownAsset(ExchangeError):
     code = -1108
     default_msg = "Invalid asset."

@@ -19,6 +19,7 @@ FAULTS: dict[str, str] = {
     "ack_delay": "act on an order request, answer after `delay` seconds",
     "ack_loss": "act on an order request, then close the connection without answering",
     "act_then_timeout": "act on an order request, then hold the answer `delay` seconds (past the client's timeout)",
+    "ack_5xx": "act on an order request, then answer 503 -1007 (execution status unknown)",
     "reject_order": "refuse a new order with -2010",
     "rate_limit": "answer 429 whatever the weight (and 418 if the client ignores it)",
     "slow_snapshot": "hold a depth snapshot `delay` seconds (taken when asked, so it arrives stale)",

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from mixmaker.sim.exchange.errors import ExchangeError, RateLimited
+from mixmaker.sim.exchange.errors import BackendTimeout, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.venue import Venue
@@ -117,6 +117,8 @@ class RestApi:
             await asyncio.sleep(self.faults.delay("slow_snapshot"))
         if route.order_entry:
             await self._ack_faults(request)
+            if self.faults.hit("ack_5xx"):
+                return _error(BackendTimeout(), headers)
         return web.Response(text=json.dumps(body), content_type="application/json", headers=headers)
 
     async def _ack_faults(self, request: web.Request) -> None:

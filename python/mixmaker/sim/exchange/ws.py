@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from mixmaker.sim.exchange import wire
-from mixmaker.sim.exchange.errors import BadParameter, ExchangeError, RateLimited
+from mixmaker.sim.exchange.errors import BackendTimeout, BadParameter, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Diff
@@ -139,6 +139,8 @@ class WsApiConnection(_Connection):
                 if faults.hit(name):
                     asyncio.get_running_loop().call_later(faults.delay(name), self.send, reply)
                     return
+            if faults.hit("ack_5xx"):
+                reply = {"id": rid, "status": BackendTimeout.status, "error": BackendTimeout().body()}
         self.send(reply)
 
     def _call(self, method: str, params: dict[str, Any], now: int) -> Any:
@@ -213,6 +215,8 @@ class StreamHub:
             diff = engine.take_diff(symbol)
             if diff is not None:
                 self._send_diff(diff, now)
+            elif symbol in self._held:  # a quiet book: the held-back diff arrives late, not never
+                self._deliver_depth(symbol, self._held.pop(symbol))
             for trade in engine.take_public_trades(symbol):
                 self._deliver(f"{symbol.lower()}@trade", wire.trade(trade, now))
 
