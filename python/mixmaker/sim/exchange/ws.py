@@ -62,15 +62,18 @@ class _Connection(WSListener):  # type: ignore[misc]
         self.on_request(request if isinstance(request, dict) else {})
 
     def send(self, message: Any) -> None:
-        if self.transport is not None and not self.transport.is_disconnected:
-            self.transport.send(WSMsgType.TEXT, _dumps(message))
+        self.send_raw(_dumps(message))
 
-    def push(self, message: Any) -> None:
+    def send_raw(self, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_disconnected:
+            self.transport.send(WSMsgType.TEXT, payload)
+
+    def push(self, payload: bytes) -> None:
         """A server-initiated message; the ws_drop fault may cut the connection instead."""
         if self.hub.faults.hit("ws_drop"):
             self.drop()
             return
-        self.send(message)
+        self.send_raw(payload)
 
     def drop(self) -> None:
         if self.transport is not None and not self.transport.is_disconnected:
@@ -100,9 +103,10 @@ class MarketConnection(_Connection):
         else:
             self.send({"error": {"code": 2, "msg": f"Invalid request: unknown method {method!r}"}, "id": rid})
 
-    def deliver(self, stream: str, event: dict[str, Any]) -> None:
+    def deliver(self, stream: str, event: bytes) -> None:
+        """`event` is serialized once for every connection; the combined form wraps it."""
         if stream in self.streams:
-            self.push({"stream": stream, "data": event} if self.combined else event)
+            self.push(b'{"stream":"%s","data":%s}' % (stream.encode(), event) if self.combined else event)
 
 
 class WsApiConnection(_Connection):
@@ -159,7 +163,7 @@ class WsApiConnection(_Connection):
         text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
         if method == "userDataStream.subscribe.signature":
             sid = self.hub.next_subscription_id()
-            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push({"subscriptionId": sid, "event": e}))
+            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push(_dumps({"subscriptionId": sid, "event": e})))
             return {"subscriptionId": sid}
         actions: dict[str, Callable[[str, dict[str, str]], Any]] = {
             "order.place": venue.new_order,
@@ -188,7 +192,7 @@ class StreamHub:
         self.orders = orders
         self.connections: set[_Connection] = set()
         self.diffs_sent = 0
-        self._held: dict[str, dict[str, Any]] = {}  # a diff the reorder fault holds back
+        self._held: dict[str, bytes] = {}  # a diff the reorder fault holds back
         self._subscription_ids = 0
 
     def next_subscription_id(self) -> int:
@@ -218,10 +222,10 @@ class StreamHub:
             elif symbol in self._held:  # a quiet book: the held-back diff arrives late, not never
                 self._deliver_depth(symbol, self._held.pop(symbol))
             for trade in engine.take_public_trades(symbol):
-                self._deliver(f"{symbol.lower()}@trade", wire.trade(trade, now))
+                self._deliver(f"{symbol.lower()}@trade", _dumps(wire.trade(trade, now)))
 
     def _send_diff(self, diff: Diff, now: int) -> None:
-        event = wire.depth_update(diff, now)
+        event = _dumps(wire.depth_update(diff, now))
         if self.faults.hit("diff_skip"):
             return
         held = self._held.pop(diff.symbol, None)
@@ -234,7 +238,7 @@ class StreamHub:
         if held is not None:
             self._deliver_depth(diff.symbol, held)
 
-    def _deliver_depth(self, symbol: str, event: dict[str, Any]) -> None:
+    def _deliver_depth(self, symbol: str, event: bytes) -> None:
         self.diffs_sent += 1
         base = symbol.lower() + "@depth"
         for conn in list(self.connections):
@@ -242,7 +246,7 @@ class StreamHub:
                 for stream in [s for s in conn.streams if s == base or s.startswith(base + "@")]:
                     conn.deliver(stream, event)
 
-    def _deliver(self, stream: str, event: dict[str, Any]) -> None:
+    def _deliver(self, stream: str, event: bytes) -> None:
         for conn in list(self.connections):
             if isinstance(conn, MarketConnection):
                 conn.deliver(stream, event)
