@@ -47,9 +47,13 @@ def test_standalone_serves_and_stops_on_sigterm() -> None:
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--faults", "bogus=1"], "unknown fault"), (["--account", "only-a-name"], "NAME:KEY:SECRET")],
+    [
+        (["--faults", "bogus=1"], "unknown fault"),
+        (["--account", "only-a-name"], "NAME:KEY:SECRET"),
+        (["--feed", "/nonexistent/feed.gz"], "feed.gz"),
+    ],
 )
 def test_bad_arguments_exit_2(extra: list[str], message: str) -> None:
-    cmd = [sys.executable, "-m", "mixmaker.cli", "sim", "exchange", "--port", "0", "--feed", "none", *extra]
+    cmd = [sys.executable, "-m", "mixmaker.cli", "sim", "exchange", "--port", "0", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and message in done.stderr

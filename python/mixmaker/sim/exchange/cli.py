@@ -83,6 +83,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, balances: dict[str, Decimal], accounts: list[tuple[str, str, str]]) -> int:
+    from mixmaker.replay.recording import open_recording
     from mixmaker.sim.exchange.feed import RecordedFeed, SyntheticFeed
     from mixmaker.sim.exchange.server import ExchangeSim, MarketFeed, SimConfig
 
@@ -90,6 +91,7 @@ async def _serve(args: argparse.Namespace, balances: dict[str, Decimal], account
     if args.feed == "synthetic":
         feed = SyntheticFeed(args.symbol, seed=args.seed)
     elif args.feed != "none":
+        open_recording(args.feed)  # a missing or unreadable file stops here, not at shutdown
         feed = RecordedFeed(args.feed, args.symbol, speed=args.speed)
     ws_port = args.ws_port if args.ws_port is not None else (args.port + 1 if args.port else 0)
     config = SimConfig(host=args.host, rest_port=args.port, ws_port=ws_port, seed=args.seed,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Diff
 from mixmaker.sim.exchange.venue import Venue
 
+log = logging.getLogger(__name__)
 WS_API_PATH = "/ws-api/v3"
 ORDER_ENTRY = ("order.place", "order.cancel")
 WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
@@ -256,10 +258,14 @@ class StreamHub:
             conn.drop()
 
     async def serve(self, host: str, port: int) -> asyncio.Server:
+        # No server pings: picows 2.3.1's server drops every connection when enable_auto_ping is on.
         return await ws_create_server(self.route, host, port, websocket_handshake_timeout=5)
 
     async def run(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # one bad push must not silence every stream for good
+                log.exception("publishing market data failed")
 
