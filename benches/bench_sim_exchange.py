@@ -4,7 +4,8 @@
 
 Rows (best of 3 where cheap): matching-engine submit+cancel pairs per second; a recorded feed
 replayed into the engine (messages and level updates per second); depth diffs per second from
-the engine to a picows client over 127.0.0.1; signed REST order round trips per second (aiohttp
+the engine to a picows client over 127.0.0.1, made one by one or prepared as a burst of recorded
+diffs (`ExchangeSim.burst`); signed REST order round trips per second (aiohttp
 client, HMAC included). FEED defaults to the shared spot recording.
 """
 
@@ -80,6 +81,22 @@ async def diffs_per_s(diffs: int = 20_000) -> float:
         return rate
 
 
+async def burst_per_s(path: Path, max_messages: int | None = None) -> tuple[int, float]:
+    """Recorded diffs prepared with `ExchangeSim.burst`, then sent back to back to a picows client."""
+    async with ExchangeSim(SimConfig(publish_interval=3600, rules=RULES)) as sim:
+        transport, counter = await ws_connect(_Counter, f"{sim.ws_url}/ws/btcusdt@depth@100ms")
+        payloads = sim.burst("BTCUSDT", RecordedFeed(path, "BTCUSDT", trades=False, max_messages=max_messages).steps(sim.venue))
+        await asyncio.sleep(0.2)
+        counter.count = 0
+        t0 = time.perf_counter()
+        await sim.send_burst("BTCUSDT", payloads)
+        while counter.count < len(payloads):
+            await asyncio.sleep(0.001)
+        rate = len(payloads) / (time.perf_counter() - t0)
+        transport.disconnect()
+        return len(payloads), rate
+
+
 async def rest_orders_per_s(orders: int = 2000) -> float:
     async with ExchangeSim(SimConfig(rules=RULES, weight_limit=10**9, order_limit=10**9)) as sim:
         sim.add_account("a", "k", "s", {"USDT": "1000000000"})
@@ -102,7 +119,9 @@ def main() -> None:
     messages, updates = feed_rates(path)
     print(f"feed replay messages/s         {messages:>12,.0f}   ({path.name})")
     print(f"feed replay book updates/s     {updates:>12,.0f}")
-    print(f"depth diffs/s to a picows client {asyncio.run(diffs_per_s()):>10,.0f}")
+    print(f"depth diffs/s to a picows client {asyncio.run(diffs_per_s()):>10,.0f}   (engine change + publish each)")
+    n, rate = asyncio.run(burst_per_s(path))
+    print(f"burst diffs/s to a picows client {rate:>10,.0f}   ({n:,} recorded diffs, prepared then sent)")
     print(f"signed REST orders/s (aiohttp) {asyncio.run(rest_orders_per_s()):>12,.0f}")
 
 

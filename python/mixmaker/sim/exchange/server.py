@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from aiohttp import web
 
+from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Order, SymbolRules
@@ -161,3 +162,26 @@ class ExchangeSim:
     def publish_now(self) -> None:
         """Push pending diffs and trades without waiting for the next interval."""
         self.hub.publish()
+
+    def burst(self, symbol: str, steps: Iterable[object]) -> list[bytes]:
+        """Advance the market through `steps` now and return one serialized `depthUpdate` per step
+        that changed the book, chained on from what was already sent, but not sent yet.
+
+        For throughput benchmarks: sync clients first, build the burst, then `send_burst` it, so
+        the stream runs at socket speed instead of engine speed. No feed may run meanwhile (its
+        diffs would overtake the burst's). Example: `sim.burst("BTCUSDT", RecordedFeed(path).steps(sim.venue))`.
+        """
+        self.publish_now()  # the burst continues the chain from what clients already have
+        engine, now, out = self.venue.engine, self.venue.clock(), []
+        for _ in steps:
+            diff = engine.take_diff(symbol)
+            if diff is not None:
+                out.append(wire.dumps(wire.depth_update(diff, now)))
+        return out
+
+    async def send_burst(self, symbol: str, payloads: list[bytes], yield_every: int = 64) -> None:
+        """Send a burst to every `<symbol>@depth...` subscriber as fast as the sockets take it (no faults)."""
+        for i, payload in enumerate(payloads):
+            self.hub.deliver_depth(symbol, payload)
+            if i % yield_every == yield_every - 1:
+                await asyncio.sleep(0)  # let a client in this process read

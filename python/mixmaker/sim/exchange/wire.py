@@ -5,12 +5,18 @@ Amounts leave as decimal strings with Binance's 8 places; ids and times as integ
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from mixmaker.sim.exchange.matching import Diff, Fill, Order, OrderUpdate, PublicTrade, SymbolRules
 
 PLACES = Decimal("0.00000001")
+
+
+def dumps(message: Any) -> bytes:
+    """Compact JSON, as the venue sends it."""
+    return json.dumps(message, separators=(",", ":")).encode()
 
 
 def amount(value: Decimal) -> str:

@@ -31,10 +31,6 @@ ORDER_ENTRY = ("order.place", "order.cancel")
 WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
 
 
-def _dumps(message: Any) -> bytes:
-    return json.dumps(message, separators=(",", ":")).encode()
-
-
 class _Connection(WSListener):  # type: ignore[misc]
     transport: WSTransport | None = None
 
@@ -64,7 +60,7 @@ class _Connection(WSListener):  # type: ignore[misc]
         self.on_request(request if isinstance(request, dict) else {})
 
     def send(self, message: Any) -> None:
-        self.send_raw(_dumps(message))
+        self.send_raw(wire.dumps(message))
 
     def send_raw(self, payload: bytes) -> None:
         if self.transport is not None and not self.transport.is_disconnected:
@@ -165,7 +161,7 @@ class WsApiConnection(_Connection):
         text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
         if method == "userDataStream.subscribe.signature":
             sid = self.hub.next_subscription_id()
-            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push(_dumps({"subscriptionId": sid, "event": e})))
+            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push(wire.dumps({"subscriptionId": sid, "event": e})))
             return {"subscriptionId": sid}
         actions: dict[str, Callable[[str, dict[str, str]], Any]] = {
             "order.place": venue.new_order,
@@ -222,12 +218,12 @@ class StreamHub:
             if diff is not None:
                 self._send_diff(diff, now)
             elif symbol in self._held:  # a quiet book: the held-back diff arrives late, not never
-                self._deliver_depth(symbol, self._held.pop(symbol))
+                self.deliver_depth(symbol, self._held.pop(symbol))
             for trade in engine.take_public_trades(symbol):
-                self._deliver(f"{symbol.lower()}@trade", _dumps(wire.trade(trade, now)))
+                self._deliver(f"{symbol.lower()}@trade", wire.dumps(wire.trade(trade, now)))
 
     def _send_diff(self, diff: Diff, now: int) -> None:
-        event = _dumps(wire.depth_update(diff, now))
+        event = wire.dumps(wire.depth_update(diff, now))
         if self.faults.hit("diff_skip"):
             return
         held = self._held.pop(diff.symbol, None)
@@ -236,11 +232,11 @@ class StreamHub:
             return
         copies = 2 if self.faults.hit("diff_duplicate") else 1
         for _ in range(copies):
-            self._deliver_depth(diff.symbol, event)
+            self.deliver_depth(diff.symbol, event)
         if held is not None:
-            self._deliver_depth(diff.symbol, held)
+            self.deliver_depth(diff.symbol, held)
 
-    def _deliver_depth(self, symbol: str, event: bytes) -> None:
+    def deliver_depth(self, symbol: str, event: bytes) -> None:
         self.diffs_sent += 1
         base = symbol.lower() + "@depth"
         for conn in list(self.connections):
