@@ -136,6 +136,10 @@ def test_binance_errors_reach_ccxt_as_its_typed_exceptions() -> None:
                 await rest.create_order(MARKET, "limit", "buy", 0.01, 60005, {"postOnly": True})
             with pytest.raises(ccxt.InsufficientFunds):
                 await rest.withdraw("BTC", 100, "bc1qexampleaddress0000000000000")
+            for bad in ("1e-3", "-0.01", "0x10"):  # Binance takes plain decimals only
+                with pytest.raises(ccxt.BadRequest, match="-1100"):
+                    await rest.private_post_order({"symbol": SYMBOL, "side": "BUY", "type": "LIMIT",
+                                                   "timeInForce": "GTC", "quantity": bad, "price": "59000"})
             assert len(sim.open_orders("alice")) == 1
 
         async with started_sim() as sim:

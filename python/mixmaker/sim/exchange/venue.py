@@ -8,9 +8,10 @@ to the account's subscribers as `executionReport` and `outboundAccountPosition` 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from mixmaker.sim.exchange import wire
@@ -21,6 +22,7 @@ from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.matching import MatchingEngine, Outcome, SymbolRules
 
 UserListener = Callable[[dict[str, Any]], None]
+DECIMAL_PARAM = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DEFAULT_RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"), SymbolRules("ETHUSDT", "ETH", "USDT"))
 
 
@@ -323,14 +325,13 @@ def _required(params: Mapping[str, str], name: str) -> str:
 
 
 def _decimal(params: Mapping[str, str], name: str) -> Decimal:
+    """A decimal parameter exactly as Binance accepts it: plain digits, no sign, no exponent."""
     text = _required(params, name)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise IllegalValue(f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
-    if not value.is_finite():
-        raise IllegalValue(f"Illegal characters found in parameter '{name}'.")
-    return value
+    if not DECIMAL_PARAM.fullmatch(text):
+        raise IllegalValue(
+            f"Illegal characters found in parameter '{name}'; legal range is '{DECIMAL_PARAM.pattern}'."
+        )
+    return Decimal(text)
 
 
 def _int(params: Mapping[str, str], name: str) -> int:
