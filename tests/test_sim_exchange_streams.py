@@ -77,7 +77,7 @@ def test_combined_streams_and_subscription_requests() -> None:
 
 def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
     async def scenario() -> None:
-        async with started_sim(publish_interval=0.01) as sim:
+        async with started_sim(publish_interval=0.01, keep_books=20) as sim:
             stop = asyncio.Event()
 
             async def activity() -> None:  # other participants, our orders and prints, interleaved
@@ -108,7 +108,8 @@ def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
                 await task
                 sim.publish_now()
                 await until(lambda: client.messages[-1]["u"] == sim.book(SYMBOL)[0])
-                local, first = L, True
+                local, first, checked = L, True, 0
+                assert sim.book_at(SYMBOL, L) == (sorted(bids.items(), reverse=True)[:20], sorted(asks.items())[:20])
                 for d in client.messages:
                     if d["u"] <= local:  # 4. already in the snapshot
                         continue
@@ -123,7 +124,11 @@ def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
                             if not side[Decimal(p)]:
                                 del side[Decimal(p)]
                     local = d["u"]
-                assert not first  # at least one diff bridged the snapshot
+                    # Synced at every step: the top of the book is what the venue had at `u`.
+                    kept = sim.book_at(SYMBOL, local)
+                    assert kept == (sorted(bids.items(), reverse=True)[:20], sorted(asks.items())[:20])
+                    checked += 1
+                assert not first and checked > 5  # diffs bridged the snapshot and kept coming
                 last_id, sim_bids, sim_asks = sim.book(SYMBOL, 5000)
                 assert local == last_id
                 assert sorted(bids.items(), reverse=True) == sim_bids and sorted(asks.items()) == sim_asks

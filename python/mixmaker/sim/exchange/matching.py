@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable, Iterator
@@ -230,6 +230,9 @@ class MatchingEngine:
         self._last_by_client_id: dict[tuple[str, str, str], int] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
+        self._history_levels = 0  # see keep_history
+        self._history: dict[str, OrderedDict[int, tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]]] = {}
+        self._history_max = 0
 
     # ---- orders ------------------------------------------------------------------------------
 
@@ -378,7 +381,19 @@ class MatchingEngine:
 
     def depth(self, symbol: str, limit: int = 100) -> tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         book = self.books[self.get_rules(symbol).symbol]
+        self._remember(symbol, book)  # a snapshot is a state a client can sync to
         return book.update_id, _levels(book.bids, limit), _levels(book.asks, limit)
+
+    def keep_history(self, levels: int, max_entries: int = 100_000) -> None:
+        """From now on remember the top `levels` of every state a client can see (each snapshot
+        and each diff's result), so a test can check a client's book at any update id it reports."""
+        self._history_levels = levels
+        self._history = {s: OrderedDict() for s in self.rules}
+        self._history_max = max_entries
+
+    def book_at(self, symbol: str, update_id: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+        """The top levels (bids, asks) as they stood at `update_id`, if it was seen and kept."""
+        return self._history.get(symbol, {}).get(update_id)
 
     def take_diff(self, symbol: str) -> Diff | None:
         """Changed levels since the last diff (absolute sizes, 0 = gone), or None if none changed."""
@@ -390,7 +405,16 @@ class MatchingEngine:
         diff = Diff(symbol, book.published_id + 1, book.update_id, bids, asks)
         book.published_id = book.update_id
         book.pending.clear()
+        self._remember(symbol, book)
         return diff
+
+    def _remember(self, symbol: str, book: Book) -> None:
+        if not self._history_levels or book.update_id in self._history[symbol]:
+            return
+        kept = self._history[symbol]
+        kept[book.update_id] = (_levels(book.bids, self._history_levels), _levels(book.asks, self._history_levels))
+        if len(kept) > self._history_max:
+            kept.popitem(last=False)
 
     def take_public_trades(self, symbol: str) -> list[PublicTrade]:
         trades = list(self.public_trades[symbol])

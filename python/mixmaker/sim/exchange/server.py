@@ -45,6 +45,7 @@ class SimConfig:
     order_limit: int = 100  # new orders per account per 10 s
     clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
     withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
+    keep_books: int = 0  # remember this many top levels of every published state (book_at); 0: off
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
     rules: tuple[SymbolRules, ...] = DEFAULT_RULES
@@ -62,6 +63,8 @@ class ExchangeSim:
         self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
         self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit
         self.venue.withdraw_delay_ms = cfg.withdraw_delay_ms
+        if cfg.keep_books:
+            self.venue.engine.keep_history(cfg.keep_books)
         self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)
         self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter)
         self.rest_port = 0
@@ -158,6 +161,10 @@ class ExchangeSim:
     def book(self, symbol: str, limit: int = 1000) -> tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """(lastUpdateId, bids best first, asks best first): what a snapshot would say now."""
         return self.venue.engine.depth(symbol, limit)
+
+    def book_at(self, symbol: str, update_id: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+        """Top `SimConfig.keep_books` levels (bids, asks) at `update_id`: what a synced client must hold."""
+        return self.venue.engine.book_at(symbol, update_id)
 
     def publish_now(self) -> None:
         """Push pending diffs and trades without waiting for the next interval."""
