@@ -23,6 +23,7 @@ from sim_exchange_helpers import (
     started_sim,
     synced_book,
     until,
+    ws_api_signed,
 )
 
 
@@ -250,7 +251,7 @@ def test_fault_spec_parsing() -> None:
         f.configure("diff_skip=2")
     assert set(FAULTS) == {
         "ws_drop", "diff_skip", "diff_duplicate", "diff_reorder", "ack_delay", "ack_loss",
-        "act_then_timeout", "ack_5xx", "reject_order", "rate_limit", "slow_snapshot",
+        "act_then_timeout", "ack_5xx", "reject_order", "rate_limit", "slow_snapshot", "event_loss", "event_delay",
     }
 
 
@@ -295,5 +296,33 @@ def test_clock_skew_refused_until_the_client_syncs_its_clock() -> None:
                 await rest.fetch_balance()
             assert 29_000 <= -await rest.load_time_difference() <= 31_000
             assert (await rest.fetch_balance())["BTC"]["free"] == 2.0
+
+    run(scenario())
+
+
+async def _user_stream(sim: ExchangeSim, http: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(f"{sim.ws_url}/ws-api/v3")
+    await ws.send_json({"id": "s", "method": "userDataStream.subscribe.signature", "params": ws_api_signed({})})
+    assert (await ws.receive_json(timeout=5))["result"] == {"subscriptionId": 0}
+    return ws
+
+
+def test_event_loss_and_event_delay_on_the_user_data_stream() -> None:
+    async def scenario() -> None:
+        async with started_sim() as sim, rest_client(sim) as rest, aiohttp.ClientSession() as http:
+            ws = await _user_stream(sim, http)
+            sim.faults.set("event_loss", 1.0)
+            lost = await rest.create_order(MARKET, "limit", "buy", 0.01, 59000)
+            sim.faults.clear()
+            sim.faults.set("event_delay", 1.0, 1.0)
+            late = await rest.create_order(MARKET, "limit", "buy", 0.01, 58000)
+            assert sim.faults.hits["event_loss"] == 2 and sim.faults.hits["event_delay"] == 2
+            with pytest.raises(asyncio.TimeoutError):  # acknowledged over REST, nothing on the stream yet
+                await ws.receive_json(timeout=0.05)
+            first = await ws.receive_json(timeout=5)  # then the delayed events arrive
+            assert first["event"]["e"] == "executionReport" and first["event"]["i"] == int(late["id"])
+            assert (await ws.receive_json(timeout=5))["event"]["e"] == "outboundAccountPosition"
+            assert int(lost["id"]) in {o.order_id for o in sim.open_orders("alice")}  # lost events, live order
+            await ws.close()
 
     run(scenario())

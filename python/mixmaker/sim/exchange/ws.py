@@ -161,7 +161,7 @@ class WsApiConnection(_Connection):
         text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
         if method == "userDataStream.subscribe.signature":
             sid = self.hub.next_subscription_id()
-            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self.push(wire.dumps({"subscriptionId": sid, "event": e})))
+            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self._user_event(sid, e))
             return {"subscriptionId": sid}
         actions: dict[str, Callable[[str, dict[str, str]], Any]] = {
             "order.place": venue.new_order,
@@ -173,6 +173,16 @@ class WsApiConnection(_Connection):
         if method not in actions:
             raise BadParameter(f"Unknown method '{method}'.")
         return actions[method](account, text)
+
+    def _user_event(self, sid: int, event: dict[str, Any]) -> None:
+        faults = self.hub.faults
+        if faults.hit("event_loss"):
+            return
+        payload = wire.dumps({"subscriptionId": sid, "event": event})
+        if faults.hit("event_delay"):
+            asyncio.get_running_loop().call_later(faults.delay("event_delay"), self.push, payload)
+            return
+        self.push(payload)
 
     def closed(self) -> None:
         for unsubscribe in self._unsubscribe.values():
