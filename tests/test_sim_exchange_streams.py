@@ -137,3 +137,29 @@ def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
                 transport.disconnect()
 
     run(scenario())
+
+
+def test_depth_at_1s_merges_the_fast_diffs_and_keeps_the_chain() -> None:
+    async def scenario() -> None:
+        async with started_sim(publish_interval=3600) as sim:
+            sim.publish_now()
+            fast_t, fast = await _connect(sim, "/ws/btcusdt@depth@100ms")
+            slow_t, slow = await _connect(sim, "/ws/btcusdt@depth")
+            sim.hub.slow_every = 3  # as if 3 fast intervals made one second
+            try:
+                for i in range(6):
+                    sim.venue.set_market_level(SYMBOL, "BUY", Decimal(59000 + i % 2), Decimal(i + 1))
+                    sim.hub.publish()
+                await until(lambda: len(fast.messages) == 6 and len(slow.messages) == 2)
+                for stream in (fast.messages, slow.messages):
+                    assert all(b["U"] == a["u"] + 1 for a, b in zip(stream, stream[1:]))
+                first, second = slow.messages
+                assert (first["U"], first["u"]) == (fast.messages[0]["U"], fast.messages[2]["u"])
+                assert (second["U"], second["u"]) == (fast.messages[3]["U"], fast.messages[5]["u"])
+                # Merged: each level at its latest size within the second.
+                assert first["b"] == [["59001.00000000", "2.00000000"], ["59000.00000000", "3.00000000"]]
+            finally:
+                fast_t.disconnect()
+                slow_t.disconnect()
+
+    run(scenario())

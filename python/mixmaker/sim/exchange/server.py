@@ -66,7 +66,7 @@ class ExchangeSim:
         if cfg.keep_books:
             self.venue.engine.keep_history(cfg.keep_books)
         self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)
-        self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter)
+        self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter, cfg.publish_interval)
         self.rest_port = 0
         self.ws_port = 0
         self.feed_task: asyncio.Task[None] | None = None
@@ -167,8 +167,8 @@ class ExchangeSim:
         return self.venue.engine.book_at(symbol, update_id)
 
     def publish_now(self) -> None:
-        """Push pending diffs and trades without waiting for the next interval."""
-        self.hub.publish()
+        """Push pending diffs (on every cadence) and trades without waiting for the next interval."""
+        self.hub.publish(flush=True)
 
     def burst(self, symbol: str, steps: Iterable[object]) -> list[bytes]:
         """Advance the market through `steps` now and return one serialized `depthUpdate` per step

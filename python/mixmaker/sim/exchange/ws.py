@@ -27,6 +27,7 @@ from mixmaker.sim.exchange.venue import Venue
 
 log = logging.getLogger(__name__)
 WS_API_PATH = "/ws-api/v3"
+SLOW_DEPTH_S = 1.0  # `<symbol>@depth` and `@depth@1000ms`; every other `@depth@...` gets each diff
 ORDER_ENTRY = ("order.place", "order.cancel")
 WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
 
@@ -193,14 +194,19 @@ class WsApiConnection(_Connection):
 class StreamHub:
     """Every live connection, and the periodic push of depth diffs and trades."""
 
-    def __init__(self, venue: Venue, faults: Faults, limiter: WeightLimiter, orders: OrderCounter) -> None:
+    def __init__(
+        self, venue: Venue, faults: Faults, limiter: WeightLimiter, orders: OrderCounter, interval: float = 0.1
+    ) -> None:
         self.venue = venue
         self.faults = faults
         self.limiter = limiter  # the WebSocket API pays the same IP weight as REST
         self.orders = orders
         self.connections: set[_Connection] = set()
         self.diffs_sent = 0
-        self._held: dict[str, bytes] = {}  # a diff the reorder fault holds back
+        self.slow_every = max(1, round(SLOW_DEPTH_S / interval))  # publish ticks per `@depth` (1 s) diff
+        self._ticks = 0
+        self._slow: dict[str, Diff] = {}  # fast diffs merged, waiting for the next 1 s diff
+        self._held: dict[tuple[str, bool], bytes] = {}  # (symbol, slow): a diff the reorder fault holds back
         self._subscription_ids = 0
 
     def next_subscription_id(self) -> int:
@@ -219,40 +225,55 @@ class StreamHub:
         last = path.rstrip("/").rsplit("/", 1)[-1].lower()
         return MarketConnection(self, False, [last] if "@" in last else [])
 
-    def publish(self) -> None:
-        """Send what changed since the last call: one diff per symbol, then its trades."""
+    def publish(self, flush: bool = False) -> None:
+        """Send what changed since the last call: per symbol the fast diff, every `slow_every`
+        calls (or on `flush`) the merged 1 s diff, then the trades."""
         now = self.venue.clock()
         engine = self.venue.engine
+        self._ticks += 1  # since the last 1 s diff
+        slow_due = flush or self._ticks >= self.slow_every
+        if slow_due:
+            self._ticks = 0
         for symbol in engine.rules:
             diff = engine.take_diff(symbol)
             if diff is not None:
-                self._send_diff(diff, now)
-            elif symbol in self._held:  # a quiet book: the held-back diff arrives late, not never
-                self.deliver_depth(symbol, self._held.pop(symbol))
+                self._slow[symbol] = _merge(self._slow.get(symbol), diff)
+            self._send_diff(symbol, diff, now, slow=False)
+            if slow_due:
+                self._send_diff(symbol, self._slow.pop(symbol, None), now, slow=True)
             for trade in engine.take_public_trades(symbol):
                 self._deliver(f"{symbol.lower()}@trade", wire.dumps(wire.trade(trade, now)))
 
-    def _send_diff(self, diff: Diff, now: int) -> None:
+    def _send_diff(self, symbol: str, diff: Diff | None, now: int, slow: bool) -> None:
+        held = self._held.pop((symbol, slow), None)
+        if diff is None:
+            if held is not None:  # a quiet book: the held-back diff arrives late, not never
+                self.deliver_depth(symbol, held, slow)
+            return
         event = wire.dumps(wire.depth_update(diff, now))
         if self.faults.hit("diff_skip"):
+            if held is not None:
+                self.deliver_depth(symbol, held, slow)
             return
-        held = self._held.pop(diff.symbol, None)
         if held is None and self.faults.hit("diff_reorder"):
-            self._held[diff.symbol] = event
+            self._held[(symbol, slow)] = event
             return
         copies = 2 if self.faults.hit("diff_duplicate") else 1
         for _ in range(copies):
-            self.deliver_depth(diff.symbol, event)
+            self.deliver_depth(symbol, event, slow)
         if held is not None:
-            self.deliver_depth(diff.symbol, held)
+            self.deliver_depth(symbol, held, slow)
 
-    def deliver_depth(self, symbol: str, event: bytes) -> None:
+    def deliver_depth(self, symbol: str, event: bytes, slow: bool | None = None) -> None:
+        """To the `<symbol>@depth...` subscribers of one cadence (None: of both)."""
         self.diffs_sent += 1
         base = symbol.lower() + "@depth"
         for conn in list(self.connections):
             if isinstance(conn, MarketConnection):
-                for stream in [s for s in conn.streams if s == base or s.startswith(base + "@")]:
-                    conn.deliver(stream, event)
+                for stream in list(conn.streams):
+                    cadence = _depth_cadence(stream, base)
+                    if cadence is not None and (slow is None or cadence == slow):
+                        conn.deliver(stream, event)
 
     def _deliver(self, stream: str, event: bytes) -> None:
         for conn in list(self.connections):
@@ -275,3 +296,20 @@ class StreamHub:
             except Exception:  # one bad push must not silence every stream for good
                 log.exception("publishing market data failed")
 
+
+
+def _depth_cadence(stream: str, base: str) -> bool | None:
+    """For a `<symbol>@depth...` stream: True on the 1 s cadence, False on the fast one; else None."""
+    if stream in (base, base + "@1000ms"):
+        return True
+    return False if stream.startswith(base + "@") else None
+
+
+def _merge(older: Diff | None, newer: Diff) -> Diff:
+    """Two consecutive diffs as one (the later size of a level wins), as a slower stream sends them."""
+    if older is None:
+        return newer
+    bids, asks = dict(older.bids), dict(older.asks)
+    bids.update(newer.bids)
+    asks.update(newer.asks)
+    return Diff(newer.symbol, older.first_id, newer.last_id, sorted(bids.items(), reverse=True), sorted(asks.items()))
