@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
 
 from mixmaker.sim.exchange import wire
+from mixmaker.sim.exchange.auth import as_param
 from mixmaker.sim.exchange.errors import BackendTimeout, BadParameter, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
@@ -134,16 +135,22 @@ class WsApiConnection(_Connection):
         if params.get("returnRateLimits") is not False:
             reply["rateLimits"] = [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
                                     "limit": hub.limiter.limit, "count": used}]
-        if method in ORDER_ENTRY:  # acted on: the answer may now be late or never come
-            faults = self.hub.faults
-            if faults.hit("ack_loss"):
+        if method in ORDER_ENTRY:
+            self._answer_acted_on(rid, reply)
+        else:
+            self.send(reply)
+
+    def _answer_acted_on(self, rid: Any, reply: dict[str, Any]) -> None:
+        """The venue has acted on an order request; now the answer may be late, wrong or never come."""
+        faults = self.hub.faults
+        if faults.hit("ack_loss"):
+            return
+        for name in ("act_then_timeout", "ack_delay"):
+            if faults.hit(name):
+                asyncio.get_running_loop().call_later(faults.delay(name), self.send, reply)
                 return
-            for name in ("act_then_timeout", "ack_delay"):
-                if faults.hit(name):
-                    asyncio.get_running_loop().call_later(faults.delay(name), self.send, reply)
-                    return
-            if faults.hit("ack_5xx"):
-                reply = {"id": rid, "status": BackendTimeout.status, "error": BackendTimeout().body()}
+        if faults.hit("ack_5xx"):
+            reply = {"id": rid, "status": BackendTimeout.status, "error": BackendTimeout().body()}
         self.send(reply)
 
     def _call(self, method: str, params: dict[str, Any], now: int) -> Any:
@@ -156,24 +163,25 @@ class WsApiConnection(_Connection):
             for sid in list(self._unsubscribe):
                 self._unsubscribe.pop(sid)()
             return {}
-        account = venue.keys.verify_ws(params, now)
-        if method == "order.place":
-            self.hub.orders.charge(account, now)
-        text = {k: ("true" if v is True else "false" if v is False else str(v)) for k, v in params.items()}
-        if method == "userDataStream.subscribe.signature":
-            sid = self.hub.next_subscription_id()
-            self._unsubscribe[sid] = venue.subscribe_user(account, lambda e: self._user_event(sid, e))
-            return {"subscriptionId": sid}
         actions: dict[str, Callable[[str, dict[str, str]], Any]] = {
             "order.place": venue.new_order,
             "order.cancel": venue.cancel_order,
             "order.status": venue.query_order,
             "openOrders.status": venue.open_orders,
             "account.status": lambda a, _p: venue.account_info(a),
+            "userDataStream.subscribe.signature": lambda a, _p: self._subscribe(a),
         }
         if method not in actions:
             raise BadParameter(f"Unknown method '{method}'.")
-        return actions[method](account, text)
+        account = venue.keys.verify_ws(params, now)
+        if method == "order.place":
+            self.hub.orders.charge(account, now)
+        return actions[method](account, {k: as_param(v) for k, v in params.items()})
+
+    def _subscribe(self, account: str) -> dict[str, int]:
+        sid = self.hub.next_subscription_id()
+        self._unsubscribe[sid] = self.hub.venue.subscribe_user(account, lambda e: self._user_event(sid, e))
+        return {"subscriptionId": sid}
 
     def _user_event(self, sid: int, event: dict[str, Any]) -> None:
         faults = self.hub.faults
