@@ -82,7 +82,8 @@ class ExchangeSim:
     async def start(self) -> ExchangeSim:
         cfg = self.config
         # handler_cancellation: a client that gave up (act_then_timeout) must not pin a handler.
-        self._runner = web.AppRunner(self.rest.app(), handler_cancellation=True, access_log=None)
+        # shutdown_timeout: stopping must not wait for a held answer (act_then_timeout) to finish.
+        self._runner = web.AppRunner(self.rest.app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.rest_port)
         await site.start()
