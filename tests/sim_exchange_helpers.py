@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import time
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
@@ -85,3 +88,10 @@ async def synced_book(pro: Any, sim: ExchangeSim, symbol: str = SYMBOL, market: 
     sim.publish_now()
     await until(lambda: pro.orderbooks[market]["nonce"] == sim.book(symbol)[0])
     return pro.orderbooks[market]
+
+
+def ws_api_signed(params: dict[str, Any], secret: str = SECRET) -> dict[str, Any]:
+    """WebSocket API params with apiKey, timestamp and the HMAC over the sorted, raw-encoded query."""
+    full = {"apiKey": KEY, "timestamp": time.time_ns() // 1_000_000, **params}
+    query = "&".join(f"{k}={v}" for k, v in sorted(full.items()))
+    return {**full, "signature": hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()}

@@ -56,7 +56,7 @@ def test_scripted_session_rest_and_pro() -> None:
             # watch_orders / watch_balance see a resting order placed over REST
             orders_w = asyncio.ensure_future(pro.watch_orders(MARKET))
             balance_w = asyncio.ensure_future(pro.watch_balance())
-            await until(lambda: bool(sim.venue._listeners.get("alice")))
+            await until(lambda: sim.venue.user_subscribers("alice") > 0)
             await asyncio.sleep(0.05)  # let both watchers register their futures
             resting = await rest.create_order(MARKET, "limit", "buy", 0.01, 59000, {"clientOrderId": "rest-1"})
             assert resting["status"] == "open" and resting["clientOrderId"] == "rest-1"
@@ -91,6 +91,8 @@ def test_scripted_session_rest_and_pro() -> None:
             assert any(o["id"] == resting["id"] and o["status"] == "canceled" for o in seen)
             assert sim.balance("alice", "USDT")[1] == 0
             assert await rest.fetch_open_orders(MARKET) == []
+            every = await rest.fetch_orders(MARKET)  # allOrders
+            assert [(o["id"], o["status"]) for o in every] == [(resting["id"], "canceled"), (taker["id"], "closed")]
 
             # deposit address, a deposit (seen by watch_balance), deposits history
             address = await rest.fetch_deposit_address("BTC")
@@ -103,13 +105,17 @@ def test_scripted_session_rest_and_pro() -> None:
             deposits = await rest.fetch_deposits("BTC")
             assert [(d["amount"], d["status"], d["type"]) for d in deposits] == [(1.25, "ok", "deposit")]
 
-            # withdraw and withdrawal history
+            # withdraw and withdrawal history: "pending" while it is processed, then "ok" with a txid
+            sim.venue.withdraw_delay_ms = 60_000
             before = sim.balance("alice", "BTC")[0]
             sent = await rest.withdraw("BTC", 0.5, "bc1qexampleaddress0000000000000")
             assert sent["id"]
             assert sim.balance("alice", "BTC")[0] == before - Decimal("0.5")
             withdrawals = await rest.fetch_withdrawals("BTC")
-            assert [(w["id"], w["amount"], w["status"]) for w in withdrawals] == [(sent["id"], 0.5, "ok")]
+            assert [(w["id"], w["amount"], w["status"], w["txid"]) for w in withdrawals] == [(sent["id"], 0.5, "pending", None)]
+            sim.venue.withdraw_delay_ms = 0
+            (done,) = await rest.fetch_withdrawals("BTC")
+            assert done["status"] == "ok" and done["txid"]
 
     run(session())
 
@@ -130,6 +136,10 @@ def test_binance_errors_reach_ccxt_as_its_typed_exceptions() -> None:
                 await rest.create_order(MARKET, "limit", "buy", 0.01, 60005, {"postOnly": True})
             with pytest.raises(ccxt.InsufficientFunds):
                 await rest.withdraw("BTC", 100, "bc1qexampleaddress0000000000000")
+            for bad in ("1e-3", "-0.01", "0x10"):  # Binance takes plain decimals only
+                with pytest.raises(ccxt.BadRequest, match="-1100"):
+                    await rest.private_post_order({"symbol": SYMBOL, "side": "BUY", "type": "LIMIT",
+                                                   "timeInForce": "GTC", "quantity": bad, "price": "59000"})
             assert len(sim.open_orders("alice")) == 1
 
         async with started_sim() as sim:

@@ -33,6 +33,10 @@ def test_standalone_serves_and_stops_on_sigterm() -> None:
         while (later := _get(f"{rest}/depth?symbol=BTCUSDT&limit=5"))["lastUpdateId"] == first["lastUpdateId"]:
             time.sleep(0.02)  # the synthetic market moves on its own
         assert later["lastUpdateId"] > first["lastUpdateId"]
+        funded = urllib.request.Request(f"{rest[:-len('/api/v3')]}/sim/deposit", method="POST",
+                                        data=b"account=bob&coin=USDT&amount=12.5")
+        with urllib.request.urlopen(funded, timeout=5) as r:
+            assert json.loads(r.read())["id"] == "dep1"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -43,9 +47,13 @@ def test_standalone_serves_and_stops_on_sigterm() -> None:
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--faults", "bogus=1"], "unknown fault"), (["--account", "only-a-name"], "NAME:KEY:SECRET")],
+    [
+        (["--faults", "bogus=1"], "unknown fault"),
+        (["--account", "only-a-name"], "NAME:KEY:SECRET"),
+        (["--feed", "/nonexistent/feed.gz"], "feed.gz"),
+    ],
 )
 def test_bad_arguments_exit_2(extra: list[str], message: str) -> None:
-    cmd = [sys.executable, "-m", "mixmaker.cli", "sim", "exchange", "--port", "0", "--feed", "none", *extra]
+    cmd = [sys.executable, "-m", "mixmaker.cli", "sim", "exchange", "--port", "0", *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and message in done.stderr

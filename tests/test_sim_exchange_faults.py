@@ -23,6 +23,7 @@ from sim_exchange_helpers import (
     started_sim,
     synced_book,
     until,
+    ws_api_signed,
 )
 
 
@@ -94,9 +95,11 @@ def test_ccxt_pro_detects_a_skipped_diff_and_resyncs() -> None:
                 for _ in range(50):
                     await pro.watch_order_book(MARKET)
             sim.faults.clear()
-            book = await pro.watch_order_book(MARKET)  # re-subscribes and re-snapshots
-            assert book["nonce"] > 0
+            await pro.watch_order_book(MARKET)  # re-subscribes and re-snapshots
             task.cancel()
+            book = await synced_book(pro, sim)
+            _, bids, asks = sim.book(SYMBOL)
+            assert book["bids"] == as_floats(bids) and book["asks"] == as_floats(asks)
 
     run(scenario())
 
@@ -139,7 +142,11 @@ def test_ack_delay_answers_after_the_order_is_live() -> None:
 
 @pytest.mark.parametrize(
     "fault, error",
-    [("ack_loss=1", ccxt.NetworkError), ("act_then_timeout=1@30", ccxt.RequestTimeout)],
+    [
+        ("ack_loss=1", ccxt.NetworkError),
+        ("act_then_timeout=1@30", ccxt.RequestTimeout),
+        ("ack_5xx=1", ccxt.RequestTimeout),  # 503 -1007: execution status unknown
+    ],
 )
 def test_order_acted_on_but_client_gets_no_answer(fault: str, error: type[Exception]) -> None:
     async def scenario() -> None:
@@ -244,5 +251,78 @@ def test_fault_spec_parsing() -> None:
         f.configure("diff_skip=2")
     assert set(FAULTS) == {
         "ws_drop", "diff_skip", "diff_duplicate", "diff_reorder", "ack_delay", "ack_loss",
-        "act_then_timeout", "reject_order", "rate_limit", "slow_snapshot",
+        "act_then_timeout", "ack_5xx", "reject_order", "rate_limit", "slow_snapshot", "event_loss", "event_delay",
     }
+
+
+def test_order_rate_limit_per_account_rest_and_ws_api() -> None:
+    async def scenario() -> None:
+        async with started_sim(order_limit=2) as sim, pro_client(sim) as pro:
+            await pro.create_order(MARKET, "limit", "buy", 0.01, 59000)
+            assert pro.last_response_headers["X-MBX-ORDER-COUNT-10S"] == "1"
+            await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59001)  # the same account's budget
+            with pytest.raises(ccxt.DDoSProtection, match="-1015"):
+                await pro.create_order(MARKET, "limit", "buy", 0.01, 59002)
+            with pytest.raises(ccxt.RateLimitExceeded):
+                await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59003)
+            assert len(sim.open_orders("alice")) == 2
+            assert sim.limiter.bans == 0  # the order limit never bans
+
+    run(scenario())
+
+
+def test_ws_api_pays_the_same_weight_and_is_told_when_to_retry() -> None:
+    async def scenario() -> None:
+        async with started_sim(weight_limit=3) as sim, aiohttp.ClientSession() as http:
+            async with http.ws_connect(f"{sim.ws_url}/ws-api/v3") as ws:
+                replies = []
+                for rid in range(4):
+                    await ws.send_json({"id": rid, "method": "time"})
+                    replies.append(await ws.receive_json(timeout=5))
+            assert [r["status"] for r in replies] == [200, 200, 200, 429]
+            assert replies[2]["rateLimits"][0]["count"] == 3
+            assert replies[3]["error"]["code"] == -1003
+            assert replies[3]["error"]["data"]["retryAfter"] > replies[3]["error"]["data"]["serverTime"]
+            async with http.get(f"{sim.rest_url}/api/v3/ping") as r:  # REST ignores the same 429: banned
+                assert r.status == 418
+
+    run(scenario())
+
+
+def test_clock_skew_refused_until_the_client_syncs_its_clock() -> None:
+    async def scenario() -> None:
+        async with started_sim(clock_offset_ms=30_000) as sim, rest_client(sim) as rest:
+            with pytest.raises(ccxt.InvalidNonce):
+                await rest.fetch_balance()
+            assert 29_000 <= -await rest.load_time_difference() <= 31_000
+            assert (await rest.fetch_balance())["BTC"]["free"] == 2.0
+
+    run(scenario())
+
+
+async def _user_stream(sim: ExchangeSim, http: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
+    ws = await http.ws_connect(f"{sim.ws_url}/ws-api/v3")
+    await ws.send_json({"id": "s", "method": "userDataStream.subscribe.signature", "params": ws_api_signed({})})
+    assert (await ws.receive_json(timeout=5))["result"] == {"subscriptionId": 0}
+    return ws
+
+
+def test_event_loss_and_event_delay_on_the_user_data_stream() -> None:
+    async def scenario() -> None:
+        async with started_sim() as sim, rest_client(sim) as rest, aiohttp.ClientSession() as http:
+            ws = await _user_stream(sim, http)
+            sim.faults.set("event_loss", 1.0)
+            lost = await rest.create_order(MARKET, "limit", "buy", 0.01, 59000)
+            sim.faults.clear()
+            sim.faults.set("event_delay", 1.0, 1.0)
+            late = await rest.create_order(MARKET, "limit", "buy", 0.01, 58000)
+            assert sim.faults.hits["event_loss"] == 2 and sim.faults.hits["event_delay"] == 2
+            with pytest.raises(asyncio.TimeoutError):  # acknowledged over REST, nothing on the stream yet
+                await ws.receive_json(timeout=0.05)
+            first = await ws.receive_json(timeout=5)  # then the delayed events arrive
+            assert first["event"]["e"] == "executionReport" and first["event"]["i"] == int(late["id"])
+            assert (await ws.receive_json(timeout=5))["event"]["e"] == "outboundAccountPosition"
+            assert int(lost["id"]) in {o.order_id for o in sim.open_orders("alice")}  # lost events, live order
+            await ws.close()
+
+    run(scenario())

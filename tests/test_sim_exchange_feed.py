@@ -97,3 +97,35 @@ def test_synthetic_market_fills_our_resting_quotes_and_ccxt_follows_the_book() -
             assert sim.venue.engine.my_trades("alice", SYMBOL)  # the moving market reached a quote
 
     run(scenario())
+
+
+def test_burst_of_recorded_diffs_reaches_synced_clients_at_socket_speed(spot_feed: ParsedFeed) -> None:
+    """Sync first, then 300 recorded diffs go out back to back; ccxt.pro ends on the same book."""
+
+    async def scenario() -> None:
+        head = spot_feed.snapshot_pos + 1
+        async with ExchangeSim(SimConfig(publish_interval=3600, rules=RULES)) as sim:
+            for _ in RecordedFeed(recording_path("spot"), SYMBOL, trades=False, max_messages=head).steps(sim.venue):
+                pass
+            sim.publish_now()
+            async with pro_client(sim) as pro:
+                watch = asyncio.ensure_future(pro.watch_order_book(MARKET))
+                await until(lambda: pro.orderbooks.get(MARKET) is not None and pro.orderbooks[MARKET]["nonce"])
+                sim.venue.set_market_level(SYMBOL, "BUY", Decimal(1), Decimal(1))
+                sim.publish_now()  # one diff after the snapshot resolves the watch
+                await watch
+                # From the file's start again: the snapshot is re-applied as no change, then diffs 0..300.
+                rest = RecordedFeed(recording_path("spot"), SYMBOL, trades=False,
+                                    max_messages=spot_feed.applied[300].pos + 1)
+                payloads = sim.burst(SYMBOL, rest.steps(sim.venue))
+                assert len(payloads) > 250  # one diff per recorded diff that changed the book
+                sent_before = sim.hub.diffs_sent
+                await sim.send_burst(SYMBOL, payloads)
+                assert sim.hub.diffs_sent - sent_before == len(payloads)
+                book = await synced_book(pro, sim)
+                _, bids, asks = sim.book(SYMBOL)
+                # ccxt's snapshot held 1,000 levels a side, the venue's book holds more: compare the top.
+                assert book["bids"][:50] == [[float(p), float(q)] for p, q in bids[:50]]
+                assert book["asks"][:50] == [[float(p), float(q)] for p, q in asks[:50]]
+
+    run(scenario())

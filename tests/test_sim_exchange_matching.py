@@ -44,7 +44,7 @@ def test_price_then_time_priority() -> None:
     assert first.status == "EXPIRED_IN_MATCH"
     assert second.status == "FILLED"
     assert out.order is not None and out.order.status == "FILLED"
-    assert [u.execution for u in out.updates if u.order.order_id == first.order_id] == ["EXPIRED"]
+    assert [u.execution for u in out.updates if u.order.order_id == first.order_id] == ["TRADE_PREVENTION"]
 
 
 def test_partial_fill_rests_remainder_and_locks_only_what_rests() -> None:
@@ -222,3 +222,52 @@ def test_conservation_and_locks(steps: list[tuple[str, str, str, int, int]]) -> 
     _, bids, asks = eng.depth(SYM, 1000)
     if bids and asks:
         assert bids[0][0] < asks[0][0]  # the book never rests crossed
+
+
+@settings(max_examples=100, deadline=None)
+@given(actions, st.integers(0, 60), st.sets(st.integers(0, 60)))
+def test_snapshot_plus_chained_diffs_rebuild_the_book(
+    steps: list[tuple[str, str, str, int, int]], snap_at: int, diff_points: set[int]
+) -> None:
+    """A client that snapshots at any point and applies the later diffs (spot rules) has the book."""
+    eng = engine()
+    snapshot = None
+    diffs = []
+    for i, (kind, acct, side, px, q) in enumerate(steps):
+        if i == snap_at:
+            snapshot = eng.depth(SYM, 10_000)
+        if i in diff_points and (d := eng.take_diff(SYM)) is not None:
+            diffs.append(d)
+        price, qty = D(px), D(q) / 100
+        try:
+            if kind == "limit" and acct != MARKET:
+                eng.submit(acct, SYM, side, "LIMIT", qty, price, "GTC")
+            elif kind == "cancel" and acct != MARKET and (open_ := eng.open_orders(acct, SYM)):
+                eng.cancel(acct, SYM, order_id=open_[0].order_id)
+            elif kind == "level":
+                eng.set_market_level(SYM, side, price, qty if q % 3 else D(0))
+            elif kind in ("print", "market"):
+                eng.market_trade(SYM, price, qty, buyer_is_maker=side == "SELL")
+        except (InsufficientBalance, FilterFailure):
+            pass
+    if snapshot is None:
+        snapshot = eng.depth(SYM, 10_000)
+    if (d := eng.take_diff(SYM)) is not None:
+        diffs.append(d)
+    for a, b in zip(diffs, diffs[1:]):
+        assert b.first_id == a.last_id + 1  # the chain never breaks
+    local, bids_l, asks_l = snapshot
+    bids, asks = dict(bids_l), dict(asks_l)
+    for d in diffs:
+        if d.last_id <= local:
+            continue
+        assert d.first_id <= local + 1 <= d.last_id
+        for book, rows in ((bids, d.bids), (asks, d.asks)):
+            for p, q in rows:
+                book[p] = q
+                if not q:
+                    del book[p]
+        local = d.last_id
+    last_id, want_bids, want_asks = eng.depth(SYM, 10_000)
+    assert local == last_id
+    assert sorted(bids.items(), reverse=True) == want_bids and sorted(asks.items()) == want_asks

@@ -77,7 +77,7 @@ def test_combined_streams_and_subscription_requests() -> None:
 
 def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
     async def scenario() -> None:
-        async with started_sim(publish_interval=0.01) as sim:
+        async with started_sim(publish_interval=0.01, keep_books=20) as sim:
             stop = asyncio.Event()
 
             async def activity() -> None:  # other participants, our orders and prints, interleaved
@@ -108,7 +108,8 @@ def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
                 await task
                 sim.publish_now()
                 await until(lambda: client.messages[-1]["u"] == sim.book(SYMBOL)[0])
-                local, first = L, True
+                local, first, checked = L, True, 0
+                assert sim.book_at(SYMBOL, L) == (sorted(bids.items(), reverse=True)[:20], sorted(asks.items())[:20])
                 for d in client.messages:
                     if d["u"] <= local:  # 4. already in the snapshot
                         continue
@@ -123,12 +124,42 @@ def test_official_sync_procedure_matches_the_book_while_we_trade() -> None:
                             if not side[Decimal(p)]:
                                 del side[Decimal(p)]
                     local = d["u"]
-                assert not first  # at least one diff bridged the snapshot
+                    # Synced at every step: the top of the book is what the venue had at `u`.
+                    kept = sim.book_at(SYMBOL, local)
+                    assert kept == (sorted(bids.items(), reverse=True)[:20], sorted(asks.items())[:20])
+                    checked += 1
+                assert not first and checked > 5  # diffs bridged the snapshot and kept coming
                 last_id, sim_bids, sim_asks = sim.book(SYMBOL, 5000)
                 assert local == last_id
                 assert sorted(bids.items(), reverse=True) == sim_bids and sorted(asks.items()) == sim_asks
                 assert sim.venue.engine.my_trades("alice", SYMBOL)  # our asks traded on the way
             finally:
                 transport.disconnect()
+
+    run(scenario())
+
+
+def test_depth_at_1s_merges_the_fast_diffs_and_keeps_the_chain() -> None:
+    async def scenario() -> None:
+        async with started_sim(publish_interval=3600) as sim:
+            sim.publish_now()
+            fast_t, fast = await _connect(sim, "/ws/btcusdt@depth@100ms")
+            slow_t, slow = await _connect(sim, "/ws/btcusdt@depth")
+            sim.hub.slow_every = 3  # as if 3 fast intervals made one second
+            try:
+                for i in range(6):
+                    sim.venue.set_market_level(SYMBOL, "BUY", Decimal(59000 + i % 2), Decimal(i + 1))
+                    sim.hub.publish()
+                await until(lambda: len(fast.messages) == 6 and len(slow.messages) == 2)
+                for stream in (fast.messages, slow.messages):
+                    assert all(b["U"] == a["u"] + 1 for a, b in zip(stream, stream[1:]))
+                first, second = slow.messages
+                assert (first["U"], first["u"]) == (fast.messages[0]["U"], fast.messages[2]["u"])
+                assert (second["U"], second["u"]) == (fast.messages[3]["U"], fast.messages[5]["u"])
+                # Merged: each level at its latest size within the second.
+                assert first["b"] == [["59001.00000000", "2.00000000"], ["59000.00000000", "3.00000000"]]
+            finally:
+                fast_t.disconnect()
+                slow_t.disconnect()
 
     run(scenario())

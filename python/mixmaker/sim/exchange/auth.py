@@ -76,9 +76,9 @@ class KeyStore:
         signature = params.get("signature")
         if not isinstance(signature, str) or not signature:
             raise BadParameter("Mandatory parameter 'signature' was not sent, was empty/null, or malformed.")
-        payload = "&".join(f"{k}={_raw(v)}" for k, v in sorted(params.items()) if k != "signature")
+        payload = "&".join(f"{k}={as_param(v)}" for k, v in sorted(params.items()) if k != "signature")
         _check_signature(api_key.secret, payload, signature)
-        check_timestamp({k: _raw(v) for k, v in params.items()}, now_ms)
+        check_timestamp({k: as_param(v) for k, v in params.items()}, now_ms)
         return api_key.account
 
 
@@ -105,7 +105,8 @@ def _without_signature(raw: str) -> str:
     return "&".join(part for part in raw.split("&") if part and not part.startswith("signature="))
 
 
-def _raw(value: object) -> str:
+def as_param(value: object) -> str:
+    """A WebSocket API parameter as it is signed: booleans as `true`/`false`, the rest as text."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -44,6 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--balances", default=DEFAULT_BALANCES, metavar="A=N,...",
                    help=f"starting balances of every account (default {DEFAULT_BALANCES})")
     p.add_argument("--weight-limit", type=int, default=6000, help="REQUEST_WEIGHT per minute before 429")
+    p.add_argument("--order-limit", type=int, default=100, help="new orders per account per 10 s before 429")
+    p.add_argument("--clock-offset-ms", type=int, default=0, help="run the venue's clock this far ahead (negative: behind)")
     p.set_defaults(run=_run)
 
 
@@ -81,17 +83,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, balances: dict[str, Decimal], accounts: list[tuple[str, str, str]]) -> int:
+    from mixmaker.replay.recording import open_recording
     from mixmaker.sim.exchange.feed import RecordedFeed, SyntheticFeed
-    from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
+    from mixmaker.sim.exchange.server import ExchangeSim, MarketFeed, SimConfig
 
-    feed = None
+    feed: MarketFeed | None = None
     if args.feed == "synthetic":
         feed = SyntheticFeed(args.symbol, seed=args.seed)
     elif args.feed != "none":
+        open_recording(args.feed)  # a missing or unreadable file stops here, not at shutdown
         feed = RecordedFeed(args.feed, args.symbol, speed=args.speed)
     ws_port = args.ws_port if args.ws_port is not None else (args.port + 1 if args.port else 0)
     config = SimConfig(host=args.host, rest_port=args.port, ws_port=ws_port, seed=args.seed,
-                       faults=args.faults, weight_limit=args.weight_limit, feed=feed)
+                       faults=args.faults, weight_limit=args.weight_limit, order_limit=args.order_limit,
+                       clock_offset_ms=args.clock_offset_ms, feed=feed)
     sim = ExchangeSim(config)
     for name, key, secret in accounts:
         sim.add_account(name, key, secret, balances)

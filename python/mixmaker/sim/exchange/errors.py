@@ -83,20 +83,40 @@ class TimestampOutsideWindow(ExchangeError):
     default_msg = "Timestamp for this request is outside of the recvWindow."
 
 
-class TooMuchWeight(ExchangeError):
-    """429: back off for `retry_after` seconds; asking again before then earns a 418 ban."""
+class RateLimited(ExchangeError):
+    """429 (or 418): the client must wait `retry_after` seconds (sent as `Retry-After`)."""
 
-    code = -1003
     status = 429
-    default_msg = "Too much request weight used; current limit is exceeded. Please use WebSocket Streams for live updates to avoid polling the API."
 
     def __init__(self, retry_after: int, msg: str | None = None) -> None:
         super().__init__(msg)
         self.retry_after = retry_after
 
 
+class TooMuchWeight(RateLimited):
+    """Over the IP's request weight; asking again before Retry-After earns a 418 ban."""
+
+    code = -1003
+    default_msg = "Too much request weight used; current limit is exceeded. Please use WebSocket Streams for live updates to avoid polling the API."
+
+
 class IpBanned(TooMuchWeight):
     status = 418
+
+
+class TooManyOrders(RateLimited):
+    """Over the account's new-order rate: 429 with -1015, no ban."""
+
+    code = -1015
+    default_msg = "Too many new orders."
+
+
+class BackendTimeout(ExchangeError):
+    """5xx: Binance's word that the request may or may not have been executed."""
+
+    code = -1007
+    status = 503
+    default_msg = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
 
 
 class UnknownAsset(ExchangeError):

@@ -19,11 +19,14 @@ FAULTS: dict[str, str] = {
     "ack_delay": "act on an order request, answer after `delay` seconds",
     "ack_loss": "act on an order request, then close the connection without answering",
     "act_then_timeout": "act on an order request, then hold the answer `delay` seconds (past the client's timeout)",
+    "ack_5xx": "act on an order request, then answer 503 -1007 (execution status unknown)",
     "reject_order": "refuse a new order with -2010",
+    "event_loss": "leave a user-data event (executionReport, balance) out",
+    "event_delay": "push a user-data event `delay` seconds late (later events may overtake it)",
     "rate_limit": "answer 429 whatever the weight (and 418 if the client ignores it)",
     "slow_snapshot": "hold a depth snapshot `delay` seconds (taken when asked, so it arrives stale)",
 }
-DEFAULT_DELAY = {"ack_delay": 1.0, "act_then_timeout": 30.0, "slow_snapshot": 1.0}
+DEFAULT_DELAY = {"ack_delay": 1.0, "act_then_timeout": 30.0, "slow_snapshot": 1.0, "event_delay": 1.0}
 
 
 class UnknownFaultError(ValueError):

@@ -35,8 +35,9 @@ class RecordedFeed:
     """Replays a `<ts_ns> <json>` recording (see shared/data/market/README.md) into `symbol`.
 
     Diffs recorded before the snapshot are buffered and those the snapshot does not already hold
-    (`u > lastUpdateId`) applied after it; from there every diff and trade is applied in file order. Pacing follows the events'
-    `E` times divided by `speed` (0: as fast as the loop allows).
+    (`u > lastUpdateId`) applied after it; from there every diff and trade is applied in file
+    order. `run` paces by the events' `E` times divided by `speed` (0: as fast as the loop
+    allows); `steps` applies them unpaced, one per iteration (for `ExchangeSim.burst`).
     """
 
     path: str | Path
@@ -55,9 +56,14 @@ class RecordedFeed:
             yield message.get("data", message) if isinstance(message, dict) else {}
 
     async def run(self, venue: Venue) -> None:
+        last_ms: int | None = None
+        for event_ms in self.steps(venue):
+            last_ms = await self._pace(event_ms, last_ms)
+
+    def steps(self, venue: Venue) -> Iterator[int | None]:
+        """Apply the recording one message at a time; yields each applied message's `E` (ms)."""
         snapshot_id: int | None = None
         buffered: list[dict[str, Any]] = []  # diffs recorded before the snapshot line
-        last_ms: int | None = None
         for event in self.events():
             if "lastUpdateId" in event and snapshot_id is None:
                 snapshot_id = int(event["lastUpdateId"])
@@ -77,7 +83,7 @@ class RecordedFeed:
             else:
                 continue
             self.applied += 1
-            last_ms = await self._pace(event.get("E"), last_ms)
+            yield event.get("E")
 
     async def _pace(self, event_ms: Any, last_ms: int | None) -> int | None:
         if not isinstance(event_ms, int):

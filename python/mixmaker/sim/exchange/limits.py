@@ -1,32 +1,55 @@
-"""Binance's request-weight limit: a sliding one-minute window, 429 with Retry-After, then 418.
+"""Binance's rate limits: request weight per IP (1 minute) and new orders per account (10 s).
 
-A client that asks again while a 429's Retry-After has not run out is banned (418) for
-`ban_ms`, doubled for each further ban, as Binance escalates for repeat offenders.
+Over the weight limit the answer is 429 with Retry-After; a client that asks again before the
+Retry-After has run out is banned (418) for `ban_ms`, doubled for each further ban, as Binance
+escalates for repeat offenders. Over the order limit the answer is 429 with -1015 (no ban).
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from mixmaker.sim.exchange.errors import IpBanned, TooMuchWeight
+from mixmaker.sim.exchange.errors import IpBanned, TooManyOrders, TooMuchWeight
 
-WINDOW_MS = 60_000
+WEIGHT_WINDOW_MS = 60_000
+ORDER_WINDOW_MS = 10_000
+
+
+class SlidingWindow:
+    """A sum of counts over the last `span_ms`."""
+
+    def __init__(self, span_ms: int) -> None:
+        self.span_ms = span_ms
+        self._entries: deque[tuple[int, int]] = deque()  # (ms, count)
+        self._total = 0
+
+    def total(self, now_ms: int) -> int:
+        while self._entries and self._entries[0][0] <= now_ms - self.span_ms:
+            self._total -= self._entries.popleft()[1]
+        return self._total
+
+    def add(self, now_ms: int, count: int) -> int:
+        self._entries.append((now_ms, count))
+        self._total += count
+        return self._total
+
+    def retry_after_s(self, now_ms: int) -> int:
+        """Whole seconds until the oldest entry leaves the window (at least 1)."""
+        free_at = self._entries[0][0] + self.span_ms if self._entries else now_ms
+        return _seconds(free_at - now_ms)
 
 
 class WeightLimiter:
     def __init__(self, limit: int = 6000, ban_ms: int = 120_000) -> None:
         self.limit = limit
         self.ban_ms = ban_ms
-        self._window: deque[tuple[int, int]] = deque()  # (ms, weight)
-        self._used = 0
+        self._window = SlidingWindow(WEIGHT_WINDOW_MS)
         self._retry_until = 0  # a 429 was answered; asking before this is ignoring it
         self._banned_until = 0
         self.bans = 0
 
     def used(self, now_ms: int) -> int:
-        while self._window and self._window[0][0] <= now_ms - WINDOW_MS:
-            self._used -= self._window.popleft()[1]
-        return self._used
+        return self._window.total(now_ms)
 
     def charge(self, weight: int, now_ms: int, force_limit: bool = False) -> int:
         """Count a request; the used weight for `X-MBX-USED-WEIGHT-1M`, or a 429/418 error."""
@@ -36,20 +59,36 @@ class WeightLimiter:
             self.bans += 1
             self._banned_until = now_ms + self.ban_ms * 2 ** (self.bans - 1)
             raise self._ban_error(now_ms)
-        used = self.used(now_ms)
-        if force_limit or used + weight > self.limit:
-            free_at = self._window[0][0] + WINDOW_MS if self._window and not force_limit else now_ms + 1000
-            retry_after = max(1, -(-(free_at - now_ms) // 1000))
+        if force_limit or self.used(now_ms) + weight > self.limit:
+            retry_after = 1 if force_limit else self._window.retry_after_s(now_ms)
             self._retry_until = now_ms + retry_after * 1000
             raise TooMuchWeight(retry_after)
-        self._window.append((now_ms, weight))
-        self._used += weight
-        return self._used
+        return self._window.add(now_ms, weight)
 
     def _ban_error(self, now_ms: int) -> IpBanned:
-        retry_after = max(1, -(-(self._banned_until - now_ms) // 1000))
         return IpBanned(
-            retry_after,
+            _seconds(self._banned_until - now_ms),
             f"Way too much request weight used; IP banned until {self._banned_until}. "
             "Please use WebSocket Streams for live updates to avoid bans.",
         )
+
+
+class OrderCounter:
+    """New orders per account in 10 s (`X-MBX-ORDER-COUNT-10S`)."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+        self._windows: dict[str, SlidingWindow] = {}
+
+    def charge(self, account: str, now_ms: int) -> int:
+        window = self._windows.setdefault(account, SlidingWindow(ORDER_WINDOW_MS))
+        if window.total(now_ms) + 1 > self.limit:
+            raise TooManyOrders(
+                window.retry_after_s(now_ms),
+                f"Too many new orders; current limit is {self.limit} orders per 10 SECOND.",
+            )
+        return window.add(now_ms, 1)
+
+
+def _seconds(ms: int) -> int:
+    return max(1, -(-ms // 1000))

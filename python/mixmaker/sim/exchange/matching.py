@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Iterable, Iterator
@@ -24,7 +24,6 @@ from mixmaker.sim.exchange.errors import (
     BadParameter,
     DuplicateOrder,
     FilterFailure,
-    InsufficientBalance,
     OrderDoesNotExist,
     UnknownOrderCancel,
     UnknownSymbol,
@@ -111,7 +110,7 @@ class OrderUpdate:
     """One Binance `executionReport`: the order as it stands after `execution` happened."""
 
     order: Order  # a copy, frozen at the time of the event
-    execution: str  # NEW, TRADE, CANCELED, EXPIRED
+    execution: str  # NEW, TRADE, CANCELED, EXPIRED, TRADE_PREVENTION (self-trade prevention)
     fill: Fill | None = None
 
 
@@ -227,10 +226,13 @@ class MatchingEngine:
         self.orders: dict[int, Order] = {}  # every non-market order ever accepted
         self.fills: dict[str, list[Fill]] = {}  # per account, in trade order
         self.public_trades: dict[str, deque[PublicTrade]] = {s: deque(maxlen=10_000) for s in self.rules}
-        self._open_by_client_id: dict[tuple[str, str], int] = {}
+        self._open_by_client_id: dict[tuple[str, str], int] = {}  # open orders of real accounts
         self._last_by_client_id: dict[tuple[str, str, str], int] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
+        self._history_levels = 0  # see keep_history
+        self._history: dict[str, OrderedDict[int, tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]]] = {}
+        self._history_max = 0
 
     # ---- orders ------------------------------------------------------------------------------
 
@@ -246,7 +248,7 @@ class MatchingEngine:
         client_order_id: str | None = None,
         now_ms: int = 0,
     ) -> Outcome:
-        rules = self._rules(symbol)
+        rules = self.get_rules(symbol)
         limit = self._validate(account, rules, side, order_type, qty, price, time_in_force)
         tif = time_in_force or "GTC"
         if client_order_id and (account, client_order_id) in self._open_by_client_id:
@@ -321,7 +323,7 @@ class MatchingEngine:
     ) -> Order:
         if order_id is None and client_order_id is None:
             raise BadParameter("Param orderId or origClientOrderId must be sent, but both were empty/null!")
-        self._rules(symbol)
+        self.get_rules(symbol)
         if order_id is None:
             order_id = self._last_by_client_id.get((account, symbol, client_order_id or ""))
         order = self.orders.get(order_id) if order_id is not None else None
@@ -333,15 +335,13 @@ class MatchingEngine:
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[Order]:
         if symbol is not None:
-            self._rules(symbol)
-        return [
-            o
-            for o in self.orders.values()
-            if o.account == account and o.is_open and (symbol is None or o.symbol == symbol)
-        ]
+            self.get_rules(symbol)
+        # `_open_by_client_id` holds exactly the open orders, so this never scans the history.
+        found = (self.orders[i] for (owner, _), i in self._open_by_client_id.items() if owner == account)
+        return sorted((o for o in found if symbol is None or o.symbol == symbol), key=lambda o: o.order_id)
 
     def my_trades(self, account: str, symbol: str) -> list[Fill]:
-        self._rules(symbol)
+        self.get_rules(symbol)
         return [f for f in self.fills.get(account, ()) if f.symbol == symbol]
 
     # ---- other participants ------------------------------------------------------------------
@@ -352,7 +352,7 @@ class MatchingEngine:
         Growth joins the back of the queue (and trades first if it crosses our orders); shrinkage
         is taken from the newest market orders, so our place in the queue never improves unearned.
         """
-        book = self.books[self._rules(symbol).symbol]
+        book = self.books[self.get_rules(symbol).symbol]
         book_side = book.side(side)
         queue = book_side.queues.get(price, deque())
         current = sum((o.remaining for o in queue if o.account == MARKET), ZERO)
@@ -380,8 +380,20 @@ class MatchingEngine:
     # ---- public book -------------------------------------------------------------------------
 
     def depth(self, symbol: str, limit: int = 100) -> tuple[int, list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
-        book = self.books[self._rules(symbol).symbol]
+        book = self.books[self.get_rules(symbol).symbol]
+        self._remember(symbol, book)  # a snapshot is a state a client can sync to
         return book.update_id, _levels(book.bids, limit), _levels(book.asks, limit)
+
+    def keep_history(self, levels: int, max_entries: int = 100_000) -> None:
+        """From now on remember the top `levels` of every state a client can see (each snapshot
+        and each diff's result), so a test can check a client's book at any update id it reports."""
+        self._history_levels = levels
+        self._history = {s: OrderedDict() for s in self.rules}
+        self._history_max = max_entries
+
+    def book_at(self, symbol: str, update_id: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+        """The top levels (bids, asks) as they stood at `update_id`, if it was seen and kept."""
+        return self._history.get(symbol, {}).get(update_id)
 
     def take_diff(self, symbol: str) -> Diff | None:
         """Changed levels since the last diff (absolute sizes, 0 = gone), or None if none changed."""
@@ -393,7 +405,16 @@ class MatchingEngine:
         diff = Diff(symbol, book.published_id + 1, book.update_id, bids, asks)
         book.published_id = book.update_id
         book.pending.clear()
+        self._remember(symbol, book)
         return diff
+
+    def _remember(self, symbol: str, book: Book) -> None:
+        if not self._history_levels or book.update_id in self._history[symbol]:
+            return
+        kept = self._history[symbol]
+        kept[book.update_id] = (_levels(book.bids, self._history_levels), _levels(book.asks, self._history_levels))
+        if len(kept) > self._history_max:
+            kept.popitem(last=False)
 
     def take_public_trades(self, symbol: str) -> list[PublicTrade]:
         trades = list(self.public_trades[symbol])
@@ -402,7 +423,7 @@ class MatchingEngine:
 
     # ---- internals ---------------------------------------------------------------------------
 
-    def _rules(self, symbol: str) -> SymbolRules:
+    def get_rules(self, symbol: str) -> SymbolRules:
         rules = self.rules.get(symbol)
         if rules is None:
             raise UnknownSymbol()
@@ -546,7 +567,7 @@ class MatchingEngine:
         order.status = status
         self._release(order, self.rules[order.symbol])
         if order.account != MARKET:
-            self._note(out, order, "EXPIRED" if status == "EXPIRED_IN_MATCH" else status)
+            self._note(out, order, "TRADE_PREVENTION" if status == "EXPIRED_IN_MATCH" else status)
 
     def _note(self, out: Outcome, order: Order, execution: str, fill: Fill | None = None) -> None:
         out.updates.append(OrderUpdate(dataclasses.replace(order), execution, fill))
@@ -562,7 +583,7 @@ class MatchingEngine:
 
 
 def _levels(side: BookSide, limit: int) -> list[tuple[Decimal, Decimal]]:
-    out = []
+    out: list[tuple[Decimal, Decimal]] = []
     for price in side.prices():
         if len(out) == limit:
             break

@@ -15,9 +15,9 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from mixmaker.sim.exchange.errors import ExchangeError, TooMuchWeight
+from mixmaker.sim.exchange.errors import BackendTimeout, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
-from mixmaker.sim.exchange.limits import WeightLimiter
+from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.venue import Venue
 
 Params = Mapping[str, str]
@@ -32,6 +32,7 @@ class Route:
     weight: int | Callable[[Params], int] = 1
     signed: bool = True
     order_entry: bool = False  # ack faults apply
+    new_order: bool = False  # counts against the account's order rate
     snapshot: bool = False  # slow_snapshot applies
 
 
@@ -51,24 +52,28 @@ ROUTES = (
     Route("GET", "/api/v3/exchangeInfo", _public(lambda v, p: v.exchange_info()), 20, signed=False),
     Route("GET", "/api/v3/depth", _public(Venue.depth), _depth_weight, signed=False, snapshot=True),
     Route("GET", "/api/v3/account", lambda v, a, p: v.account_info(a), 20),
-    Route("POST", "/api/v3/order", Venue.new_order, 1, order_entry=True),
+    Route("POST", "/api/v3/order", Venue.new_order, 1, order_entry=True, new_order=True),
     Route("DELETE", "/api/v3/order", Venue.cancel_order, 1, order_entry=True),
     Route("GET", "/api/v3/order", Venue.query_order, 4),
     Route("GET", "/api/v3/openOrders", Venue.open_orders, lambda p: 6 if p.get("symbol") else 80),
+    Route("GET", "/api/v3/allOrders", Venue.all_orders, 20),
     Route("DELETE", "/api/v3/openOrders", Venue.cancel_open_orders, 1, order_entry=True),
     Route("GET", "/api/v3/myTrades", Venue.my_trades, 20),
     Route("GET", "/sapi/v1/capital/deposit/address", Venue.deposit_address, 10),
     Route("GET", "/sapi/v1/capital/deposit/hisrec", Venue.deposit_history, 1),
     Route("GET", "/sapi/v1/capital/withdraw/history", Venue.withdrawal_history, 10),
     Route("POST", "/sapi/v1/capital/withdraw/apply", Venue.withdraw, 1),
+    # Not Binance: the operator funds an account of a standalone simulator.
+    Route("POST", "/sim/deposit", _public(Venue.deposit_from_params), 0, signed=False),
 )
 
 
 class RestApi:
-    def __init__(self, venue: Venue, faults: Faults, limiter: WeightLimiter) -> None:
+    def __init__(self, venue: Venue, faults: Faults, limiter: WeightLimiter, orders: OrderCounter) -> None:
         self.venue = venue
         self.faults = faults
         self.limiter = limiter
+        self.orders = orders
         self.requests: list[tuple[str, str]] = []  # (method, path) in arrival order, for tests
 
     def app(self) -> web.Application:
@@ -99,8 +104,10 @@ class RestApi:
             if route.signed:
                 key = request.headers.get("X-MBX-APIKEY")
                 account = self.venue.keys.verify_rest(key, raw_query, raw_body, params, now)
+            if route.new_order:
+                headers["X-MBX-ORDER-COUNT-10S"] = str(self.orders.charge(account, now))
             body = route.action(self.venue, account, params)
-        except TooMuchWeight as e:
+        except RateLimited as e:
             headers["Retry-After"] = str(e.retry_after)
             headers["X-MBX-USED-WEIGHT-1M"] = str(self.limiter.used(now))
             return _error(e, headers)
@@ -110,6 +117,8 @@ class RestApi:
             await asyncio.sleep(self.faults.delay("slow_snapshot"))
         if route.order_entry:
             await self._ack_faults(request)
+            if self.faults.hit("ack_5xx"):
+                return _error(BackendTimeout(), headers)
         return web.Response(text=json.dumps(body), content_type="application/json", headers=headers)
 
     async def _ack_faults(self, request: web.Request) -> None:

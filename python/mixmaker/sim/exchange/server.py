@@ -13,15 +13,16 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from aiohttp import web
 
+from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.faults import Faults
-from mixmaker.sim.exchange.limits import WeightLimiter
+from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Order, SymbolRules
 from mixmaker.sim.exchange.rest import RestApi
-from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue
+from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue, wall_ms
 from mixmaker.sim.exchange.ws import StreamHub
 
 
@@ -41,6 +42,10 @@ class SimConfig:
     publish_interval: float = 0.1  # seconds between depth diffs (Binance's @100ms)
     weight_limit: int = 6000  # REQUEST_WEIGHT per minute
     ban_ms: int = 120_000  # first 418 ban; doubles for each further one
+    order_limit: int = 100  # new orders per account per 10 s
+    clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
+    withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
+    keep_books: int = 0  # remember this many top levels of every published state (book_at); 0: off
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
     rules: tuple[SymbolRules, ...] = DEFAULT_RULES
@@ -53,10 +58,15 @@ class ExchangeSim:
         self.faults = Faults(cfg.seed)
         self.faults.configure(cfg.faults)
         self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms)
-        self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults)
-        self.venue.weight_limit = cfg.weight_limit
-        self.rest = RestApi(self.venue, self.faults, self.limiter)
-        self.hub = StreamHub(self.venue, self.faults)
+        self.order_counter = OrderCounter(cfg.order_limit)
+        self.clock_offset_ms = cfg.clock_offset_ms  # may be changed while running
+        self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
+        self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit
+        self.venue.withdraw_delay_ms = cfg.withdraw_delay_ms
+        if cfg.keep_books:
+            self.venue.engine.keep_history(cfg.keep_books)
+        self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)
+        self.hub = StreamHub(self.venue, self.faults, self.limiter, self.order_counter, cfg.publish_interval)
         self.rest_port = 0
         self.ws_port = 0
         self.feed_task: asyncio.Task[None] | None = None
@@ -64,12 +74,16 @@ class ExchangeSim:
         self._ws_server: asyncio.AbstractServer | None = None
         self._publisher: asyncio.Task[None] | None = None
 
+    def _clock(self) -> int:
+        return wall_ms() + self.clock_offset_ms
+
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> ExchangeSim:
         cfg = self.config
         # handler_cancellation: a client that gave up (act_then_timeout) must not pin a handler.
-        self._runner = web.AppRunner(self.rest.app(), handler_cancellation=True, access_log=None)
+        # shutdown_timeout: stopping must not wait for a held answer (act_then_timeout) to finish.
+        self._runner = web.AppRunner(self.rest.app(), handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.rest_port)
         await site.start()
@@ -149,6 +163,33 @@ class ExchangeSim:
         """(lastUpdateId, bids best first, asks best first): what a snapshot would say now."""
         return self.venue.engine.depth(symbol, limit)
 
+    def book_at(self, symbol: str, update_id: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+        """Top `SimConfig.keep_books` levels (bids, asks) at `update_id`: what a synced client must hold."""
+        return self.venue.engine.book_at(symbol, update_id)
+
     def publish_now(self) -> None:
-        """Push pending diffs and trades without waiting for the next interval."""
-        self.hub.publish()
+        """Push pending diffs (on every cadence) and trades without waiting for the next interval."""
+        self.hub.publish(flush=True)
+
+    def burst(self, symbol: str, steps: Iterable[object]) -> list[bytes]:
+        """Advance the market through `steps` now and return one serialized `depthUpdate` per step
+        that changed the book, chained on from what was already sent, but not sent yet.
+
+        For throughput benchmarks: sync clients first, build the burst, then `send_burst` it, so
+        the stream runs at socket speed instead of engine speed. No feed may run meanwhile (its
+        diffs would overtake the burst's). Example: `sim.burst("BTCUSDT", RecordedFeed(path).steps(sim.venue))`.
+        """
+        self.publish_now()  # the burst continues the chain from what clients already have
+        engine, now, out = self.venue.engine, self.venue.clock(), []
+        for _ in steps:
+            diff = engine.take_diff(symbol)
+            if diff is not None:
+                out.append(wire.dumps(wire.depth_update(diff, now)))
+        return out
+
+    async def send_burst(self, symbol: str, payloads: list[bytes], yield_every: int = 64) -> None:
+        """Send a burst to every `<symbol>@depth...` subscriber as fast as the sockets take it (no faults)."""
+        for i, payload in enumerate(payloads):
+            self.hub.deliver_depth(symbol, payload)
+            if i % yield_every == yield_every - 1:
+                await asyncio.sleep(0)  # let a client in this process read

@@ -8,9 +8,10 @@ to the account's subscribers as `executionReport` and `outboundAccountPosition` 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from mixmaker.sim.exchange import wire
@@ -18,9 +19,10 @@ from mixmaker.sim.exchange.accounts import MARKET
 from mixmaker.sim.exchange.auth import KeyStore
 from mixmaker.sim.exchange.errors import BadParameter, IllegalValue, OrderRejected, UnknownAsset
 from mixmaker.sim.exchange.faults import Faults
-from mixmaker.sim.exchange.matching import MatchingEngine, Order, Outcome, SymbolRules
+from mixmaker.sim.exchange.matching import MatchingEngine, Outcome, SymbolRules
 
 UserListener = Callable[[dict[str, Any]], None]
+DECIMAL_PARAM = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DEFAULT_RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"), SymbolRules("ETHUSDT", "ETH", "USDT"))
 
 
@@ -56,7 +58,9 @@ class Venue:
         self.keys = KeyStore()
         self.faults = faults or Faults()
         self.clock = clock
-        self.weight_limit = 6000  # shown in exchangeInfo; the server's limiter enforces it
+        self.withdraw_delay_ms = 0  # how long a withdrawal stays "processing" (status 4) before "completed" (6)
+        self.weight_limit = 6000  # shown in exchangeInfo; the server's limiters enforce them
+        self.order_limit = 100
         self.deposits: list[Transfer] = []
         self.withdrawals: list[Transfer] = []
         self._listeners: dict[str, list[UserListener]] = {}
@@ -66,7 +70,7 @@ class Venue:
         return {a for r in self.engine.rules.values() for a in (r.base, r.quote)}
 
     def exchange_info(self) -> dict[str, Any]:
-        return wire.exchange_info(list(self.engine.rules.values()), self.clock(), self.weight_limit)
+        return wire.exchange_info(list(self.engine.rules.values()), self.clock(), self.weight_limit, self.order_limit)
 
     # ---- accounts and funding ---------------------------------------------------------------
 
@@ -99,6 +103,14 @@ class Venue:
         self.deposits.append(transfer)
         self._balance_moved(account, coin, value, now)
         return transfer
+
+    def deposit_from_params(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """The operator's `POST /sim/deposit` (standalone runs): credit `account` with `amount` of `coin`."""
+        value = _decimal(params, "amount")
+        if value <= 0:
+            raise BadParameter("Parameter 'amount' must be positive.")
+        t = self.deposit(_required(params, "account"), self._coin(params), value, params.get("network") or None)
+        return {"id": t.id, "txId": t.tx_id, "address": t.address}
 
     def withdraw(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
         coin = self._coin(params)
@@ -136,25 +148,32 @@ class Venue:
         ]
 
     def withdrawal_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": t.id,
-                "amount": wire.amount(t.amount),
-                "transactionFee": wire.amount(t.fee),
-                "coin": t.coin,
-                "status": 6,
-                "address": t.address,
-                "txId": t.tx_id,
-                "applyTime": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.time_ms / 1000)),
-                "completeTime": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t.time_ms / 1000)),
-                "network": t.network,
-                "transferType": 0,
-                "info": "",
-                "confirmNo": 1,
-                "walletType": 0,
-            }
-            for t in _history(self.withdrawals, account, params)
-        ]
+        now = self.clock()
+        return [self._withdrawal(t, now >= t.time_ms + self.withdraw_delay_ms) for t in _history(self.withdrawals, account, params)]
+
+    def _withdrawal(self, t: Transfer, done: bool) -> dict[str, Any]:
+        row = {
+            "id": t.id,
+            "amount": wire.amount(t.amount),
+            "transactionFee": wire.amount(t.fee),
+            "coin": t.coin,
+            "status": 6 if done else 4,  # completed / processing
+            "address": t.address,
+            "txId": t.tx_id if done else "",  # the chain transaction exists once it is sent
+            "applyTime": _utc(t.time_ms),
+            "network": t.network,
+            "transferType": 0,
+            "info": "",
+            "confirmNo": 1 if done else 0,
+            "walletType": 0,
+        }
+        if done:
+            row["completeTime"] = _utc(t.time_ms + self.withdraw_delay_ms)
+        return row
+
+    def user_subscribers(self, account: str) -> int:
+        """How many user-data streams are listening for `account`."""
+        return len(self._listeners.get(account, ()))
 
     # ---- trading ------------------------------------------------------------------------------
 
@@ -200,6 +219,13 @@ class Venue:
     def query_order(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
         order_id, client_id = _order_ref(params)
         return wire.order(self.engine.get_order(account, _required(params, "symbol"), order_id, client_id))
+
+    def all_orders(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        symbol = _required(params, "symbol")
+        self.engine.get_rules(symbol)
+        orders = [o for o in self.engine.orders.values() if o.account == account and o.symbol == symbol]
+        limit = min(_int(params, "limit"), 1000) if "limit" in params else 500
+        return [wire.order(o) for o in orders[-limit:]]
 
     def open_orders(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         return [wire.order(o) for o in self.engine.open_orders(account, params.get("symbol") or None)]
@@ -299,14 +325,13 @@ def _required(params: Mapping[str, str], name: str) -> str:
 
 
 def _decimal(params: Mapping[str, str], name: str) -> Decimal:
+    """A decimal parameter exactly as Binance accepts it: plain digits, no sign, no exponent."""
     text = _required(params, name)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise IllegalValue(f"Illegal characters found in parameter '{name}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
-    if not value.is_finite():
-        raise IllegalValue(f"Illegal characters found in parameter '{name}'.")
-    return value
+    if not DECIMAL_PARAM.fullmatch(text):
+        raise IllegalValue(
+            f"Illegal characters found in parameter '{name}'; legal range is '{DECIMAL_PARAM.pattern}'."
+        )
+    return Decimal(text)
 
 
 def _int(params: Mapping[str, str], name: str) -> int:
@@ -327,6 +352,10 @@ def _history(transfers: list[Transfer], account: str, params: Mapping[str, str])
     end = _int(params, "endTime") if "endTime" in params else 2**63
     rows = [t for t in transfers if t.account == account and (not coin or t.coin == coin) and start <= t.time_ms <= end]
     return list(reversed(rows))[: _int(params, "limit") if "limit" in params else 1000]
+
+
+def _utc(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
 
 
 def _address(account: str, coin: str, network: str) -> str:

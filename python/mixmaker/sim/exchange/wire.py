@@ -5,12 +5,18 @@ Amounts leave as decimal strings with Binance's 8 places; ids and times as integ
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
 from mixmaker.sim.exchange.matching import Diff, Fill, Order, OrderUpdate, PublicTrade, SymbolRules
 
 PLACES = Decimal("0.00000001")
+
+
+def dumps(message: Any) -> bytes:
+    """Compact JSON, as the venue sends it."""
+    return json.dumps(message, separators=(",", ":")).encode()
 
 
 def amount(value: Decimal) -> str:
@@ -20,13 +26,13 @@ def amount(value: Decimal) -> str:
     return f"{value.normalize():f}"
 
 
-def exchange_info(rules: list[SymbolRules], server_ms: int, weight_limit: int) -> dict[str, Any]:
+def exchange_info(rules: list[SymbolRules], server_ms: int, weight_limit: int, order_limit: int) -> dict[str, Any]:
     return {
         "timezone": "UTC",
         "serverTime": server_ms,
         "rateLimits": [
             {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": weight_limit},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": order_limit},
         ],
         "exchangeFilters": [],
         "symbols": [_symbol(r) for r in rules],
