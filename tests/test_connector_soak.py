@@ -41,7 +41,10 @@ def levels(rows, pd: int, sd: int) -> list[tuple[int, int]]:
 def test_all_faults_at_once_the_book_the_orders_and_the_limits_hold(tmp_path):
     async def go():
         feed = SyntheticFeed(symbol=SYMBOL, seed=4, interval=0.02)
-        sim = ExchangeSim(SimConfig(seed=21, publish_interval=0.02, feed=feed))
+        # ban_tolerance=2: requests already in flight when a 429 goes out (the depth stream's
+        # snapshot, a poll, a quote: up to three run at once) may still arrive; a client that
+        # kept sending after it read the 429 would be banned all the same.
+        sim = ExchangeSim(SimConfig(seed=21, publish_interval=0.02, feed=feed, ban_tolerance=2))
         async with sim:
             sim.add_account("mm", "mm-key", "mm-secret", {"USDT": "1000000", "BTC": "20"})
             ex = ccxt.binance(sim.ccxt_config("mm-key", "mm-secret"))

@@ -289,6 +289,21 @@ def test_ws_api_pays_the_same_weight_and_is_told_when_to_retry() -> None:
     run(scenario())
 
 
+def test_ban_tolerance_lets_in_flight_requests_through_but_bans_a_client_that_keeps_sending() -> None:
+    async def scenario() -> None:
+        async with started_sim(weight_limit=5, ban_tolerance=2) as sim, aiohttp.ClientSession() as http:
+            url = f"{sim.rest_url}/api/v3/depth?symbol={SYMBOL}&limit=100"  # weight 5
+            statuses = []
+            for _ in range(5):
+                async with http.get(url) as r:
+                    statuses.append(r.status)
+            # The limit, the 429, two tolerated requests inside Retry-After (429 again), the ban.
+            assert statuses == [200, 429, 429, 429, 418]
+            assert sim.limiter.bans == 1
+
+    run(scenario())
+
+
 def test_clock_skew_refused_until_the_client_syncs_its_clock() -> None:
     async def scenario() -> None:
         async with started_sim(clock_offset_ms=30_000) as sim, rest_client(sim) as rest:

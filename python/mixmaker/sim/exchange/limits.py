@@ -40,11 +40,19 @@ class SlidingWindow:
 
 
 class WeightLimiter:
-    def __init__(self, limit: int = 6000, ban_ms: int = 120_000) -> None:
+    """`ban_tolerance`: requests that may still arrive inside a Retry-After before the ban (each
+    answered 429 again). 0, the default, bans the first one. Binance bans for *repeatedly*
+    ignoring 429s; a small tolerance models that and lets a client's requests that were already
+    in flight when the 429 went out arrive without a ban, while a client that keeps sending is
+    still banned."""
+
+    def __init__(self, limit: int = 6000, ban_ms: int = 120_000, ban_tolerance: int = 0) -> None:
         self.limit = limit
         self.ban_ms = ban_ms
+        self.ban_tolerance = ban_tolerance
         self._window = SlidingWindow(WEIGHT_WINDOW_MS)
         self._retry_until = 0  # a 429 was answered; asking before this is ignoring it
+        self._violations = 0  # requests inside the current Retry-After
         self._banned_until = 0
         self.bans = 0
 
@@ -56,12 +64,16 @@ class WeightLimiter:
         if now_ms < self._banned_until:
             raise self._ban_error(now_ms)
         if now_ms < self._retry_until:
+            self._violations += 1
+            if self._violations <= self.ban_tolerance:
+                raise TooMuchWeight(_seconds(self._retry_until - now_ms))
             self.bans += 1
             self._banned_until = now_ms + self.ban_ms * 2 ** (self.bans - 1)
             raise self._ban_error(now_ms)
         if force_limit or self.used(now_ms) + weight > self.limit:
             retry_after = 1 if force_limit else self._window.retry_after_s(now_ms)
             self._retry_until = now_ms + retry_after * 1000
+            self._violations = 0
             raise TooMuchWeight(retry_after)
         return self._window.add(now_ms, weight)
 

@@ -42,6 +42,7 @@ class SimConfig:
     publish_interval: float = 0.1  # seconds between depth diffs (Binance's @100ms)
     weight_limit: int = 6000  # REQUEST_WEIGHT per minute
     ban_ms: int = 120_000  # first 418 ban; doubles for each further one
+    ban_tolerance: int = 0  # requests inside a Retry-After answered 429 before the ban (see limits.py)
     order_limit: int = 100  # new orders per account per 10 s
     clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
     withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
@@ -57,7 +58,7 @@ class ExchangeSim:
         self.config = cfg = config or SimConfig()
         self.faults = Faults(cfg.seed)
         self.faults.configure(cfg.faults)
-        self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms)
+        self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms, cfg.ban_tolerance)
         self.order_counter = OrderCounter(cfg.order_limit)
         self.clock_offset_ms = cfg.clock_offset_ms  # may be changed while running
         self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
