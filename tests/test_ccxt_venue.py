@@ -130,3 +130,24 @@ def test_exact_conversions():
     for bad in ("0.001", "abc", None, "NaN"):
         with pytest.raises(MarketScaleError):
             to_units(bad, 2, "p")
+
+
+def test_a_venue_clock_that_moved_is_measured_again_and_the_order_is_placed_once():
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret")
+            try:
+                assert abs(mm.time_difference_ms) < 1_000  # measured in load_markets
+                sim.clock_offset_ms = 30_000  # the venue's clock jumps 30 s ahead of ours
+                m = mm.market("BTCUSDT")
+                rep = await mm.create_order(OrderRequest("c1", "BTCUSDT", "buy", m.price("50000"), m.size("0.01")))
+                assert rep.status == "open" and mm.clock_resyncs == 1
+                assert 29_000 <= -mm.time_difference_ms <= 31_000
+                assert [o.client_order_id for o in sim.open_orders("mm")] == ["c1"]  # placed once
+                sim.clock_offset_ms = -30_000
+                await mm.cancel_order("BTCUSDT", "c1", rep.exchange_id)  # and back: measured again
+                assert mm.clock_resyncs == 2 and sim.open_orders("mm") == []
+            finally:
+                await mm.exchange.close()
+
+    run(go())

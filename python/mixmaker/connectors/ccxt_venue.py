@@ -31,6 +31,10 @@ T = TypeVar("T")
 FEE_DECIMALS = 12
 
 
+class _ClockRefused(Exception):
+    """Internal: a request was refused for its timestamp and may be sent again once."""
+
+
 class MarketScaleError(ValueError):
     """A number from the venue or the caller does not fit the market's scale."""
 
@@ -134,7 +138,11 @@ class CcxtVenue:
 
     def __init__(self, exchange: Any, limiter: RateLimiter, *, name: str | None = None) -> None:
         exchange.number = str  # exact numbers: see the module note
+        # Signed requests carry our clock: ccxt measures the venue's offset in load_markets and
+        # corrects every timestamp by it; `_call` measures again when the venue says -1021.
+        exchange.options["adjustForTimeDifference"] = True
         self.exchange = exchange
+        self.clock_resyncs = 0
         self.limiter = limiter
         self.name = name or exchange.id
         self.markets: dict[str, MarketScale] = {}
@@ -214,11 +222,33 @@ class CcxtVenue:
             is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
         )
 
+    @property
+    def time_difference_ms(self) -> int:
+        """Our clock minus the venue's, as last measured."""
+        return int(self.exchange.options.get("timeDifference") or 0)
+
     async def _call(self, make: Callable[[], Awaitable[T]], *, acts: bool = False) -> T:
         """`acts`: the request would change something (create, cancel). A 429/418 answer to it
         is definitive, not doubtful: the venue refused it without acting."""
         try:
+            return await self._translated(make, acts=acts)
+        except _ClockRefused:
+            # Refused for its timestamp (-1021), so not executed: measure the clock again and
+            # send it once more.
+            self.clock_resyncs += 1
+            await self._translated(lambda: self.exchange.load_time_difference(), acts=False, clock_retry=False)
+            return await self._translated(make, acts=acts, clock_retry=False)
+
+    async def _translated(self, make: Callable[[], Awaitable[T]], *, acts: bool, clock_retry: bool = True) -> T:
+        """Runs `make`, turning ccxt's exceptions into the tracker's."""
+        try:
             return await make()
+        except ccxt.InvalidNonce as e:  # ccxt files it under NetworkError; it is not a doubt
+            if clock_retry:
+                raise _ClockRefused from None
+            if acts:
+                raise OrderRejectedError(f"{self.name}: refused for its timestamp: {e}") from None
+            raise VenueUnavailableError(f"{self.name}: refused for its timestamp: {e}") from None
         except _NOT_FOUND as e:
             raise OrderNotFoundError(f"{self.name}: {e}") from None
         except ccxt.DDoSProtection as e:
