@@ -17,6 +17,8 @@ from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.binance_depth import DepthStream  # noqa: E402
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig  # noqa: E402
 
+from connector_helpers import until  # noqa: E402
+
 PRICE_DECIMALS, SIZE_DECIMALS = 2, 5  # the simulator's BTCUSDT: tick 0.01, step 0.00001
 SYMBOL = "BTCUSDT"
 
@@ -37,16 +39,6 @@ def sim_levels(sim: ExchangeSim) -> tuple[int, list[tuple[int, int]], list[tuple
 
 def our_levels(sync: BookSync) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     return sync.book.bids_raw(), sync.book.asks_raw()
-
-
-async def until(cond, what: str, timeout: float = 10.0) -> None:
-    """Waits for a condition the stream reaches by itself (a bound, not a measurement)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not cond():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def move_market(sim: ExchangeSim, rng: random.Random) -> None:

@@ -11,36 +11,17 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator's WebSocket side needs picows")
 
-from mixmaker.connectors import RateLimiter  # noqa: E402
-from mixmaker.connectors import binance_limits as bl  # noqa: E402
-from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
-from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScaleError, from_units, to_units  # noqa: E402
+from mixmaker.connectors.ccxt_venue import MarketScaleError, from_units, to_units  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
-from mixmaker.sim.exchange.server import ExchangeSim, SimConfig  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+
+from connector_helpers import start_sim, venue_for  # noqa: E402
 
 
 def run(coro):
     return asyncio.run(coro)
-
-
-async def venue_for(sim: ExchangeSim, key: str, secret: str, *, timeout_ms: int = 10_000) -> CcxtVenue:
-    ex = ccxt.binance(sim.ccxt_config(key, secret))
-    ex.timeout = timeout_ms
-    lim = RateLimiter(bl.spot_pools())
-    route_through(ex, lim, cost=bl.request_cost, usage=bl.usage_from_headers, retry_after=bl.retry_after_s)
-    v = CcxtVenue(ex, lim, name="binance")
-    await v.load_markets()
-    return v
-
-
-def start_sim(**cfg) -> ExchangeSim:
-    sim = ExchangeSim(SimConfig(seed=7, **cfg))
-    sim.add_account("mm", "mm-key", "mm-secret", {"USDT": "100000", "BTC": "2"})
-    sim.add_account("taker", "tk-key", "tk-secret", {"USDT": "100000", "BTC": "2"})
-    return sim
 
 
 def test_an_order_lives_its_whole_life_through_the_tracker(tmp_path):

@@ -1,0 +1,223 @@
+"""Binance spot's user data stream over the WebSocket API (picows), into the order tracker.
+
+Spot has no listenKey any more: one signed `userDataStream.subscribe.signature` request on the
+WS-API socket, then events arrive wrapped as `{"subscriptionId", "event"}`:
+- `executionReport` becomes an `OrderReport` (every one) and a `TradeReport` (`x == TRADE`), in
+  the market's exact integers;
+- `outboundAccountPosition` becomes exact `Balance`s.
+
+Events lost while the socket was down are not replayed by the venue, so after every
+re-subscription `on_resubscribed` runs: the wiring fetches trades and open orders by REST there
+(the tracker drops what it already has, by trade id). The subscription request waits in the
+account's rate limiter like any other, and is signed with the venue's clock (`now_ms`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+
+from mixmaker.connectors import binance_limits as bl
+from mixmaker.connectors.ccxt_venue import FEE_DECIMALS, Balance, MarketScale, exact, to_units
+from mixmaker.connectors.credentials import ApiCredentials
+from mixmaker.connectors.limiter import Priority, RateLimiter
+from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[str, VenueStatus] = {
+    "NEW": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
+    "PENDING_CANCEL": "open", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
+}
+
+
+class UserStreamError(Exception):
+    """The venue refused the subscription (bad key, signature or timestamp)."""
+
+
+@dataclass
+class UserStreamStats:
+    subscriptions: int = 0
+    disconnects: int = 0
+    events: int = 0
+    trades: int = 0
+    unparsed: int = 0
+    last_error: str | None = None
+
+
+def order_report(e: dict[str, Any], m: MarketScale) -> OrderReport:
+    return OrderReport(
+        client_id=e.get("c") or e.get("C") or None, exchange_id=str(e["i"]), symbol=m.symbol,
+        side=str(e["S"]).lower(), status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
+        filled=m.size(e["z"]),
+    )
+
+
+def trade_report(e: dict[str, Any], m: MarketScale) -> TradeReport:
+    return TradeReport(
+        trade_id=str(e["t"]), exchange_id=str(e["i"]), client_id=e.get("c") or e.get("C") or None, symbol=m.symbol,
+        side=str(e["S"]).lower(), price=m.price(e["L"]), qty=m.size(e["l"]),
+        fee=to_units(e.get("n") or "0", FEE_DECIMALS, f"{m.symbol} fee"), fee_asset=e.get("N") or "",
+        is_maker=bool(e.get("m")), time_ms=int(e.get("T") or 0),
+    )
+
+
+class _Listener(WSListener):  # type: ignore[misc]
+    def __init__(self, stream: UserStream) -> None:
+        self.stream = stream
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type == WSMsgType.TEXT:
+            self.stream._on_message(frame.get_payload_as_bytes())
+        elif frame.msg_type == WSMsgType.CLOSE:
+            transport.disconnect()
+
+
+class UserStream:
+    """`await run()` until `close()`; callbacks get exact reports as events arrive."""
+
+    def __init__(
+        self,
+        credentials: ApiCredentials,
+        *,
+        ws_api_url: str,
+        limiter: RateLimiter,
+        markets: dict[str, MarketScale],
+        now_ms: Callable[[], int],
+        on_trade: Callable[[TradeReport], object],
+        on_order: Callable[[OrderReport], Awaitable[None]] | None = None,
+        on_balances: Callable[[dict[str, Balance]], object] | None = None,
+        on_resubscribed: Callable[[], Awaitable[None]] | None = None,
+        recv_window_ms: int = 5000,
+        backoff_s: float = 0.2,
+        backoff_max_s: float = 30.0,
+        ping_idle_s: float = 20.0,
+        seed: int | None = None,
+    ) -> None:
+        self.credentials = credentials
+        self.url = ws_api_url
+        self.limiter = limiter
+        self.markets = markets
+        self.now_ms = now_ms
+        self.on_trade, self.on_order, self.on_balances = on_trade, on_order, on_balances
+        self.on_resubscribed = on_resubscribed
+        self.recv_window_ms = recv_window_ms
+        self.backoff_s, self.backoff_max_s, self.ping_idle_s = backoff_s, backoff_max_s, ping_idle_s
+        self.stats = UserStreamStats()
+        self.subscribed = asyncio.Event()
+        self._rng = random.Random(seed)
+        self._reply: asyncio.Future[dict[str, Any]] | None = None
+        self._transport: WSTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    async def run(self) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                await self._session()
+                failures = 0
+            except UserStreamError:
+                raise  # a bad key or signature does not get better by retrying
+            except (OSError, asyncio.TimeoutError, RuntimeError) as e:
+                failures += 1
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+            if not self._closed:
+                step = min(self.backoff_max_s, self.backoff_s * 2 ** max(0, failures - 1))
+                await asyncio.sleep(step * (0.5 + self._rng.random() / 2))
+
+    def close(self) -> None:
+        self._closed = True
+        if self._transport is not None:
+            self._transport.disconnect()
+
+    def drop_connection(self) -> None:
+        """Drop the socket now (it reconnects and catches up): a network failure, for tests and ops."""
+        if self._transport is not None:
+            self._transport.disconnect(graceful=False)
+
+    async def _session(self) -> None:
+        transport, _ = await ws_connect(lambda: _Listener(self), self.url, enable_auto_ping=True,
+                                        auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s)
+        self._transport = transport
+        try:
+            await self._subscribe(transport)
+            if self.stats.subscriptions > 1 and self.on_resubscribed is not None:
+                await self.on_resubscribed()  # what happened while we were away
+            await transport.wait_disconnected()
+        finally:
+            self._transport = None
+            self.subscribed.clear()
+            if not self._closed:
+                self.stats.disconnects += 1
+
+    async def _subscribe(self, transport: WSTransport) -> None:
+        await self.limiter.acquire({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY)
+        params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
+                                  "timestamp": self.now_ms()}
+        # The WS-API signs its params sorted by key and raw-encoded.
+        params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
+        self._reply = asyncio.get_running_loop().create_future()
+        transport.send(WSMsgType.TEXT, json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
+                                                    "params": params}).encode())
+        reply = await asyncio.wait_for(self._reply, 10)
+        if reply.get("status") != 200:
+            err = reply.get("error") or {}
+            if reply.get("status") in (418, 429):
+                self.limiter.rate_limited(None, banned=reply.get("status") == 418)
+                raise RuntimeError(f"user stream subscription rate limited: {err}")
+            raise UserStreamError(f"user stream subscription refused: {err.get('code')} {err.get('msg')}")
+        self.stats.subscriptions += 1
+        self.subscribed.set()
+
+    def _on_message(self, raw: bytes) -> None:
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            self.stats.unparsed += 1
+            return
+        if "event" not in msg:
+            if self._reply is not None and not self._reply.done():
+                self._reply.set_result(msg)
+            return
+        self.stats.events += 1
+        try:
+            self._on_event(msg["event"])
+        except (KeyError, ValueError, TypeError) as e:
+            # One bad event must not stop the stream; the REST catch-up covers what it said.
+            self.stats.unparsed += 1
+            self.stats.last_error = f"event not understood: {type(e).__name__}: {e}"
+            log.warning("user stream: %s", self.stats.last_error)
+
+    def _on_event(self, e: dict[str, Any]) -> None:
+        kind = e.get("e")
+        if kind == "executionReport":
+            m = self.markets.get(e.get("s", ""))
+            if m is None:
+                return  # a market we do not trade here
+            if e.get("x") == "TRADE":
+                self.stats.trades += 1
+                self.on_trade(trade_report(e, m))
+            if self.on_order is not None:
+                self._spawn(self.on_order(order_report(e, m)))
+        elif kind == "outboundAccountPosition" and self.on_balances is not None:
+            self.on_balances({b["a"]: Balance(exact(b["f"], f"{b['a']} free"), exact(b["l"], f"{b['a']} locked"))
+                              for b in e.get("B", [])})
+
+    def _spawn(self, aw: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(aw)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            e = task.exception()
+            self.stats.last_error = f"order update handler: {type(e).__name__}: {e}"
+            log.warning("user stream: %s", self.stats.last_error)
