@@ -132,3 +132,44 @@ def test_a_venue_clock_that_moved_is_measured_again_and_the_order_is_placed_once
                 await mm.exchange.close()
 
     run(go())
+
+
+def test_a_withdrawal_pays_once_when_its_answer_is_lost_and_when_it_is_asked_again():
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret", timeout_ms=300)
+            try:
+                sim.faults.set("act_then_timeout", 1.0, 1.0)  # paid, then the answer comes too late
+                w = await mm.withdraw("wd-req-1", "BTC", Decimal("0.25"), "bc1qexample")
+                sim.faults.set("act_then_timeout", 0.0)
+                assert sim.faults.hits["act_then_timeout"] == 1  # the answer really was lost
+                assert (w.request_id, w.amount, w.asset) == ("wd-req-1", Decimal("0.25"), "BTC")
+                again = await mm.withdraw("wd-req-1", "BTC", Decimal("0.25"), "bc1qexample")
+                assert again.exchange_id == w.exchange_id
+                assert len(sim.venue.withdrawals) == 1
+                free, locked = sim.balance("mm", "BTC")
+                assert free + locked == Decimal("1.75")  # 2 - 0.25, once
+                other = await mm.withdraw("wd-req-2", "BTC", Decimal("0.5"), "bc1qexample")
+                assert other.exchange_id != w.exchange_id and len(await mm.withdrawals("BTC")) == 2
+                with pytest.raises(ValueError):
+                    await mm.withdraw("wd-req-3", "BTC", 0.1, "bc1qexample")  # a float is refused
+            finally:
+                await mm.exchange.close()
+
+    run(go())
+
+
+def test_deposit_address_and_history_are_exact():
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret")
+            try:
+                a = await mm.deposit_address("USDT")
+                assert a.asset == "USDT" and a.address
+                sim.venue.deposit("mm", "USDT", "1234.56789012")
+                (d,) = await mm.deposits("USDT")
+                assert d.amount == Decimal("1234.56789012") and d.request_id is None
+            finally:
+                await mm.exchange.close()
+
+    run(go())

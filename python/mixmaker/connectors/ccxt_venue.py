@@ -126,6 +126,40 @@ class Balance:
         return self.free + self.locked
 
 
+@dataclass(frozen=True, slots=True)
+class DepositAddress:
+    asset: str
+    address: str
+    tag: str | None
+    network: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A deposit or a withdrawal as the venue reports it. `request_id` is our idempotency key
+    (a withdrawal's `withdrawOrderId`), None for deposits."""
+
+    exchange_id: str
+    request_id: str | None
+    asset: str
+    amount: Decimal
+    fee: Decimal
+    address: str | None
+    status: str  # ccxt's: pending, ok, failed, canceled
+    txid: str | None
+    time_ms: int
+
+
+def _transfer(t: dict[str, Any]) -> Transfer:
+    info, fee = t.get("info") or {}, t.get("fee") or {}
+    return Transfer(
+        exchange_id=str(t["id"]), request_id=info.get("withdrawOrderId") or None, asset=t["currency"],
+        amount=exact(t["amount"], "transfer amount"), fee=exact(fee.get("cost") or "0", "transfer fee"),
+        address=t.get("address"), status=t.get("status") or "pending", txid=t.get("txid") or None,
+        time_ms=int(t.get("timestamp") or 0),
+    )
+
+
 _NOT_FOUND = (ccxt.OrderNotFound,)
 # Refused for good: the order was not placed (or the cancel did not happen), and asking again
 # would get the same answer.
@@ -193,6 +227,47 @@ class CcxtVenue:
         free, used = b.get("free") or {}, b.get("used") or {}
         return {asset: Balance(exact(free.get(asset) or "0", f"{asset} free"), exact(used.get(asset) or "0", f"{asset} locked"))
                 for asset in sorted(set(free) | set(used))}
+
+    # ------------------------------------------------------------------ funds
+    async def deposit_address(self, asset: str, network: str | None = None) -> DepositAddress:
+        params = {"network": network} if network else {}
+        a = await self._call(lambda: self.exchange.fetch_deposit_address(asset, params))
+        return DepositAddress(asset, a["address"], a.get("tag") or None, a.get("network") or network)
+
+    async def deposits(self, asset: str | None = None, since_ms: int | None = None) -> list[Transfer]:
+        return [_transfer(t) for t in await self._call(lambda: self.exchange.fetch_deposits(asset, since_ms))]
+
+    async def withdrawals(self, asset: str | None = None, since_ms: int | None = None) -> list[Transfer]:
+        return [_transfer(t) for t in await self._call(lambda: self.exchange.fetch_withdrawals(asset, since_ms))]
+
+    async def find_withdrawal(self, asset: str, request_id: str) -> Transfer | None:
+        rows = await self._call(lambda: self.exchange.fetch_withdrawals(asset, None, None, {"withdrawOrderId": request_id}))
+        found = [t for t in map(_transfer, rows) if t.request_id == request_id]
+        return found[0] if found else None
+
+    async def withdraw(self, request_id: str, asset: str, amount: Decimal, address: str, *,
+                       tag: str | None = None, network: str | None = None) -> Transfer:
+        """Pays out at most once per `request_id` (the venue's `withdrawOrderId`): a request id
+        the venue already has returns that withdrawal, and an unclear answer is settled by
+        looking the id up, never by sending again. Raises OrderRejectedError if refused (nothing
+        paid) and VenueUnavailableError if the outcome is still unknown: call again later with
+        the same request id."""
+        if not isinstance(amount, Decimal) or amount <= 0:
+            raise ValueError(f"withdraw: amount must be a positive Decimal, got {amount!r}")
+        if (done := await self.find_withdrawal(asset, request_id)) is not None:
+            return done
+        params: dict[str, Any] = {"withdrawOrderId": request_id}
+        if network:
+            params["network"] = network
+        if tag:
+            params["tag"] = tag
+        try:
+            await self._call(lambda: self.exchange.withdraw(asset, format(amount, "f"), address, params), acts=True)
+        except VenueUnavailableError:
+            pass  # it may have been paid: the lookup below says
+        if (done := await self.find_withdrawal(asset, request_id)) is not None:
+            return done
+        raise VenueUnavailableError(f"{self.name}: withdrawal {request_id} not visible yet; ask again with the same id")
 
     # ------------------------------------------------------------------ conversions
     def _market_of(self, o: dict[str, Any]) -> MarketScale:

@@ -62,7 +62,8 @@ ROUTES = (
     Route("GET", "/sapi/v1/capital/deposit/address", Venue.deposit_address, 10),
     Route("GET", "/sapi/v1/capital/deposit/hisrec", Venue.deposit_history, 1),
     Route("GET", "/sapi/v1/capital/withdraw/history", Venue.withdrawal_history, 10),
-    Route("POST", "/sapi/v1/capital/withdraw/apply", Venue.withdraw, 1),
+    # Moves money, so the ack faults strike it too (acted on, then the answer is late or lost).
+    Route("POST", "/sapi/v1/capital/withdraw/apply", Venue.withdraw, 1, order_entry=True),
     # Not Binance: the operator funds an account of a standalone simulator.
     Route("POST", "/sim/deposit", _public(Venue.deposit_from_params), 0, signed=False),
 )

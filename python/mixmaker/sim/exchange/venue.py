@@ -43,6 +43,7 @@ class Transfer:
     tx_id: str
     time_ms: int
     fee: Decimal = Decimal(0)
+    client_id: str = ""  # a withdrawal's `withdrawOrderId`
 
 
 class Venue:
@@ -121,7 +122,8 @@ class Venue:
         now = self.clock()
         self.engine.accounts.debit(account, coin, value)
         n = len(self.withdrawals) + 1
-        transfer = Transfer(f"wd{n}", account, coin, value, params.get("network") or coin, address, _txid("w", n), now)
+        transfer = Transfer(f"wd{n}", account, coin, value, params.get("network") or coin, address, _txid("w", n), now,
+                            client_id=params.get("withdrawOrderId") or "")
         self.withdrawals.append(transfer)
         self._balance_moved(account, coin, -value, now)
         return {"id": transfer.id}
@@ -167,6 +169,8 @@ class Venue:
             "confirmNo": 1 if done else 0,
             "walletType": 0,
         }
+        if t.client_id:
+            row["withdrawOrderId"] = t.client_id
         if done:
             row["completeTime"] = _utc(t.time_ms + self.withdraw_delay_ms)
         return row
@@ -350,7 +354,9 @@ def _history(transfers: list[Transfer], account: str, params: Mapping[str, str])
     coin = params.get("coin")
     start = _int(params, "startTime") if "startTime" in params else 0
     end = _int(params, "endTime") if "endTime" in params else 2**63
-    rows = [t for t in transfers if t.account == account and (not coin or t.coin == coin) and start <= t.time_ms <= end]
+    client_id = params.get("withdrawOrderId")
+    rows = [t for t in transfers if t.account == account and (not coin or t.coin == coin) and start <= t.time_ms <= end
+            and (not client_id or t.client_id == client_id)]
     return list(reversed(rows))[: _int(params, "limit") if "limit" in params else 1000]
 
 
