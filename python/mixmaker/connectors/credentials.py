@@ -19,6 +19,10 @@ class ApiCredentials:
         """HMAC-SHA256 of `payload`, hex: Binance's signature for REST and the WebSocket API."""
         return hmac.new(self._secret, payload.encode(), hashlib.sha256).hexdigest()
 
+    def reveal(self) -> str:
+        """The secret itself, for a library that signs on its own (ccxt); nowhere else."""
+        return self._secret.decode()
+
     def __repr__(self) -> str:
         return f"ApiCredentials(key={self.key[:4]}..., secret=***)"
 
