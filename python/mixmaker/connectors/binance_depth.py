@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 
 import aiohttp
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSTransport, ws_connect
 
 from mixmaker.book import BookState, BookSync
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.limiter import Priority, RateLimiter
+from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.reconnect import FrameListener, SocketOwner
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +49,7 @@ class SnapshotError(Exception):
     """A depth snapshot could not be fetched (HTTP status or transport error)."""
 
 
-class _Listener(WSListener):  # type: ignore[misc]
-    def __init__(self, stream: DepthStream) -> None:
-        self.stream = stream
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type in (WSMsgType.TEXT, WSMsgType.BINARY):
-            self.stream._on_frame(frame.get_payload_as_bytes())
-        elif frame.msg_type == WSMsgType.CLOSE:
-            transport.disconnect()
-
-
-class DepthStream:
+class DepthStream(SocketOwner):
     """Keeps `sync` live for one symbol. `await run()` until `close()`."""
 
     def __init__(
@@ -85,15 +75,14 @@ class DepthStream:
         self.snapshot_url = f"{rest_url.rstrip('/')}/api/v3/depth?symbol={self.symbol}&limit={snapshot_limit}"
         self.snapshot_weight = bl.depth_weight(snapshot_limit)
         self.limiter = limiter
-        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
+        self.backoff_s = backoff_s
         self.degrade_after = degrade_after
         self.poll_interval_s = poll_interval_s
         self.ping_idle_s = ping_idle_s
         self.stats = DepthStreamStats()
-        self._rng = random.Random(seed)
+        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._need_snapshot = asyncio.Event()
         self._transport: WSTransport | None = None
-        self._closed = False
         self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,7 +94,7 @@ class DepthStream:
             while not self._closed:
                 try:
                     transport, _ = await ws_connect(
-                        lambda: _Listener(self), self.url, enable_auto_ping=True,
+                        lambda: FrameListener(self._on_frame), self.url, enable_auto_ping=True,
                         auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s)
                 except (OSError, asyncio.TimeoutError, RuntimeError) as e:  # picows raises WSError (a RuntimeError) on a bad handshake
                     failures += 1
@@ -130,21 +119,11 @@ class DepthStream:
                 self._transport = None
                 self.stats.disconnects += 1
                 if not self._closed:
-                    await asyncio.sleep(self._backoff(1))
+                    await asyncio.sleep(self._backoff.delay(1))
         finally:
             resync.cancel()
             await asyncio.gather(resync, return_exceptions=True)
             await self._session.close()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._transport is not None:
-            self._transport.disconnect()
-
-    def drop_connection(self) -> None:
-        """Drop the WebSocket now (it reconnects): what a network failure does, for tests and ops."""
-        if self._transport is not None:
-            self._transport.disconnect(graceful=False)
 
     # ------------------------------------------------------------------ frames
     def _on_frame(self, raw: bytes) -> None:
@@ -163,7 +142,7 @@ class DepthStream:
             except SnapshotError as e:
                 self.stats.snapshot_errors += 1
                 self.stats.last_error = str(e)
-                await asyncio.sleep(self._backoff(1))
+                await asyncio.sleep(self._backoff.delay(1))
                 self._need_snapshot.set()
                 continue
             if self.sync.on_snapshot(raw) != BookState.SYNCED and self._transport is not None:
@@ -192,7 +171,7 @@ class DepthStream:
         return body
 
     async def _wait_before_retry(self, failures: int) -> None:
-        delay = self._backoff(failures)
+        delay = self._backoff.delay(failures)
         if not self.stats.degraded:
             await asyncio.sleep(delay)
             return
@@ -204,7 +183,3 @@ class DepthStream:
             self.stats.snapshot_errors += 1
             self.stats.last_error = str(e)
         await asyncio.sleep(min(delay, self.poll_interval_s))
-
-    def _backoff(self, failures: int) -> float:
-        step = min(self.backoff_max_s, self.backoff_s * 2 ** (failures - 1))
-        return step * (0.5 + self._rng.random() / 2)

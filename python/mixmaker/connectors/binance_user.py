@@ -17,16 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from picows import WSMsgType, WSTransport, ws_connect
 
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.ccxt_venue import FEE_DECIMALS, Balance, MarketScale, exact, to_units
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Priority, RateLimiter
+from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.reconnect import FrameListener, SocketOwner
 from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
@@ -68,18 +69,7 @@ def trade_report(e: dict[str, Any], m: MarketScale) -> TradeReport:
     )
 
 
-class _Listener(WSListener):  # type: ignore[misc]
-    def __init__(self, stream: UserStream) -> None:
-        self.stream = stream
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type == WSMsgType.TEXT:
-            self.stream._on_message(frame.get_payload_as_bytes())
-        elif frame.msg_type == WSMsgType.CLOSE:
-            transport.disconnect()
-
-
-class UserStream:
+class UserStream(SocketOwner):
     """`await run()` until `close()`; callbacks get exact reports as events arrive."""
 
     def __init__(
@@ -108,14 +98,13 @@ class UserStream:
         self.on_trade, self.on_order, self.on_balances = on_trade, on_order, on_balances
         self.on_resubscribed = on_resubscribed
         self.recv_window_ms = recv_window_ms
-        self.backoff_s, self.backoff_max_s, self.ping_idle_s = backoff_s, backoff_max_s, ping_idle_s
+        self.ping_idle_s = ping_idle_s
         self.stats = UserStreamStats()
         self.subscribed = asyncio.Event()
-        self._rng = random.Random(seed)
+        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._reply: asyncio.Future[dict[str, Any]] | None = None
         self._transport: WSTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._closed = False
 
     async def run(self) -> None:
         failures = 0
@@ -129,21 +118,10 @@ class UserStream:
                 failures += 1
                 self.stats.last_error = f"{type(e).__name__}: {e}"
             if not self._closed:
-                step = min(self.backoff_max_s, self.backoff_s * 2 ** max(0, failures - 1))
-                await asyncio.sleep(step * (0.5 + self._rng.random() / 2))
-
-    def close(self) -> None:
-        self._closed = True
-        if self._transport is not None:
-            self._transport.disconnect()
-
-    def drop_connection(self) -> None:
-        """Drop the socket now (it reconnects and catches up): a network failure, for tests and ops."""
-        if self._transport is not None:
-            self._transport.disconnect(graceful=False)
+                await asyncio.sleep(self._backoff.delay(failures))
 
     async def _session(self) -> None:
-        transport, _ = await ws_connect(lambda: _Listener(self), self.url, enable_auto_ping=True,
+        transport, _ = await ws_connect(lambda: FrameListener(self._on_message), self.url, enable_auto_ping=True,
                                         auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s)
         self._transport = transport
         try:

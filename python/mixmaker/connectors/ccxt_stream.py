@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import ccxt.async_support as ccxt
 
 from mixmaker.book import BookSync
+from mixmaker.connectors.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,8 @@ class CcxtProBook:
         if sync.rule != "sequential":
             raise ValueError(f"CcxtProBook feeds snapshots by nonce: the BookSync rule must be 'sequential', not {sync.rule!r}")
         self.exchange, self.symbol, self.sync, self.depth = exchange, symbol, sync, depth
-        self.backoff_s, self.backoff_max_s = backoff_s, backoff_max_s
         self.stats = CcxtStreamStats()
-        self._rng = random.Random(seed)
+        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._closed = False
 
     async def run(self) -> None:
@@ -65,8 +64,7 @@ class CcxtProBook:
                 self.stats.network_errors += 1
                 self.stats.last_error = f"{type(e).__name__}: {e}"
                 self.sync.reset()
-                step = min(self.backoff_max_s, self.backoff_s * 2 ** (failures - 1))
-                await asyncio.sleep(step * (0.5 + self._rng.random() / 2))
+                await asyncio.sleep(self._backoff.delay(failures))
                 continue
             failures = 0
             self.stats.updates += 1

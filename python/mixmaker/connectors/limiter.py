@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import random
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Mapping
+
+from mixmaker.connectors.backoff import Backoff
 
 
 class Priority(IntEnum):
@@ -147,9 +148,7 @@ class LimiterCore:
         if len(set(names)) != len(names):
             raise ValueError(f"pool names repeat: {names}")
         self.windows = {p.name: _Window(p) for p in pools}
-        self.backoff_s = backoff_s
-        self.backoff_max_s = backoff_max_s
-        self._rng = random.Random(seed)
+        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._strikes = 0  # 429/418s in a row, for the backoff without Retry-After
         self._queue: list[_Ticket] = []  # sorted by (priority, seq)
         self._seq = 0
@@ -257,8 +256,7 @@ class LimiterCore:
         else:
             self.stats.rate_limited += 1
         if retry_after_s is None or retry_after_s < 0:
-            base = min(self.backoff_max_s, self.backoff_s * 2 ** (self._strikes - 1))
-            retry_after_s = base * (0.5 + self._rng.random() / 2)  # jitter: 50-100% of the step
+            retry_after_s = self._backoff.delay(self._strikes)
         self.stats.blocked_until = max(self.stats.blocked_until, now + retry_after_s)
         return self.stats.blocked_until
 
