@@ -13,7 +13,7 @@ pytest.importorskip("picows", reason="the simulator's WebSocket side needs picow
 
 from mixmaker.connectors.ccxt_venue import MarketScaleError, from_units, to_units  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
-from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError  # noqa: E402
+from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
@@ -169,6 +169,25 @@ def test_deposit_address_and_history_are_exact():
                 sim.venue.deposit("mm", "USDT", "1234.56789012")
                 (d,) = await mm.deposits("USDT")
                 assert d.amount == Decimal("1234.56789012") and d.request_id is None
+            finally:
+                await mm.exchange.close()
+
+    run(go())
+
+
+def test_a_request_held_too_long_in_the_limiter_is_given_up_unsent_which_is_a_certainty():
+    async def go():
+        async with start_sim() as sim:
+            mm = await venue_for(sim, "mm-key", "mm-secret")
+            try:
+                mm.queue_timeout_s = 0.1
+                mm.limiter.rate_limited(60.0)  # as after a 429 with Retry-After: 60
+                m = mm.market("BTCUSDT")
+                with pytest.raises(OrderRejectedError, match="not sent"):
+                    await mm.create_order(OrderRequest("c9", "BTCUSDT", "buy", m.price("50000"), m.size("0.01")))
+                with pytest.raises(VenueUnavailableError, match="not sent"):
+                    await mm.fetch_order("BTCUSDT", "c9")  # a query: unknown, not refused
+                assert sim.open_orders("mm") == [] and mm.limiter.stats.queued == 0
             finally:
                 await mm.exchange.close()
 

@@ -12,17 +12,21 @@ ccxt's in-`fetch2` retries are switched off: they would go out without passing `
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
 from typing import Any, Callable, Mapping
 
-from mixmaker.connectors.limiter import Priority, RateLimiter
+from mixmaker.connectors.limiter import Priority, RateLimiter, RequestNotSentError
 
 CostFn = Callable[[str, str, str, "float | None"], "tuple[Priority, dict[str, int]]"]
 UsageFn = Callable[[Mapping[str, str]], dict[str, int]]
 RetryAfterFn = Callable[[int, Mapping[str, str], str, int], "float | None"]
 
 _ENDPOINT: contextvars.ContextVar[tuple[str, str, str]] = contextvars.ContextVar("mixmaker_ccxt_endpoint")
+#: Seconds a request may wait in the limiter before it is given up as RequestNotSentError (None:
+#: no limit). Set by the caller around a ccxt call (see CcxtVenue).
+QUEUE_DEADLINE_S: contextvars.ContextVar[float | None] = contextvars.ContextVar("mixmaker_queue_deadline", default=None)
 
 
 def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: UsageFn, retry_after: RetryAfterFn) -> None:
@@ -49,7 +53,16 @@ def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: U
             priority, pools = cost("public", "GET", "", ccxt_cost)
         else:
             priority, pools = cost(*endpoint, ccxt_cost)
-        await limiter.acquire(pools, priority)
+        deadline = QUEUE_DEADLINE_S.get()
+        if deadline is None:
+            await limiter.acquire(pools, priority)
+            return
+        try:
+            await asyncio.wait_for(limiter.acquire(pools, priority), deadline)
+        except asyncio.TimeoutError:
+            raise RequestNotSentError(
+                f"{exchange.id}: waited {deadline:.1f}s in the rate limiter (queue {limiter.stats.queued}); not sent"
+            ) from None
 
     def observed_on_rest_response(code, reason, url, method, headers, body, request_headers, request_body):
         for pool, used in usage(headers or {}).items():

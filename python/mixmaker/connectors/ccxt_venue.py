@@ -20,7 +20,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 import ccxt.async_support as ccxt
 
-from mixmaker.connectors.limiter import RateLimiter
+from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
+from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
 
@@ -170,12 +171,16 @@ _REFUSED = (ccxt.InvalidOrder, ccxt.InsufficientFunds, ccxt.AuthenticationError,
 class CcxtVenue:
     """One venue account over a ccxt async exchange whose requests go through `limiter`."""
 
-    def __init__(self, exchange: Any, limiter: RateLimiter, *, name: str | None = None) -> None:
+    def __init__(self, exchange: Any, limiter: RateLimiter, *, name: str | None = None, queue_timeout_s: float = 3.0) -> None:
+        """`queue_timeout_s`: how long a request may wait in the rate limiter before it is given
+        up unsent (keep it below the tracker's `request_timeout`, so the tracker hears "not sent",
+        a certainty, instead of a timeout, a doubt)."""
         exchange.number = str  # exact numbers: see the module note
         # Signed requests carry our clock: ccxt measures the venue's offset in load_markets and
         # corrects every timestamp by it; `_call` measures again when the venue says -1021.
         exchange.options["adjustForTimeDifference"] = True
         self.exchange = exchange
+        self.queue_timeout_s = queue_timeout_s
         self.clock_resyncs = 0
         self.limiter = limiter
         self.name = name or exchange.id
@@ -316,8 +321,13 @@ class CcxtVenue:
 
     async def _translated(self, make: Callable[[], Awaitable[T]], *, acts: bool, clock_retry: bool = True) -> T:
         """Runs `make`, turning ccxt's exceptions into the tracker's."""
+        token = QUEUE_DEADLINE_S.set(self.queue_timeout_s)
         try:
             return await make()
+        except RequestNotSentError as e:
+            if acts:
+                raise OrderRejectedError(str(e)) from None
+            raise VenueUnavailableError(str(e)) from None
         except ccxt.InvalidNonce as e:  # ccxt files it under NetworkError; it is not a doubt
             if clock_retry:
                 raise _ClockRefused from None
@@ -337,6 +347,8 @@ class CcxtVenue:
         except ccxt.BaseError as e:
             # Anything else ccxt cannot classify: unknown outcome, so the tracker asks again.
             raise VenueUnavailableError(f"{self.name}: {type(e).__name__}: {e}") from None
+        finally:
+            QUEUE_DEADLINE_S.reset(token)
 
 
 def _status(status: str | None, filled: int, qty: int) -> VenueStatus:

@@ -61,6 +61,11 @@ class LimiterClosedError(RateLimitError):
     """The limiter was closed while the request waited."""
 
 
+class RequestNotSentError(RateLimitError):
+    """The request waited in the limiter past its deadline and was never sent: a definite
+    "did not happen", unlike a timeout on the wire."""
+
+
 class _Window:
     """A sliding log of (time, weight) for one pool."""
 
