@@ -13,6 +13,7 @@ pytest.importorskip("picows", reason="the connector and the simulator need picow
 
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
+from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
@@ -29,6 +30,7 @@ def test_books_orders_and_fills_through_one_connector(tmp_path):
             store = SqliteStore(tmp_path / "orders.db")
             fills = []
             async with BinanceSpotConnector(ApiCredentials("mm-key", "mm-secret"), endpoints) as conn:
+                assert isinstance(conn, Connector)  # the same face as any other venue's
                 assert conn.book("BTCUSDT") is None  # not started: nothing to quote on
                 await conn.start(["BTCUSDT"])
                 await until(lambda: conn.book("BTCUSDT") is not None, "the book to sync")

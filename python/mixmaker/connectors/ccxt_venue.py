@@ -224,7 +224,7 @@ class CcxtVenue:
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
         m = self.market(symbol)
         trades = await self._call(lambda: self.exchange.fetch_my_trades(m.unified, since_ms))
-        return [self._trade(t, m) for t in trades]
+        return [self.trade_report(t, m) for t in trades]
 
     # ------------------------------------------------------------------ account
     async def fetch_balances(self) -> dict[str, Balance]:
@@ -293,7 +293,8 @@ class CcxtVenue:
         )
 
     @staticmethod
-    def _trade(t: dict[str, Any], m: MarketScale) -> TradeReport:
+    def trade_report(t: dict[str, Any], m: MarketScale) -> TradeReport:
+        """A ccxt unified trade as the tracker's exact `TradeReport`."""
         fee = t.get("fee") or {}
         return TradeReport(
             trade_id=str(t["id"]), exchange_id=str(t["order"]), client_id=t.get("clientOrderId"), symbol=m.symbol,
