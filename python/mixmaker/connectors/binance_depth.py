@@ -26,8 +26,8 @@ from picows import WSTransport, ws_connect
 
 from mixmaker.book import BookState, BookSync
 from mixmaker.connectors import binance_limits as bl
-from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
 
 log = logging.getLogger(__name__)

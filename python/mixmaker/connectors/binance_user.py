@@ -25,8 +25,8 @@ from picows import WSMsgType, WSTransport, ws_connect
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.ccxt_venue import FEE_DECIMALS, Balance, MarketScale, exact, to_units
 from mixmaker.connectors.credentials import ApiCredentials
-from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
 from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
 
