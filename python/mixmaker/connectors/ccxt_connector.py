@@ -21,6 +21,7 @@ from mixmaker.connectors.ccxt_stream import CcxtProBook
 from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
 from mixmaker.connectors.limiter import Pool, RateLimiter
 from mixmaker.orders import ClientOrderTracker
+from mixmaker.orders.errors import VenueError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class CcxtConnector:
         self.syncs: dict[str, BookSync] = {}
         self.streams: dict[str, CcxtProBook] = {}
         self.fills_errors = 0
+        self.catch_up_failures = 0
         self._backoff = Backoff(backoff_s, 30.0, seed)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -77,12 +79,23 @@ class CcxtConnector:
                 self.fills_errors += 1
                 log.warning("%s: fills stream: %s: %s; catching up by REST", self.venue.name, type(e).__name__, e)
                 await asyncio.sleep(self._backoff.delay(failures))
-                for symbol in self.syncs:
-                    tracker.apply_trades(await self.venue.fetch_my_trades(symbol))
+                await self._catch_up(tracker)
                 continue
-            by_unified = {m.unified: m for m in self.venue.markets.values()}
-            tracker.apply_trades([self.venue.trade_report(t, by_unified[t["symbol"]])
-                                  for t in trades if t.get("symbol") in by_unified])
+            reports = []
+            for t in trades:
+                if (m := self.venue.market_of_unified(t.get("symbol"))) is not None:
+                    reports.append(self.venue.trade_report(t, m))
+            tracker.apply_trades(reports)
+
+    async def _catch_up(self, tracker: ClientOrderTracker) -> None:
+        """Fills missed while the stream was failing, by REST. If the venue cannot answer either,
+        the stream goes on watching: the next error (or the tracker's own poll) catches up."""
+        for symbol in self.syncs:
+            try:
+                tracker.apply_trades(await self.venue.fetch_my_trades(symbol))
+            except VenueError as e:
+                self.catch_up_failures += 1
+                log.warning("%s: fills catch-up for %s failed: %s", self.venue.name, symbol, e)
 
     async def close(self) -> None:
         for task in self._tasks:

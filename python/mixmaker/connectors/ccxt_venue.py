@@ -275,14 +275,17 @@ class CcxtVenue:
         raise VenueUnavailableError(f"{self.name}: withdrawal {request_id} not visible yet; ask again with the same id")
 
     # ------------------------------------------------------------------ conversions
+    def market_of_unified(self, unified: str | None) -> MarketScale | None:
+        """The market ccxt calls `unified` (e.g. BTC/USDT), or None if it is not loaded."""
+        return next((m for m in self.markets.values() if m.unified == unified), None)
+
     def _market_of(self, o: dict[str, Any]) -> MarketScale:
         mid = (o.get("info") or {}).get("symbol")
-        if mid in self.markets:
-            return self.markets[mid]
-        for m in self.markets.values():
-            if m.unified == o.get("symbol"):
-                return m
-        raise MarketScaleError(f"{self.name}: an order in an unknown market: {o.get('symbol')!r}")
+        m = self.markets.get(mid) if mid else None
+        m = m or self.market_of_unified(o.get("symbol"))
+        if m is None:
+            raise MarketScaleError(f"{self.name}: an order in an unknown market: {o.get('symbol')!r}")
+        return m
 
     def _report(self, o: dict[str, Any], m: MarketScale) -> OrderReport:
         qty, filled = m.size(o.get("amount") or "0"), m.size(o.get("filled") or "0")
