@@ -2,6 +2,8 @@
 //!
 //! Readers return None (scalars) or empty results while the book is not ready, i.e. while the
 //! BookSync that owns it is not synced: never stale data.
+use std::borrow::Cow;
+
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -71,6 +73,17 @@ impl PyOrderBook {
     }
 }
 
+/// An `is_bid` column (numpy bool or int8: one byte, nonzero for a bid) as bytes, read in
+/// place when contiguous and copied once when strided.
+fn side_bytes<'a, T: numpy::Element + Copy + Into<i16>>(a: &'a PyReadonlyArray1<'_, T>) -> Cow<'a, [u8]> {
+    const { assert!(std::mem::size_of::<T>() == 1) };
+    match a.as_slice() {
+        // SAFETY: T is one byte (checked above), and every byte is a valid u8.
+        Ok(v) => Cow::Borrowed(unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) }),
+        Err(_) => Cow::Owned(a.as_array().iter().map(|&b| (b.into() != 0) as u8).collect()),
+    }
+}
+
 #[pymethods]
 impl PyOrderBook {
     #[new]
@@ -133,21 +146,14 @@ impl PyOrderBook {
             return Err(decimal_error("size", &format!("{} at index {i}", s[i]), 0, FixedError::Negative));
         }
         // Contiguous input (the usual case) is read in place; strided views are copied once.
-        let p = p.as_slice().map_or_else(|| p.to_vec().into(), std::borrow::Cow::Borrowed);
-        let s = s.as_slice().map_or_else(|| s.to_vec().into(), std::borrow::Cow::Borrowed);
-        match (&bools, &bytes) {
-            (Some(a), _) => {
-                let a = a.as_array();
-                let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
-                self.inner.set_columns(&v, |b| b, &p, &s);
-            }
-            (_, Some(a)) => {
-                let a = a.as_array();
-                let v = a.as_slice().map_or_else(|| a.to_vec().into(), std::borrow::Cow::Borrowed);
-                self.inner.set_columns(&v, |b| b != 0, &p, &s);
-            }
+        let p = p.as_slice().map_or_else(|| p.to_vec().into(), Cow::Borrowed);
+        let s = s.as_slice().map_or_else(|| s.to_vec().into(), Cow::Borrowed);
+        let sides = match (&bools, &bytes) {
+            (Some(a), _) => side_bytes(a),
+            (_, Some(a)) => side_bytes(a),
             _ => unreachable!("checked above"),
-        }
+        };
+        self.inner.set_columns(&sides, &p, &s);
         Ok(())
     }
 

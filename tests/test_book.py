@@ -95,6 +95,11 @@ def test_updates_single_raw_and_batch():
     # Strided views work too.
     ob.update_many(np.array([True, True, True, True])[::2], np.arange(9_000, 9_004, dtype=np.int64)[::2], np.array([1, 1, 1, 1], dtype=np.int64)[::2])
     assert dict(ob.bids_raw())[9_002] == 1
+    # Any nonzero int8 is a bid (-1 too), strided or not.
+    ob.update_many(np.array([-1, 0, 5, 0], dtype=np.int8)[::2], np.array([9_004, 0, 9_006, 0], dtype=np.int64)[::2], np.array([3, 0, 4, 0], dtype=np.int64)[::2])
+    ob.update_many(np.array([-1, 2, 0], dtype=np.int8), np.array([9_005, 9_007, 10_016], dtype=np.int64), np.array([5, 6, 9], dtype=np.int64))
+    bids = dict(ob.bids_raw())
+    assert (bids[9_004], bids[9_005], bids[9_006], bids[9_007], dict(ob.asks_raw())[10_016]) == (3, 5, 4, 6, 9)
 
 
 def test_crossed_book_is_visible_after_every_write():
