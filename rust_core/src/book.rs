@@ -340,28 +340,8 @@ impl BookSide {
         let n = prices.len().min(sizes.len());
         let mut i = 0;
         while i < n {
-            let (mask, base, inv, shift) = (self.key_mask, self.base, self.tick_inv, self.tick_shift);
-            // As `slot`, without the bound check.
-            let slot_of = |price: i64| ((price ^ mask).wrapping_sub(base) as u64).wrapping_mul(inv).rotate_right(shift);
-            // First key beyond the window (i128: base + span may pass i64::MAX).
-            let far_from = base as i128 + self.span();
             if self.in_ladder > 0 {
-                let (mut in_ladder, mut best) = (self.in_ladder, self.best_slot);
-                let (cells, bits, summary) = (&mut *self.sizes, &mut *self.bits, &mut *self.summary);
-                let outside = &mut self.outside;
-                while i < n {
-                    let slot = slot_of(prices[i]);
-                    if slot < WINDOW as u64 {
-                        write_slot(cells, bits, summary, (&mut in_ladder, &mut best), slot as usize, sizes[i]);
-                    } else if (prices[i] ^ mask) as i128 >= far_from {
-                        // Worse than the whole window: no effect on the ladder or the best.
-                        set_far(outside, prices[i] ^ mask, sizes[i]);
-                    } else {
-                        break;
-                    }
-                    i += 1;
-                }
-                (self.in_ladder, self.best_slot) = (in_ladder, best);
+                i += self.set_run_in_window(&prices[i..n], &sizes[i..n]);
             }
             // A level the fast loop cannot take (better than the window, between its ticks,
             // or an empty window).
@@ -370,6 +350,42 @@ impl BookSide {
                 i += 1;
             }
         }
+    }
+
+    /// The fast loop of `set_run_lazy`: levels in the (non-empty) window or beyond it, up to
+    /// the first one that is neither. Returns how many it took. Not inlined, so that the
+    /// caller's state does not crowd its registers.
+    #[inline(never)]
+    fn set_run_in_window(&mut self, prices: &[i64], sizes: &[i64]) -> usize {
+        let (mask, inv, shift) = (self.key_mask, self.tick_inv, self.tick_shift);
+        // As `slot`, without the bound check, and with the key folded into the multiply:
+        // (key - base) * inv = price * (±inv) + c mod 2^64, where key = price or -price - 1.
+        let (mul, add) = if mask == 0 {
+            (inv, (self.base as u64).wrapping_neg().wrapping_mul(inv))
+        } else {
+            (inv.wrapping_neg(), (!(self.base as u64)).wrapping_mul(inv))
+        };
+        let slot_of = |price: i64| (price as u64).wrapping_mul(mul).wrapping_add(add).rotate_right(shift);
+        // First key beyond the window (i128: base + span may pass i64::MAX).
+        let far_from = self.base as i128 + self.span();
+        let (mut in_ladder, mut best) = (self.in_ladder, self.best_slot);
+        let (cells, bits, summary) = (&mut *self.sizes, &mut *self.bits, &mut *self.summary);
+        let outside = &mut self.outside;
+        let mut taken = 0;
+        for (&price, &size) in prices.iter().zip(sizes) {
+            let slot = slot_of(price);
+            if slot < WINDOW as u64 {
+                write_slot(cells, bits, summary, (&mut in_ladder, &mut best), slot as usize, size);
+            } else if (price ^ mask) as i128 >= far_from {
+                // Worse than the whole window: no effect on the ladder or the best.
+                set_far(outside, price ^ mask, size);
+            } else {
+                break;
+            }
+            taken += 1;
+        }
+        (self.in_ladder, self.best_slot) = (in_ladder, best);
+        taken
     }
 
     /// Everything else: an empty window, or a key outside the window or between its ticks.
