@@ -1,5 +1,5 @@
 //! Criterion benchmarks of the Rust core: raw-message parsing, sync + apply on the USD-M
-//! recording, and single-level book updates. `cargo bench -p mixmaker-core`.
+//! recording, and book updates one level a call and in one batch. `cargo bench -p mixmaker-core`.
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 
@@ -56,6 +56,20 @@ fn bench(c: &mut Criterion) {
                 for &(side, p, s) in &updates {
                     book.set(side, p, s);
                 }
+                book
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The same updates as one batch of columns (the path under `OrderBook.update_many`).
+    let sides: Vec<u8> = updates.iter().map(|u| u.0 as u8).collect();
+    let prices: Vec<i64> = updates.iter().map(|u| u.1).collect();
+    let sizes: Vec<i64> = updates.iter().map(|u| u.2).collect();
+    g.bench_function("set_columns_1m_synthetic", |b| {
+        b.iter_batched(
+            || L2Book::new(2, 3).unwrap(),
+            |mut book| {
+                book.set_columns(&sides, &prices, &sizes);
                 book
             },
             BatchSize::LargeInput,
