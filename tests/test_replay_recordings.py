@@ -7,9 +7,11 @@ import gzip
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
-from conftest import VENUES, assert_book_equals, recording_path
+from conftest import VENUES, assert_book_equals, recording_path, unscaled
 
+from mixmaker.book import OrderBook
 from mixmaker.replay import (
     RecordingNotFoundError,
     UnknownVenueError,
@@ -184,3 +186,36 @@ def _two_member_zip(p: Path) -> Path:
         z.writestr("a", b"{}")
         z.writestr("b", b"{}")
     return p
+
+
+@pytest.mark.parametrize("key", list(EXPECTED))
+@pytest.mark.parametrize("how", ["one batch", "per message", "snapshot in the batch"])
+def test_update_many_replays_every_recording_level_for_level(key, how, feed_by_name):
+    """The batch path on real data: every diff that applies after the snapshot, fed to
+    `OrderBook.update_many` as one batch (long runs of one side, the run loop) or one call a
+    message, ends level for level on the reference book. "snapshot in the batch" starts from
+    an empty book, so the ladder never learns the tick from a snapshot (one slot per raw unit,
+    far more levels beyond the window)."""
+    feed = feed_by_name(key)
+    ob = OrderBook(price_decimals=feed.price_decimals, size_decimals=feed.size_decimals)
+    messages = [d.bids + d.asks for d in feed.applied]
+    sides = [[True] * len(d.bids) + [False] * len(d.asks) for d in feed.applied]
+    if how == "snapshot in the batch":
+        snap = feed.snapshot
+        messages.insert(0, snap.bids_desc() + snap.asks_asc())
+        sides.insert(0, [True] * len(snap.bids) + [False] * len(snap.asks))
+    else:
+        pd, sd = feed.price_decimals, feed.size_decimals
+        ob.apply_snapshot([(unscaled(p, pd), unscaled(s, sd)) for p, s in feed.snapshot.bids_desc()],
+                          [(unscaled(p, pd), unscaled(s, sd)) for p, s in feed.snapshot.asks_asc()], feed.snapshot_id)
+
+    def columns(levels, is_bid):
+        return (np.array(is_bid, dtype=np.bool_), np.array([p for p, _ in levels], dtype=np.int64),
+                np.array([s for _, s in levels], dtype=np.int64))
+
+    if how == "per message":
+        for levels, is_bid in zip(messages, sides):
+            ob.update_many(*columns(levels, is_bid))
+    else:
+        ob.update_many(*columns([lv for m in messages for lv in m], [b for s in sides for b in s]))
+    assert_book_equals(ob, feed.book_after(len(feed.applied) - 1))
