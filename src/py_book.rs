@@ -135,11 +135,12 @@ impl PyOrderBook {
             Ok(a) if bools.is_none() => Some(a.try_readonly()?),
             _ => None,
         };
-        let n_sides = match (&bools, &bytes) {
-            (Some(a), _) => a.as_array().len(),
-            (_, Some(a)) => a.as_array().len(),
+        let sides = match (&bools, &bytes) {
+            (Some(a), _) => side_bytes(a),
+            (_, Some(a)) => side_bytes(a),
             _ => return Err(PyTypeError::new_err("is_bid must be a 1-d numpy array of bool or int8")),
         };
+        let n_sides = sides.len();
         let (p, s) = (prices.as_array(), sizes.as_array());
         if n_sides != p.len() || p.len() != s.len() {
             return Err(PyValueError::new_err(format!(
@@ -157,11 +158,6 @@ impl PyOrderBook {
             let i = s.iter().position(|&x| x < 0).expect("a negative size");
             return Err(decimal_error("size", &format!("{} at index {i}", s[i]), 0, FixedError::Negative));
         }
-        let sides = match (&bools, &bytes) {
-            (Some(a), _) => side_bytes(a),
-            (_, Some(a)) => side_bytes(a),
-            _ => unreachable!("checked above"),
-        };
         self.inner.set_columns(&sides, &p, &s);
         Ok(())
     }

@@ -9,7 +9,7 @@
 //! than the window re-centres it, as does an empty window with levels still outside, so the
 //! best level is always in the ladder and reading it is O(1).
 //!
-//! A batch (`set_run`, `set_columns`, `apply_levels`) keeps the best slot as a lower bound
+//! A batch (`set_columns`, `apply_levels`) keeps the best slot as a lower bound
 //! while it writes and finds the exact best once at its end.
 //!
 //! The tick is learnt, never trusted: a snapshot sets it to the gcd of its price gaps, and a
@@ -325,13 +325,7 @@ impl BookSide {
         }
     }
 
-    /// Set several levels, settling once at the end.
-    pub fn set_run(&mut self, prices: &[i64], sizes: &[i64]) {
-        self.set_run_lazy(prices, sizes);
-        self.settle();
-    }
-
-    /// `set_run` without the final `settle` (a batch of several runs settles once at its end).
+    /// Set several levels of this side without settling (the batch settles once at its end).
     ///
     /// The inner loop holds the side's grid and counters in locals: through `self`, the
     /// compiler reloads and stores them around every write to the arrays (measured: 15%).
