@@ -27,21 +27,13 @@ fn python() -> String {
 
 fn run_python(py: &str, code: &str) -> Option<String> {
     let out = Command::new(py).args(["-c", code]).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Cython as a command prefix: `python -m cython` when the build interpreter has it (pip's
 /// isolated build env), else a `cython` executable on PATH.
 fn cython_command(py: &str) -> Vec<String> {
-    let ok = |cmd: &[&str]| {
-        Command::new(cmd[0])
-            .args(&cmd[1..])
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
+    let ok = |cmd: &[&str]| Command::new(cmd[0]).args(&cmd[1..]).output().map(|o| o.status.success()).unwrap_or(false);
     if ok(&[py, "-m", "cython", "--version"]) {
         return vec![py.into(), "-m".into(), "cython".into()];
     }

@@ -84,7 +84,13 @@ fn bench(c: &mut Criterion) {
     let diffs: Vec<&Vec<u8>> = lines.iter().filter(|l| l.windows(11).any(|w| w == b"depthUpdate")).collect();
     let levels: u64 = {
         let mut lv = Levels::default();
-        diffs.iter().map(|d| { parse_message(d, Rule::BinanceFutures, 2, 3, &mut lv).unwrap(); lv.len() as u64 }).sum()
+        diffs
+            .iter()
+            .map(|d| {
+                parse_message(d, Rule::BinanceFutures, 2, 3, &mut lv).unwrap();
+                lv.len() as u64
+            })
+            .sum()
     };
     let mut g = c.benchmark_group("usdm");
     g.sample_size(10);

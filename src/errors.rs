@@ -23,10 +23,7 @@ fn make(py: Python<'_>, name: &str, bases: Vec<Bound<'_, PyAny>>, doc: &str) -> 
     let ns = PyDict::new(py);
     ns.set_item("__module__", "mixmaker._core")?;
     ns.set_item("__doc__", doc)?;
-    let ty = py
-        .import("builtins")?
-        .getattr("type")?
-        .call1((name, PyTuple::new(py, bases)?, ns))?;
+    let ty = py.import("builtins")?.getattr("type")?.call1((name, PyTuple::new(py, bases)?, ns))?;
     Ok(ty.cast_into::<PyType>()?.unbind())
 }
 
@@ -44,7 +41,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, ty.bind(py))?;
         let _ = cell.set(py, ty);
     }
-    let order_base = make(py, "OrderError", vec![base.bind(py).clone().into_any()], "Base of the order state machine's errors.")?;
+    let order_base =
+        make(py, "OrderError", vec![base.bind(py).clone().into_any()], "Base of the order state machine's errors.")?;
     let order_specs = [
         (&INVALID_TRANSITION_ERROR, "InvalidTransitionError", "ValueError", "An event that cannot happen in the order's state (attributes: client_id, state, event). The order is unchanged."),
         (&EXCHANGE_ID_CONFLICT_ERROR, "ExchangeIdConflictError", "ValueError", "The venue acked an order under a second, different exchange id, or under one another order already has."),
@@ -87,7 +85,8 @@ pub(crate) fn message_error(e: MessageError) -> PyErr {
 pub(crate) fn locked_error() -> PyErr {
     raise(
         &BOOK_LOCKED_ERROR,
-        "this book belongs to a BookSync: feed the sync (on_message/on_snapshot) instead of writing to the book".to_string(),
+        "this book belongs to a BookSync: feed the sync (on_message/on_snapshot) instead of writing to the book"
+            .to_string(),
     )
 }
 
@@ -104,11 +103,14 @@ pub(crate) fn order_error(e: OrderError) -> PyErr {
             });
             err
         }
-        OrderError::ExchangeIdConflict { .. } | OrderError::ExchangeIdTaken { .. } => raise(&EXCHANGE_ID_CONFLICT_ERROR, msg),
-        OrderError::UnknownOrder { .. } => raise(&UNKNOWN_ORDER_ERROR, msg),
-        OrderError::BadEvent { .. } | OrderError::BadOrder { .. } | OrderError::DuplicateClientId { .. } | OrderError::Overflow { .. } => {
-            raise(&ORDER_INPUT_ERROR, msg)
+        OrderError::ExchangeIdConflict { .. } | OrderError::ExchangeIdTaken { .. } => {
+            raise(&EXCHANGE_ID_CONFLICT_ERROR, msg)
         }
+        OrderError::UnknownOrder { .. } => raise(&UNKNOWN_ORDER_ERROR, msg),
+        OrderError::BadEvent { .. }
+        | OrderError::BadOrder { .. }
+        | OrderError::DuplicateClientId { .. }
+        | OrderError::Overflow { .. } => raise(&ORDER_INPUT_ERROR, msg),
     }
 }
 

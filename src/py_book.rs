@@ -14,8 +14,10 @@ use mixmaker_core::{BookSide, L2Book};
 use crate::convert::{to_levels, to_scaled, to_size};
 use crate::errors::{decimal_error, locked_error};
 
-type F64Arrays<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
-type I64Arrays<'py> = (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
+type F64Arrays<'py> =
+    (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
+type I64Arrays<'py> =
+    (Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>, Bound<'py, PyArray1<i64>>);
 
 #[pyclass(module = "mixmaker._core", name = "OrderBook")]
 pub struct PyOrderBook {
@@ -124,7 +126,12 @@ impl PyOrderBook {
     }
 
     /// Apply many levels at once from numpy arrays (is_bid: bool/int8, prices/sizes: int64).
-    fn update_many(&mut self, is_bid: &Bound<'_, PyAny>, prices: PyReadonlyArray1<'_, i64>, sizes: PyReadonlyArray1<'_, i64>) -> PyResult<()> {
+    fn update_many(
+        &mut self,
+        is_bid: &Bound<'_, PyAny>,
+        prices: PyReadonlyArray1<'_, i64>,
+        sizes: PyReadonlyArray1<'_, i64>,
+    ) -> PyResult<()> {
         self.writable()?;
         // A type check first: a failed `extract` builds a Python exception, about 50 ns.
         let bools = match is_bid.cast::<PyArray1<bool>>() {
@@ -312,7 +319,9 @@ impl PyOrderBook {
 
     fn __repr__(&self) -> String {
         let (pd, sd) = (self.inner.price_decimals(), self.inner.size_decimals());
-        let fmt = |l: Option<(i64, i64)>| l.map_or("-".to_string(), |(p, s)| format!("{}x{}", format_fixed(p, pd), format_fixed(s, sd)));
+        let fmt = |l: Option<(i64, i64)>| {
+            l.map_or("-".to_string(), |(p, s)| format!("{}x{}", format_fixed(p, pd), format_fixed(s, sd)))
+        };
         format!(
             "OrderBook(price_decimals={pd}, size_decimals={sd}, bids={}, asks={}, best_bid={}, best_ask={}, update_id={}, ready={})",
             self.inner.bids.len(),

@@ -6,12 +6,13 @@ use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyTuple;
-use pyo3::prelude::*;
 
 use mixmaker_core::orders::{
-    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, OrderState, Outcome, Side, DEFAULT_LOST_AFTER,
+    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, OrderState, Outcome,
+    Side, DEFAULT_LOST_AFTER,
 };
 
 use crate::errors::{client_id_error, order_error, order_error_name};
@@ -43,19 +44,36 @@ impl PyOutcome {
 impl From<Outcome> for PyOutcome {
     fn from(o: Outcome) -> Self {
         match o {
-            Outcome::Applied { from, to } => {
-                PyOutcome { applied: true, before: Some(from.name()), after: Some(to.name()), ignored: None, error: None, message: None }
-            }
-            Outcome::Ignored(why) => {
-                PyOutcome { applied: false, before: None, after: None, ignored: Some(why.name()), error: None, message: None }
-            }
+            Outcome::Applied { from, to } => PyOutcome {
+                applied: true,
+                before: Some(from.name()),
+                after: Some(to.name()),
+                ignored: None,
+                error: None,
+                message: None,
+            },
+            Outcome::Ignored(why) => PyOutcome {
+                applied: false,
+                before: None,
+                after: None,
+                ignored: Some(why.name()),
+                error: None,
+                message: None,
+            },
         }
     }
 }
 
 impl From<&OrderError> for PyOutcome {
     fn from(e: &OrderError) -> Self {
-        PyOutcome { applied: false, before: None, after: None, ignored: None, error: Some(order_error_name(e)), message: Some(e.to_string()) }
+        PyOutcome {
+            applied: false,
+            before: None,
+            after: None,
+            ignored: None,
+            error: Some(order_error_name(e)),
+            message: Some(e.to_string()),
+        }
     }
 }
 
@@ -143,7 +161,13 @@ impl PyExposure {
 
 impl From<Exposure> for PyExposure {
     fn from(x: Exposure) -> Self {
-        PyExposure { buy_qty: x.buy_qty, sell_qty: x.sell_qty, buy_notional: x.buy_notional, sell_notional: x.sell_notional, orders: x.orders }
+        PyExposure {
+            buy_qty: x.buy_qty,
+            sell_qty: x.sell_qty,
+            buy_notional: x.buy_notional,
+            sell_notional: x.sell_notional,
+            orders: x.orders,
+        }
     }
 }
 
@@ -233,8 +257,17 @@ impl PyOrderSet {
 
     /// Starts tracking an order in state INITIALIZED.
     #[pyo3(signature = (client_id, symbol, side, price, quantity, lost_after = DEFAULT_LOST_AFTER))]
-    fn add(&mut self, client_id: &str, symbol: &str, side: &str, price: i64, quantity: i64, lost_after: u32) -> PyResult<()> {
-        let side = Side::from_name(side).ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', not {side:?}")))?;
+    fn add(
+        &mut self,
+        client_id: &str,
+        symbol: &str,
+        side: &str,
+        price: i64,
+        quantity: i64,
+        lost_after: u32,
+    ) -> PyResult<()> {
+        let side = Side::from_name(side)
+            .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', not {side:?}")))?;
         let order = Order::new(client_id, symbol, side, price, quantity, lost_after).map_err(order_error)?;
         self.inner.insert(order).map_err(order_error)
     }
@@ -255,7 +288,8 @@ impl PyOrderSet {
         fee_asset: &str,
         is_maker: bool,
     ) -> PyResult<PyOutcome> {
-        let ev = make_event(event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).map_err(PyValueError::new_err)?;
+        let ev = make_event(event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker)
+            .map_err(PyValueError::new_err)?;
         self.inner.apply(client_id, &ev).map(PyOutcome::from).map_err(order_error)
     }
 
@@ -419,6 +453,11 @@ impl PyClientIdGenerator {
     }
 
     fn __repr__(&self) -> String {
-        format!("ClientIdGenerator(prefix={:?}, instance={:?}, last={})", self.inner.prefix(), self.inner.instance(), self.inner.last())
+        format!(
+            "ClientIdGenerator(prefix={:?}, instance={:?}, last={})",
+            self.inner.prefix(),
+            self.inner.instance(),
+            self.inner.last()
+        )
     }
 }

@@ -53,7 +53,8 @@ static STATES: PyOnceLock<[Py<PyBookState>; 3]> = PyOnceLock::new();
 fn state_obj(py: Python<'_>, s: State) -> PyResult<Py<PyBookState>> {
     let states = STATES.get_or_try_init(py, || -> PyResult<_> {
         let ty = py.get_type::<PyBookState>();
-        let get = |name: &str| -> PyResult<Py<PyBookState>> { Ok(ty.getattr(name)?.cast_into::<PyBookState>()?.unbind()) };
+        let get =
+            |name: &str| -> PyResult<Py<PyBookState>> { Ok(ty.getattr(name)?.cast_into::<PyBookState>()?.unbind()) };
         Ok([get("AWAITING_SNAPSHOT")?, get("SYNCED")?, get("DESYNCED")?])
     })?;
     let i = match s {
@@ -182,7 +183,13 @@ impl PyBookSync {
     }
 
     /// Feed an already-parsed snapshot (e.g. from ccxt): (price, size) pairs and its update id.
-    fn on_snapshot_levels(&mut self, py: Python<'_>, bids: &Bound<'_, PyAny>, asks: &Bound<'_, PyAny>, update_id: u64) -> PyResult<Py<PyBookState>> {
+    fn on_snapshot_levels(
+        &mut self,
+        py: Python<'_>,
+        bids: &Bound<'_, PyAny>,
+        asks: &Bound<'_, PyAny>,
+        update_id: u64,
+    ) -> PyResult<Py<PyBookState>> {
         let mut book = self.book.bind(py).borrow_mut();
         let (pd, sd) = (book.inner.price_decimals(), book.inner.size_decimals());
         let levels = Levels { bids: to_levels(bids, pd, sd)?, asks: to_levels(asks, pd, sd)? };

@@ -554,20 +554,13 @@ impl BookSide {
 
     /// Levels from the best outwards.
     pub fn iter(&self) -> SideIter<'_> {
-        SideIter {
-            side: self,
-            slot: if self.in_ladder > 0 { Some(self.best_slot) } else { None },
-            outside: None,
-        }
+        SideIter { side: self, slot: if self.in_ladder > 0 { Some(self.best_slot) } else { None }, outside: None }
     }
 
     /// Total size of the levels priced at `price` or better (bids `>= price`, asks `<= price`).
     pub fn volume_to_price(&self, price: i64) -> i128 {
         let limit = self.key(price);
-        self.iter()
-            .take_while(|&(p, _)| self.key(p) <= limit)
-            .map(|(_, s)| s as i128)
-            .sum()
+        self.iter().take_while(|&(p, _)| self.key(p) <= limit).map(|(_, s)| s as i128).sum()
     }
 
     /// The price of the level at which the cumulative size from the best reaches `volume`,
@@ -791,7 +784,11 @@ mod tests {
 
     fn book() -> L2Book {
         let mut b = L2Book::new(2, 3).unwrap();
-        b.load(&[(10_000, 1_000), (9_990, 2_000), (9_980, 3_000)], &[(10_010, 500), (10_020, 1_500), (10_050, 4_000)], 7);
+        b.load(
+            &[(10_000, 1_000), (9_990, 2_000), (9_980, 3_000)],
+            &[(10_010, 500), (10_020, 1_500), (10_050, 4_000)],
+            7,
+        );
         b
     }
 
@@ -865,7 +862,8 @@ mod tests {
     fn ladder_matches_a_btreemap_model() {
         let mut rnd = lcg(7);
         // (tick guess, price grid, 1 in N prices off the grid by one unit)
-        let cases: [(i64, i64, u64); 6] = [(1, 1, 0), (10, 10, 0), (10, 10, 20_000), (64, 1, 0), (7, 21, 0), (1 << 40, 3, 0)];
+        let cases: [(i64, i64, u64); 6] =
+            [(1, 1, 0), (10, 10, 0), (10, 10, 20_000), (64, 1, 0), (7, 21, 0), (1 << 40, 3, 0)];
         for (guess, grid, odd_one_in) in cases {
             for is_bid in [true, false] {
                 let mut side = BookSide::new(is_bid);
@@ -905,7 +903,11 @@ mod tests {
                         };
                         assert_eq!(side.iter().collect::<Vec<_>>(), want, "{guess}/{grid} step {step}");
                         let probe = centre;
-                        let want_vol: i128 = want.iter().filter(|(p, _)| if is_bid { *p >= probe } else { *p <= probe }).map(|(_, s)| *s as i128).sum();
+                        let want_vol: i128 = want
+                            .iter()
+                            .filter(|(p, _)| if is_bid { *p >= probe } else { *p <= probe })
+                            .map(|(_, s)| *s as i128)
+                            .sum();
                         assert_eq!(side.volume_to_price(probe), want_vol);
                         for &(p, s) in want.iter().step_by(97) {
                             assert_eq!(side.size_at(p), s);
@@ -932,7 +934,11 @@ mod tests {
             // Long runs of one side with the odd byte of the other, any nonzero value a bid.
             let flip = 1 + rnd() % 12;
             let v: Vec<u8> = (0..n).map(|_| if rnd() % flip == 0 { (rnd() % 256) as u8 } else { 0 }).collect();
-            let v: Vec<u8> = if rnd() % 2 == 0 { v } else { v.iter().map(|&b| if b == 0 { 1 + (rnd() % 255) as u8 } else { 0 }).collect() };
+            let v: Vec<u8> = if rnd() % 2 == 0 {
+                v
+            } else {
+                v.iter().map(|&b| if b == 0 { 1 + (rnd() % 255) as u8 } else { 0 }).collect()
+            };
             for bid in [true, false] {
                 let want = v.iter().position(|&x| (x != 0) != bid).unwrap_or(n);
                 assert_eq!(run_len(&v, bid), want, "{v:?} bid={bid}");
@@ -1007,7 +1013,10 @@ mod tests {
         assert_eq!((b.bids.tick(), b.asks.tick()), (10, 10));
         b.set(true, 6_165_965, 7); // between two ticks: the bid ladder re-lays at tick 5
         assert_eq!(b.bids.tick(), 5);
-        assert_eq!(b.bids.iter().collect::<Vec<_>>(), vec![(6_165_970, 1), (6_165_965, 7), (6_165_960, 2), (6_100_000, 3)]);
+        assert_eq!(
+            b.bids.iter().collect::<Vec<_>>(),
+            vec![(6_165_970, 1), (6_165_965, 7), (6_165_960, 2), (6_100_000, 3)]
+        );
         b.set(true, 6_165_963, 0); // deleting an absent off-tick level changes nothing
         assert_eq!((b.bids.tick(), b.bids.len()), (5, 4));
         assert_eq!(tick_of([5, 5]), None);

@@ -66,7 +66,8 @@ impl FarLevels {
 
     /// Remove and return the levels with keys below `end`, unordered, O(n).
     pub fn take_below(&mut self, end: i128) -> Vec<(i64, i64)> {
-        let taken: Vec<(i64, i64)> = self.map.iter().filter(|(&k, _)| (k as i128) < end).map(|(&k, &s)| (k, s)).collect();
+        let taken: Vec<(i64, i64)> =
+            self.map.iter().filter(|(&k, _)| (k as i128) < end).map(|(&k, &s)| (k, s)).collect();
         for (k, _) in &taken {
             self.map.remove(k);
         }
@@ -157,7 +158,8 @@ mod tests {
     fn hash_spreads_nearby_prices() {
         // Prices a tick apart must not share low or high hash bits wholesale.
         let h = KeyHash { seed: 0x9e37_79b9_7f4a_7c15 };
-        let hashes: std::collections::HashSet<u64> = (0..4096i64).map(|p| h.hash_one(6_000_000 + 10 * p) & 0xfff).collect();
+        let hashes: std::collections::HashSet<u64> =
+            (0..4096i64).map(|p| h.hash_one(6_000_000 + 10 * p) & 0xfff).collect();
         assert!(hashes.len() > 2_000, "only {} distinct low-12-bit buckets of 4096", hashes.len());
         let tops: std::collections::HashSet<u64> = (0..4096i64).map(|p| h.hash_one(6_000_000 + 10 * p) >> 57).collect();
         assert_eq!(tops.len(), 128, "every 7-bit control tag in use");

@@ -103,18 +103,11 @@ pub fn parse_fixed(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
         if d > 9 {
             break;
         }
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(d as i64))
-            .ok_or(FixedError::Overflow)?;
+        value = value.checked_mul(10).and_then(|v| v.checked_add(d as i64)).ok_or(FixedError::Overflow)?;
         i += 1;
     }
     if i == 0 {
-        return Err(if digits.is_empty() {
-            FixedError::Empty
-        } else {
-            FixedError::InvalidChar { pos: off }
-        });
+        return Err(if digits.is_empty() { FixedError::Empty } else { FixedError::InvalidChar { pos: off } });
     }
     let mut frac = 0u32;
     if i < digits.len() {
@@ -128,10 +121,8 @@ pub fn parse_fixed(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
                         break;
                     }
                     if frac < decimals {
-                        value = value
-                            .checked_mul(10)
-                            .and_then(|v| v.checked_add(d as i64))
-                            .ok_or(FixedError::Overflow)?;
+                        value =
+                            value.checked_mul(10).and_then(|v| v.checked_add(d as i64)).ok_or(FixedError::Overflow)?;
                         frac += 1;
                     } else if d != 0 {
                         // An exponent further on may still make it exact ("2.5e2").
@@ -156,9 +147,7 @@ pub fn parse_fixed(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
             return Err(FixedError::InvalidChar { pos: off + i });
         }
     }
-    let scaled = value
-        .checked_mul(pow10(decimals - frac))
-        .ok_or(FixedError::Overflow)?;
+    let scaled = value.checked_mul(pow10(decimals - frac)).ok_or(FixedError::Overflow)?;
     Ok(if neg { -scaled } else { scaled })
 }
 
@@ -225,11 +214,7 @@ pub fn parse_lenient(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
         i += 1;
     }
     if !seen_digit {
-        return Err(if i < t.len() {
-            FixedError::InvalidChar { pos: start + i }
-        } else {
-            FixedError::Empty
-        });
+        return Err(if i < t.len() { FixedError::InvalidChar { pos: start + i } } else { FixedError::Empty });
     }
     if dropped_nonzero {
         return Err(FixedError::Overflow);

@@ -111,9 +111,7 @@ impl<'a> Cursor<'a> {
     pub fn number(&mut self) -> JsonResult<&'a [u8]> {
         self.ws();
         let start = self.i;
-        while self.i < self.b.len()
-            && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-        {
+        while self.i < self.b.len() && matches!(self.b[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
             self.i += 1;
         }
         if self.i == start {
@@ -283,7 +281,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [&br#"{"a" 1}"#[..], br#"{"a":1 "b":2}"#, br#"{"a":[1 2]}"#, br#"{"a":"#, br#"{"a":tru}"#, br#"{,"a":1}"#, br#"["#, b"{\"a\":\"x\x01\"}"] {
+        for bad in [
+            &br#"{"a" 1}"#[..],
+            br#"{"a":1 "b":2}"#,
+            br#"{"a":[1 2]}"#,
+            br#"{"a":"#,
+            br#"{"a":tru}"#,
+            br#"{,"a":1}"#,
+            br#"["#,
+            b"{\"a\":\"x\x01\"}",
+        ] {
             let mut c = Cursor::new(bad);
             assert!(c.skip_value().is_err(), "{:?}", std::str::from_utf8(bad));
         }

@@ -327,7 +327,11 @@ fn quoted_fixed(b: &[u8], mut i: usize, decimals: u32) -> Option<(i64, usize)> {
     (v <= i64::MAX as u64).then_some((v as i64, i))
 }
 
-fn read_levels_general(c: &mut Cursor<'_>, out: &mut Vec<(i64, i64)>, (pd, sd): (u32, u32)) -> Result<(), MessageError> {
+fn read_levels_general(
+    c: &mut Cursor<'_>,
+    out: &mut Vec<(i64, i64)>,
+    (pd, sd): (u32, u32),
+) -> Result<(), MessageError> {
     let mut outer = c.array()?;
     while outer.next(c)? {
         let mut inner = c.array()?;
@@ -361,7 +365,11 @@ pub struct BookTicker {
 }
 
 /// Parse a Binance `bookTicker` (bare or stream-wrapped); `Ok(None)` for any other message.
-pub fn parse_book_ticker(raw: &[u8], price_decimals: u32, size_decimals: u32) -> Result<Option<BookTicker>, MessageError> {
+pub fn parse_book_ticker(
+    raw: &[u8],
+    price_decimals: u32,
+    size_decimals: u32,
+) -> Result<Option<BookTicker>, MessageError> {
     let mut c = Cursor::new(raw);
     let mut t = [None::<i64>; 4];
     let mut u = None;
@@ -431,7 +439,10 @@ mod tests {
     #[test]
     fn binance_futures_diff_wrapped_and_bare() {
         let (m, l) = parse(FUT_DIFF, Rule::BinanceFutures, 2, 3);
-        assert_eq!(m, Ok(Message::Diff(DiffIds { first: 5114213720557, last: 5114213721080, prev: Some(5114213720551) })));
+        assert_eq!(
+            m,
+            Ok(Message::Diff(DiffIds { first: 5114213720557, last: 5114213721080, prev: Some(5114213720551) }))
+        );
         assert_eq!(l.bids, vec![(6_164_790, 3), (6_165_000, 0)]);
         assert_eq!(l.asks, vec![(6_166_010, 1_234)]);
         let bare = &FUT_DIFF[FUT_DIFF.find(",\"data\":").unwrap() + 8..FUT_DIFF.len() - 1];
@@ -442,13 +453,15 @@ mod tests {
 
     #[test]
     fn binance_snapshot_and_ignored_messages() {
-        let snap = r#"{"lastUpdateId":100,"E":1,"T":2,"bids":[["10.00","1.000"]],"asks":[["10.10","2.000"],["10.20","3"]]}"#;
+        let snap =
+            r#"{"lastUpdateId":100,"E":1,"T":2,"bids":[["10.00","1.000"]],"asks":[["10.10","2.000"],["10.20","3"]]}"#;
         let (m, l) = parse(snap, Rule::BinanceFutures, 2, 3);
         assert_eq!(m, Ok(Message::Snapshot { last_update_id: 100 }));
         assert_eq!(l.asks, vec![(1_010, 2_000), (1_020, 3_000)]);
         let ticker = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#;
         assert_eq!(parse(ticker, Rule::BinanceFutures, 2, 3).0, Ok(Message::Ignored));
-        let spot_ticker = r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
+        let spot_ticker =
+            r#"{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}"#;
         assert_eq!(parse(spot_ticker, Rule::BinanceSpot, 2, 3).0, Ok(Message::Ignored));
         assert_eq!(parse(r#"{"result":null,"id":1}"#, Rule::BinanceSpot, 2, 3).0, Ok(Message::Ignored));
         assert_eq!(parse(r#"{"e":"trade","p":"oops"}"#, Rule::BinanceSpot, 2, 3).0, Ok(Message::Ignored));
@@ -461,7 +474,10 @@ mod tests {
         assert_eq!(m, Ok(Message::Snapshot { last_update_id: 1234 }));
         assert_eq!((l.bids[0], l.asks[0]), ((19_537, 100), (19_538, 5)));
         let delta = r#"{"topic":"orderbook.500.XRPUSDT","type":"delta","ts":2,"data":{"s":"XRPUSDT","b":[],"a":[["1.9538","0"]],"u":1235,"seq":104},"cts":2}"#;
-        assert_eq!(parse(delta, Rule::Bybit, 4, 0).0, Ok(Message::Diff(DiffIds { first: 1235, last: 1235, prev: None })));
+        assert_eq!(
+            parse(delta, Rule::Bybit, 4, 0).0,
+            Ok(Message::Diff(DiffIds { first: 1235, last: 1235, prev: None }))
+        );
         let rest = r#"{"retCode":0,"retMsg":"OK","result":{"s":"XRPUSDT","b":[["1.9537","100"]],"a":[],"ts":1,"u":77,"seq":5},"time":1}"#;
         assert_eq!(parse(rest, Rule::Bybit, 4, 0).0, Ok(Message::Snapshot { last_update_id: 77 }));
         assert_eq!(parse(r#"{"success":true,"op":"subscribe"}"#, Rule::Bybit, 4, 0).0, Ok(Message::Ignored));
@@ -494,8 +510,8 @@ mod tests {
             r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["61647.90","-0.003"]],"a":[]}"#, // negative size
             r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["abc","0.003"]],"a":[]}"#,       // junk
             r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["61647.90"]],"a":[]}"#,          // no size
-            r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["61647.90","0.003"]"#,            // truncated
-            r#"{"e":"depthUpdate","u":2,"pu":0,"b":[],"a":[]}"#,                             // no U
+            r#"{"e":"depthUpdate","U":1,"u":2,"pu":0,"b":[["61647.90","0.003"]"#,           // truncated
+            r#"{"e":"depthUpdate","u":2,"pu":0,"b":[],"a":[]}"#,                            // no U
             r#"{"e":"depthUpdate","U":1,"u":2,"b":[],"a":[]} trailing"#,
             "not json",
             "",
@@ -510,7 +526,13 @@ mod tests {
         let t = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5114213721080,"s":"BTCUSDT","b":"61659.70","B":"1.486","a":"61659.80","A":"0.981","T":1,"E":2}}"#;
         assert_eq!(
             parse_book_ticker(t.as_bytes(), 2, 3),
-            Ok(Some(BookTicker { update_id: 5114213721080, bid_price: 6_165_970, bid_size: 1_486, ask_price: 6_165_980, ask_size: 981 }))
+            Ok(Some(BookTicker {
+                update_id: 5114213721080,
+                bid_price: 6_165_970,
+                bid_size: 1_486,
+                ask_price: 6_165_980,
+                ask_size: 981
+            }))
         );
         assert_eq!(parse_book_ticker(FUT_DIFF.as_bytes(), 2, 3), Ok(None));
         assert_eq!(parse_book_ticker(br#"{"e":"trade","p":"1"}"#, 2, 3), Ok(None));

@@ -463,7 +463,9 @@ mod tests {
     fn spot_rule() {
         let mut s = SyncedBook::new(Rule::BinanceSpot, 2, 8, 100).unwrap();
         let d = |a: u64, b: u64| {
-            format!(r#"{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":{a},"u":{b},"b":[["100.50000000","1.00000000"]],"a":[]}}"#)
+            format!(
+                r#"{{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":{a},"u":{b},"b":[["100.50000000","1.00000000"]],"a":[]}}"#
+            )
         };
         s.on_message(d(1, 10).as_bytes());
         s.on_message(d(11, 20).as_bytes());
@@ -478,7 +480,9 @@ mod tests {
     fn bybit_rule_and_snapshot_reset() {
         let mut s = SyncedBook::new(Rule::Bybit, 4, 0, 100).unwrap();
         let m = |kind: &str, u: u64, bid: &str| {
-            format!(r#"{{"topic":"orderbook.500.XRPUSDT","type":"{kind}","ts":1,"data":{{"s":"XRPUSDT","b":[["{bid}","10"]],"a":[["2.0000","10"]],"u":{u},"seq":1}},"cts":1}}"#)
+            format!(
+                r#"{{"topic":"orderbook.500.XRPUSDT","type":"{kind}","ts":1,"data":{{"s":"XRPUSDT","b":[["{bid}","10"]],"a":[["2.0000","10"]],"u":{u},"seq":1}},"cts":1}}"#
+            )
         };
         assert_eq!(s.on_message(m("snapshot", 100, "1.9000").as_bytes()), State::Synced);
         assert_eq!(s.on_message(m("delta", 101, "1.9100").as_bytes()), State::Synced);

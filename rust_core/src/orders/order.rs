@@ -81,16 +81,40 @@ pub enum Outcome {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OrderError {
-    InvalidTransition { client_id: String, state: OrderState, event: EventKind },
+    InvalidTransition {
+        client_id: String,
+        state: OrderState,
+        event: EventKind,
+    },
     /// The venue acked the order under a second, different exchange id.
-    ExchangeIdConflict { client_id: String, known: String, got: String },
+    ExchangeIdConflict {
+        client_id: String,
+        known: String,
+        got: String,
+    },
     /// The venue acked the order under an exchange id another of our orders already has.
-    ExchangeIdTaken { client_id: String, exchange_id: String, owner: String },
-    BadEvent { client_id: String, reason: &'static str },
-    BadOrder { client_id: String, reason: &'static str },
-    UnknownOrder { id: String },
-    DuplicateClientId { client_id: String },
-    Overflow { client_id: String },
+    ExchangeIdTaken {
+        client_id: String,
+        exchange_id: String,
+        owner: String,
+    },
+    BadEvent {
+        client_id: String,
+        reason: &'static str,
+    },
+    BadOrder {
+        client_id: String,
+        reason: &'static str,
+    },
+    UnknownOrder {
+        id: String,
+    },
+    DuplicateClientId {
+        client_id: String,
+    },
+    Overflow {
+        client_id: String,
+    },
 }
 
 impl fmt::Display for OrderError {
@@ -144,7 +168,14 @@ pub struct Order {
 }
 
 impl Order {
-    pub fn new(client_id: &str, symbol: &str, side: Side, price: i64, quantity: i64, lost_after: u32) -> Result<Order, OrderError> {
+    pub fn new(
+        client_id: &str,
+        symbol: &str,
+        side: Side,
+        price: i64,
+        quantity: i64,
+        lost_after: u32,
+    ) -> Result<Order, OrderError> {
         let bad = |reason| Err(OrderError::BadOrder { client_id: client_id.to_string(), reason });
         if client_id.is_empty() {
             return bad("client order id is empty");

@@ -93,7 +93,8 @@ impl OrderSet {
                 _ => {}
             }
         }
-        let order = self.orders.get_mut(client_id).ok_or_else(|| OrderError::UnknownOrder { id: client_id.to_string() })?;
+        let order =
+            self.orders.get_mut(client_id).ok_or_else(|| OrderError::UnknownOrder { id: client_id.to_string() })?;
         let had_id = order.exchange_id().is_some();
         let out = order.apply(event)?;
         if !had_id {
@@ -108,7 +109,8 @@ impl OrderSet {
         match kind {
             IdKind::Client => self.apply(id, event),
             IdKind::Exchange => {
-                let cid = self.by_exchange.get(id).cloned().ok_or_else(|| OrderError::UnknownOrder { id: id.to_string() })?;
+                let cid =
+                    self.by_exchange.get(id).cloned().ok_or_else(|| OrderError::UnknownOrder { id: id.to_string() })?;
                 self.apply(&cid, event)
             }
         }

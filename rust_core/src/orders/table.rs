@@ -184,7 +184,9 @@ pub fn rule(state: OrderState, event: EventKind) -> Rule {
             E::Submitted => To(S::PendingCreate),
             // Cancelling or failing an order that never left: the tracker fails it locally.
             E::Rejected => To(S::Failed),
-            E::Accepted | E::Fill | E::CancelRequested | E::Canceled | E::CancelRejected | E::NotFound | E::Expired => Invalid,
+            E::Accepted | E::Fill | E::CancelRequested | E::Canceled | E::CancelRejected | E::NotFound | E::Expired => {
+                Invalid
+            }
         },
         S::PendingCreate => match event {
             E::Submitted => Invalid,
@@ -295,7 +297,15 @@ mod tests {
         for s in ALL_STATES.into_iter().filter(|s| s.is_terminal()) {
             for e in ALL_EVENTS {
                 let r = rule(s, e);
-                let moves = matches!(r, Rule::To(_) | Rule::BeginCancel | Rule::Restore | Rule::Found | Rule::CountNotFound | Rule::RejectUnacked);
+                let moves = matches!(
+                    r,
+                    Rule::To(_)
+                        | Rule::BeginCancel
+                        | Rule::Restore
+                        | Rule::Found
+                        | Rule::CountNotFound
+                        | Rule::RejectUnacked
+                );
                 assert!(!moves, "{s:?} + {e:?} -> {r:?}: a terminal state must not move except by a fill");
             }
         }

@@ -58,9 +58,15 @@ fn sample(kind: EventKind) -> Event {
 /// accepted, rejected, fill (partial), cancel_requested, canceled, cancel_rejected, not_found, expired.
 const SPEC: [(OrderState, [&str; 9]); 10] = [
     (S::Initialized, ["PENDING_CREATE", "!", "FAILED", "!", "!", "!", "!", "!", "!"]),
-    (S::PendingCreate, ["!", "OPEN", "FAILED", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "PENDING_CREATE", "EXPIRED"]),
+    (
+        S::PendingCreate,
+        ["!", "OPEN", "FAILED", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "PENDING_CREATE", "EXPIRED"],
+    ),
     (S::Open, ["!", "=", "!", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "OPEN", "EXPIRED"]),
-    (S::PartiallyFilled, ["!", "=", "!", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "PARTIALLY_FILLED", "EXPIRED"]),
+    (
+        S::PartiallyFilled,
+        ["!", "=", "!", "PARTIALLY_FILLED", "PENDING_CANCEL", "CANCELED", "!", "PARTIALLY_FILLED", "EXPIRED"],
+    ),
     (S::PendingCancel, ["!", "=", "!", "PENDING_CANCEL", "=", "CANCELED", "OPEN", "PENDING_CANCEL", "EXPIRED"]),
     (S::Canceled, ["!", "=", "!", "CANCELED", "!", "=", "=", "=", "!"]),
     (S::Filled, ["!", "=", "!", "FILLED", "!", "!", "=", "=", "!"]),
@@ -144,7 +150,9 @@ fn late_fills_after_cancel_are_counted_and_overfills_are_flagged() {
 #[test]
 fn average_price_cost_and_fees_are_exact() {
     let mut o = order_in(S::Open);
-    let f = |t: &str, px, q, fee, asset: &str| Event::Fill(Fill { trade_id: t.into(), price: px, qty: q, fee, fee_asset: asset.into(), is_maker: false });
+    let f = |t: &str, px, q, fee, asset: &str| {
+        Event::Fill(Fill { trade_id: t.into(), price: px, qty: q, fee, fee_asset: asset.into(), is_maker: false })
+    };
     o.apply(&f("1", 6_165_970, 3, 5, "USDT")).unwrap();
     o.apply(&f("2", 6_165_980, 4, -2, "USDT")).unwrap(); // maker rebate
     o.apply(&f("3", 6_165_990, 2, 7, "BNB")).unwrap();
