@@ -1,0 +1,54 @@
+"""The one conversion between decimal text and scaled integers (mixmaker.money)."""
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mixmaker.errors import MixmakerError
+from mixmaker.money import AmountError, Rounding, format_units, to_decimal, to_units
+
+
+def test_exact_text_decimal_and_int():
+    assert to_units("61659.7", 2) == 6_165_970
+    assert to_units("61659.70000", 2) == 6_165_970
+    assert to_units("1e-8", 8) == 1
+    assert to_units(Decimal("-2.5"), 8) == -250_000_000
+    assert to_units(3, 8) == 300_000_000
+    assert to_decimal(150, 2) == Decimal("1.50")
+    assert format_units(6_165_970, 2) == "61659.70"
+    assert format_units(-15, 1) == "-1.5"
+    assert format_units(7, 0) == "7"
+    assert format_units(150_000_000, 8, trim=True) == "1.5"
+    assert format_units(100_000_000, 8, trim=True) == "1"
+    assert format_units(-1, 8, trim=True) == "-0.00000001"
+
+
+@pytest.mark.parametrize("bad", [0.1, float("nan"), True, "1.001", "abc", "", "NaN", "inf", Decimal("Infinity"), None])
+def test_refusals_are_typed(bad):
+    with pytest.raises(AmountError) as e:
+        to_units(bad, 2)
+    assert isinstance(e.value, MixmakerError) and isinstance(e.value, ValueError)
+
+
+@pytest.mark.parametrize("scale", [-1, 19, 2.0, "2"])
+def test_bad_scales_are_typed(scale):
+    with pytest.raises(AmountError):
+        to_units("1", scale)
+    with pytest.raises(AmountError):
+        format_units(1, scale)
+
+
+def test_rounding_is_named_not_silent():
+    assert to_units("1.239", 2, rounding=Rounding.FLOOR) == 123
+    assert to_units("-1.231", 2, rounding=Rounding.FLOOR) == -124
+    assert to_units("1.231", 2, rounding=Rounding.CEIL) == 124
+
+
+@given(st.integers(min_value=-(2**62), max_value=2**62), st.integers(min_value=0, max_value=18))
+def test_round_trip(units, decimals):
+    text = format_units(units, decimals)
+    assert to_units(text, decimals) == units
+    assert to_units(format_units(units, decimals, trim=True), decimals) == units
+    assert to_decimal(units, decimals) == Decimal(text)
