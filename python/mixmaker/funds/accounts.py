@@ -32,6 +32,7 @@ class AccountKind(enum.Enum):
     EXCHANGE = "exchange"  # one exchange account (id: its configured name, e.g. "binance-main")
     TRANSIT = "transit"  # one move between Mixin and an exchange (id: the move id)
     USER_ORDER = "order"  # one user order's claim not in a pool (id: the user order id)
+    REFUND = "refund"  # a payment owed back to its payer (id: the snapshot id)
     POOL = "pool"  # one pool's claim: its members' money (id: the pool id)
     BOT = "bot"  # the bot's share of gains (id: "share")
     ROUNDING = "rounding"  # whole units left over by integer division (id: "")
@@ -93,6 +94,10 @@ def transit(move_id: str) -> Account:
 
 def user_order(order_id: str) -> Account:
     return Account(AccountKind.USER_ORDER, order_id)
+
+
+def refund(snapshot_id: str) -> Account:
+    return Account(AccountKind.REFUND, snapshot_id)
 
 
 def pool(pool_id: str) -> Account:
