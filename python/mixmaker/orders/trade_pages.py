@@ -75,14 +75,16 @@ class _Pages:
         return page
 
 
-def _ids(page: list[TradeReport], what: str) -> list[int]:
+def _by_id(page: list[TradeReport], what: str) -> tuple[list[TradeReport], list[int]]:
+    """The page in ascending id order (clients such as ccxt re-sort by time, then id as text)."""
     try:
-        ids = [int(t.trade_id) for t in page]
+        keyed = sorted(((int(t.trade_id), t) for t in page), key=lambda kt: kt[0])
     except ValueError:
         raise TradeHistoryError(f"{what}: trade ids are not integers, so the history cannot be paged by id") from None
-    if any(b <= a for a, b in zip(ids, ids[1:])):
-        raise TradeHistoryError(f"{what}: a page of trades is not in ascending id order")
-    return ids
+    ids = [i for i, _ in keyed]
+    if any(b == a for a, b in zip(ids, ids[1:])):
+        raise TradeHistoryError(f"{what}: a page of trades holds one trade id twice")
+    return [t for _, t in keyed], ids
 
 
 async def trades_by_id(
@@ -108,7 +110,7 @@ async def trades_by_id(
             end = start + window_ms - 1
             page = await pages.get(start_ms=start, end_ms=end)
             if page:
-                ids = _ids(page, what)
+                page, ids = _by_id(page, what)
                 out.extend(page)
                 if len(page) < limit and end >= until:
                     return out  # the window reaches the present and held less than a page
@@ -118,8 +120,7 @@ async def trades_by_id(
                 return out  # nothing since `since_ms`
             start = end + 1
     while True:
-        page = await pages.get(from_id=cursor, order_id=order_id)
-        ids = _ids(page, what)
+        page, ids = _by_id(await pages.get(from_id=cursor, order_id=order_id), what)
         if ids and ids[0] < cursor:
             raise TradeHistoryError(
                 f"{what}: asked for trades from id {cursor}, the venue sent id {ids[0]} (it ignores fromId and "
