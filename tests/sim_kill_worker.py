@@ -15,7 +15,6 @@ import sys
 from collections import Counter
 
 import ccxt.async_support as ccxt
-
 from mixmaker.connectors import RateLimiter
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.ccxt_routing import route_through

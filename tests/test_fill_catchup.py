@@ -7,7 +7,6 @@ simulator's `myTrades` pages exactly as Binance's does, so one page holds at mos
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 import pytest
 
@@ -15,18 +14,22 @@ ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project depen
 ccxtpro = pytest.importorskip("ccxt.pro", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator needs picows")
 
+from connector_helpers import start_sim, until, venue_for  # noqa: E402
+from fake_venue import FakeVenue  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
 from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderNotFoundError, OrderReport  # noqa: E402
-from mixmaker.orders.trade_pages import TradeHistoryError, TradePage, trades_by_id, trades_by_time  # noqa: E402
-from mixmaker.orders.venue import TradeReport  # noqa: E402
+from mixmaker.orders.trade_pages import (  # noqa: E402
+    TradeHistoryError,
+    TradePage,
+    trades_by_id,
+    trades_by_time,
+)
+from mixmaker.orders.venue import OrderRequest, TradeReport  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim, until, venue_for  # noqa: E402
-from fake_venue import FakeVenue  # noqa: E402
 from worker_helpers import market_sells, spawn, venue_orders  # noqa: E402
 
 LOT = "0.00001"  # one fill each: the market's smallest size
@@ -59,7 +62,6 @@ def test_the_simulators_trade_history_pages_as_binances():
             mm = await venue_for(sim, "mm-key", "mm-secret")
             try:
                 m = mm.market("BTCUSDT")
-                from mixmaker.orders.venue import OrderRequest
                 a = await mm.create_order(OrderRequest("a", "BTCUSDT", "buy", m.price("50000"), m.size("0.007")))
                 b = await mm.create_order(OrderRequest("b", "BTCUSDT", "buy", m.price("50000"), m.size("0.007")))
                 market_sells(sim, "BTCUSDT", "50000", LOT, 1200)  # 700 of a's, then 500 of b's
@@ -141,7 +143,6 @@ def test_paging_by_id_walks_time_windows_to_the_first_trade():
     fake = FakeVenue()
     fake.frozen_ms = 10 * day
     cid = "mmx"
-    from mixmaker.orders.venue import OrderRequest
     asyncio.run(fake.create_order(OrderRequest(cid, "BTCUSDT", "buy", 100, 10_000)))
     for _ in range(1200):
         fake.fill(cid, 1)
@@ -150,7 +151,7 @@ def test_paging_by_id_walks_time_windows_to_the_first_trade():
     assert len(got) == 1200
     windows = [q for q in fake.pages if q.start_ms is not None]
     assert len(windows) == 4 and all(q.end_ms - q.start_ms < day for q in windows)
-    assert [q.from_id for q in fake.pages if q.from_id is not None] == [1001, ]  # then one page by id
+    assert [q.from_id for q in fake.pages if q.from_id is not None] == [1001]  # then one page by id
 
 
 # ---------------------------------------------------------------------------------------------

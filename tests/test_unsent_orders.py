@@ -13,6 +13,8 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator needs picows")
 
+from connector_helpers import start_sim  # noqa: E402
+from fake_venue import FakeVenue  # noqa: E402
 from mixmaker.connectors import RateLimiter  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
@@ -20,9 +22,6 @@ from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderRejectedError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim  # noqa: E402
-from fake_venue import FakeVenue  # noqa: E402
 from worker_helpers import spawn, venue_orders  # noqa: E402
 
 RECV_WINDOW_MS = 3000
@@ -98,7 +97,7 @@ def test_a_stale_create_is_refused_by_its_signed_timestamp_and_never_re_sent():
             try:
                 assert venue.recv_window_ms == RECV_WINDOW_MS
                 m = venue.market("BTCUSDT")
-                posts = lambda: sum(1 for r in sim.rest.requests if r == ("POST", "/api/v3/order"))  # noqa: E731
+                posts = lambda: sum(1 for r in sim.rest.requests if r == ("POST", "/api/v3/order"))
                 before = posts()
                 stale = OrderRequest("mmstale", "BTCUSDT", "buy", m.price("50000"), m.size("0.01"),
                                      venue.clock_ms() - RECV_WINDOW_MS - 1000)

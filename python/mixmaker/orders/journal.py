@@ -187,7 +187,8 @@ class OrderJournal:
             "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
             (self.venue,),
         ):
-            o = JournalOrder(*row[:7], adopted=bool(row[7]), request_ms=row[8], recv_window_ms=row[9])
+            cid, symbol, side, price, qty, lost_after, created_ns, adopted, request_ms, window = row
+            o = JournalOrder(cid, symbol, side, price, qty, lost_after, created_ns, bool(adopted), request_ms, window)
             yield o, events.get(o.client_id, [])
 
     def rebuild(self, factory: Callable[[], OrderSet] = OrderSet) -> tuple[OrderSet, dict[str, JournalOrder]]:

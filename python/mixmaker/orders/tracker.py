@@ -475,7 +475,7 @@ class ClientOrderTracker:
         if since is None:
             return  # no order of ours there, ever
         started = venue_clock_ms(self.venue)
-        fetch = lambda: self.venue.fetch_my_trades(symbol, since)  # noqa: E731
+        fetch = lambda: self.venue.fetch_my_trades(symbol, since)
         trades = await (self._with_retries(fetch, self.history_timeout) if retries
                         else self._call(fetch(), self.history_timeout))
         self.apply_trades(trades)

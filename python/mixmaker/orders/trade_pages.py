@@ -20,6 +20,7 @@ cannot reach the end must say so, never return part of the history as if it were
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Awaitable, Callable
 
 from mixmaker.orders.errors import VenueUnavailableError
@@ -82,7 +83,7 @@ def _by_id(page: list[TradeReport], what: str) -> tuple[list[TradeReport], list[
     except ValueError:
         raise TradeHistoryError(f"{what}: trade ids are not integers, so the history cannot be paged by id") from None
     ids = [i for i, _ in keyed]
-    if any(b == a for a, b in zip(ids, ids[1:])):
+    if any(b == a for a, b in pairwise(ids)):
         raise TradeHistoryError(f"{what}: a page of trades holds one trade id twice")
     return [t for _, t in keyed], ids
 
