@@ -99,8 +99,10 @@ class RequestWindowVenue(Protocol):
     recv_window_ms: int | None
 
     def clock_ms(self) -> int:
-        """The venue's clock as we track it (ours corrected by the measured offset), never ahead
-        of it by more than the measurement's error."""
+        """The venue's clock as we track it: ours less the measured offset. Measured from a
+        server time taken during a request, it lags the venue by at most that request's round trip,
+        so "past the window by this clock" is past it by the venue's too (drift since the
+        measurement is what the tracker's `unsent_margin_ms` is for)."""
         ...
 
 
