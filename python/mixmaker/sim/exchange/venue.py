@@ -7,6 +7,7 @@ to the account's subscribers as `executionReport` and `outboundAccountPosition` 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import time
@@ -17,13 +18,26 @@ from typing import Any, Callable, Iterable, Mapping
 from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.accounts import MARKET
 from mixmaker.sim.exchange.auth import KeyStore
-from mixmaker.sim.exchange.errors import BadParameter, IllegalValue, OrderRejected, UnknownAsset
+from mixmaker.sim.exchange.errors import (
+    BadCombination,
+    BadParameter,
+    IllegalValue,
+    IntervalTooBig,
+    InvalidParameter,
+    OrderRejected,
+    UnknownAsset,
+)
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.matching import MatchingEngine, Outcome, SymbolRules
 
 UserListener = Callable[[dict[str, Any]], None]
 DECIMAL_PARAM = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DEFAULT_RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"), SymbolRules("ETHUSDT", "ETH", "USDT"))
+DAY_MS = 86_400_000
+MY_TRADES_DEFAULT_LIMIT, MY_TRADES_MAX_LIMIT = 500, 1000
+# The parameter combinations Binance's myTrades accepts; any other is -1128.
+MY_TRADES_COMBINATIONS = frozenset(frozenset(c) for c in (
+    (), ("orderId",), ("startTime",), ("endTime",), ("fromId",), ("startTime", "endTime"), ("orderId", "fromId")))
 
 
 def wall_ms() -> int:
@@ -235,15 +249,33 @@ class Venue:
         return [wire.order(o) for o in self.engine.open_orders(account, params.get("symbol") or None)]
 
     def my_trades(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        fills = self.engine.my_trades(account, _required(params, "symbol"))
-        if "orderId" in params:
-            fills = [f for f in fills if f.order_id == _int(params, "orderId")]
-        if "fromId" in params:
-            fills = [f for f in fills if f.trade_id >= _int(params, "fromId")]
-        if "startTime" in params:
-            fills = [f for f in fills if f.time_ms >= _int(params, "startTime")]
-        limit = min(_int(params, "limit"), 1000) if "limit" in params else 500
-        return [wire.my_trade(f) for f in fills[:limit]]
+        """`GET /api/v3/myTrades` paged as Binance pages it: ascending by trade id; `limit` 500 by
+        default, 1000 at most; `fromId`: trades with id >= it; `startTime`/`endTime` (inclusive,
+        at most 24 h apart; one alone spans 24 h from/to it); `orderId` alone or with `fromId`;
+        with none of `fromId`/`startTime`/`endTime`, the most recent `limit`."""
+        symbol = _required(params, "symbol")
+        limit = _int(params, "limit") if "limit" in params else MY_TRADES_DEFAULT_LIMIT
+        if not 0 < limit <= MY_TRADES_MAX_LIMIT:
+            raise InvalidParameter("Data sent for parameter 'limit' is not valid.")
+        given = frozenset(k for k in ("orderId", "fromId", "startTime", "endTime") if k in params)
+        if given not in MY_TRADES_COMBINATIONS:
+            raise BadCombination()
+        fills = self.engine.my_trades(account, symbol)  # ascending by trade id
+        if "orderId" in given:
+            order_id = _int(params, "orderId")
+            fills = [f for f in fills if f.order_id == order_id]
+        if "fromId" in given:
+            at = bisect.bisect_left(fills, _int(params, "fromId"), key=lambda f: f.trade_id)
+            return [wire.my_trade(f) for f in fills[at:at + limit]]
+        if "startTime" in given or "endTime" in given:
+            start = _int(params, "startTime") if "startTime" in given else _int(params, "endTime") - DAY_MS
+            end = _int(params, "endTime") if "endTime" in given else start + DAY_MS
+            if end - start > DAY_MS:
+                raise IntervalTooBig()
+            inside = [f for f in fills if start <= f.time_ms <= end]
+            # From a start: the oldest of the window; to an end only: the newest before it.
+            return [wire.my_trade(f) for f in (inside[:limit] if "startTime" in given else inside[-limit:])]
+        return [wire.my_trade(f) for f in fills[-limit:]]
 
     def account_info(self, account: str) -> dict[str, Any]:
         accounts = self.engine.accounts
