@@ -7,11 +7,13 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Callable, NamedTuple
 
+from mixmaker._core import MixmakerError
+
 class ClockMode(enum.IntEnum):
     REALTIME = 1
     BACKTEST = 2
 
-class ClockError(RuntimeError):
+class ClockError(MixmakerError, RuntimeError):
     """The clock was used in a way its mode or state does not allow."""
 
 class IteratorFailure(NamedTuple):

@@ -29,6 +29,7 @@ from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
+from mixmaker.errors import MixmakerError
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class DepthStreamStats:
     last_error: str | None = None
 
 
-class SnapshotError(Exception):
+class SnapshotError(MixmakerError):
     """A depth snapshot could not be fetched (HTTP status or transport error)."""
 
 

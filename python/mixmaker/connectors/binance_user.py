@@ -29,6 +29,7 @@ from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
+from mixmaker.errors import MixmakerError
 from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _STATUS: dict[str, VenueStatus] = {
 }
 
 
-class UserStreamError(Exception):
+class UserStreamError(MixmakerError):
     """The venue refused the subscription (bad key, signature or timestamp)."""
 
 

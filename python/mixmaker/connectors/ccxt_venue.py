@@ -28,6 +28,7 @@ import ccxt.async_support as ccxt
 
 from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
 from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
+from mixmaker.errors import MixmakerError
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
 from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
@@ -44,11 +45,11 @@ _BINANCE_LIKE = frozenset({"binance", "binanceus"})
 _DEFAULT_RECV_WINDOW_MS = 5000
 
 
-class _ClockRefused(Exception):
+class _ClockRefused(MixmakerError):
     """Internal: a request was refused for its timestamp and may be sent again once."""
 
 
-class MarketScaleError(ValueError):
+class MarketScaleError(MixmakerError, ValueError):
     """A number from the venue or the caller does not fit the market's scale."""
 
 
