@@ -11,7 +11,8 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator's WebSocket side needs picows")
 
-from mixmaker.connectors.ccxt_venue import MarketScaleError, from_units, to_units  # noqa: E402
+from mixmaker.connectors.ccxt_venue import MarketScaleError, to_units  # noqa: E402
+from mixmaker.money import format_units  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
@@ -107,7 +108,7 @@ def test_exact_conversions():
     assert to_units("61659.70", 2, "p") == 6165970
     assert to_units("0.00100000", 8, "q") == 100000
     assert to_units(0.1, 2, "p") == 10  # a float from a ccxt path that ignores number=str: its repr
-    assert from_units(6165970, 2) == "61659.70"
+    assert format_units(6165970, 2) == "61659.70"
     for bad in ("0.001", "abc", None, "NaN"):
         with pytest.raises(MarketScaleError):
             to_units(bad, 2, "p")

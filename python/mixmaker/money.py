@@ -22,6 +22,8 @@ __all__ = [
     "MAX_DECIMALS",
     "AmountError",
     "Rounding",
+    "decimals_of",
+    "exact_decimal",
     "format_units",
     "to_decimal",
     "to_units",
@@ -78,6 +80,28 @@ def to_units(
     if rounding is Rounding.EXACT and whole != scaled:
         raise AmountError(f"{what} {value} has more than {decimals} decimals")
     return int(whole)
+
+
+def exact_decimal(value: Decimal | str | int, *, what: str = "amount") -> Decimal:
+    """Text, Decimal or int as an exact, finite `Decimal` (no scale: a balance of an asset whose
+    decimals are not known here). Floats, bools, NaN and infinities are an `AmountError`."""
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            d = Decimal(value)
+        except (InvalidOperation, ValueError):
+            raise AmountError(f"{what} is not a decimal: {value!r}") from None
+    else:
+        raise AmountError(f"{what} must be a decimal string, Decimal or int, never {type(value).__name__}: {value!r}")
+    if not d.is_finite():
+        raise AmountError(f"{what} is not a finite decimal: {value!r}")
+    return d
+
+
+def decimals_of(step: Decimal) -> int:
+    """How many decimals a step needs: `decimals_of(Decimal("0.010")) == 2`, 0 for whole steps."""
+    return max(0, -int(exact_decimal(step, what="step").normalize().as_tuple().exponent))
 
 
 def to_decimal(units: int, decimals: int) -> Decimal:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Awaitable, Callable, TypeVar
 
 import ccxt.async_support as ccxt
@@ -29,6 +29,8 @@ import ccxt.async_support as ccxt
 from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
 from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
 from mixmaker.errors import MixmakerError
+from mixmaker.money import AmountError, decimals_of, exact_decimal, format_units
+from mixmaker.money import to_units as money_to_units
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
 from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
@@ -75,41 +77,36 @@ class MarketScale:
         return to_units(v, self.size_decimals, f"{self.symbol} size")
 
     def price_str(self, units: int) -> str:
-        return from_units(units, self.price_decimals)
+        return format_units(units, self.price_decimals)
 
     def size_str(self, units: int) -> str:
-        return from_units(units, self.size_decimals)
+        return format_units(units, self.size_decimals)
+
+
+def _text(v: Any, what: str) -> str | Decimal | int:
+    """A venue number as exact text. ccxt hands strings back (`number = str`); a float (a ccxt
+    path that ignores it) is taken by its shortest repr, which is the decimal the venue sent."""
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (str, Decimal, int)) and not isinstance(v, bool):
+        return v
+    raise MarketScaleError(f"{what}: not a number: {v!r}")
 
 
 def exact(v: Any, what: str) -> Decimal:
-    """A venue number as an exact Decimal. Strings are exact; a float (a ccxt path that ignores
-    `number = str`) is taken by its shortest repr, which is the decimal the venue sent."""
-    if isinstance(v, Decimal):
-        return v
-    if isinstance(v, bool) or v is None:
-        raise MarketScaleError(f"{what}: not a number: {v!r}")
+    """A venue number as an exact Decimal (`money.exact_decimal`)."""
     try:
-        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
-    except InvalidOperation:
-        raise MarketScaleError(f"{what}: not a number: {v!r}") from None
-    if not d.is_finite():
-        raise MarketScaleError(f"{what}: not a finite number: {v!r}")
-    return d
+        return exact_decimal(_text(v, what), what=what)
+    except AmountError as e:
+        raise MarketScaleError(str(e)) from None
 
 
 def to_units(v: Any, decimals: int, what: str) -> int:
-    scaled = exact(v, what).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise MarketScaleError(f"{what}: {v!r} has more than {decimals} decimals")
-    return int(scaled)
-
-
-def from_units(units: int, decimals: int) -> str:
-    return format(Decimal(units).scaleb(-decimals), "f")
-
-
-def _decimals(step: Decimal) -> int:
-    return max(0, -step.normalize().as_tuple().exponent)
+    """A venue number as integer units at `decimals` (`money.to_units`); finer is an error."""
+    try:
+        return money_to_units(_text(v, what), decimals, what=what)
+    except AmountError as e:
+        raise MarketScaleError(str(e)) from None
 
 
 def market_scale(market: dict[str, Any]) -> MarketScale:
@@ -119,7 +116,7 @@ def market_scale(market: dict[str, Any]) -> MarketScale:
     tick, lot = exact(prec.get("price"), f"{what} tick"), exact(prec.get("amount"), f"{what} lot")
     if tick <= 0 or lot <= 0:
         raise MarketScaleError(f"{what}: tick and lot must be positive, got {tick} / {lot}")
-    pd, sd = _decimals(tick), _decimals(lot)
+    pd, sd = decimals_of(tick), decimals_of(lot)
     min_amount = (limits.get("amount") or {}).get("min")
     min_cost = (limits.get("cost") or {}).get("min")
     return MarketScale(

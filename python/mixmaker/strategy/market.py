@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
+from mixmaker.money import to_decimal
 
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
@@ -37,13 +38,13 @@ class MarketRules:
         return self.price_decimals + self.size_decimals
 
     def price(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.price_decimals)
+        return to_decimal(raw, self.price_decimals)
 
     def size(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.size_decimals)
+        return to_decimal(raw, self.size_decimals)
 
     def value(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.value_decimals)
+        return to_decimal(raw, self.value_decimals)
 
 
 @dataclass(frozen=True, slots=True)
