@@ -65,7 +65,7 @@ def test_every_error_derives_from_the_root() -> None:
     ("mixmaker.mixin.address.AddressError", ValueError),
     ("mixmaker.mixin.kernel.KernelDecodeError", ValueError),
     ("mixmaker.money.AmountError", ValueError),
-    ("mixmaker.connectors.ccxt_venue.MarketScaleError", ValueError),
+    ("mixmaker.markets.MarketRulesError", ValueError),
     ("mixmaker.sim.exchange.faults.UnknownFaultError", ValueError),
     ("mixmaker.strategy.errors.ConfigError", ValueError),
     ("mixmaker.orders.errors.TrackerNotReadyError", RuntimeError),

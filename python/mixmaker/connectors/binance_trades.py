@@ -15,8 +15,8 @@ from typing import Callable
 from picows import ws_connect
 
 from mixmaker.connectors.backoff import Backoff
-from mixmaker.connectors.ccxt_venue import MarketScale
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
+from mixmaker.markets import MarketRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class TradeStreamStats:
 class PublicTradeStream(SocketOwner):
     """`await run()` until `close()`; `on_trade` gets each print."""
 
-    def __init__(self, market: MarketScale, *, ws_url: str, on_trade: Callable[[PublicTrade], object],
+    def __init__(self, market: MarketRules, *, ws_url: str, on_trade: Callable[[PublicTrade], object],
                  backoff_s: float = 0.2, backoff_max_s: float = 30.0, seed: int | None = None) -> None:
         self.market = market
         self.url = f"{ws_url.rstrip('/')}/ws/{market.symbol.lower()}@trade"

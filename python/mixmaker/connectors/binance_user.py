@@ -24,12 +24,13 @@ from typing import Any, Awaitable, Callable
 from picows import WSMsgType, WSTransport, ws_connect
 
 from mixmaker.connectors import binance_limits as bl
-from mixmaker.connectors.ccxt_venue import FEE_DECIMALS, Balance, MarketScale, exact, to_units
+from mixmaker.connectors.ccxt_venue import Balance, exact, fee_units
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import FrameListener, SocketOwner
 from mixmaker.errors import MixmakerError
+from mixmaker.markets import MarketRules
 from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class UserStreamStats:
     last_error: str | None = None
 
 
-def order_report(e: dict[str, Any], m: MarketScale) -> OrderReport:
+def order_report(e: dict[str, Any], m: MarketRules) -> OrderReport:
     return OrderReport(
         client_id=e.get("c") or e.get("C") or None, exchange_id=str(e["i"]), symbol=m.symbol,
         side=str(e["S"]).lower(), status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
@@ -63,11 +64,11 @@ def order_report(e: dict[str, Any], m: MarketScale) -> OrderReport:
     )
 
 
-def trade_report(e: dict[str, Any], m: MarketScale) -> TradeReport:
+def trade_report(e: dict[str, Any], m: MarketRules) -> TradeReport:
     return TradeReport(
         trade_id=str(e["t"]), exchange_id=str(e["i"]), client_id=e.get("c") or e.get("C") or None, symbol=m.symbol,
         side=str(e["S"]).lower(), price=m.price(e["L"]), qty=m.size(e["l"]),
-        fee=to_units(e.get("n") or "0", FEE_DECIMALS, f"{m.symbol} fee"), fee_asset=e.get("N") or "",
+        fee=fee_units(e.get("n") or "0", m), fee_asset=e.get("N") or "",
         is_maker=bool(e.get("m")), time_ms=int(e.get("T") or 0),
     )
 
@@ -81,7 +82,7 @@ class UserStream(SocketOwner):
         *,
         ws_api_url: str,
         limiter: RateLimiter,
-        markets: dict[str, MarketScale],
+        markets: dict[str, MarketRules],
         now_ms: Callable[[], int],
         on_trade: Callable[[TradeReport], object],
         on_order: Callable[[OrderReport], Awaitable[None]] | None = None,

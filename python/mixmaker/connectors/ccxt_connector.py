@@ -19,8 +19,9 @@ from mixmaker.book import BookState, BookSync, OrderBook
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.ccxt_routing import route_through
 from mixmaker.connectors.ccxt_stream import CcxtProBook
-from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
+from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.limiter import Pool, RateLimiter
+from mixmaker.markets import MarketRules
 from mixmaker.orders import ClientOrderTracker
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class CcxtConnector:
             self.syncs[symbol], self.streams[symbol] = sync, CcxtProBook(self.pro, m.unified, sync)
             self._tasks.append(asyncio.create_task(self.streams[symbol].run(), name=f"book {symbol}"))
 
-    def market(self, symbol: str) -> MarketScale:
+    def market(self, symbol: str) -> MarketRules:
         return self.venue.market(symbol)
 
     def book(self, symbol: str) -> OrderBook | None:

@@ -17,10 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mixmaker import money
+from mixmaker.markets import MarketRules
 from mixmaker.money import AmountError
 from mixmaker.strategy.errors import ConfigError
 from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
-from mixmaker.strategy.market import MarketRules
 
 NS = 1_000_000_000
 
