@@ -117,6 +117,20 @@ def test_exact_conversions():
     assert (t.price, t.qty, t.fee) == (10, 200_000_000, 125_000_000)
 
 
+def test_a_fee_has_one_scale_on_every_live_path():
+    """REST (ccxt) and the Binance user stream state one fee the same way: 1e-12 of its asset."""
+    from mixmaker.connectors.binance_user import trade_report
+    from mixmaker.orders.venue import FEE_DECIMALS, fee_amount
+
+    m = MarketRules("BTCUSDT", "BTC", "USDT", 2, 5, 1, 1)
+    ws = trade_report({"t": 7, "i": 9, "c": "x", "S": "BUY", "L": "50000.00", "l": "0.01000", "n": "0.00000750",
+                       "N": "BTC", "m": True, "T": 1}, m)
+    rest = CcxtVenue.trade_report({"id": "7", "order": "9", "side": "buy", "price": "50000.00", "amount": "0.01",
+                                   "fee": {"cost": "0.0000075", "currency": "BTC"}}, m)
+    assert FEE_DECIMALS == 12 and ws.fee == rest.fee == fee_amount("0.0000075") == 7_500_000
+    assert ws.fee_asset == rest.fee_asset == "BTC"
+
+
 def test_market_rules_from_a_ccxt_market():
     m = market_rules({"id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
                       "precision": {"price": "0.01", "amount": "0.00001"},

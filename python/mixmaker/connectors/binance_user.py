@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 from picows import WSMsgType, WSTransport, ws_connect
 
 from mixmaker.connectors import binance_limits as bl
-from mixmaker.connectors.ccxt_venue import Balance, exact, fee_units
+from mixmaker.connectors.ccxt_venue import Balance, exact, fee_of
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
@@ -68,7 +68,7 @@ def trade_report(e: dict[str, Any], m: MarketRules) -> TradeReport:
     return TradeReport(
         trade_id=str(e["t"]), exchange_id=str(e["i"]), client_id=e.get("c") or e.get("C") or None, symbol=m.symbol,
         side=str(e["S"]).lower(), price=m.price(e["L"]), qty=m.size(e["l"]),
-        fee=fee_units(e.get("n") or "0", m), fee_asset=e.get("N") or "",
+        fee=fee_of(e.get("n") or "0", m), fee_asset=e.get("N") or "",
         is_maker=bool(e.get("m")), time_ms=int(e.get("T") or 0),
     )
 

@@ -33,13 +33,10 @@ from mixmaker.markets import MarketRules, MarketRulesError
 from mixmaker.money import AmountError, Rounding, decimals_of, exact_decimal, to_units
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
-from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
+from mixmaker.orders.venue import FeeAmount, OrderReport, OrderRequest, TradeReport, VenueStatus, fee_amount
 
 T = TypeVar("T")
 
-#: Fees are integers in 10^-12 of their asset: venues quote fees to 8 decimals, but a fee rate
-#: times an exact notional can have more (fee totals are i64: up to 9.2 million of an asset).
-FEE_DECIMALS = 12
 #: ccxt ids of venues whose trade history pages by trade id (`fromId`, `orderId`) and whose
 #: signed requests carry `timestamp` + `recvWindow` (Binance spot's REST).
 _BINANCE_LIKE = frozenset({"binance", "binanceus"})
@@ -69,10 +66,10 @@ def exact(v: Any, what: str) -> Decimal:
         raise MarketRulesError(str(e)) from None
 
 
-def fee_units(v: Any, m: MarketRules) -> int:
-    """A fee the venue reports in `m` as integer units of 10**-FEE_DECIMALS of its asset."""
+def fee_of(v: Any, m: MarketRules) -> FeeAmount:
+    """A fee the venue reports for a trade in `m` (decimal text in the fee's asset)."""
     try:
-        return to_units(_text(v, f"{m.symbol} fee"), FEE_DECIMALS, what=f"{m.symbol} fee")
+        return fee_amount(_text(v, f"{m.symbol} fee"), what=f"{m.symbol} fee")
     except AmountError as e:
         raise MarketRulesError(str(e)) from None
 
@@ -329,7 +326,7 @@ class CcxtVenue:
         return TradeReport(
             trade_id=str(t["id"]), exchange_id=str(t["order"]), client_id=t.get("clientOrderId"), symbol=m.symbol,
             side=t["side"], price=m.price(_text(t["price"], "price")), qty=m.size(_text(t["amount"], "amount")),
-            fee=fee_units(fee.get("cost") or "0", m), fee_asset=fee.get("currency") or "",
+            fee=fee_of(fee.get("cost") or "0", m), fee_asset=fee.get("currency") or "",
             is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
         )
 

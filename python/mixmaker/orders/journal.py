@@ -18,6 +18,7 @@ from typing import Callable, Iterator
 
 from mixmaker._core import OrderSet
 from mixmaker.orders.errors import JournalCorruptError, OrderError
+from mixmaker.orders.venue import FeeAmount
 from mixmaker.store import Store
 
 SCHEMA = [
@@ -58,7 +59,7 @@ class FillEvent:
     side: str
     price: int
     qty: int
-    fee: int
+    fee: FeeAmount  # 1e-12 of fee_asset
     fee_asset: str
     is_maker: bool
 
@@ -76,7 +77,7 @@ class JournalEvent:
     trade_id: str | None = None
     price: int = 0
     qty: int = 0
-    fee: int = 0
+    fee: FeeAmount = FeeAmount(0)
     fee_asset: str = ""
     is_maker: bool = False
 
@@ -181,7 +182,7 @@ class OrderJournal:
             (self.venue,),
         ):
             ev, eid, tid, px, q, fee, asset, maker = fields
-            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, fee, asset, bool(maker)))
+            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, FeeAmount(fee), asset, bool(maker)))
         for row in self.store.query(
             "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, request_ms, recv_window_ms "
             "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
