@@ -24,7 +24,8 @@ from typing import Any, Awaitable, Callable
 from picows import WSMsgType, WSTransport
 
 from mixmaker.connectors import binance_limits as bl
-from mixmaker.connectors.ccxt_venue import Balance, exact, fee_of
+from mixmaker.connectors.account import Balance
+from mixmaker.connectors.ccxt_venue import exact, fee_of
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter

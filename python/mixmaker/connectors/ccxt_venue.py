@@ -20,12 +20,12 @@ market rules, in exact numbers.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 import ccxt.async_support as ccxt
 
+from mixmaker.connectors.account import Balance, DepositAddress, Transfer, VenueAccount
 from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
 from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
 from mixmaker.errors import MixmakerError
@@ -95,40 +95,6 @@ def market_rules(market: dict[str, Any]) -> MarketRules:
         )
     except AmountError as e:
         raise MarketRulesError(f"{what}: {e}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    free: Decimal
-    locked: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.free + self.locked
-
-
-@dataclass(frozen=True, slots=True)
-class DepositAddress:
-    asset: str
-    address: str
-    tag: str | None
-    network: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """A deposit or a withdrawal as the venue reports it. `request_id` is our idempotency key
-    (a withdrawal's `withdrawOrderId`), None for deposits."""
-
-    exchange_id: str
-    request_id: str | None
-    asset: str
-    amount: Decimal
-    fee: Decimal
-    address: str | None
-    status: str  # ccxt's: pending, ok, failed, canceled
-    txid: str | None
-    time_ms: int
 
 
 def _transfer(t: dict[str, Any]) -> Transfer:
@@ -394,3 +360,7 @@ def _status(status: str | None, filled: int, qty: int) -> VenueStatus:
     if status in ("canceled", "expired", "rejected"):
         return status  # type: ignore[return-value]
     raise VenueError(f"unknown order status from ccxt: {status!r}")
+
+
+if TYPE_CHECKING:
+    _implements: type[VenueAccount] = CcxtVenue  # mypy checks CcxtVenue against the protocol
