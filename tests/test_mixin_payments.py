@@ -279,3 +279,25 @@ def test_a_request_mixin_forgot_is_verified_again_and_sent_once(world, tmp_path)
     assert rec.stdout.strip() == "sent", rec.stderr
     assert balance(world, ETH) == to_units("1") - to_units("0.252")
     assert len(withdrawal_snapshots(world, ETH)) == 1
+
+
+def test_a_new_payment_does_not_take_the_inputs_of_one_signed_before_a_crash(world, tmp_path):
+    """A process dies after signing a withdrawal; the next run pays something else of the same
+    asset first. The new payment leaves the signed one's inputs alone, so the recovery can still
+    send those bytes: both are paid once, neither is called failed."""
+    args, db = worker_args(world, tmp_path, "w-first")
+    assert subprocess.run([*args, "signed"], capture_output=True, timeout=60).returncode == 17
+    world.state.deposit(world.bot["app_id"], ETH, to_units("0.5"))  # the oldest output stays the signed one's
+    alice = world.state.add_user(full_name="alice")
+
+    async def main():
+        async with world.client() as c:
+            pay = Payments(c, SqliteStore(db), lease_ttl_s=1.0)
+            other = await pay.transfer("after-crash", ETH, "0.3", alice.user_id)
+            return other, await pay.recover()
+
+    other, recovered = run(main())
+    assert other.state == "sent" and [p.state for p in recovered] == ["sent"]
+    assert balance(world, ETH, alice.user_id) == to_units("0.3")
+    assert balance(world, ETH) == to_units("1.5") - to_units("0.3") - to_units("0.252")
+    assert len(withdrawal_snapshots(world, ETH)) == 1
