@@ -134,7 +134,7 @@ def test_a_payer_killed_holding_the_lease_is_taken_over_after_expiry(tmp_path):
         wait_for(marker, a)
         # A stored the signed transaction, holds BTC's lease, and now dies without a word.
         db = SqliteStore(tmp_path / "pay.db")
-        [(owner_a, expires_a, fence_a)] = db.query(
+        [(owner_a, _, fence_a)] = db.query(
             "SELECT owner, expires_at_ns, fence FROM leases WHERE name = ?", (f"mixin-payments:{w.bot['app_id']}:{BTC}",))
         os.kill(a.pid, signal.SIGKILL)
         a.wait(30)

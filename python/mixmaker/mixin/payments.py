@@ -130,7 +130,9 @@ STEPS = ("recorded", "signed", "broadcast", "sent")
 
 
 def _row(r: tuple[Any, ...]) -> Payment:
-    return Payment(*r[:8], PaymentState(r[8]), *r[9:])  # type: ignore[arg-type]
+    request_id, cause, kind, asset_id, units, opponent, tag, memo, state, tx_hash, withdrawal_hash, error = r
+    return Payment(request_id, cause, kind, asset_id, units, opponent, tag, bytes(memo), PaymentState(state), tx_hash,
+                   withdrawal_hash, error)
 
 
 class Payments:
@@ -468,7 +470,7 @@ class Payments:
         """Outputs our other signed, not yet broadcast payments spend: a new payment must not
         take them, or those signed bytes could never be sent (e.g. after a crash, a new payment
         would otherwise run before the recovery of an old one)."""
-        reserved = set()
+        reserved: set[tuple[str, int]] = set()
         for rid, raws in self.store.query("SELECT request_id, raws FROM mixin_payments WHERE state = 'signed'"):
             if rid == request_id or not raws:
                 continue
