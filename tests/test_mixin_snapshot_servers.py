@@ -236,8 +236,21 @@ def test_a_page_missing_a_snapshot_we_hold_is_a_gap(world, tmp_path):
 def test_bad_arguments_are_refused(world, tmp_path):
     async def main():
         async with world.client() as c:
-            for kw in ({"overlap_ns": 0}, {"overlap_ns": 10, "rescan_window_ns": 5}, {"retention_margin_ns": -1}):
+            for kw in ({"overlap_ns": 0}, {"overlap_ns": 10, "rescan_window_ns": 5}, {"retention_margin_ns": -1},
+                       {"page_limit": 0}, {"page_limit": 501}):
                 with pytest.raises(ValueError):
                     SnapshotReader(c, SqliteStore(tmp_path / "x.db"), **kw)
 
     run(main())
+
+
+def test_a_malformed_item_halts_and_keeps_nothing_of_its_page(world, tmp_path):
+    send(world, 5, start=T0)
+    with world.state.lock:
+        bad = next(s for s in world.state.snapshots if s.memo == b"m3" and s.user_id == world.bot["app_id"])
+        good_json = bad.to_json
+        bad.to_json = lambda: {**good_json(), "created_at": "yesterday"}
+    intake = Intake(world, SqliteStore(tmp_path / "s.db"))
+    with pytest.raises(SnapshotPageError) as e:
+        intake.poll()
+    assert e.value.halt.fault == PageFault.MALFORMED and intake.memos() == []

@@ -113,6 +113,8 @@ class SnapshotReader:
                  asset: str | None = None, page_limit: int = PAGE_LIMIT, overlap_ns: int = DEFAULT_OVERLAP_NS,
                  rescan_window_ns: int = DEFAULT_RESCAN_WINDOW_NS, rescan_interval_s: float | None = 600.0,
                  retention_margin_ns: int = DEFAULT_RETENTION_MARGIN_NS) -> None:
+        if not 1 <= page_limit <= PAGE_LIMIT:
+            raise ValueError(f"page_limit must be 1..{PAGE_LIMIT}, got {page_limit}")
         if overlap_ns < 1:
             raise ValueError("overlap_ns must be at least 1 ns, or an exclusive offset loses snapshots")
         if rescan_window_ns < overlap_ns:
