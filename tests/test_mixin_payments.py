@@ -281,12 +281,13 @@ def test_a_request_mixin_forgot_is_verified_again_and_sent_once(world, tmp_path)
     assert len(withdrawal_snapshots(world, ETH)) == 1
 
 
-def test_a_new_payment_does_not_take_the_inputs_of_one_signed_before_a_crash(world, tmp_path):
-    """A process dies after signing a withdrawal; the next run pays something else of the same
-    asset first. The new payment leaves the signed one's inputs alone, so the recovery can still
-    send those bytes: both are paid once, neither is called failed."""
+@pytest.mark.parametrize("step", ["verified", "signed"])
+def test_a_new_payment_does_not_take_the_inputs_of_one_cut_short_by_a_crash(world, tmp_path, step):
+    """A process dies after Mixin verified a withdrawal (or after signing it); the next run pays
+    something else of the same asset first. The new payment leaves the old one's inputs alone, so
+    the recovery can still send those bytes: both are paid once, neither is called failed."""
     args, db = worker_args(world, tmp_path, "w-first")
-    assert subprocess.run([*args, "signed"], capture_output=True, timeout=60).returncode == 17
+    assert subprocess.run([*args, step], capture_output=True, timeout=60).returncode == 17
     world.state.deposit(world.bot["app_id"], ETH, to_units("0.5"))  # the oldest output stays the signed one's
     alice = world.state.add_user(full_name="alice")
 

@@ -123,22 +123,26 @@ def test_two_processes_paying_the_same_causes_pay_each_once(tmp_path, trial):
         w.server.stop()
 
 
-def test_a_payer_killed_holding_the_lease_is_taken_over_after_expiry(tmp_path):
+@pytest.mark.parametrize("step", ["verified", "signed", "broadcast"])
+def test_a_payer_killed_holding_the_lease_is_taken_over_after_expiry(tmp_path, step):
+    """A dies (SIGKILL) holding BTC's lease: after Mixin verified its transfer, after signing it,
+    or after broadcasting it without writing that down. B waits for the lease to expire, takes
+    it over, and finishes everything: A's transfer once (B reads that A broadcast it)."""
     w = start_world(seed=77)
     try:
         payments = causes(w, "kill")
         marker = tmp_path / "paused"
         victim_cause = payments[0]["cause"]  # a BTC transfer
         a = start(spec_file(w, tmp_path, "a", payments[:1], seed=1, lease_ttl_s=1.5,
-                            pause_at={"step": "signed", "cause": victim_cause, "marker": str(marker)}))
+                            pause_at={"step": step, "cause": victim_cause, "marker": str(marker)}))
         wait_for(marker, a)
-        # A stored the signed transaction, holds BTC's lease, and now dies without a word.
+        # A holds BTC's lease and dies without a word.
         db = SqliteStore(tmp_path / "pay.db")
         [(owner_a, _, fence_a)] = db.query(
             "SELECT owner, expires_at_ns, fence FROM leases WHERE name = ?", (f"mixin-payments:{w.bot['app_id']}:{BTC}",))
         os.kill(a.pid, signal.SIGKILL)
         a.wait(30)
-        assert db.query("SELECT state FROM mixin_payments") == [("signed",)]
+        assert db.query("SELECT state FROM mixin_payments") == [("pending" if step == "verified" else "signed",)]
         b = start(spec_file(w, tmp_path, "b", payments, seed=2, lease_ttl_s=1.5))
         view = finish(b)
         assert_each_paid_once(w, payments, view)

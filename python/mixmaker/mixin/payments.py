@@ -71,6 +71,9 @@ MIGRATIONS = [
         updated_at INTEGER NOT NULL,
         UNIQUE (cause, kind)
     )""",
+    # The unsigned transactions of a pending payment, stored before Mixin is asked to verify
+    # them: their inputs stay reserved if the process dies before it signs.
+    "ALTER TABLE mixin_payments ADD COLUMN planned TEXT",
 ]
 
 
@@ -125,8 +128,8 @@ class Payment:
 
 _COLUMNS = "request_id, cause, kind, asset_id, units, opponent, tag, memo, state, transaction_hash, withdrawal_hash, error"
 
-# Steps at which a test may stop the process (see `crash_at`).
-STEPS = ("recorded", "signed", "broadcast", "sent")
+# Steps at which a test may stop the process (see `crash_at`); "verified": Mixin holds the unsigned request.
+STEPS = ("recorded", "verified", "signed", "broadcast", "sent")
 
 
 def _row(r: tuple[Any, ...]) -> Payment:
@@ -402,7 +405,12 @@ class Payments:
                 plan.append((fee_request_id, kernel.decode(bytes.fromhex(fee_known.raw_transaction))))
         else:
             plan = await self._plan(p, fee_request_id)
-        reqs = await self.client.create_transaction_requests([(rid, kernel.encode(t).hex()) for rid, t in plan])
+        unsigned = [(rid, kernel.encode(t).hex()) for rid, t in plan]
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE mixin_payments SET planned = ? WHERE request_id = ? AND state = 'pending'",
+                       (json.dumps(unsigned), p.request_id))
+        reqs = await self.client.create_transaction_requests(unsigned)
+        self._crash_at("verified", p.request_id)
         by_id: dict[str, TransactionRequest] = {r.request_id: r for r in reqs}
         if any(by_id[rid].state != "unspent" for rid, _ in plan):
             return None
@@ -467,14 +475,15 @@ class Payments:
     # --- the journal ---------------------------------------------------------------------
 
     def _reserved_inputs(self, request_id: str) -> set[tuple[str, int]]:
-        """Outputs our other signed, not yet broadcast payments spend: a new payment must not
-        take them, or those signed bytes could never be sent (e.g. after a crash, a new payment
-        would otherwise run before the recovery of an old one)."""
+        """Outputs our other unfinished payments spend (signed bytes, or the plan Mixin was asked
+        to verify): a new payment must not take them, or those bytes could never be sent (e.g.
+        after a crash, a new payment would otherwise run before the recovery of an old one)."""
         reserved: set[tuple[str, int]] = set()
-        for rid, raws in self.store.query("SELECT request_id, raws FROM mixin_payments WHERE state = 'signed'"):
-            if rid == request_id or not raws:
-                continue
-            for _, raw in json.loads(raws):
+        rows = self.store.query("SELECT request_id, state, raws, planned FROM mixin_payments "
+                                "WHERE state IN ('pending', 'signed') AND request_id != ?", (request_id,))
+        for _, state, raws, planned in rows:
+            txs = raws if state == PaymentState.SIGNED else planned
+            for _, raw in json.loads(txs or "[]"):
                 reserved.update((i.hash.hex(), i.index) for i in kernel.decode(bytes.fromhex(raw)).inputs)
         return reserved
 
