@@ -186,7 +186,7 @@ def test_a_snapshot_visible_late_behind_the_cursor_is_read_by_the_overlap(world,
     assert intake.poll() == 20
     cursor = intake.reader.cursor_ns
     send(world, 1, start=cursor - 3_000_000_000, first=20)  # committed late, 3 s behind the newest
-    assert intake.poll() == 1 and intake.reader.stats.repeated > 0
+    assert intake.poll() == 1 and intake.reader.stats.repeated > 0 and intake.reader.stats.late == 1
     expect_all(intake, 21)
 
 
@@ -254,3 +254,52 @@ def test_a_malformed_item_halts_and_keeps_nothing_of_its_page(world, tmp_path):
     with pytest.raises(SnapshotPageError) as e:
         intake.poll()
     assert e.value.halt.fault == PageFault.MALFORMED and intake.memos() == []
+
+
+def test_the_sim_command_serves_its_quirks(tmp_path):
+    """`mixmaker sim mixin --snapshots-quirk ignore-order --snapshot-time-step 0.000001`: a server
+    process that answers newest first, with times cut to the microsecond; a reader halts on it."""
+    import json
+    import re
+    import subprocess
+    import sys
+    import urllib.request
+
+    from mixmaker.mixin import Keystore, MixinClient
+
+    def post(url: str, body: dict) -> dict:
+        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    ks_path = tmp_path / "ks.json"
+    proc = subprocess.Popen([sys.executable, "-m", "mixmaker.cli", "sim", "mixin", "--port", "0", "--keystore-out",
+                             str(ks_path), "--snapshots-quirk", "ignore-order", "--snapshot-time-step", "0.000001"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        url = None
+        for _ in range(5):
+            m = re.search(r"on (http://127\.0\.0\.1:\d+)", proc.stderr.readline())
+            if m:
+                url = m.group(1)
+                break
+        assert url, "the server did not report its address"
+        ks = Keystore.from_file(ks_path)
+        alice = post(url + "/_sim/users", {"full_name": "alice"})["data"]["user_id"]
+        post(url + "/_sim/deposits", {"user_id": alice, "asset_id": BTC, "amount": "1"})
+        for n in range(3):
+            post(url + "/_sim/transfers", {"from": alice, "to": ks.app_id, "asset_id": BTC, "amount": f"0.{n + 1}"})
+
+        async def main():
+            async with MixinClient(ks, url) as c:
+                page = await c.snapshots(offset_ns=0, order="ASC")
+                with pytest.raises(SnapshotPageError, match="descending"):
+                    await SnapshotReader(c, SqliteStore()).poll(lambda tx, s: None)
+                return page
+
+        page = run(main())
+        assert [str(s.amount) for s in page] == ["0.30000000", "0.20000000", "0.10000000"]
+        assert all(s.created_at_ns % 1000 == 0 for s in page)
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -104,6 +104,7 @@ class IntakeStats:
     pages: int = 0
     handled: int = 0  # new snapshots delivered to the handler
     repeated: int = 0  # snapshots read again (overlap, page boundaries) and dropped by id
+    late: int = 0  # new snapshots a poll found behind the cursor (inside the overlap)
     rescans: int = 0
     rescan_found: int = 0  # snapshots behind the cursor that only a re-scan delivered (should stay 0)
 
@@ -160,7 +161,9 @@ class SnapshotReader:
             await self.rescan(handle)
             return self.stats.handled - before
         self.stats.polls += 1
-        return (await self._read(handle, self.overlap_ns))[0]
+        handled, late = await self._read(handle, self.overlap_ns)
+        self.stats.late += late
+        return handled
 
     async def rescan(self, handle: Handler) -> int:
         """Reads again from `cursor - rescan window` (and on to the newest). Returns how many
