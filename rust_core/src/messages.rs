@@ -304,7 +304,8 @@ fn quoted_fixed(b: &[u8], mut i: usize, decimals: u32) -> Option<(i64, usize)> {
         let c = b[i];
         let d = c.wrapping_sub(b'0');
         if d <= 9 {
-            v = v * 10 + d as u64;
+            // A 20th digit may wrap; that token is refused just below, so the value is unused.
+            v = v.wrapping_mul(10).wrapping_add(d as u64);
         } else if c == b'.' && dot == usize::MAX && i > start {
             dot = i;
         } else if c == b'"' {
