@@ -13,12 +13,7 @@ use crate::errors::{amount_error, argument_error, client_id_arg_error, order_inp
 /// Extract `T`, turning an overflow (negative for an unsigned type, or too large) into
 /// `err("... must be <range>, got <value>")`.
 #[inline(always)]
-fn extract_in<'py, T>(
-    obj: Borrowed<'_, 'py, PyAny>,
-    what: &str,
-    range: &str,
-    err: fn(String) -> PyErr,
-) -> PyResult<T>
+fn extract_in<'py, T>(obj: Borrowed<'_, 'py, PyAny>, what: &str, range: &str, err: fn(String) -> PyErr) -> PyResult<T>
 where
     T: for<'a> FromPyObject<'a, 'py, Error = PyErr>,
 {

@@ -12,8 +12,8 @@ use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyTuple;
 
 use mixmaker_core::orders::{
-    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, Outcome,
-    Side, DEFAULT_LOST_AFTER,
+    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, Outcome, Side,
+    DEFAULT_LOST_AFTER,
 };
 
 use crate::args::{LostAfter, MaxLen, Micros, OrderInt};

@@ -282,7 +282,11 @@ impl PyBookTicker {
 
 /// Parse a Binance `bookTicker` message; None for any other message.
 #[pyfunction]
-pub fn parse_book_ticker(raw: &[u8], price_decimals: Decimals, size_decimals: Decimals) -> PyResult<Option<PyBookTicker>> {
+pub fn parse_book_ticker(
+    raw: &[u8],
+    price_decimals: Decimals,
+    size_decimals: Decimals,
+) -> PyResult<Option<PyBookTicker>> {
     let t = mixmaker_core::parse_book_ticker(raw, price_decimals.0, size_decimals.0).map_err(message_error)?;
     Ok(t.map(|t| PyBookTicker {
         update_id: t.update_id,

@@ -49,7 +49,10 @@ impl Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageError {
     Json(JsonError),
-    Number { pos: usize, err: FixedError },
+    Number {
+        pos: usize,
+        err: FixedError,
+    },
     Missing(&'static str),
     /// A price or size scale past `MAX_DECIMALS` (a caller's mistake, not the message's).
     Scale(FixedError),

@@ -142,5 +142,4 @@ impl OrderSet {
         }
         Ok(x)
     }
-
 }
