@@ -196,8 +196,10 @@ class MixinSimServer:
                                                 offset=offset, limit=4, order="DESC")
             if earlier:
                 offset = earlier[-1].created_at
+        quirks = self.faults.snapshots
         rows = self.state.list_snapshots(user_id, asset=q.get("asset", ""), opponent=q.get("opponent", ""),
-                                         offset=offset, limit=limit, order=order)
+                                         offset=None if quirks.ignore_offset else offset, limit=limit, order=order,
+                                         exclusive=quirks.exclusive_offset, newest_first=quirks.ignore_order)
         return [s.to_json() for s in rows]
 
     async def _snapshot(self, request: web.Request, user_id: str) -> Any:

@@ -173,7 +173,7 @@ class TxRequest:
 
 class SimState:
     def __init__(self, *, seed: int = 0, clock: SimClock | None = None, withdrawal_delay_s: float = 0.0,
-                 finality_delay_s: float = 0.0) -> None:
+                 finality_delay_s: float = 0.0, snapshot_time_step_ns: int = 0) -> None:
         self.clock = clock or SimClock()
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
@@ -193,6 +193,9 @@ class SimState:
         self.finality_delay_s = finality_delay_s
         self._unfinal: list[tuple[int, str, TxRequest, kernel.Transaction, bytes]] = []
         self.failing_addresses: set[str] = set()
+        # > 0: a snapshot's created_at is rounded down to a multiple of this, so many share one
+        # instant (a coarse server clock); the order between them stays the order they happened.
+        self.snapshot_time_step_ns = snapshot_time_step_ns
         self.seen_jti: set[str] = set()
         self._sequence = 0
         self._snap_seq = 0
@@ -276,6 +279,8 @@ class SimState:
     def _snapshot(self, user_id: str, opponent_id: str, tx_hash: str, asset_id: str, amount: int, memo: bytes,
                   request_id: str, now: int, **kw: Any) -> Snapshot:
         self._snap_seq += 1
+        if self.snapshot_time_step_ns > 0:
+            now -= now % self.snapshot_time_step_ns
         s = Snapshot(self._new_uuid(), user_id, opponent_id, tx_hash, asset_id, amount, memo, request_id, now,
                      self._snap_seq, **kw)
         self.snapshots.append(s)
@@ -334,17 +339,20 @@ class SimState:
                        if u.receivers == (user_id,) and u.asset_id == asset_id and u.state == "unspent")
 
     def list_snapshots(self, user_id: str, *, asset: str = "", opponent: str = "", offset: int | None = None,
-                       limit: int = PAGE_LIMIT, order: str = "DESC") -> list[Snapshot]:
+                       limit: int = PAGE_LIMIT, order: str = "DESC", exclusive: bool = False,
+                       newest_first: bool = False) -> list[Snapshot]:
+        """One page. `offset` is inclusive, as Mixin's (`exclusive` leaves the rows at that instant
+        out); `newest_first` sorts DESC whatever `order` filtered by (a server ignoring `order`)."""
         with self.lock:
             self._advance()
             rows = [s for s in self.snapshots if s.user_id == user_id and (not asset or s.asset_id == asset)
                     and (not opponent or s.opponent_id == opponent)]
-            if order == "ASC":
-                rows = [s for s in rows if offset is None or s.created_at >= offset]  # inclusive, as Mixin
-                rows.sort(key=lambda s: (s.created_at, s.seq))
-            else:
-                rows = [s for s in rows if offset is None or s.created_at <= offset]
-                rows.sort(key=lambda s: (s.created_at, s.seq), reverse=True)
+            if offset is not None:
+                if order == "ASC":
+                    rows = [s for s in rows if s.created_at > offset or (not exclusive and s.created_at == offset)]
+                else:
+                    rows = [s for s in rows if s.created_at < offset or (not exclusive and s.created_at == offset)]
+            rows.sort(key=lambda s: (s.created_at, s.seq), reverse=order != "ASC" or newest_first)
             return rows[:limit]
 
     def snapshot(self, user_id: str, snapshot_id: str) -> Snapshot:
