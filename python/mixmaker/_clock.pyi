@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from mixmaker._core import MixmakerError
 

@@ -35,6 +35,8 @@ MIXIN_DECIMALS = 8
 MAX_DECIMALS = 18
 """The finest scale the core handles (10**18 still fits an i64)."""
 
+_POW10: tuple[int, ...] = tuple(10**d for d in range(MAX_DECIMALS + 1))
+
 
 class AmountError(DecimalFormatError):
     """An amount that is not a finite decimal, or not exact at the scale asked for."""
@@ -63,7 +65,7 @@ def to_units(
     if isinstance(value, bool) or isinstance(value, float):
         raise AmountError(f"{what} must be a decimal string, Decimal or int, never {type(value).__name__}: {value!r}")
     if isinstance(value, int):
-        return value * 10**decimals
+        return value * _POW10[decimals]
     if isinstance(value, str) and rounding is Rounding.EXACT:
         try:
             return parse_decimal(value, decimals)
@@ -121,7 +123,7 @@ def format_units(units: int, decimals: int, *, trim: bool = False) -> str:
     sign = "-" if units < 0 else ""
     if decimals == 0:
         return f"{sign}{abs(units)}"
-    whole, frac = divmod(abs(units), 10**decimals)
+    whole, frac = divmod(abs(units), _POW10[decimals])
     text = f"{frac:0{decimals}d}"
     if trim:
         text = text.rstrip("0")

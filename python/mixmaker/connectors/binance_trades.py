@@ -8,8 +8,8 @@ stream only counts reconnects; nothing downstream depends on seeing every print.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from picows import WSTransport
 

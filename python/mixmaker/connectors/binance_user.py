@@ -18,24 +18,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from picows import WSMsgType, WSTransport
 
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.account import Balance
+from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.ccxt_venue import exact, fee_of
 from mixmaker.connectors.credentials import ApiCredentials
-from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import ReconnectingSocket
 from mixmaker.errors import MixmakerError
 from mixmaker.markets import MarketRules
-from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
+from mixmaker.orders.venue import OrderReport, Side, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
 
+_SIDE: dict[str, Side] = {"BUY": "buy", "SELL": "sell"}
 _STATUS: dict[str, VenueStatus] = {
     "NEW": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
     "PENDING_CANCEL": "open", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
@@ -60,7 +62,7 @@ class UserStreamStats:
 def order_report(e: dict[str, Any], m: MarketRules) -> OrderReport:
     return OrderReport(
         client_id=e.get("c") or e.get("C") or None, exchange_id=str(e["i"]), symbol=m.symbol,
-        side=str(e["S"]).lower(), status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
+        side=_SIDE[e["S"]], status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
         filled=m.size(e["z"]),
     )
 
@@ -68,7 +70,7 @@ def order_report(e: dict[str, Any], m: MarketRules) -> OrderReport:
 def trade_report(e: dict[str, Any], m: MarketRules) -> TradeReport:
     return TradeReport(
         trade_id=str(e["t"]), exchange_id=str(e["i"]), client_id=e.get("c") or e.get("C") or None, symbol=m.symbol,
-        side=str(e["S"]).lower(), price=m.price(e["L"]), qty=m.size(e["l"]),
+        side=_SIDE[e["S"]], price=m.price(e["L"]), qty=m.size(e["l"]),
         fee=fee_of(e.get("n") or "0", m), fee_asset=e.get("N") or "",
         is_maker=bool(e.get("m")), time_ms=int(e.get("T") or 0),
     )

@@ -20,8 +20,9 @@ market rules, in exact numbers.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt.async_support as ccxt
 

@@ -17,7 +17,8 @@ A stream subclasses `ReconnectingSocket` and fills in what is its own:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
@@ -28,7 +29,7 @@ from mixmaker.connectors.backoff import Backoff
 RETRYABLE: tuple[type[Exception], ...] = (OSError, asyncio.TimeoutError, RuntimeError)
 
 
-class FrameListener(WSListener):  # type: ignore[misc]
+class FrameListener(WSListener):
     """Passes every text or binary frame's bytes to `on_payload` (inside the callback: picows
     reuses the buffer afterwards) and answers a close."""
 
