@@ -271,9 +271,10 @@ class Capital:
         self.version += 1
         self._balance_moved(t.account, t.coin, back, now)
 
-    def owns_address(self, network: str, address: str, tag: str = "") -> bool:
+    def owns_address(self, network: str, address: str, tag: str = "", coin: str = "") -> bool:
+        """Is `address` one of ours on `network` (and, if named, is `coin` one the venue lists)?"""
         owner = self.addresses.get(address)
-        return owner is not None and owner[1] == network and not tag
+        return owner is not None and owner[1] == network and not tag and (not coin or coin in self._assets())
 
     def chain_deposit(self, *, network: str, coin: str, address: str, tag: str, amount: Decimal, tx_id: str,
                       confirmations: int, required: int, echo: bool = False) -> Transfer:

@@ -11,6 +11,11 @@ from mixmaker.sim.exchange.params import decimal, integer, required
 from mixmaker.sim.exchange.venue import Venue
 
 
+def attach(venue: Venue, params: Mapping[str, str]) -> Any:
+    venue.capital.attach_chain()
+    return {}
+
+
 def withdrawals(venue: Venue, params: Mapping[str, str]) -> Any:
     venue.capital.attach_chain()  # whoever polls the withdrawals is the chain that settles them
     return venue.capital.chain_withdrawals()
@@ -32,7 +37,7 @@ def withdrawal_failed(venue: Venue, params: Mapping[str, str]) -> Any:
 
 def owns(venue: Venue, params: Mapping[str, str]) -> Any:
     return {"owns": venue.capital.owns_address(required(params, "network"), required(params, "address"),
-                                               params.get("tag") or "")}
+                                               params.get("tag") or "", params.get("coin") or "")}
 
 
 def deposit(venue: Venue, params: Mapping[str, str]) -> Any:

@@ -68,6 +68,7 @@ ROUTES = (
     # Not Binance: the operator funds an account of a standalone simulator.
     Route("POST", "/sim/deposit", _public(Venue.deposit_from_params), 0, signed=False),
     # Not Binance: the simulated chain (mixmaker.sim.chain) running in another process.
+    Route("POST", "/sim/chain/attach", _public(chain_api.attach), 0, signed=False),
     Route("POST", "/sim/chain/withdrawals", _public(chain_api.withdrawals), 0, signed=False),
     Route("POST", "/sim/chain/withdrawals/sent", _public(chain_api.withdrawal_sent), 0, signed=False),
     Route("POST", "/sim/chain/withdrawals/failed", _public(chain_api.withdrawal_failed), 0, signed=False),

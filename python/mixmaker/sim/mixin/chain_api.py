@@ -12,6 +12,10 @@ Action = Callable[[dict[str, Any]], Any]
 
 
 def chain_routes(state: SimState) -> dict[str, Action]:
+    def attach(body: dict[str, Any]) -> Any:
+        state.attach_chain()
+        return {}
+
     def withdrawals(body: dict[str, Any]) -> Any:
         state.attach_chain()  # whoever polls the withdrawals is the chain that settles them
         return state.chain_withdrawals()
@@ -25,7 +29,9 @@ def chain_routes(state: SimState) -> dict[str, Action]:
         return {}
 
     def owns(body: dict[str, Any]) -> Any:
-        return {"owns": state.owns_destination(str(body["network"]), str(body["destination"]), str(body.get("tag", "")))}
+        network, symbol = str(body["network"]), str(body.get("symbol", ""))
+        owned = state.owns_destination(network, str(body["destination"]), str(body.get("tag", "")))
+        return {"owns": owned and (not symbol or state.chain_asset(network, symbol) is not None)}
 
     def deposit(body: dict[str, Any]) -> Any:
         dep = state.chain_deposit(
@@ -36,6 +42,7 @@ def chain_routes(state: SimState) -> dict[str, Action]:
         return {"credited": bool(dep.snapshot_id), "snapshot_id": dep.snapshot_id}
 
     return {
+        "/_sim/chain/attach": attach,
         "/_sim/chain/withdrawals": withdrawals,
         "/_sim/chain/withdrawals/sent": sent,
         "/_sim/chain/withdrawals/failed": failed,
