@@ -209,3 +209,72 @@ def test_bad_switches_are_refused_each_by_name(tmp_path):
     for name in ("send_delay_s", "fail", "confirmations", "--withdraw-fees", "--mixin-port"):
         assert name in r.stderr
     assert not (tmp_path / "s").exists()
+
+
+def _line(stream, prefix: str, timeout: float = 60) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = stream.readline()
+        if line.startswith(prefix):
+            return line
+    raise AssertionError(f"no line starting {prefix!r}")
+
+
+def test_sim_chain_links_simulators_started_as_separate_processes(tmp_path):
+    """`mixmaker sim mixin`, `mixmaker sim exchange` and `mixmaker sim chain`, three processes: an
+    exchange withdrawal to the bot's Mixin deposit entry arrives as a deposit snapshot."""
+    cli = [sys.executable, "-m", "mixmaker.cli", "sim"]
+    ks = tmp_path / "bot.json"
+    procs = []
+    try:
+        mixin = subprocess.Popen([*cli, "mixin", "--port", "0", "--keystore-out", str(ks)], stderr=subprocess.PIPE, text=True)
+        procs.append(mixin)
+        mixin_url = _line(mixin.stderr, "Mixin simulator on").split()[3]
+        exchange = subprocess.Popen([*cli, "exchange", "--port", "0", "--feed", "none"], stdout=subprocess.PIPE, text=True)
+        procs.append(exchange)
+        rest = _line(exchange.stdout, "rest").split()[1].removesuffix("/api/v3")
+        chain = subprocess.Popen([*cli, "chain", "--mixin", mixin_url, "--exchange", rest, "--port", "0",
+                                  "--send-delay", "0.2", "--block-time", "0.1", "--confirmations", "2",
+                                  "--state", str(tmp_path / "chain")], stdout=subprocess.PIPE, text=True)
+        procs.append(chain)
+        chain_url = _line(chain.stdout, "chain").split()[1].removesuffix("/chain/status")
+        keystore = json.loads(ks.read_text())
+
+        async def go():
+            async with MixinClient(Keystore.from_dict(keystore), mixin_url) as c, aiohttp.ClientSession() as s:
+                entry = (await c.deposit_entry(BTC))["destination"]
+                client = ccxt.binance({"apiKey": "demo-key", "secret": "demo-secret", "enableRateLimit": False,
+                                       "urls": {"api": {"public": rest + "/api/v3", "private": rest + "/api/v3",
+                                                        "sapi": rest + "/sapi/v1"}},
+                                       "options": {"fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
+                                                   "fetchMargins": False}})
+                try:
+                    async def attached():  # the chain holds the venues' withdrawals before we make one
+                        async with s.get(chain_url + "/chain/status") as r:
+                            return (await r.json())["attached"]
+                    await until(attached, "the chain attached to both venues")
+                    sent = await client.withdraw("BTC", "0.5", entry, {"withdrawOrderId": "cli-1"})
+
+                    async def landed():
+                        return [x for x in await c.snapshots(offset_ns=0, asset=BTC) if x.deposit]
+                    (snap,) = await until(landed, "the deposit snapshot")
+                    (w,) = await client.fetch_withdrawals("BTC")
+                    assert w["id"] == sent["id"] and snap.deposit["deposit_hash"] == w["txid"]
+                    assert snap.units == to_units("0.5")  # the standalone exchange charges no fee by default
+                    async with s.get(chain_url + "/chain/moves") as r:
+                        (move,) = await r.json()
+                    assert (move["state"], move["tx_hash"]) == ("arrived", w["txid"])
+                finally:
+                    await client.close()
+
+        asyncio.run(go())
+        saved = json.loads((tmp_path / "chain" / "chain.json").read_text())
+        chain.send_signal(signal.SIGTERM)
+        assert chain.wait(20) == 0
+        assert [m["state"] for m in json.loads((tmp_path / "chain" / "chain.json").read_text())["moves"]] == ["arrived"]
+        assert saved["moves"]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)

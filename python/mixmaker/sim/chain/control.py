@@ -25,6 +25,7 @@ def status(chain: Chain) -> dict[str, Any]:
         "rates": {f.value: r for f, r in chain.faults.rates.items()},
         "hits": {f.value: n for f, n in chain.faults.hits.items()},
         "scripted": [{"fault": f.value, "source": s.value if s else None, "times": n} for f, s, n in chain.faults.scripted],
+        "attached": chain.attached,
         "moves": len(chain.moves),
         "in_flight": [m.move_id for m in chain.in_flight()],
         "errors": chain.errors,

@@ -42,6 +42,7 @@ class Chain:
         self.clock = clock
         self.version = 0  # grows with every change of a move: what a persister saves
         self.errors = 0  # venue calls that failed (each retried on the next step)
+        self.attached = False  # both venues hold their withdrawals for the chain
 
     @classmethod
     def in_process(cls, mixin: SimState, exchange: Venue, config: ChainConfig | None = None, **kw: Any) -> Chain:
@@ -50,7 +51,9 @@ class Chain:
         config = config or ChainConfig()
         mixin.attach_chain()
         exchange.capital.attach_chain()
-        return cls(LocalMixin(mixin), LocalExchange(exchange, fail_status=config.exchange_fail_status), config, **kw)
+        chain = cls(LocalMixin(mixin), LocalExchange(exchange, fail_status=config.exchange_fail_status), config, **kw)
+        chain.attached = True
+        return chain
 
     # ---- running ---------------------------------------------------------------------------------
 
@@ -58,6 +61,7 @@ class Chain:
         """Both venues hand their withdrawals to the chain (before the first step)."""
         for side in self.sides.values():
             await side.attach()
+        self.attached = True
 
     async def run(self) -> None:
         """Attaches, then steps every `poll_interval_s` until cancelled; a venue that does not
