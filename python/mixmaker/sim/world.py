@@ -92,6 +92,7 @@ class SimWorld:
         self._chain_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._saved: tuple[int, int, int] | None = None
+        self.crashed: asyncio.Future[str] | None = None  # resolves with the reason if a part of the world died
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -139,10 +140,21 @@ class SimWorld:
             self.save()  # the state first: the credentials file then names a world that exists
             statefile.write_atomic(self.dir / CREDENTIALS_FILE, self.describe())
             self._tasks.append(asyncio.create_task(self._persist_loop(), name="persist"))
+            self.crashed = asyncio.get_running_loop().create_future()
+            for task in self._tasks:
+                task.add_done_callback(self._died)
         except BaseException:
             await self.stop()
             raise
         return self
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        """A chain, feed or persister that fails is a broken world: say so, never limp on. (A
+        recording that has played to its end is not a failure: the market just stops moving.)"""
+        if task.cancelled() or self.crashed is None or self.crashed.done() or task.exception() is None:
+            return
+        error = task.exception()
+        self.crashed.set_result(f"{task.get_name()} failed: {type(error).__name__}: {error}")
 
     async def stop(self) -> None:
         for task in self._tasks:

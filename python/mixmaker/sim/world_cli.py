@@ -125,7 +125,13 @@ async def _serve(config) -> int:  # type: ignore[no-untyped-def]
         print(f"chain     {d['chain']['url']}/chain/status", flush=True)
         print(f"state     {world.dir} ({resumed}; credentials in {world.dir / CREDENTIALS_FILE}); Ctrl-C stops",
               flush=True)
-        await stop.wait()
+        stopped = asyncio.ensure_future(stop.wait())
+        assert world.crashed is not None
+        await asyncio.wait([stopped, world.crashed], return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if world.crashed.done():
+            print(f"{PROG}: error: {world.crashed.result()}", file=sys.stderr)
+            return 1
     finally:
         await world.stop()
     return 0

@@ -9,16 +9,21 @@ repeat any of them after a crash or a lost answer.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from mixmaker.mixin.amounts import to_units
 from mixmaker.sim.chain.model import ChainError, Move, Place, Withdrawal
+from mixmaker.mixin.amounts import AmountError
 from mixmaker.sim.exchange.capital import WithdrawStatus
+from mixmaker.sim.exchange.errors import ExchangeError
 from mixmaker.sim.exchange.venue import Venue
 from mixmaker.sim.mixin.state import SimError, SimState
+
+T = TypeVar("T")
 
 
 class SideUnavailableError(ChainError):
@@ -45,6 +50,14 @@ class ChainSide(Protocol):
         """Reports `move` with `confirmations` so far; True once the venue has credited it."""
 
 
+def _local(place: Place, call: Callable[[], T]) -> T:
+    """A venue in this process refusing a call is, to the chain, a call to try again later."""
+    try:
+        return call()
+    except (SimError, ExchangeError, AmountError) as e:
+        raise SideUnavailableError(f"{place.value} refused: {e}") from None
+
+
 def _mixin_withdrawal(w: dict[str, Any]) -> Withdrawal:
     return Withdrawal(Place.MIXIN, w["request_id"], w["network"], w["symbol"], Decimal(w["amount"]), w["destination"],
                       w.get("tag") or "")
@@ -69,22 +82,19 @@ class LocalMixin:
         return [_mixin_withdrawal(w) for w in self.state.chain_withdrawals()]
 
     async def sent(self, ref: str, tx_hash: str) -> None:
-        self.state.chain_withdrawal_sent(ref, tx_hash)
+        _local(self.place, lambda: self.state.chain_withdrawal_sent(ref, tx_hash))
 
     async def failed(self, ref: str) -> None:
-        self.state.chain_withdrawal_failed(ref)
+        _local(self.place, lambda: self.state.chain_withdrawal_failed(ref))
 
     async def owns(self, network: str, symbol: str, address: str, tag: str) -> bool:
         return self.state.owns_destination(network, address, tag) and self.state.chain_asset(network, symbol) is not None
 
     async def deposit(self, move: Move, confirmations: int, required: int, echo: bool) -> bool:
-        try:
-            dep = self.state.chain_deposit(network=move.network, symbol=move.symbol, destination=move.address,
-                                           tag=move.tag, amount=to_units(move.amount), deposit_hash=move.tx_hash,
-                                           sender=f"chain:{move.source.value}", confirmations=confirmations,
-                                           required=required, echo=echo)
-        except SimError as e:
-            raise SideUnavailableError(f"mixin refused the deposit of {move.move_id}: {e}") from None
+        dep = _local(self.place, lambda: self.state.chain_deposit(
+            network=move.network, symbol=move.symbol, destination=move.address, tag=move.tag,
+            amount=to_units(move.amount), deposit_hash=move.tx_hash, sender=f"chain:{move.source.value}",
+            confirmations=confirmations, required=required, echo=echo))
         return bool(dep.snapshot_id)
 
 
@@ -103,18 +113,18 @@ class LocalExchange:
         return [_exchange_withdrawal(w) for w in self.venue.capital.chain_withdrawals()]
 
     async def sent(self, ref: str, tx_hash: str) -> None:
-        self.venue.capital.chain_withdrawal_sent(ref, tx_hash)
+        _local(self.place, lambda: self.venue.capital.chain_withdrawal_sent(ref, tx_hash))
 
     async def failed(self, ref: str) -> None:
-        self.venue.capital.chain_withdrawal_failed(ref, self.fail_status)
+        _local(self.place, lambda: self.venue.capital.chain_withdrawal_failed(ref, self.fail_status))
 
     async def owns(self, network: str, symbol: str, address: str, tag: str) -> bool:
         return self.venue.capital.owns_address(network, address, tag, symbol)
 
     async def deposit(self, move: Move, confirmations: int, required: int, echo: bool) -> bool:
-        t = self.venue.capital.chain_deposit(network=move.network, coin=move.symbol, address=move.address, tag=move.tag,
-                                             amount=move.amount, tx_id=move.tx_hash, confirmations=confirmations,
-                                             required=required, echo=echo)
+        t = _local(self.place, lambda: self.venue.capital.chain_deposit(
+            network=move.network, coin=move.symbol, address=move.address, tag=move.tag, amount=move.amount,
+            tx_id=move.tx_hash, confirmations=confirmations, required=required, echo=echo))
         return t.complete_ms > 0
 
 

@@ -229,7 +229,8 @@ class SimState:
         # another transaction spending them gets 10105.
         self.finality_delay_s = finality_delay_s
         self._unfinal: list[tuple[int, str, TxRequest, kernel.Transaction, bytes]] = []
-        self.failing_addresses: set[str] = set()
+        self.failing_addresses: set[str] = set()  # withdrawals there fail (without an external chain;
+        # with one, the chain's FAIL fault decides)
         self.seen_jti: set[str] = set()
         self._sequence = 0
         self._snap_seq = 0
