@@ -52,7 +52,8 @@ def test_the_mixin_state_round_trips_with_requests_in_flight_and_the_same_next_i
             s.clock.advance(31)
         assert restored.balance(bot, ETH) == w.state.balance(bot, ETH) == to_units("2") - to_units("0.5") - to_units("0.002")
         assert [x["request_id"] for x in restored.chain_withdrawals()] == [x["request_id"] for x in w.state.chain_withdrawals()]
-        assert [d.to_json(restored) for d in restored.pending_deposits(bot)] == [d.to_json(w.state) for d in w.state.pending_deposits(bot)]
+        pending = [d.to_json(w.state) for d in w.state.pending_deposits(bot)]
+        assert [d.to_json(restored) for d in restored.pending_deposits(bot)] == pending and pending
         assert restored.add_user().user_id == w.state.add_user().user_id  # the id generator carries on
         assert [x.snapshot_id for x in restored.snapshots] == [x.snapshot_id for x in w.state.snapshots]
         # The restored state serves the same bot with the same keys.
@@ -144,5 +145,18 @@ def test_a_world_started_again_in_process_finds_its_accounts(tmp_path):
             assert w.starts == 2 and w.credentials["exchange"]["api_key"] == key
             assert w.mixin_state.balance(bot, USDT_ERC20) == to_units("3")
             assert w.exchange.balance("mm", "USDT") == (Decimal("5"), Decimal(0))  # first balances credited once
+
+    asyncio.run(go())
+
+
+def test_a_world_whose_chain_fails_says_so(tmp_path, monkeypatch):
+    async def go():
+        async with SimWorld(WorldConfig(state_dir=tmp_path, feed="none")) as w:
+            async def broken():
+                raise RuntimeError("boom")
+
+            monkeypatch.setattr(w.chain, "step", broken)
+            reason = await asyncio.wait_for(w.crashed, 10)
+            assert "chain failed" in reason and "boom" in reason
 
     asyncio.run(go())

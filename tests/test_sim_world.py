@@ -148,7 +148,8 @@ def test_sim_all_keeps_the_world_across_a_sigkill_and_a_move_in_flight_lands_aft
         def saved() -> bool:  # the state file has caught up with all of it
             doc = json.loads((state / "state.json").read_text())
             moves = {m["move_id"]: m["state"] for m in doc["chain"]["moves"]}
-            return moves.get("exchange:wd1") == "broadcast" and any(o["client_order_id"] == "rest-1" for o in doc["exchange"]["orders"])
+            orders = [o["client_order_id"] for o in doc["exchange"]["orders"]]
+            return moves.get("exchange:wd1") == "broadcast" and "rest-1" in orders
 
         end = time.monotonic() + 30
         while not saved():
@@ -168,7 +169,8 @@ def test_sim_all_keeps_the_world_across_a_sigkill_and_a_move_in_flight_lands_aft
             status = await post(again["chain"]["url"] + "/chain/release", {})
             async with MixinClient(Keystore.from_dict(again["mixin"]["keystore"]), again["mixin"]["url"]) as c:
                 async def landed():
-                    return [s for s in await c.snapshots(offset_ns=0, asset=BTC) if s.deposit and s.deposit["deposit_hash"] == txid]
+                    page = await c.snapshots(offset_ns=0, asset=BTC)
+                    return [s for s in page if s.deposit and s.deposit["deposit_hash"] == txid]
                 (snap,) = await until(landed, "the stuck move's deposit on Mixin")
                 assert snap.units == to_units("0.2") - to_units("0.0002")  # the exchange's fee came off
             return now, status

@@ -159,7 +159,7 @@ class SimWorld:
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was reported by `_died`
                 await task
         self._tasks = []
         if self._saved is not None:  # only a world that started saves (never a half-started one)

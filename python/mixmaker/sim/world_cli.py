@@ -19,6 +19,7 @@ import sys
 import tempfile
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 from mixmaker.sim.chain.cli import add_switches, config_from
 from mixmaker.sim.chain.model import ChainError
@@ -125,9 +126,10 @@ async def _serve(config) -> int:  # type: ignore[no-untyped-def]
         print(f"chain     {d['chain']['url']}/chain/status", flush=True)
         print(f"state     {world.dir} ({resumed}; credentials in {world.dir / CREDENTIALS_FILE}); Ctrl-C stops",
               flush=True)
-        stopped = asyncio.ensure_future(stop.wait())
         assert world.crashed is not None
-        await asyncio.wait([stopped, world.crashed], return_when=asyncio.FIRST_COMPLETED)
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        watched: list[asyncio.Future[Any]] = [stopped, world.crashed]
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         if world.crashed.done():
             print(f"{PROG}: error: {world.crashed.result()}", file=sys.stderr)

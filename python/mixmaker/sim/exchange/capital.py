@@ -154,7 +154,7 @@ class Capital:
         self._balance_moved(t.account, t.coin, t.amount, now)
 
     def deposit_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for t in _history(self.deposits, account, params):
             row = {
                 "id": t.id, "amount": wire.amount(t.amount), "coin": t.coin, "network": t.network, "status": int(t.status),

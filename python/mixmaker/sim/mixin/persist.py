@@ -75,7 +75,8 @@ def load(state: SimState, doc: dict[str, Any]) -> SimState:
         state.utxos = {}
         for u in doc["utxos"]:
             utxo = Utxo(**{**u, "mask": bytes.fromhex(u["mask"]), "keys": tuple(bytes.fromhex(k) for k in u["keys"]),
-                           "receivers": tuple(u["receivers"]), "senders": tuple(u["senders"]), "extra": bytes.fromhex(u["extra"])})
+                           "receivers": tuple(u["receivers"]), "senders": tuple(u["senders"]),
+                           "extra": bytes.fromhex(u["extra"])})
             state.utxos[(utxo.transaction_hash, utxo.output_index)] = utxo
         state.snapshots = [Snapshot(**{**s, "memo": bytes.fromhex(s["memo"])}) for s in doc["snapshots"]]
         state.grants = {bytes.fromhex(k): GhostGrant(tuple(g["receivers"]), g["index"], bytes.fromhex(g["mask"]))
