@@ -280,3 +280,49 @@ def test_sim_chain_links_simulators_started_as_separate_processes(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait(10)
+
+
+def test_sim_all_moves_the_market_from_a_recording(tmp_path):
+    from conftest import recording_path
+
+    recording = recording_path("spot")
+    state = tmp_path / "sims"
+    proc = start(state, "--feed", str(recording), "--feed-symbol", "BTCUSDT", "--speed", "5")
+    try:
+        d = wait_ready(proc, state)
+
+        async def go():
+            async with aiohttp.ClientSession() as s:
+                async def depth():
+                    async with s.get(d["exchange"]["rest_url"] + "/api/v3/depth?symbol=BTCUSDT&limit=5") as r:
+                        return await r.json()
+
+                first = await until(lambda: _with_bids(depth), "the recording's book")
+                await until(lambda: _moved(depth, first["lastUpdateId"]), "the book to move")
+
+        asyncio.run(go())
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+async def _with_bids(depth):
+    book = await depth()
+    return book if book["bids"] and book["asks"] else None
+
+
+async def _moved(depth, since: int):
+    return (await depth())["lastUpdateId"] > since
+
+
+def test_sim_all_refuses_a_missing_recording_and_leaves_the_folder_free(tmp_path):
+    state = tmp_path / "sims"
+    r = subprocess.run([sys.executable, "-m", "mixmaker.cli", "sim", "all", "--state", str(state),
+                        "--feed", str(tmp_path / "nope.gz")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no such recording" in r.stderr
+    again = start(state, "--feed", "none")  # the lock was released
+    try:
+        wait_ready(again, state)
+    finally:
+        again.kill()
+        again.wait(10)

@@ -92,14 +92,25 @@ class SimWorld:
         self._chain_port = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._saved: tuple[int, int, int] | None = None
+        self._feed_tasks_for: dict[str, Any] = {}
         self.crashed: asyncio.Future[str] | None = None  # resolves with the reason if a part of the world died
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> SimWorld:
-        cfg = self.config
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock()
+        try:
+            saved = self._build()
+            await self._serve(saved)
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    def _build(self) -> dict[str, Any]:
+        """The three parts, as the folder left them (or new); returns the last credentials file."""
+        cfg = self.config
         try:
             doc = statefile.read(self.dir / STATE_FILE)
             saved = statefile.read(self.dir / CREDENTIALS_FILE) or {}
@@ -110,43 +121,47 @@ class SimWorld:
                              "move the folder away to start afresh")
         self.starts = (doc or {}).get("starts", 0) + 1
         self.credentials = self._credentials(saved)
-        # Mixin: the bot is the one of the credentials file, whether or not the state had time to be saved.
+        if not saved:  # the keys are durable before anything is made with them
+            statefile.write_atomic(self.dir / CREDENTIALS_FILE, {"format": FORMAT, **self.credentials})
         state = seeded_world(cfg.seed)
-        if doc is not None:
-            mixin_persist.load(state, doc["mixin"])
-        self._register_bot(state, self.credentials["mixin"]["keystore"])
-        self.mixin_state = state
-        self.mixin = MixinSimServer(state, seed=cfg.seed, host=HOST, port=self._port(cfg.mixin_port, saved, "mixin", "port"))
-        # Exchange: the account and its key first, then what it held.
         ex = self.credentials["exchange"]
         self.exchange = ExchangeSim(SimConfig(
             host=HOST, rest_port=self._port(cfg.exchange_port, saved, "exchange", "rest_port"),
             ws_port=self._port(cfg.exchange_ws_port, saved, "exchange", "ws_port"), seed=cfg.seed,
             withdraw_fees=cfg.withdraw_fees, feed=None))
         self.exchange.add_account(ex["account"], ex["api_key"], ex["api_secret"], cfg.balances if doc is None else {})
-        if doc is not None:
-            exchange_persist.load(self.exchange.venue, doc["exchange"])
-        self.chain = Chain.in_process(state, self.exchange.venue, cfg.chain)
-        if doc is not None:
-            self.chain.load(doc["chain"])
-        feeds = self._feeds((doc or {}).get("market", {}))
         try:
-            await self.mixin.serve()
-            await self.exchange.start()
-            self._control, self._chain_port = await control.serve(self.chain, HOST,
-                                                                  self._port(cfg.chain_port, saved, "chain", "port"))
-            self._tasks = [asyncio.create_task(self.chain.run(), name="chain"),
-                           *(asyncio.create_task(f.run(self.exchange.venue), name=f"feed {s}") for s, f in feeds.items())]
-            self.save()  # the state first: the credentials file then names a world that exists
-            statefile.write_atomic(self.dir / CREDENTIALS_FILE, self.describe())
-            self._tasks.append(asyncio.create_task(self._persist_loop(), name="persist"))
-            self.crashed = asyncio.get_running_loop().create_future()
-            for task in self._tasks:
-                task.add_done_callback(self._died)
-        except BaseException:
-            await self.stop()
-            raise
-        return self
+            if doc is not None:
+                mixin_persist.load(state, doc["mixin"])
+                exchange_persist.load(self.exchange.venue, doc["exchange"])
+            self.chain = Chain.in_process(state, self.exchange.venue, cfg.chain)  # the venues hand it their withdrawals
+            if doc is not None:
+                self.chain.load(doc["chain"])
+        except (KeyError, TypeError, ValueError, MixmakerError) as e:
+            raise WorldError(f"{self.dir / STATE_FILE}: cannot restore it ({type(e).__name__}: {e}); "
+                             "move the folder away to start afresh") from None
+        # The bot is the credentials file's, whether or not the state had been saved with it.
+        self._register_bot(state, self.credentials["mixin"]["keystore"])
+        self.mixin_state = state
+        self.mixin = MixinSimServer(state, seed=cfg.seed, host=HOST, port=self._port(cfg.mixin_port, saved, "mixin", "port"))
+        self._feed_tasks_for = self._feeds((doc or {}).get("market", {}))
+        return saved
+
+    async def _serve(self, saved: dict[str, Any]) -> None:
+        assert self.mixin is not None and self.exchange is not None and self.chain is not None
+        await self.mixin.serve()
+        await self.exchange.start()
+        self._control, self._chain_port = await control.serve(self.chain, HOST,
+                                                              self._port(self.config.chain_port, saved, "chain", "port"))
+        self._tasks = [asyncio.create_task(self.chain.run(), name="chain"),
+                       *(asyncio.create_task(f.run(self.exchange.venue), name=f"feed {s}")
+                         for s, f in self._feed_tasks_for.items())]
+        self.save()
+        statefile.write_atomic(self.dir / CREDENTIALS_FILE, self.describe())  # ready: where, and who
+        self._tasks.append(asyncio.create_task(self._persist_loop(), name="persist"))
+        self.crashed = asyncio.get_running_loop().create_future()
+        for task in self._tasks:
+            task.add_done_callback(self._died)
 
     def _died(self, task: asyncio.Task[None]) -> None:
         """A chain, feed or persister that fails is a broken world: say so, never limp on. (A
