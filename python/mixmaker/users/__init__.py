@@ -1,0 +1,1 @@
+"""The user layer: memos, snapshot intake, user orders, pools and shares."""
