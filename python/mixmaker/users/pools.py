@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
-from math import floor
+from math import ceil, floor
 from typing import Iterable, Mapping, Union
 
 from mixmaker.errors import MixmakerError
@@ -48,6 +48,8 @@ MIGRATIONS = [
     """CREATE TABLE pool_burns (
         order_id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, shares TEXT NOT NULL, pool_shares TEXT NOT NULL,
         value_at_mint TEXT NOT NULL, value_now TEXT NOT NULL, mid TEXT NOT NULL, burned_ns BIGINT NOT NULL)""",
+    # Members on their way out: their parts are kept out of the pool's budget until the burn.
+    "CREATE TABLE pool_releases (order_id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, requested_ns BIGINT NOT NULL)",
 ]
 
 Query = Union[Transaction, Store]
@@ -219,6 +221,30 @@ class PoolLedger:
         ent = self.entitlement(order_id)
         value = self.term(pid).value(ent, mid) if mid is not None else None
         return MemberFigures(order_id, pid, s, self.total_shares(pid), vm, ent, value, None)
+
+    def mark_releasing(self, order_id: str) -> None:
+        """The member is leaving: from now on its part is not the pool's to trade with."""
+        pid = self.pool_of(order_id)
+        if pid is None:
+            raise PoolError(f"order {order_id} holds no shares")
+        with self.store.transaction() as tx:
+            tx.execute("INSERT INTO pool_releases (order_id, pool_id, requested_ns) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                       (order_id, pid, time.time_ns()))
+
+    def releasing(self, pool_id: str, q: Query | None = None) -> list[str]:
+        """Members of the pool on their way out (released, not burned yet)."""
+        rows = (q or self.store).query(
+            "SELECT r.order_id FROM pool_releases r WHERE r.pool_id = ? AND NOT EXISTS "
+            "(SELECT 1 FROM pool_burns b WHERE b.order_id = r.order_id) ORDER BY r.order_id", (pool_id,))
+        return [r[0] for r in rows]
+
+    def reserved(self, pool_id: str) -> dict[str, int]:
+        """Units of each asset kept for leaving members (the ceiling of their exact parts)."""
+        out: dict[str, int] = {}
+        for order_id in self.releasing(pool_id):
+            for a, e in self.entitlement(order_id).items():
+                out[a] = out.get(a, 0) + ceil(e)
+        return out
 
     def burned(self, order_id: str) -> Burned | None:
         row = self._burn_row(self.store, order_id)
