@@ -52,11 +52,15 @@ class OrderWorker:
         self.now_ns = now_ns
         self._crash_at = crash_at or (lambda step, order_id: None)
 
-    async def run_once(self) -> int:
-        """One step for every order that has one to take now; returns how many moved."""
+    async def run_once(self, *, max_steps: int = 8) -> int:
+        """Moves every live order as far as it can go now (at most `max_steps` steps each);
+        returns how many steps were taken."""
         moved = 0
         for o in self.orders.in_states(*DRIVEN):
-            moved += await self.step(o.order_id)
+            for _ in range(max_steps):
+                if not await self.step(o.order_id):
+                    break
+                moved += 1
         return moved
 
     async def step(self, order_id: str) -> bool:
