@@ -134,6 +134,7 @@ class UserLayer:
     crash_at: Callable[[str, str], None] | None = None
     allocator_kw: dict[str, Any] = field(default_factory=dict)
     pools_kw: dict[str, Any] = field(default_factory=dict)
+    start_ns: int = 0  # where a fresh snapshot cursor starts
 
     def __post_init__(self) -> None:
         self.store = SqliteStore(self.path)
@@ -148,12 +149,17 @@ class UserLayer:
                                   now_ns=self.now, crash_at=self.crash_at)
 
     async def poll(self) -> int:
+        def handle(tx, snapshot) -> None:
+            self.intake.handle(tx, snapshot)
+            if self.crash_at is not None:
+                self.crash_at("intake", snapshot.snapshot_id)  # inside the page's transaction
+
         async with self.world.client() as c:
-            return await SnapshotReader(c, self.store).poll(self.intake.handle)
+            return await SnapshotReader(c, self.store, start_ns=self.start_ns).poll(handle)
 
     async def pay_out(self) -> int:
         async with self.world.client() as c:
-            payments = Payments(c, self.store, uncertain_backoff_s=0.01)
+            payments = Payments(c, self.store, uncertain_backoff_s=0.01, crash_at=self.crash_at)
             return await PayoutWorker(self.outbox, payments, crash_at=self.crash_at).run_once()
 
     async def cycle(self, rounds: int = 6) -> None:
