@@ -193,3 +193,23 @@ def test_a_crash_at_any_step_resumes_without_doing_anything_twice(world, tmp_pat
     assert st.problems() == [] and st.bot_share == {"BTC": 7, "USDT": 7} and st.result == {"BTC": 0, "USDT": 0}
     assert again.ledger.verify() == []
     assert again.ledger.owed(acc.BOT_SHARE, "BTC") == 7
+
+
+def test_a_statement_reads_the_order_from_the_ledger_and_renders(world, tmp_path):
+    layer = new_layer(world, tmp_path / "u.db", pools_kw={"bot_cut": 3})
+    o = str(uuid.uuid4())
+    memo = create_text(o, base=to_units("0.4"), quote=to_units("700"))
+    pay(world, BTC, "0.4", memo)
+    pay(world, USDT_ERC20, "700", memo)
+    run(layer.cycle(2))
+    pay(world, BTC, "0.0001", m.to_extra(m.StopMemo(o)))
+    run(layer.cycle(2))
+    st = statement(layer.ledger, layer.orders, layer.outbox, o)
+    assert st.paid == {"BTC": to_units("0.4001"), "USDT": to_units("700")}
+    assert st.into_pool == {"BTC": to_units("0.4"), "USDT": to_units("700")}
+    assert st.out_of_pool == {"BTC": to_units("0.4") - 3, "USDT": to_units("700") - 3}
+    assert st.bot_share == {"BTC": 3, "USDT": 3} and st.result == {"BTC": 0, "USDT": 0}
+    assert st.payouts == {"BTC": to_units("0.4001") - 3, "USDT": to_units("700") - 3}
+    assert st.owed_now == {} and st.problems() == []
+    text = st.render(layer.ledger)
+    assert "paid out" in text and "bot share" in text and o in text

@@ -195,8 +195,8 @@ class Catalog:
             self._presets[p.name] = p
         pairs = list(pools) if pools is not None else [(m, p) for m in self._markets for p in self._presets]
         self._pools: dict[str, PoolSpec] = {}
-        for m, p in pairs:
-            spec = PoolSpec(self.market(m), self.preset(p).name)
+        for market_name_, preset_name in pairs:
+            spec = PoolSpec(self.market(market_name_), self.preset(preset_name).name)
             if spec.pool_id in self._pools:
                 raise CatalogError(f"pool {spec.pool_id} is configured twice")
             self._pools[spec.pool_id] = spec

@@ -321,9 +321,7 @@ class Intake:
         self.orders.record_payment(tx, oid, s.snapshot_id, action, symbol, units, s.created_at_ns)
         if action == "stop":
             return  # the stop's own payment rides with the payout; the STOP event follows
-        self.orders.fire(tx, oid, OrderEvent.PAYMENT, s.snapshot_id, detail={"asset": symbol, "units": units})
-        order = self.orders.get(tx, oid)
-        assert order is not None
+        order = self.orders.fire(tx, oid, OrderEvent.PAYMENT, s.snapshot_id, detail={"asset": symbol, "units": units}).order
         if order.state is OrderState.AWAITING_FUNDS:
             paid = self.orders.paid(tx, oid)
             if all(paid.get(a, 0) >= order.expected(a) for a in order.assets):

@@ -76,8 +76,10 @@ class Statement:
             for asset, units in sorted(amounts.items()):
                 if units:
                     lines.append(f"  {title:<9} {ledger.format(asset, units):>24} {asset}")
-        if "fees" in self.burn:
-            lines.append(f"  fees      {self.burn['fees']}")
+        for key, title in (("value_at_mint", "value at mint"), ("value_now", "value at burn"), ("mid", "mid at burn"),
+                           ("fees", "fees")):
+            if key in self.burn:
+                lines.append(f"  {title:<13} {self.burn[key]} (quote units)" if key != "fees" else f"  fees {self.burn[key]}")
         return "\n".join(lines)
 
 
