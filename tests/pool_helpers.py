@@ -19,13 +19,14 @@ from mixmaker.sim.exchange.matching import SymbolRules
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
 from mixmaker.store import SqliteStore
 from mixmaker.strategy import PMMConfig
-from mixmaker.users.pool_fills import FillBook, FillMarket
+from mixmaker.users.catalog import MarketSpec
+from mixmaker.users.pool_fills import FillBook
 from mixmaker.users.pool_runtime import PoolRuntime, PoolSetup
 from mixmaker.users.pools import PoolLedger, PoolTerms
 
 ACCOUNT = "binance"  # the ledger's exchange account = the connector's venue name
 KEY, SECRET = "mm-key", "mm-secret-never-printed"
-MARKET = FillMarket(ACCOUNT, "BTCUSDT", "BTC", "USDT", price_decimals=2, size_decimals=5)
+MARKET = MarketSpec(ACCOUNT, "BTC/USDT", "BTC", "USDT", price_decimals=2, size_decimals=5)
 RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"),)
 
 
@@ -42,14 +43,16 @@ def ledger_for(store: SqliteStore) -> Ledger:
     return ledger
 
 
-def fund_order(ledger: Ledger, order_id: str, btc: str, usdt: str) -> None:
-    """The order's money already on the exchange account (what the allocator does, shortened)."""
+def fund_order(ledger: Ledger, order_id: str, btc: str, usdt: str) -> dict[str, int]:
+    """The order's money already on the exchange account (what the allocator does, shortened);
+    returns the tranche to mint."""
     entries = []
     for asset, amount in (("BTC", btc), ("USDT", usdt)):
         units = to_units(amount, 8)
         if units:
             entries += inflow(Flow.PAYMENT, asset, units, exchange(ACCOUNT), user_order(order_id))
     ledger.post_now(f"payment:{order_id}", entries, ref=order_id)
+    return ledger.holdings_of(user_order(order_id))
 
 
 def sim_units(sim: ExchangeSim, asset: str) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("picows", reason="the connector and the simulator need picows")
 
-from mixmaker.funds.accounts import exchange, pool  # noqa: E402
+from mixmaker.funds.accounts import exchange, pool, user_order  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 from pool_helpers import (  # noqa: E402
@@ -31,8 +31,8 @@ def test_two_pools_trade_and_the_ledger_equals_the_venue(tmp_path):
                 await rt.start()
                 await until(lambda: rt.mid(pool_id("tight")) is not None, "a synced book")
                 with store.transaction() as tx:
-                    pools.mint(tx, "a", pool_id("tight"), rt.mid(pool_id("tight")))
-                    pools.mint(tx, "b", pool_id("wide"), rt.mid(pool_id("wide")))
+                    pools.mint(tx, "a", pool_id("tight"), rt.mid(pool_id("tight")), ledger.holdings_of(user_order("a"), tx=tx))
+                    pools.mint(tx, "b", pool_id("wide"), rt.mid(pool_id("wide")), ledger.holdings_of(user_order("b"), tx=tx))
                 await until(lambda: all(len(ledger.transactions(ref=pool_id(p))) >= 3 for p in ("tight", "wide")),
                             "fills in both pools", timeout=60)
                 assert await rt.stop()
@@ -117,8 +117,8 @@ def test_two_running_pools_whose_quotes_cross_never_trade_with_each_other(tmp_pa
                 await rt.start()
                 await until(lambda: rt.mid(pool_id("a")) is not None, "a synced book")
                 with store.transaction() as tx:
-                    pools.mint(tx, "a", pool_id("a"), rt.mid(pool_id("a")))
-                    pools.mint(tx, "b", pool_id("b"), rt.mid(pool_id("b")))
+                    pools.mint(tx, "a", pool_id("a"), rt.mid(pool_id("a")), ledger.holdings_of(user_order("a"), tx=tx))
+                    pools.mint(tx, "b", pool_id("b"), rt.mid(pool_id("b")), ledger.holdings_of(user_order("b"), tx=tx))
                 await until(lambda: sum(rt.guard.refused.values()) >= 1, "the guard to refuse crossing quotes")
                 await asyncio.sleep(1)  # and they keep quoting for a while
                 assert await rt.stop()
@@ -147,8 +147,8 @@ def test_release_frees_a_members_part_without_stopping_the_pool(tmp_path):
                 await rt.start()
                 await until(lambda: rt.mid(pid) is not None, "a synced book")
                 with store.transaction() as tx:
-                    pools.mint(tx, "a", pid, rt.mid(pid))
-                    pools.mint(tx, "b", pid, rt.mid(pid))
+                    pools.mint(tx, "a", pid, rt.mid(pid), ledger.holdings_of(user_order("a"), tx=tx))
+                    pools.mint(tx, "b", pid, rt.mid(pid), ledger.holdings_of(user_order("b"), tx=tx))
                 await until(lambda: len([v for v in rt.live_orders(pid) if v.state == "OPEN"]) == 6, "six quotes")
                 before = {v.client_id for v in rt.live_orders(pid)}
                 await until(lambda: rt.release is not None, "")

@@ -64,13 +64,13 @@ def test_two_members_trade_and_leave_to_the_unit():
     pay(ledger, "a", 1, 100_000_000, 0)  # 1 BTC
     move_to_exchange(ledger, "a", 100_000_000, 0)
     with store.transaction() as tx:
-        ma = pools.mint(tx, "a", PID, mid)
+        ma = pools.mint(tx, "a", PID, mid, {"BTC": 100_000_000})
     assert ma.shares == 60_000 * 10**8 * SHARE_SCALE and ma.value == 60_000 * 10**8
     assert ledger.owed(pool(PID), "BTC") == 10**8 and ledger.owed(user_order("a"), "BTC") == 0
     pay(ledger, "b", 1, 0, 30_000 * 10**8)  # 30000 USDT
     move_to_exchange(ledger, "b", 0, 30_000 * 10**8)
     with store.transaction() as tx:
-        mb = pools.mint(tx, "b", PID, mid)
+        mb = pools.mint(tx, "b", PID, mid, {"USDT": 30_000 * 10**8})
     assert mb.shares == ma.shares // 2
     # the pool sells 0.5 BTC at 62000: +31000 USDT; then the mid is 62000
     trade(ledger, 1, -50_000_000, 31_000 * 10**8)
@@ -101,9 +101,9 @@ def test_mint_and_burn_are_idempotent_by_order_id():
     store, ledger, pools = setup()
     pay(ledger, "a", 1, 10**8, 10**8)
     with store.transaction() as tx:
-        first = pools.mint(tx, "a", PID, Fraction(3))
+        first = pools.mint(tx, "a", PID, Fraction(3), {"BTC": 10**8, "USDT": 10**8})
     with store.transaction() as tx:
-        again = pools.mint(tx, "a", PID, Fraction(5))  # another mid: the first mint stands
+        again = pools.mint(tx, "a", PID, Fraction(5), {"BTC": 1})  # another mid: the first mint stands
     assert again.shares == first.shares and again.mid == first.mid and again.units == first.units
     with store.transaction() as tx:
         b1 = pools.burn(tx, "a", Fraction(4))
@@ -115,14 +115,16 @@ def test_mint_and_burn_are_idempotent_by_order_id():
 
 def test_refusals():
     store, ledger, pools = setup()
+    with store.transaction() as tx, pytest.raises(PoolError, match="not owed"):
+        pools.mint(tx, "empty", PID, Fraction(1), {"BTC": 5})
     with store.transaction() as tx, pytest.raises(PoolError, match="nothing to mint"):
-        pools.mint(tx, "empty", PID, Fraction(1))
+        pools.mint(tx, "empty", PID, Fraction(1), {})
     ledger.register_asset("ETH", 8)
     ledger.post_now("payment:x", inflow(Flow.PAYMENT, "ETH", 5, WALLET, user_order("x")))
     with store.transaction() as tx, pytest.raises(PoolError, match="does not trade"):
-        pools.mint(tx, "x", PID, Fraction(1))
+        pools.mint(tx, "x", PID, Fraction(1), {"ETH": 5})
     with store.transaction() as tx, pytest.raises(PoolError, match="unknown pool"):
-        pools.mint(tx, "x", "nope", Fraction(1))
+        pools.mint(tx, "x", "nope", Fraction(1), {"BTC": 5})
     with store.transaction() as tx, pytest.raises(PoolError, match="no shares"):
         pools.burn(tx, "x", Fraction(1))
     with pytest.raises(PoolError, match="bot_share"):
@@ -225,10 +227,10 @@ def test_mint_burn_match_the_fraction_model(ops, bot, mid0):
             before = {m: model.value(model.entitlement(m), mid) for m in members}
             if expect <= 0:
                 with store.transaction() as tx, pytest.raises(PoolError, match="too small"):
-                    pools.mint(tx, order, PID, mid)
+                    pools.mint(tx, order, PID, mid, {"BTC": btc, "USDT": usdt})
                 continue
             with store.transaction() as tx:
-                got = pools.mint(tx, order, PID, mid)
+                got = pools.mint(tx, order, PID, mid, {"BTC": btc, "USDT": usdt})
             assert got.shares == model.mint(order, btc, usdt, mid)
             members.append(order)
             # joining never shrinks anyone's value at the mint's mid

@@ -45,6 +45,8 @@ from mixmaker.strategy import (
     QuoteExecutor,
     StrategyLoop,
 )
+from mixmaker.funds.assets import AssetMap
+from mixmaker.users.catalog import Catalog, MarketSpec
 from mixmaker.users.pool_fills import FillBook, FillMarket
 from mixmaker.users.pools import PoolError, PoolLedger, mid_units
 
@@ -61,8 +63,14 @@ StrategyConfig = Union[PMMConfig, AvellanedaConfig]
 @dataclass(frozen=True, slots=True)
 class PoolSetup:
     pool_id: str
-    market: FillMarket
+    market: MarketSpec
     strategy: StrategyConfig
+
+
+def setups_from_catalog(catalog: Catalog, venue_account: str) -> list[PoolSetup]:
+    """The catalog's pools on one exchange account."""
+    return [PoolSetup(p.pool_id, p.market, catalog.preset(p.preset).config) for p in catalog.pools
+            if p.market.venue_account == venue_account]
 
 
 class SelfTradeGuard:
@@ -180,11 +188,12 @@ class PoolBudget:
 class PoolEngine:
     """One pool at work: controller, executor, the tick loop."""
 
-    def __init__(self, runtime: PoolRuntime, setup: PoolSetup, rules: MarketRules, sync: Any) -> None:
+    def __init__(self, runtime: PoolRuntime, setup: PoolSetup, market: FillMarket, rules: MarketRules, sync: Any) -> None:
         self.setup = setup
+        self.market = market
         self.pool_id = setup.pool_id
         self.rules = rules
-        self.budget = PoolBudget(runtime, setup.pool_id, rules, setup.market)
+        self.budget = PoolBudget(runtime, setup.pool_id, rules, market)
         cfg = setup.strategy
         if isinstance(cfg, PMMConfig):
             self.controller: Any = PureMarketMaking(cfg, rules)
@@ -201,9 +210,12 @@ class PoolEngine:
 
 class PoolRuntime:
     def __init__(self, connector: Any, store: Store, pools: PoolLedger, fills: FillBook, setups: Iterable[PoolSetup],
-                 *, tick_s: Decimal | str = "1", poll_s: float = 2.0, **tracker_options: Any) -> None:
+                 *, assets: AssetMap | None = None, tick_s: Decimal | str = "1", poll_s: float = 2.0,
+                 **tracker_options: Any) -> None:
         """`connector`: the exchange account's `Connector` (its `venue.name` is the ledger's
-        exchange account name). `tracker_options` go to the `ClientOrderTracker`."""
+        exchange account name). `assets` names the venue's currencies in the ledger (fees in a
+        currency it does not list are booked under the venue's code). `tracker_options` go to
+        the `ClientOrderTracker`."""
         self.connector = connector
         self.store = store
         self.pools = pools
@@ -213,7 +225,9 @@ class PoolRuntime:
         for s in self.setups.values():
             if s.market.venue_account != self.venue_account:
                 raise PoolError(f"pool {s.pool_id} trades on {s.market.venue_account}, not {self.venue_account}")
-            fills.add_market(s.market)
+        self.currencies = {va.currency: spec.symbol for spec in (assets or ()) for acct, va in spec.venues.items()
+                           if acct == self.venue_account}
+        self.fill_markets: dict[str, FillMarket] = {}  # pool id -> its market, once the venue's are loaded
         self.guard = SelfTradeGuard(fills, self.venue_account)
         self.venue = PoolVenue(connector.venue, fills, self.guard)
         self.tracker = ClientOrderTracker(self.venue, store, fill_sink=self._on_fill, **tracker_options)
@@ -230,7 +244,19 @@ class PoolRuntime:
     async def start(self) -> None:
         """Loads the markets, starts the books and the user stream, reconciles the tracker with
         the venue, then starts every pool's loop on the clock."""
-        symbols = sorted({s.market.symbol for s in self.setups.values()})
+        await self.connector.venue.load_markets()
+        for s in self.setups.values():
+            m = self.connector.venue.market_of_unified(s.market.symbol)
+            if m is None:
+                raise PoolError(f"pool {s.pool_id}: {self.venue_account} has no market {s.market.symbol}")
+            if (m.price_decimals, m.size_decimals) != (s.market.price_decimals, s.market.size_decimals):
+                raise PoolError(f"pool {s.pool_id}: the venue's {m.symbol} has {m.price_decimals}/{m.size_decimals} "
+                                f"price/size decimals, the catalog {s.market.price_decimals}/{s.market.size_decimals}")
+            fm = FillMarket(self.venue_account, m.symbol, s.market.base, s.market.quote, m.price_decimals,
+                            m.size_decimals, self.currencies)
+            self.fills.add_market(fm)  # before the tracker starts: it redelivers fills kept in its outbox
+            self.fill_markets[s.pool_id] = fm
+        symbols = sorted({fm.symbol for fm in self.fill_markets.values()})
         await self.connector.start(symbols)
         self.connector.attach(self.tracker)
         await self.tracker.start()
@@ -258,13 +284,11 @@ class PoolRuntime:
             self._tasks.append(asyncio.create_task(stream.run(), name=f"trades {symbol}"))
 
     def _engine(self, s: PoolSetup) -> PoolEngine:
-        m = self.connector.market(s.market.symbol)
-        if (m.price_decimals, m.size_decimals) != (s.market.price_decimals, s.market.size_decimals):
-            raise PoolError(f"pool {s.pool_id}: the venue's {m.symbol} has {m.price_decimals}/{m.size_decimals} "
-                            f"price/size decimals, the catalog says {s.market.price_decimals}/{s.market.size_decimals}")
+        m = self.connector.market(self.fill_markets[s.pool_id].symbol)
         rules = MarketRules(m.symbol, s.market.base, s.market.quote, m.price_decimals, m.size_decimals, m.tick, m.lot,
                             m.min_size)
-        engine = self.engines[s.pool_id] = PoolEngine(self, s, rules, self.connector.syncs[m.symbol])
+        engine = self.engines[s.pool_id] = PoolEngine(self, s, self.fill_markets[s.pool_id], rules,
+                                                      self.connector.syncs[m.symbol])
         self.clock.add_iterator(engine.loop)
         return engine
 
@@ -309,7 +333,8 @@ class PoolRuntime:
         """The pool's market mid at the synced book, in quote ledger units per base ledger unit;
         None while the book is not synced or a side is empty."""
         s = self.setups[pool_id]
-        book = self.connector.book(s.market.symbol)
+        fm = self.fill_markets.get(pool_id)
+        book = self.connector.book(fm.symbol) if fm is not None else None
         if book is None:
             return None
         bid, ask = book.best_bid_raw(), book.best_ask_raw()
@@ -362,7 +387,7 @@ class PoolRuntime:
         held = self.pools.holdings(pid)
         reserved = self.pools.reserved(pid)
         base_locked, quote_locked = self.locked(pid)
-        m = engine.setup.market
+        m = engine.market
         out = []
         if held.get(m.base, 0) - base_locked * budget.base_per_size < reserved.get(m.base, 0):
             out.append("sell")

@@ -4,7 +4,8 @@ A pool is one (market, preset) run by one controller and one executor; its money
 claim `pool:<pool id>` (every member's, in both of the market's assets). A user order joins by
 minting shares and leaves by burning all of them:
 
-- **mint**: the order's whole claim (every asset) moves into the pool's claim, for
+- **mint**: a tranche of the order's claim (what was just credited on the exchange, every
+  asset of it) moves into the pool's claim, for
   `floor(S * order_value / pool_value)` new shares, both values at the synced mid and the pool
   valued BEFORE the new money is added (the first member gets `order_value * SHARE_SCALE`).
   The floor favours the members already in: nobody's part shrinks when someone joins.
@@ -27,13 +28,13 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Mapping, Protocol, Union
 
-from mixmaker.errors import MixmakerError
 from mixmaker.funds.accounts import BOT_SHARE, ROUNDING, Account, Entry, Flow, pool, transfer, user_order
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
+from mixmaker.users.errors import PoolNotReadyError, UserError
 
 #: Shares issued per quote unit of value to a pool's first member: a share is worth about a
 #: millionth of a unit at first, so the floor of a later mint loses members nothing that counts.
@@ -55,7 +56,7 @@ MIGRATIONS = [
 Query = Union[Transaction, Store]
 
 
-class PoolError(MixmakerError):
+class PoolError(UserError):
     """A mint or burn that cannot be done as asked (unknown pool, empty order, a pool that owes)."""
 
 
@@ -164,15 +165,13 @@ class PoolLedger:
 
     # --- reading (inside a transaction or not) -------------------------------------------------
 
-    @staticmethod
-    def claim(q: Query, account_name: str) -> dict[str, int]:
-        """What a claim account is owed, per asset (positive), read through `q` so that a caller's
-        open transaction sees its own writes."""
-        rows = q.query("SELECT asset, units FROM ledger_balances WHERE account = ? ORDER BY asset", (account_name,))
-        return {a: -u for a, u in rows if u}
+    def claim(self, q: Query, account: Account) -> dict[str, int]:
+        """What a claim account is owed, per asset (positive), as `q` (the caller's open
+        transaction, or the store) sees it."""
+        return self.ledger.holdings_of(account, tx=q)  # type: ignore[arg-type]
 
     def holdings(self, pool_id: str, q: Query | None = None) -> dict[str, int]:
-        return self.claim(q or self.store, pool(pool_id).name)
+        return self.claim(q or self.store, pool(pool_id))
 
     def total_shares(self, pool_id: str, q: Query | None = None) -> int:
         rows = (q or self.store).query(
@@ -252,16 +251,18 @@ class PoolLedger:
 
     # --- mint ---------------------------------------------------------------------------------
 
-    def mint(self, tx: Transaction, order_id: str, pool_id: str, mid: Fraction, *, part: str | None = None) -> Minted:
-        """Moves the order's whole claim into the pool for new shares, inside `tx`. Idempotent by
-        (order id, part): a second call returns the first mint as it was."""
+    def mint(self, tx: Transaction, order_id: str, pool_id: str, mid: Fraction, amounts: Mapping[str, int], *,
+             tranche: int = 0) -> Minted:
+        """Moves `amounts` (ledger units per asset: the tranche just credited on the exchange) from
+        the order's claim into the pool for new shares, inside `tx`. Idempotent by (order id,
+        tranche): a second call returns the first mint as it was, whatever the mid is now."""
         t = self.term(pool_id)
-        mint_id = part or "-"
+        mint_id = str(tranche)
+        key = tx_key(Cause.MINT, order_id) if tranche == 0 else tx_key(Cause.MINT, order_id, mint_id)
         done = tx.query("SELECT pool_id, shares, value_at_mint, mid FROM pool_shares WHERE order_id = ? AND mint_id = ?",
                         (order_id, mint_id))
         if done:
             pid, shares, value, m = done[0]
-            key = tx_key(Cause.MINT, order_id, *(() if part is None else (part,)))
             units = {e.asset: -e.units for e in self._entries(tx, key) if e.account == pool(pid) and e.flow is Flow.MINT}
             return Minted(order_id, mint_id, pid, int(shares), _fraction(value), _fraction(m), units)
         if not isinstance(mid, Fraction) or mid <= 0:
@@ -271,13 +272,15 @@ class PoolLedger:
             raise PoolError(f"order {order_id} already holds shares of pool {other[0][0]}, not {pool_id}")
         if self._burn_row(tx, order_id) is not None:
             raise PoolError(f"order {order_id} has burned its shares; it cannot mint again")
-        claim = self.claim(tx, user_order(order_id).name)
-        stray = sorted(set(claim) - set(t.assets))
+        amounts = {a: u for a, u in amounts.items() if u}
+        stray = sorted(set(amounts) - set(t.assets))
         if stray:
-            raise PoolError(f"order {order_id} holds {stray}, which pool {pool_id} does not trade")
-        if any(u < 0 for u in claim.values()):
-            raise PoolError(f"order {order_id} owes money ({claim}); nothing to mint")
-        order_value = t.value(claim, mid)
+            raise PoolError(f"order {order_id} brings {stray}, which pool {pool_id} does not trade")
+        claim = self.claim(tx, user_order(order_id))
+        short = {a: u for a, u in amounts.items() if u < 0 or claim.get(a, 0) < u}
+        if short:
+            raise PoolError(f"order {order_id} is not owed {short} (its claim: {claim}); nothing minted")
+        order_value = t.value(amounts, mid)
         if order_value <= 0:
             raise PoolError(f"order {order_id} holds nothing to mint")
         held = self.holdings(pool_id, tx)
@@ -301,14 +304,13 @@ class PoolLedger:
         if shares <= 0:
             raise PoolError(f"order {order_id} is too small for a share of pool {pool_id}")
         for a in t.assets:
-            entries += transfer(Flow.MINT, a, claim.get(a, 0), user_order(order_id), pool(pool_id))
-        key = tx_key(Cause.MINT, order_id, *(() if part is None else (part,)))
-        self.ledger.post(tx, key, entries, ref=order_id,
-                         detail={"pool": pool_id, "shares": str(shares), "value": _text(order_value), "mid": _text(mid)})
+            entries += transfer(Flow.MINT, a, amounts.get(a, 0), user_order(order_id), pool(pool_id))
+        self.ledger.post(tx, key, entries, ref=order_id, detail={
+            "pool": pool_id, "tranche": tranche, "shares": str(shares), "value": _text(order_value), "mid": _text(mid)})
         tx.execute("INSERT INTO pool_shares (order_id, mint_id, pool_id, shares, value_at_mint, mid, minted_ns) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (order_id, mint_id, pool_id, str(shares), _text(order_value), _text(mid), time.time_ns()))
-        return Minted(order_id, mint_id, pool_id, shares, order_value, mid, {a: u for a, u in claim.items() if u})
+        return Minted(order_id, mint_id, pool_id, shares, order_value, mid, amounts)
 
     # --- burn ---------------------------------------------------------------------------------
 
@@ -376,3 +378,80 @@ class PoolLedger:
     def _entries(q: Query, key: str) -> list[Entry]:
         rows = q.query("SELECT account, asset, units, flow FROM ledger_entries WHERE tx_key = ? ORDER BY seq", (key,))
         return [Entry(Account.parse(a), asset, u, Flow(f)) for a, asset, u, f in rows]
+
+
+# --- the PoolBook the user-order worker drives ------------------------------------------------------
+
+class PoolMarkets(Protocol):
+    """What `Pools` needs from the pools' runtime (`mixmaker.users.pool_runtime.PoolRuntime`)."""
+
+    def mid(self, pool_id: str) -> Fraction | None: ...
+
+    async def release(self, order_id: str) -> bool: ...
+
+
+def terms_from_catalog(catalog: object) -> list[PoolTerms]:
+    """Every pool of a `mixmaker.users.catalog.Catalog`, with the catalog's bot share."""
+    bot_share = catalog.limits.bot_share  # type: ignore[attr-defined]
+    return [PoolTerms(p.pool_id, p.market.base, p.market.quote, bot_share) for p in catalog.pools]  # type: ignore[attr-defined]
+
+
+class Pools:
+    """`mixmaker.users.pools_api.PoolBook`: the share book plus the runtime that values pools at
+    the synced mid and frees leaving members' parts. `markets` maps each exchange account (the
+    pool id's first part) to its runtime."""
+
+    def __init__(self, book: PoolLedger, markets: Mapping[str, PoolMarkets]) -> None:
+        self.book = book
+        self.markets = dict(markets)
+
+    def _market(self, pool_id: str) -> PoolMarkets | None:
+        return self.markets.get(pool_id.partition(":")[0])
+
+    def _mid(self, pool_id: str) -> Fraction:
+        self.book.term(pool_id)
+        m = self._market(pool_id)
+        mid = m.mid(pool_id) if m is not None else None
+        if mid is None:
+            raise PoolNotReadyError(f"pool {pool_id} cannot be valued now: no synced book (or its runtime is not running)")
+        return mid
+
+    def ready(self, pool_id: str) -> bool:
+        try:
+            self._mid(pool_id)
+        except (PoolNotReadyError, PoolError):
+            return False
+        return True
+
+    def mint(self, tx: Transaction, order_id: str, pool_id: str, amounts: Mapping[str, int], *, tranche: int = 0) -> int:
+        done = tx.query("SELECT shares FROM pool_shares WHERE order_id = ? AND mint_id = ?", (order_id, str(tranche)))
+        if done:
+            return int(done[0][0])  # repeated after a crash: the same shares, whatever the mid is now
+        return self.book.mint(tx, order_id, pool_id, self._mid(pool_id), amounts, tranche=tranche).shares
+
+    async def release(self, order_id: str) -> bool:
+        pid = self.book.pool_of(order_id)
+        if pid is None:
+            return True
+        m = self._market(pid)
+        if m is None:
+            return False  # its runtime is not running here: nothing can be freed yet
+        return await m.release(order_id)
+
+    def burn(self, tx: Transaction, order_id: str) -> dict[str, int]:
+        pid = self.book.pool_of(order_id, tx)
+        if pid is None:
+            return {}
+        if self.book._burn_row(tx, order_id) is not None:
+            return dict(self.book._burned_from(self.book._burn_row(tx, order_id), tx).to_order)
+        return dict(self.book.burn(tx, order_id, self._mid(pid)).to_order)
+
+    def shares(self, order_id: str) -> int:
+        if self.book.burned(order_id) is not None:
+            return 0
+        return self.book.shares_of(order_id)[0]
+
+    def member(self, order_id: str) -> MemberFigures | None:
+        pid = self.book.pool_of(order_id)
+        m = self._market(pid) if pid is not None else None
+        return self.book.member(order_id, m.mid(pid) if m is not None and pid is not None else None)
