@@ -23,7 +23,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from mixmaker.funds.accounts import ROUNDING, Entry, Flow, exchange, inflow, outflow, pool
+from mixmaker.funds.accounts import (
+    ROUNDING,
+    Entry,
+    Flow,
+    exchange,
+    inflow,
+    outflow,
+    pool,
+)
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.orders import FillEvent
 from mixmaker.orders.venue import OrderRequest

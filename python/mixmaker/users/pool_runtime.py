@@ -31,6 +31,7 @@ from typing import Any, Iterable, Union
 
 from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
+from mixmaker.funds.assets import AssetMap
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderView
 from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
 from mixmaker.store import Store
@@ -45,7 +46,6 @@ from mixmaker.strategy import (
     QuoteExecutor,
     StrategyLoop,
 )
-from mixmaker.funds.assets import AssetMap
 from mixmaker.users.catalog import Catalog, MarketSpec
 from mixmaker.users.pool_fills import FillBook, FillMarket
 from mixmaker.users.pools import PoolError, PoolLedger, mid_units

@@ -30,7 +30,16 @@ from fractions import Fraction
 from math import ceil, floor
 from typing import Iterable, Mapping, Protocol, Union
 
-from mixmaker.funds.accounts import BOT_SHARE, ROUNDING, Account, Entry, Flow, pool, transfer, user_order
+from mixmaker.funds.accounts import (
+    BOT_SHARE,
+    ROUNDING,
+    Account,
+    Entry,
+    Flow,
+    pool,
+    transfer,
+    user_order,
+)
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
