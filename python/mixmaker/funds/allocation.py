@@ -313,8 +313,8 @@ class SimDirectAllocator:
 
     async def _custody_pays_back(self, mid: str, spec: AssetSpec, units: int) -> None:
         memo = move_memo(mid)
-        found = [s for s in await self.payments.client.snapshots(opponent=self.custody, asset=spec.mixin_asset_id,
-                                                                 order="DESC", limit=500)
+        # Mixin takes an opponent or an asset filter, not both; the memo names the move.
+        found = [s for s in await self.payments.client.snapshots(opponent=self.custody, order="DESC", limit=500)
                  if s.memo == memo and s.units > 0]
         if not found:
             async with aiohttp.ClientSession() as http:
