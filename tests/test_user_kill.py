@@ -84,7 +84,7 @@ def test_sigkill_during_intake_and_payouts_credits_and_pays_each_once(world, tmp
         if not step and n < len(plan) - 1:
             time.sleep(rng.uniform(0.8, 1.6))  # mid-import or mid-work: wherever it is
             p.send_signal(signal.SIGKILL)
-        out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=120)
         if p.returncode == -signal.SIGKILL:
             kills.append(step or "random")
         else:
