@@ -208,6 +208,8 @@ def test_four_users_pay_trade_stop_and_every_unit_is_accounted_for(tmp_path):
                 assert st.mints and st.burn
             fill_txs = {pid: [t for t in w.ledger.transactions(ref=pid) if t.cause == "fill"] for pid in (TIGHT, WIDE)}
             assert sum(len(v) for v in fill_txs.values()) == len(w.xsim.venue.engine.my_trades("mm", "BTCUSDT"))
+            # the two pools never met each other: no order of ours was expired by the venue's STP
+            assert not [o for o in w.xsim.venue.engine.orders.values() if o.status == "EXPIRED_IN_MATCH"]
             for pid, members in ((TIGHT, (o2, o3)), (WIDE, (o4,))):
                 assert w.ledger.holdings_of(acc.pool(pid)) == {}  # its last member took the rest
                 traded: Counter[str] = Counter()

@@ -91,7 +91,7 @@ class SelfTradeGuard:
             if owner is None or owner == pool_id:
                 continue
             v = self.tracker.get(cid)
-            if v.symbol != req.symbol or v.side == req.side:
+            if v is None or v.symbol != req.symbol or v.side == req.side:
                 continue
             if (req.side == "buy" and req.price >= v.price) or (req.side == "sell" and req.price <= v.price):
                 return cid
