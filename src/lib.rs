@@ -2,16 +2,19 @@
 //! build.rs compiles into this same extension.
 use pyo3::prelude::*;
 
+mod args;
 mod convert;
 mod cython_modules;
 mod errors;
 mod py_book;
+mod py_enums;
 mod py_orders;
 mod py_sync;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
+    py_enums::register(m)?;
     m.add_class::<py_book::PyOrderBook>()?;
     m.add_class::<py_sync::PyBookState>()?;
     m.add_class::<py_sync::PySyncStats>()?;

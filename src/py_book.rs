@@ -5,14 +5,15 @@
 use std::borrow::Cow;
 
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
 use mixmaker_core::fixed::{format_fixed, pow10, to_f64, FixedError};
 use mixmaker_core::{BookSide, L2Book};
 
+use crate::args::{Count, Decimals, RawPrice, RawSize, UpdateId};
 use crate::convert::{to_levels, to_scaled, to_size};
-use crate::errors::{decimal_error, locked_error};
+use crate::errors::{argument_error, decimal_error, locked_error};
 
 type F64Arrays<'py> =
     (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -29,9 +30,9 @@ pub struct PyOrderBook {
 }
 
 impl PyOrderBook {
-    pub(crate) fn create(price_decimals: u32, size_decimals: u32) -> PyResult<Self> {
-        let inner = L2Book::new(price_decimals, size_decimals)
-            .map_err(|e| PyValueError::new_err(format!("bad book scale: {e}")))?;
+    pub(crate) fn create(price_decimals: Decimals, size_decimals: Decimals) -> PyResult<Self> {
+        let inner = L2Book::new(price_decimals.0, size_decimals.0)
+            .map_err(|e| argument_error(format!("bad book scale: {e}")))?;
         Ok(PyOrderBook { inner, ready: true, locked: false })
     }
 
@@ -59,9 +60,9 @@ impl PyOrderBook {
         level.map(|(p, s)| (self.px(p), self.sz(s)))
     }
 
-    fn levels(&self, is_bid: bool, n: Option<usize>) -> Vec<(i64, i64)> {
+    fn levels(&self, is_bid: bool, n: Option<Count>) -> Vec<(i64, i64)> {
         match self.ready_side(is_bid) {
-            Some(side) => side.iter().take(n.unwrap_or(usize::MAX)).collect(),
+            Some(side) => side.iter().take(n.map_or(usize::MAX, |n| n.0)).collect(),
             None => Vec::new(),
         }
     }
@@ -90,19 +91,24 @@ fn side_bytes<'a, T: numpy::Element + Copy + Into<i16>>(a: &'a PyReadonlyArray1<
 impl PyOrderBook {
     #[new]
     #[pyo3(signature = (price_decimals, size_decimals))]
-    fn new(price_decimals: u32, size_decimals: u32) -> PyResult<Self> {
+    fn new(price_decimals: Decimals, size_decimals: Decimals) -> PyResult<Self> {
         Self::create(price_decimals, size_decimals)
     }
 
     /// Replace the book with these levels; `bids`/`asks` are (price, size) pairs.
-    #[pyo3(signature = (bids, asks, update_id = 0))]
-    fn apply_snapshot(&mut self, bids: &Bound<'_, PyAny>, asks: &Bound<'_, PyAny>, update_id: u64) -> PyResult<()> {
+    #[pyo3(signature = (bids, asks, update_id = UpdateId(0)), text_signature = "($self, bids, asks, update_id=0)")]
+    fn apply_snapshot(
+        &mut self,
+        bids: &Bound<'_, PyAny>,
+        asks: &Bound<'_, PyAny>,
+        update_id: UpdateId,
+    ) -> PyResult<()> {
         self.writable()?;
         let (pd, sd) = (self.inner.price_decimals(), self.inner.size_decimals());
         // Convert everything first: bad input leaves the book as it was.
         let b = to_levels(bids, pd, sd)?;
         let a = to_levels(asks, pd, sd)?;
-        self.inner.load(&b, &a, update_id);
+        self.inner.load(&b, &a, update_id.0);
         Ok(())
     }
 
@@ -116,8 +122,9 @@ impl PyOrderBook {
     }
 
     /// `update` with already-scaled integers: the fast single-call path.
-    fn update_raw(&mut self, is_bid: bool, price: i64, size: i64) -> PyResult<()> {
+    fn update_raw(&mut self, is_bid: bool, price: RawPrice, size: RawSize) -> PyResult<()> {
         self.writable()?;
+        let (RawPrice(price), RawSize(size)) = (price, size);
         if size < 0 {
             return Err(decimal_error("size", &size.to_string(), 0, FixedError::Negative));
         }
@@ -150,7 +157,7 @@ impl PyOrderBook {
         let n_sides = sides.len();
         let (p, s) = (prices.as_array(), sizes.as_array());
         if n_sides != p.len() || p.len() != s.len() {
-            return Err(PyValueError::new_err(format!(
+            return Err(argument_error(format!(
                 "update_many: arrays differ in length (is_bid {n_sides}, prices {}, sizes {})",
                 p.len(),
                 s.len()
@@ -194,27 +201,27 @@ impl PyOrderBook {
 
     /// Up to `n` bid levels as (price, size) floats, best first (all when n is None).
     #[pyo3(signature = (n = None))]
-    fn bids(&self, n: Option<usize>) -> Vec<(f64, f64)> {
+    fn bids(&self, n: Option<Count>) -> Vec<(f64, f64)> {
         self.levels(true, n).into_iter().map(|(p, s)| (self.px(p), self.sz(s))).collect()
     }
 
     #[pyo3(signature = (n = None))]
-    fn asks(&self, n: Option<usize>) -> Vec<(f64, f64)> {
+    fn asks(&self, n: Option<Count>) -> Vec<(f64, f64)> {
         self.levels(false, n).into_iter().map(|(p, s)| (self.px(p), self.sz(s))).collect()
     }
 
     #[pyo3(signature = (n = None))]
-    fn bids_raw(&self, n: Option<usize>) -> Vec<(i64, i64)> {
+    fn bids_raw(&self, n: Option<Count>) -> Vec<(i64, i64)> {
         self.levels(true, n)
     }
 
     #[pyo3(signature = (n = None))]
-    fn asks_raw(&self, n: Option<usize>) -> Vec<(i64, i64)> {
+    fn asks_raw(&self, n: Option<Count>) -> Vec<(i64, i64)> {
         self.levels(false, n)
     }
 
     /// Top `n` levels as numpy arrays: (bid_px, bid_sz, ask_px, ask_sz), float64.
-    fn top<'py>(&self, py: Python<'py>, n: usize) -> F64Arrays<'py> {
+    fn top<'py>(&self, py: Python<'py>, n: Count) -> F64Arrays<'py> {
         let (pd, sd) = (pow10(self.inner.price_decimals()) as f64, pow10(self.inner.size_decimals()) as f64);
         let split = |is_bid| {
             let lv = self.levels(is_bid, Some(n));
@@ -228,7 +235,7 @@ impl PyOrderBook {
     }
 
     /// Top `n` levels as int64 numpy arrays of scaled integers.
-    fn top_raw<'py>(&self, py: Python<'py>, n: usize) -> I64Arrays<'py> {
+    fn top_raw<'py>(&self, py: Python<'py>, n: Count) -> I64Arrays<'py> {
         let split = |is_bid| {
             let lv = self.levels(is_bid, Some(n));
             let (px, sz): (Vec<i64>, Vec<i64>) = lv.into_iter().unzip();
@@ -244,7 +251,8 @@ impl PyOrderBook {
     }
 
     fn spread(&self) -> Option<f64> {
-        self.ready.then(|| self.inner.spread().map(|s| self.px(s))).flatten()
+        let pd = pow10(self.inner.price_decimals()) as f64;
+        self.ready.then(|| self.inner.spread().map(|s| s as f64 / pd)).flatten()
     }
 
     /// Total size at `price` or better on that side.

@@ -1,29 +1,32 @@
 //! `OrderSet`, `OrderView`, `Outcome`, `Exposure` and `ClientIdGenerator`: the Python face of
-//! `mixmaker_core::orders`. Events are named by string (`"fill"`, `"accepted"`, ...) and carry
-//! exact integers; `apply_many` applies a list of venue updates in one call.
+//! `mixmaker_core::orders`. States, events and sides are the enums of `py_enums` (an event or
+//! side argument may also be its value string, `"fill"`, `"buy"`); events carry exact integers;
+//! `apply_many` applies a list of venue updates in one call.
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::PyTuple;
 
 use mixmaker_core::orders::{
-    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, OrderState, Outcome,
-    Side, DEFAULT_LOST_AFTER,
+    ClientIdGenerator, Event, EventKind, Exposure, Fill, IdKind, Order, OrderError, OrderSet, Outcome, Side,
+    DEFAULT_LOST_AFTER,
 };
 
-use crate::errors::{client_id_error, order_error, order_error_name};
+use crate::args::{LostAfter, MaxLen, Micros, OrderInt};
+use crate::errors::{client_id_error, order_error, order_error_name, order_input_error};
+use crate::py_enums::{PyOrderEvent, PyOrderState, PySide};
 
 /// What one event did. `applied` is False when the event was ignored (`ignored` says why) or,
 /// in a batch, failed (`error` names the exception class, `message` says why).
 #[pyclass(module = "mixmaker._core", name = "Outcome", frozen, get_all)]
 pub struct PyOutcome {
     applied: bool,
-    before: Option<&'static str>,
-    after: Option<&'static str>,
+    before: Option<Py<PyOrderState>>,
+    after: Option<Py<PyOrderState>>,
     ignored: Option<&'static str>,
     error: Option<&'static str>,
     message: Option<String>,
@@ -32,8 +35,9 @@ pub struct PyOutcome {
 #[pymethods]
 impl PyOutcome {
     fn __repr__(&self) -> String {
+        let name = |s: &Option<Py<PyOrderState>>| s.as_ref().map_or("?", |s| s.get().core().name());
         match (self.applied, self.ignored, self.error) {
-            (true, _, _) => format!("Outcome({} -> {})", self.before.unwrap_or("?"), self.after.unwrap_or("?")),
+            (true, _, _) => format!("Outcome({} -> {})", name(&self.before), name(&self.after)),
             (false, Some(why), _) => format!("Outcome(ignored: {why})"),
             (false, _, Some(err)) => format!("Outcome({err}: {})", self.message.as_deref().unwrap_or("")),
             _ => "Outcome()".to_string(),
@@ -41,13 +45,13 @@ impl PyOutcome {
     }
 }
 
-impl From<Outcome> for PyOutcome {
-    fn from(o: Outcome) -> Self {
-        match o {
+impl PyOutcome {
+    fn new(py: Python<'_>, o: Outcome) -> PyResult<Self> {
+        Ok(match o {
             Outcome::Applied { from, to } => PyOutcome {
                 applied: true,
-                before: Some(from.name()),
-                after: Some(to.name()),
+                before: Some(PyOrderState::object(py, from)?),
+                after: Some(PyOrderState::object(py, to)?),
                 ignored: None,
                 error: None,
                 message: None,
@@ -60,7 +64,7 @@ impl From<Outcome> for PyOutcome {
                 error: None,
                 message: None,
             },
-        }
+        })
     }
 }
 
@@ -83,12 +87,12 @@ pub struct PyOrderView {
     client_id: String,
     exchange_id: Option<String>,
     symbol: String,
-    side: &'static str,
+    side: Py<PySide>,
     price: i64,
     quantity: i64,
-    state: &'static str,
+    state: Py<PyOrderState>,
     /// Where a rejected cancel returns; None unless the order is PENDING_CANCEL.
-    previous: Option<&'static str>,
+    previous: Option<Py<PyOrderState>>,
     filled: i64,
     remaining: i64,
     overfill: i64,
@@ -108,22 +112,28 @@ impl PyOrderView {
     fn __repr__(&self) -> String {
         format!(
             "OrderView({} {} {} {}@{} {} filled={})",
-            self.client_id, self.symbol, self.side, self.quantity, self.price, self.state, self.filled
+            self.client_id,
+            self.symbol,
+            self.side.get().core().name(),
+            self.quantity,
+            self.price,
+            self.state.get().core().name(),
+            self.filled
         )
     }
 }
 
-impl From<&Order> for PyOrderView {
-    fn from(o: &Order) -> Self {
-        PyOrderView {
+impl PyOrderView {
+    fn new(py: Python<'_>, o: &Order) -> PyResult<Self> {
+        Ok(PyOrderView {
             client_id: o.client_id().to_string(),
             exchange_id: o.exchange_id().map(str::to_string),
             symbol: o.symbol().to_string(),
-            side: o.side().name(),
+            side: PySide::object(py, o.side())?,
             price: o.price(),
             quantity: o.quantity(),
-            state: o.state().name(),
-            previous: o.previous().map(OrderState::name),
+            state: PyOrderState::object(py, o.state())?,
+            previous: o.previous().map(|p| PyOrderState::object(py, p)).transpose()?,
             filled: o.filled(),
             remaining: o.remaining(),
             overfill: o.overfill(),
@@ -135,15 +145,15 @@ impl From<&Order> for PyOrderView {
             lost_after: o.lost_after(),
             late_fills: o.late_fills(),
             is_live: o.state().is_live(),
-        }
+        })
     }
 }
 
 /// Open and in-flight quantity of one market (see `mixmaker_core::orders::Exposure`).
 #[pyclass(module = "mixmaker._core", name = "Exposure", frozen, get_all)]
 pub struct PyExposure {
-    buy_qty: i64,
-    sell_qty: i64,
+    buy_qty: i128,
+    sell_qty: i128,
     buy_notional: i128,
     sell_notional: i128,
     orders: usize,
@@ -171,16 +181,17 @@ impl From<Exposure> for PyExposure {
     }
 }
 
-/// One batch item: (client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker).
 /// One `apply_many` item, `(client_id or None, event, exchange_id, trade_id, price, qty, fee,
 /// fee_asset, is_maker)`, as the id to look up, how to look it up, and the event.
 fn update_item(i: usize, item: &Bound<'_, PyAny>) -> PyResult<(PyBackedStr, IdKind, Event)> {
+    let py = item.py();
     let t = item
         .cast::<PyTuple>()
         .ok()
         .filter(|t| t.len() == 9)
         .ok_or_else(|| PyTypeError::new_err(format!("update {i}: expected a 9-tuple, got {}", item.get_type())))?;
-    let at = |e: PyErr| PyTypeError::new_err(format!("update {i}: {e}"));
+    // Name the item in the error, keeping the error's class (TypeError, OrderInputError).
+    let at = |e: PyErr| PyErr::from_type(e.get_type(py), format!("update {i}: {}", e.value(py)));
     let field = |k: usize| t.get_borrowed_item(k);
     let cid: Option<PyBackedStr> = field(0)?.extract().map_err(at)?;
     let eid: Option<PyBackedStr> = field(2)?.extract().map_err(at)?;
@@ -188,28 +199,45 @@ fn update_item(i: usize, item: &Bound<'_, PyAny>) -> PyResult<(PyBackedStr, IdKi
         (Some(c), _) => (c, IdKind::Client),
         // PyBackedStr is not Clone: borrow the same string a second time.
         (None, Some(_)) => (field(2)?.extract().map_err(at)?, IdKind::Exchange),
-        (None, None) => return Err(PyValueError::new_err(format!("update {i}: needs a client_id or an exchange_id"))),
+        (None, None) => return Err(order_input_error(format!("update {i}: needs a client_id or an exchange_id"))),
     };
-    let event: PyBackedStr = field(1)?.extract().map_err(at)?;
+    let event = event_arg(&field(1)?.to_owned()).map_err(at)?;
     let tid: Option<PyBackedStr> = field(3)?.extract().map_err(at)?;
     let asset: PyBackedStr = field(7)?.extract().map_err(at)?;
+    let num = |k: usize| -> PyResult<i64> { Ok(field(k)?.extract::<OrderInt>().map_err(at)?.0) };
     let ev = make_event(
-        &event,
+        event,
         eid.as_deref(),
         tid.as_deref(),
-        field(4)?.extract().map_err(at)?,
-        field(5)?.extract().map_err(at)?,
-        field(6)?.extract().map_err(at)?,
+        num(4)?,
+        num(5)?,
+        num(6)?,
         &asset,
         field(8)?.extract().map_err(at)?,
     )
-    .map_err(|m| PyValueError::new_err(format!("update {i}: {m}")))?;
+    .map_err(|m| order_input_error(format!("update {i}: {m}")))?;
     Ok((id, kind, ev))
+}
+
+/// An event argument: an `OrderEvent` or its value (`"fill"`).
+fn event_arg(v: &Bound<'_, PyAny>) -> PyResult<EventKind> {
+    PyOrderEvent::parse(v).ok_or_else(|| {
+        let shown = v.repr().map(|r| r.to_string()).unwrap_or_default();
+        order_input_error(format!("unknown order event {shown}; one of {}", PyOrderEvent::choices()))
+    })
+}
+
+/// A side argument: a `Side` or its value (`"buy"`).
+fn side_arg(v: &Bound<'_, PyAny>) -> PyResult<Side> {
+    PySide::parse(v).ok_or_else(|| {
+        let shown = v.repr().map(|r| r.to_string()).unwrap_or_default();
+        order_input_error(format!("side must be one of {}, not {shown}", PySide::choices()))
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
 fn make_event(
-    event: &str,
+    kind: EventKind,
     exchange_id: Option<&str>,
     trade_id: Option<&str>,
     price: i64,
@@ -218,7 +246,6 @@ fn make_event(
     fee_asset: &str,
     is_maker: bool,
 ) -> Result<Event, String> {
-    let kind = EventKind::from_name(event).ok_or_else(|| format!("unknown order event {event:?}"))?;
     Ok(match kind {
         EventKind::Submitted => Event::Submitted,
         EventKind::Accepted => match exchange_id {
@@ -255,49 +282,58 @@ impl PyOrderSet {
         PyOrderSet { inner: OrderSet::new() }
     }
 
-    /// Starts tracking an order in state INITIALIZED.
-    #[pyo3(signature = (client_id, symbol, side, price, quantity, lost_after = DEFAULT_LOST_AFTER))]
+    /// Starts tracking an order in state INITIALIZED. `side` is a `Side` or its value.
+    #[pyo3(
+        signature = (client_id, symbol, side, price, quantity, lost_after = LostAfter(DEFAULT_LOST_AFTER)),
+        text_signature = "($self, client_id, symbol, side, price, quantity, lost_after=3)"
+    )]
     fn add(
         &mut self,
         client_id: &str,
         symbol: &str,
-        side: &str,
-        price: i64,
-        quantity: i64,
-        lost_after: u32,
+        side: &Bound<'_, PyAny>,
+        price: OrderInt,
+        quantity: OrderInt,
+        lost_after: LostAfter,
     ) -> PyResult<()> {
-        let side = Side::from_name(side)
-            .ok_or_else(|| PyValueError::new_err(format!("side must be 'buy' or 'sell', not {side:?}")))?;
-        let order = Order::new(client_id, symbol, side, price, quantity, lost_after).map_err(order_error)?;
+        let side = side_arg(side)?;
+        let order = Order::new(client_id, symbol, side, price.0, quantity.0, lost_after.0).map_err(order_error)?;
         self.inner.insert(order).map_err(order_error)
     }
 
-    /// Applies one event; raises InvalidTransitionError (and the other OrderErrors) with the
-    /// order unchanged.
-    #[pyo3(signature = (client_id, event, exchange_id = None, trade_id = None, price = 0, qty = 0, fee = 0, fee_asset = "", is_maker = false))]
+    /// Applies one event (an `OrderEvent` or its value); raises InvalidTransitionError (and the
+    /// other OrderErrors) with the order unchanged.
+    #[pyo3(
+        signature = (client_id, event, exchange_id = None, trade_id = None, price = OrderInt(0), qty = OrderInt(0), fee = OrderInt(0), fee_asset = "", is_maker = false),
+        text_signature = "($self, client_id, event, exchange_id=None, trade_id=None, price=0, qty=0, fee=0, fee_asset='', is_maker=False)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
+        py: Python<'_>,
         client_id: &str,
-        event: &str,
+        event: &Bound<'_, PyAny>,
         exchange_id: Option<&str>,
         trade_id: Option<&str>,
-        price: i64,
-        qty: i64,
-        fee: i64,
+        price: OrderInt,
+        qty: OrderInt,
+        fee: OrderInt,
         fee_asset: &str,
         is_maker: bool,
     ) -> PyResult<PyOutcome> {
-        let ev = make_event(event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker)
-            .map_err(PyValueError::new_err)?;
-        self.inner.apply(client_id, &ev).map(PyOutcome::from).map_err(order_error)
+        let kind = event_arg(event)?;
+        let ev = make_event(kind, exchange_id, trade_id, price.0, qty.0, fee.0, fee_asset, is_maker)
+            .map_err(order_input_error)?;
+        let outcome = self.inner.apply(client_id, &ev).map_err(order_error)?;
+        PyOutcome::new(py, outcome)
     }
 
     /// Applies a list of updates in order, in one call. Each item is
     /// `(client_id or None, event, exchange_id, trade_id, price, qty, fee, fee_asset, is_maker)`;
     /// with no client id the order is found by exchange id. An item's error is reported in its
-    /// Outcome and does not stop the rest; a malformed item (not such a 9-tuple, an unknown
-    /// event name) raises ValueError/TypeError before anything is applied.
+    /// Outcome and does not stop the rest; a malformed item (not such a 9-tuple: TypeError; an
+    /// unknown event, no id, a number out of range: OrderInputError) raises before anything is
+    /// applied.
     fn apply_many(&mut self, py: Python<'_>, updates: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyOutcome>>> {
         // Everything is converted first, so a malformed item applies nothing. Ids are borrowed
         // from the Python strings, never copied.
@@ -314,7 +350,7 @@ impl PyOrderSet {
                 Ok(o) => match made.iter().find(|(k, _)| *k == o) {
                     Some((_, shared)) => shared.clone_ref(py),
                     None => {
-                        let shared = Py::new(py, PyOutcome::from(o))?;
+                        let shared = Py::new(py, PyOutcome::new(py, o)?)?;
                         made.push((o, shared.clone_ref(py)));
                         shared
                     }
@@ -325,13 +361,13 @@ impl PyOrderSet {
         Ok(out)
     }
 
-    fn get(&self, client_id: &str) -> Option<PyOrderView> {
-        self.inner.get(client_id).map(PyOrderView::from)
+    fn get(&self, py: Python<'_>, client_id: &str) -> PyResult<Option<PyOrderView>> {
+        self.inner.get(client_id).map(|o| PyOrderView::new(py, o)).transpose()
     }
 
-    fn state(&self, client_id: &str) -> PyResult<&'static str> {
+    fn state(&self, py: Python<'_>, client_id: &str) -> PyResult<Py<PyOrderState>> {
         match self.inner.get(client_id) {
-            Some(o) => Ok(o.state().name()),
+            Some(o) => PyOrderState::object(py, o.state()),
             None => Err(order_error(OrderError::UnknownOrder { id: client_id.to_string() })),
         }
     }
@@ -344,8 +380,8 @@ impl PyOrderSet {
         self.inner.get(client_id).is_some_and(|o| o.has_trade(trade_id))
     }
 
-    fn exposure(&self, symbol: &str) -> PyExposure {
-        self.inner.exposure(symbol).into()
+    fn exposure(&self, symbol: &str) -> PyResult<PyExposure> {
+        self.inner.exposure(symbol).map(PyExposure::from).map_err(order_error)
     }
 
     /// Client ids of the orders that may still trade (optionally of one symbol), sorted.
@@ -411,17 +447,20 @@ pub struct PyClientIdGenerator {
 #[pymethods]
 impl PyClientIdGenerator {
     #[new]
-    #[pyo3(signature = (prefix, max_len, instance = None, start_after = 0))]
-    fn new(prefix: &str, max_len: usize, instance: Option<String>, start_after: u64) -> PyResult<Self> {
+    #[pyo3(
+        signature = (prefix, max_len, instance = None, start_after = Micros(0)),
+        text_signature = "(prefix, max_len, instance=None, start_after=0)"
+    )]
+    fn new(prefix: &str, max_len: MaxLen, instance: Option<String>, start_after: Micros) -> PyResult<Self> {
         let instance = instance.unwrap_or_else(random_instance);
-        let inner = ClientIdGenerator::new(prefix, max_len, &instance, start_after).map_err(client_id_error)?;
+        let inner = ClientIdGenerator::new(prefix, max_len.0, &instance, start_after.0).map_err(client_id_error)?;
         Ok(PyClientIdGenerator { inner })
     }
 
     /// A new id; `now_us` defaults to the wall clock.
     #[pyo3(signature = (now_us = None))]
-    fn next(&mut self, now_us: Option<u64>) -> PyResult<String> {
-        self.inner.next(now_us.unwrap_or_else(self::now_us)).map_err(client_id_error)
+    fn next(&mut self, now_us: Option<Micros>) -> PyResult<String> {
+        self.inner.next(now_us.map_or_else(self::now_us, |t| t.0)).map_err(client_id_error)
     }
 
     fn nonce_of(&self, client_id: &str) -> Option<u64> {

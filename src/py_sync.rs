@@ -3,17 +3,18 @@
 //! The hot path is `BookSync.on_message(bytes)`: the bytes are borrowed, parsed and applied in
 //! Rust, and the answer is one of three cached `BookState` objects: nothing is allocated per
 //! level or per message on the Python side.
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyTuple};
 
 use mixmaker_core::fixed::parse_lenient;
 use mixmaker_core::{BookSync, Levels, Rule, State, Stats};
 
+use crate::args::{Count, Decimals, UpdateId};
 use crate::convert::to_levels;
-use crate::errors::{decimal_error, message_error};
+use crate::errors::{argument_error, decimal_error, message_error};
 use crate::py_book::PyOrderBook;
+use crate::py_enums::PySyncRule;
 
 #[pyclass(module = "mixmaker._core", name = "BookState", eq, eq_int, frozen, hash)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -147,19 +148,29 @@ impl PyBookSync {
 
 #[pymethods]
 impl PyBookSync {
+    /// The rules' names, in `SyncRule.ALL`'s order (kept for callers that want strings).
     #[classattr]
-    const RULES: (&'static str, &'static str, &'static str, &'static str) =
-        ("binance_spot", "binance_futures", "bybit", "sequential");
+    #[allow(non_snake_case)]
+    fn RULES(py: Python<'_>) -> PyResult<Py<PyTuple>> {
+        Ok(PyTuple::new(py, Rule::ALL.map(Rule::name))?.unbind())
+    }
 
     #[new]
-    #[pyo3(signature = (rule, price_decimals, size_decimals, max_buffer = 10_000))]
-    fn new(py: Python<'_>, rule: &str, price_decimals: u32, size_decimals: u32, max_buffer: usize) -> PyResult<Self> {
-        let rule = Rule::from_name(rule).ok_or_else(|| {
-            let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
-            PyValueError::new_err(format!("unknown sync rule {rule:?}; choose one of {}", names.join(", ")))
-        })?;
+    #[pyo3(signature = (rule, price_decimals, size_decimals, max_buffer = Count(10_000)), text_signature = "(rule, price_decimals, size_decimals, max_buffer=10000)")]
+    fn new(
+        py: Python<'_>,
+        rule: &Bound<'_, PyAny>,
+        price_decimals: Decimals,
+        size_decimals: Decimals,
+        max_buffer: Count,
+    ) -> PyResult<Self> {
+        let Some(rule) = PySyncRule::parse(rule) else {
+            let choices = PySyncRule::choices();
+            return Err(argument_error(format!("unknown sync rule {}; choose one of {choices}", rule.repr()?)));
+        };
+        let Count(max_buffer) = max_buffer;
         if max_buffer == 0 {
-            return Err(PyValueError::new_err("max_buffer must be at least 1"));
+            return Err(argument_error("max_buffer must be at least 1".to_string()));
         }
         let mut book = PyOrderBook::create(price_decimals, size_decimals)?;
         book.ready = false;
@@ -188,12 +199,12 @@ impl PyBookSync {
         py: Python<'_>,
         bids: &Bound<'_, PyAny>,
         asks: &Bound<'_, PyAny>,
-        update_id: u64,
+        update_id: UpdateId,
     ) -> PyResult<Py<PyBookState>> {
         let mut book = self.book.bind(py).borrow_mut();
         let (pd, sd) = (book.inner.price_decimals(), book.inner.size_decimals());
         let levels = Levels { bids: to_levels(bids, pd, sd)?, asks: to_levels(asks, pd, sd)? };
-        let s = self.core.on_snapshot_levels(&mut book.inner, update_id, &levels);
+        let s = self.core.on_snapshot_levels(&mut book.inner, update_id.0, &levels);
         self.finish(py, &mut book, s)
     }
 
@@ -215,8 +226,8 @@ impl PyBookSync {
     }
 
     #[getter]
-    fn rule(&self) -> &'static str {
-        self.core.rule().name()
+    fn rule(&self, py: Python<'_>) -> PyResult<Py<PySyncRule>> {
+        PySyncRule::object(py, self.core.rule())
     }
 
     #[getter]
@@ -271,8 +282,12 @@ impl PyBookTicker {
 
 /// Parse a Binance `bookTicker` message; None for any other message.
 #[pyfunction]
-pub fn parse_book_ticker(raw: &[u8], price_decimals: u32, size_decimals: u32) -> PyResult<Option<PyBookTicker>> {
-    let t = mixmaker_core::parse_book_ticker(raw, price_decimals, size_decimals).map_err(message_error)?;
+pub fn parse_book_ticker(
+    raw: &[u8],
+    price_decimals: Decimals,
+    size_decimals: Decimals,
+) -> PyResult<Option<PyBookTicker>> {
+    let t = mixmaker_core::parse_book_ticker(raw, price_decimals.0, size_decimals.0).map_err(message_error)?;
     Ok(t.map(|t| PyBookTicker {
         update_id: t.update_id,
         bid_price: t.bid_price,
@@ -284,7 +299,7 @@ pub fn parse_book_ticker(raw: &[u8], price_decimals: u32, size_decimals: u32) ->
 
 /// Exact decimal text → `value × 10^decimals` (exponents allowed; no rounding, ever).
 #[pyfunction]
-pub fn parse_decimal(text: &str, decimals: u32) -> PyResult<i64> {
-    mixmaker_core::fixed::check_scale(decimals).map_err(|e| PyValueError::new_err(e.to_string()))?;
+pub fn parse_decimal(text: &str, decimals: Decimals) -> PyResult<i64> {
+    let Decimals(decimals) = decimals;
     parse_lenient(text.as_bytes(), decimals).map_err(|e| decimal_error("value", text, decimals, e))
 }

@@ -1,13 +1,24 @@
 """An in-memory venue for the order tracker's tests, with the faults that break trackers:
 acting and then timing out, answering "not found" for a while (eventual consistency), fills
-that beat the create ack, rejects, and a network that is down. Deterministic: no clocks, no
-randomness. The venue outlives the tracker, so a test can "kill" a tracker and start another.
+that beat the create ack, rejects, and a network that is down. No randomness. The venue
+outlives the tracker, so a test can "kill" a tracker and start another.
+
+It behaves like Binance where the tracker depends on it:
+- its trade history pages as `myTrades` does (integer trade ids ascending, `limit` 500 by default
+  and 1000 at most, `fromId`, `startTime`/`endTime` at most 24 h apart, `orderId`; with none, the
+  most recent page), and `fetch_my_trades` / `fetch_order_trades` read it through the project's
+  pager, so every tracker test exercises paging;
+- a create signed with `timestamp_ms` is refused once it arrives past `recv_window_ms` on the
+  venue's clock (`clock_ms`: our wall clock plus `clock_offset_ms`, or `frozen_ms`).
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
+
+from mixmaker.orders.trade_pages import TradePage, trades_by_id
 
 from mixmaker.orders import (
     OrderNotFoundError,
@@ -43,14 +54,22 @@ class Faults:
     fail_before_acting: Counter = field(default_factory=Counter)
     # client id -> how many more queries pretend the order does not exist
     hidden: Counter = field(default_factory=Counter)
+    # client id -> the venue no longer answers order queries about it (its trades stay visible)
+    forgotten: set = field(default_factory=set)
     reject_creates: int = 0
     # fill this much of each new order before the ack returns (and stream the trade)
     fill_on_create: int = 0
     down: bool = False
 
 
+DAY_MS = 86_400_000
+DEFAULT_LIMIT, MAX_LIMIT = 500, 1000
+
+
 class FakeVenue:
     name = "fakex"
+    recv_window_ms = 5000
+    page_limit = MAX_LIMIT  # what the pager asks for
 
     def __init__(self) -> None:
         self.orders: dict[str, VenueOrder] = {}  # by client id
@@ -59,8 +78,14 @@ class FakeVenue:
         self.faults = Faults()
         self.calls: Counter = Counter()
         self.trade_queries: list[tuple[str, int | None]] = []  # (symbol, since_ms) per fetch_my_trades
+        self.pages: list[TradePage] = []  # every trade page asked for
+        self.clock_offset_ms = 0
+        self.frozen_ms: int | None = None
         self._next_id = 1000
         self._next_trade = 1
+
+    def clock_ms(self) -> int:
+        return self.frozen_ms if self.frozen_ms is not None else time.time_ns() // 1_000_000 + self.clock_offset_ms
 
     # ------------------------------------------------------------------ market activity
     def fill(self, client_id: str, qty: int, price: int | None = None, *, maker: bool = True) -> TradeReport:
@@ -69,8 +94,8 @@ class FakeVenue:
         qty = min(qty, o.quantity - o.filled)
         o.filled += qty
         o.status = "filled" if o.filled == o.quantity else "partially_filled"
-        t = TradeReport(f"T{self._next_trade}", o.exchange_id, client_id, o.symbol, o.side, price or o.price, qty,
-                        qty // 10, "USDT", maker, time_ms=self._next_trade)
+        t = TradeReport(str(self._next_trade), o.exchange_id, client_id, o.symbol, o.side, price or o.price, qty,
+                        qty // 10, "USDT", maker, time_ms=self.clock_ms())
         self._next_trade += 1
         self.trades.append(t)
         self.stream.append(t)
@@ -110,6 +135,8 @@ class FakeVenue:
             raise OrderRejectedError("insufficient balance", code=-2010)
         if req.client_id in self.orders:
             raise OrderRejectedError("duplicate client order id", code=-2010)
+        if req.timestamp_ms is not None and not -1000 < self.clock_ms() - req.timestamp_ms <= self.recv_window_ms:
+            raise OrderRejectedError("Timestamp for this request is outside of the recvWindow.", code=-1021)
         self._next_id += 1
         o = VenueOrder(req.client_id, f"X{self._next_id}", req.symbol, req.side, req.price, req.quantity)
         self.orders[req.client_id] = o
@@ -121,7 +148,7 @@ class FakeVenue:
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
         self._enter("cancel")
         o = self.orders.get(client_id)
-        if o is None or o.status not in ("open", "partially_filled"):
+        if o is None or o.status not in ("open", "partially_filled") or client_id in self.faults.forgotten:
             raise OrderNotFoundError(f"unknown order {client_id}")
         o.status = "canceled"
         self._leave("cancel")
@@ -130,7 +157,7 @@ class FakeVenue:
     async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
         self._enter("fetch_order")
         o = self.orders.get(client_id)
-        if o is None or self._hidden(client_id):
+        if o is None or client_id in self.faults.forgotten or self._hidden(client_id):
             raise OrderNotFoundError(f"order {client_id} does not exist")
         return o.report()
 
@@ -138,12 +165,42 @@ class FakeVenue:
         self._enter("fetch_open_orders")
         return [o.report() for o in self.orders.values()
                 if o.status in ("open", "partially_filled") and (symbol is None or o.symbol == symbol)
-                and self.faults.hidden[o.client_id] == 0]
+                and self.faults.hidden[o.client_id] == 0 and o.client_id not in self.faults.forgotten]
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
-        self._enter("fetch_my_trades")
         self.trade_queries.append((symbol, since_ms))
+        return await trades_by_id(lambda q: self.trades_page(symbol, q), since_ms=since_ms, now_ms=self.clock_ms,
+                                  limit=self.page_limit, what=f"{self.name} {symbol}")
+
+    async def fetch_order_trades(self, symbol: str, exchange_id: str, since_ms: int | None = None) -> list[TradeReport]:
+        return await trades_by_id(lambda q: self.trades_page(symbol, q), order_id=exchange_id, now_ms=self.clock_ms,
+                                  limit=self.page_limit, what=f"{self.name} {symbol} {exchange_id}")
+
+    async def trades_page(self, symbol: str, q: TradePage) -> list[TradeReport]:
+        """One `myTrades` page, as Binance answers it (trade ids are integers, ascending)."""
+        self._enter("fetch_my_trades")
+        self.pages.append(q)
+        if not 0 < q.limit <= MAX_LIMIT:
+            raise OrderRejectedError("Data sent for parameter 'limit' is not valid.", code=-1130)
+        given = {k for k, v in (("orderId", q.order_id), ("fromId", q.from_id), ("startTime", q.start_ms),
+                                ("endTime", q.end_ms)) if v is not None}
+        if given not in ({"orderId"}, {"startTime"}, {"endTime"}, {"fromId"}, {"startTime", "endTime"},
+                         {"orderId", "fromId"}, set()):
+            raise OrderRejectedError("Combination of optional parameters invalid.", code=-1128)
+        rows = [t for t in self.trades if t.symbol == symbol and self.faults.hidden[t.client_id] == 0]
+        if q.order_id is not None:
+            rows = [t for t in rows if t.exchange_id == q.order_id]
+        if q.from_id is not None:
+            rows = [t for t in rows if int(t.trade_id) >= q.from_id][:q.limit]
+        elif q.start_ms is not None or q.end_ms is not None:
+            start = q.start_ms if q.start_ms is not None else q.end_ms - DAY_MS
+            end = q.end_ms if q.end_ms is not None else start + DAY_MS
+            if end - start > DAY_MS:
+                raise OrderRejectedError("More than 24 hours between startTime and endTime.", code=-1127)
+            rows = [t for t in rows if start <= t.time_ms <= end]
+            rows = rows[:q.limit] if q.start_ms is not None else rows[-q.limit:]
+        else:
+            rows = rows[-q.limit:]
         # Binance's myTrades names the order by exchange id only.
         return [TradeReport(t.trade_id, t.exchange_id, None, t.symbol, t.side, t.price, t.qty, t.fee, t.fee_asset,
-                            t.is_maker, t.time_ms)
-                for t in self.trades if t.symbol == symbol and self.faults.hidden[t.client_id] == 0]
+                            t.is_maker, t.time_ms) for t in rows]

@@ -2,7 +2,8 @@
 
     python mixin_crash_worker.py KEYSTORE URL DB KIND CAUSE ASSET AMOUNT TO [CRASH_STEP]
 
-Prints the payment's final state when it survives."""
+Prints the payment's final state when it survives. Its asset lease lives 1 s, so the next run
+takes over from a killed one after a second."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def main() -> None:
 
     async def run() -> None:
         async with MixinClient(Keystore.from_file(keystore), url, timeout_s=5, backoff_s=0.01) as client:
-            pay = Payments(client, SqliteStore(db), crash_at=crash_at, uncertain_backoff_s=0.05)
+            pay = Payments(client, SqliteStore(db), crash_at=crash_at, uncertain_backoff_s=0.05, lease_ttl_s=1.0)
             if kind == "recover":
                 done = await pay.recover()
                 print(",".join(p.state for p in done))

@@ -70,9 +70,10 @@ class ModelBadInput(ModelError):
 
 
 class ModelEventFormat(ModelError):
-    """A call that does not describe an event at all (unknown name, ack without an id): the
-    core raises a plain ValueError for these, before touching any order."""
-    rust_name = "ValueError"
+    """A call that does not describe an event at all (unknown name, ack without an id, a bad
+    side): the core raises OrderInputError (an ArgumentError) for these, before touching any
+    order."""
+    rust_name = "OrderInputError"
 
 
 # --- the table -----------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The test command: builds the wheel into a fresh virtualenv (exactly as a user's
-# `pip install .` does), then runs the Rust core's tests and the Python suite.
+# `pip install .` does), then runs the Rust core's tests, the Rust gates (clippy, rustfmt), the
+# stub check of the extension (mypy.stubtest) and the Python suite.
 # Recording-based tests read ../shared/data/market (or $MIXMAKER_DATA) and skip if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="${MIXMAKER_TEST_VENV:-.venv-test}"
-for tool in cargo python3 cc; do
+for tool in cargo rustfmt cargo-clippy python3 cc; do
     command -v "$tool" >/dev/null || { echo "tests/run.sh: '$tool' not found: install it first (see README)" >&2; exit 2; }
 done
 
@@ -16,6 +17,15 @@ python3 -m venv "$venv"
 
 echo "==> Rust core tests"
 cargo test --release -p mixmaker-core
+
+echo "==> Rust gates: clippy (workspace lints, all targets) and rustfmt (rustfmt.toml)"
+# build.rs runs Cython through the test venv's interpreter.
+"$venv/bin/python" -m pip install --quiet cython==3.3.1 mypy==2.4.1
+PYO3_PYTHON="$(cd "$venv" && pwd)/bin/python" cargo clippy --all-targets -- -D warnings
+cargo fmt --check
+
+echo "==> the extension's stubs match it (mypy.stubtest)"
+MYPYPATH=python "$venv/bin/python" -m mypy.stubtest mixmaker._core --allowlist tests/stubtest_allowlist.txt
 
 echo "==> Python tests"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -14,7 +14,7 @@ import pytest
 from mixin_world import make_world, run
 
 from mixmaker.mixin.amounts import to_units
-from mixmaker.mixin.errors import InvalidAddressError, ServerError
+from mixmaker.mixin.errors import FeeError, InvalidAddressError, ServerError
 from mixmaker.mixin.ids import unique_object_id
 from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments
 from mixmaker.mixin.utxo import InsufficientOutputsError
@@ -279,3 +279,60 @@ def test_a_request_mixin_forgot_is_verified_again_and_sent_once(world, tmp_path)
     assert rec.stdout.strip() == "sent", rec.stderr
     assert balance(world, ETH) == to_units("1") - to_units("0.252")
     assert len(withdrawal_snapshots(world, ETH)) == 1
+
+
+@pytest.mark.parametrize("step", ["verified", "signed"])
+def test_a_new_payment_does_not_take_the_inputs_of_one_cut_short_by_a_crash(world, tmp_path, step):
+    """A process dies after Mixin verified a withdrawal (or after signing it); the next run pays
+    something else of the same asset first. The new payment leaves the old one's inputs alone, so
+    the recovery can still send those bytes: both are paid once, neither is called failed."""
+    args, db = worker_args(world, tmp_path, "w-first")
+    assert subprocess.run([*args, step], capture_output=True, timeout=60).returncode == 17
+    world.state.deposit(world.bot["app_id"], ETH, to_units("0.5"))  # the oldest output stays the signed one's
+    alice = world.state.add_user(full_name="alice")
+
+    async def main():
+        async with world.client() as c:
+            pay = Payments(c, SqliteStore(db), lease_ttl_s=1.0)
+            other = await pay.transfer("after-crash", ETH, "0.3", alice.user_id)
+            return other, await pay.recover()
+
+    other, recovered = run(main())
+    assert other.state == "sent" and [p.state for p in recovered] == ["sent"]
+    assert balance(world, ETH, alice.user_id) == to_units("0.3")
+    assert balance(world, ETH) == to_units("1.5") - to_units("0.3") - to_units("0.252")
+    assert len(withdrawal_snapshots(world, ETH)) == 1
+
+
+@pytest.mark.parametrize("code", [2000002, 10105])
+def test_utxo_contention_is_retried_never_a_failure(world, tmp_path, code):
+    """The outputs are locked by another transaction (kernel 2000002, 10105) for longer than the
+    client's own retries: the payment reads its outputs again and pays; it is never `failed`."""
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=code, times=7)
+    alice = world.state.add_user(full_name="alice")
+
+    async def main():
+        async with world.client() as c:
+            pay = Payments(c, SqliteStore(tmp_path / "p.db"), contention_backoff_s=0.01)
+            return await pay.transfer("locked", BTC, "0.5", alice.user_id)
+
+    assert run(main()).state == "sent"
+    assert balance(world, BTC, alice.user_id) == to_units("0.5")
+
+
+def test_a_fee_refusal_leaves_the_payment_pending_for_a_retry(world, tmp_path):
+    """20135 (fee too small: the fee table moved) refuses this build, not the payment: it stays
+    pending, and the next attempt pays with the fee read again."""
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=20135)
+
+    async def main():
+        async with world.client() as c:
+            pay = Payments(c, SqliteStore(tmp_path / "p.db"))
+            with pytest.raises(FeeError):
+                await pay.withdraw("w-fee", ETH, "0.1", ETH_ADDR)
+            [left] = pay.unfinished()
+            return left, await pay.withdraw("w-fee", ETH, "0.1", ETH_ADDR)
+
+    left, p = run(main())
+    assert left.state == "pending" and p.state == "sent"
+    assert balance(world, ETH) == to_units("1") - to_units("0.102")

@@ -35,11 +35,17 @@ def test_killed_process_restarts_equal_to_the_venue(tmp_path, step, nth):
     with open(vpath, "rb") as f:
         venue.__dict__.update(pickle.load(f))
     fills: dict = {}
-    t = ClientOrderTracker(venue, SqliteStore(db), inflight_timeout=0.0, fill_sink=lambda f: fills.setdefault(f.key, f))
+    t = ClientOrderTracker(venue, SqliteStore(db), inflight_timeout=0.0, fill_sink=lambda f: fills.setdefault(f.key, f),
+                           lost_retry_s=0.001, lost_retry_max_s=0.001)
 
     async def recover():
         await t.start()
         for _ in range(3):
+            await t.poll()
+        # Later, past every create's recvWindow: what the venue never got can be proven unsent.
+        venue.clock_offset_ms += venue.recv_window_ms + t.unsent_margin_ms + 1000
+        for _ in range(3):
+            await asyncio.sleep(0.002)
             await t.poll()
 
     asyncio.run(recover())
@@ -50,4 +56,5 @@ def test_killed_process_restarts_equal_to_the_venue(tmp_path, step, nth):
         assert t.get(cid).filled == filled
     for cid in t.orders.ids():
         if cid not in venue.orders:
-            assert t.get(cid).state in ("FAILED", "LOST")
+            assert t.get(cid).state == "FAILED", "journaled, never sent: failed once past its window, not LOST"
+        assert t.get(cid).state != "LOST"

@@ -172,7 +172,7 @@ class Scenario:
             return [("event", cid, by_exchange, FILLS[detail])]
         if kind == "accepted":
             # Mostly the order's own id; sometimes a second one (conflict), one shared by every
-            # order, or an empty one (not an event at all: ValueError).
+            # order, or an empty one (not an event at all: OrderInputError).
             ids = [exchange_id(cid)] * 6 + [exchange_id(cid) + "x", "SHARED", ""]
             return [("event", cid, by_exchange, ("accepted", ids[detail % len(ids)], None, 0, 0, 0, "", False))]
         # "not found" comes in runs (a reconciliation loop asking again), long enough to reach LOST.
@@ -307,7 +307,7 @@ def test_apply_many_refuses_an_item_of_the_wrong_shape_before_applying_anything(
         ("c1", "BTCUSDT", "buy", 0, 5, 3),       # price
         ("c1", "BTCUSDT", "sell", 100, -1, 3),   # quantity
         ("c1", "BTCUSDT", "buy", 100, 5, 0),     # lost_after
-        ("c1", "BTCUSDT", "bid", 100, 5, 3),     # side: a plain ValueError
+        ("c1", "BTCUSDT", "bid", 100, 5, 3),     # side: OrderInputError
         ("c0", "BTCUSDT", "buy", 100, 5, 3),     # duplicate client id
     ],
 )

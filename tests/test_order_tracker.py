@@ -92,7 +92,7 @@ def test_lifecycle_fills_once_and_exposure(venue, store):
     assert t.stats["duplicate_fills"] == 1
     assert ledger.filled_by_order() == {cid: 4}
     assert list(ledger.deliveries.values()) == [1]
-    assert ledger.fills[("fakex", "BTCUSDT", "T1")].side == "buy"
+    assert ledger.fills[("fakex", "BTCUSDT", "1")].side == "buy"
 
 
 def test_reject_fails_the_order_and_frees_exposure(venue, store):
@@ -446,7 +446,7 @@ def test_the_startup_trade_scan_starts_at_the_last_completed_scan_not_the_oldest
         t = await start()  # an empty journal: nothing to scan
         assert venue.trade_queries == []
         cid = await t.create("BTCUSDT", "buy", 100, 10)
-        created_ms = t._meta[cid].created_ns // 1_000_000
+        created_ms = t._meta[cid].since_ms  # venue clock
         before = time.time_ns() // 1_000_000
         await start()  # first restart: no scan yet, so from the order's creation
         after = time.time_ns() // 1_000_000

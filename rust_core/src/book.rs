@@ -754,9 +754,9 @@ impl L2Book {
         }
     }
 
-    /// best ask − best bid, in price units.
-    pub fn spread(&self) -> Option<i64> {
-        Some(self.best_ask()?.0 - self.best_bid()?.0)
+    /// best ask − best bid, in price units (i128: prices far apart may differ by more than an i64).
+    pub fn spread(&self) -> Option<i128> {
+        Some(self.best_ask()?.0 as i128 - self.best_bid()?.0 as i128)
     }
 
     /// best bid + best ask (twice the mid), exact in price units.

@@ -32,10 +32,17 @@ const POW10: [i64; 19] = [
     1_000_000_000_000_000_000,
 ];
 
-/// `10^decimals`; `decimals` must be `<= MAX_DECIMALS`.
+/// `10^decimals`; `decimals` must be `<= MAX_DECIMALS` (every scale is checked where it enters,
+/// by [`check_scale`]). Code that may see any `u32` uses [`checked_pow10`].
 #[inline]
 pub fn pow10(decimals: u32) -> i64 {
     POW10[decimals as usize]
+}
+
+/// `10^decimals`, or None past `MAX_DECIMALS`.
+#[inline]
+pub fn checked_pow10(decimals: u32) -> Option<i64> {
+    POW10.get(decimals as usize).copied()
 }
 
 /// Why a decimal string was rejected.
@@ -89,6 +96,7 @@ pub fn check_scale(decimals: u32) -> Result<(), FixedError> {
 /// (`1e-5`) falls through to the slower [`parse_lenient`].
 #[inline]
 pub fn parse_fixed(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
+    check_scale(decimals)?;
     let (neg, digits) = match s.first() {
         None => return Err(FixedError::Empty),
         Some(b'-') => (true, &s[1..]),
@@ -147,7 +155,9 @@ pub fn parse_fixed(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
             return Err(FixedError::InvalidChar { pos: off + i });
         }
     }
-    let scaled = value.checked_mul(pow10(decimals - frac)).ok_or(FixedError::Overflow)?;
+    // frac <= decimals <= MAX_DECIMALS: the lookup cannot miss.
+    let p = checked_pow10(decimals - frac).ok_or(FixedError::BadScale { decimals })?;
+    let scaled = value.checked_mul(p).ok_or(FixedError::Overflow)?;
     Ok(if neg { -scaled } else { scaled })
 }
 
@@ -165,6 +175,7 @@ pub fn parse_size(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
 /// leading `+`, exponent notation (`6.1e-05`, `1E+3`). Still exact: the mantissa digits are
 /// shifted by the exponent, never converted through a float.
 pub fn parse_lenient(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
+    check_scale(decimals)?;
     let start = s.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(s.len());
     let end = s.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |p| p + 1);
     let t = &s[start..end];
@@ -269,18 +280,24 @@ pub fn parse_lenient(s: &[u8], decimals: u32) -> Result<i64, FixedError> {
 /// `raw / 10^decimals` as a float, for analytics and display only.
 #[inline]
 pub fn to_f64(raw: i64, decimals: u32) -> f64 {
-    raw as f64 / pow10(decimals) as f64
+    match checked_pow10(decimals) {
+        Some(p) => raw as f64 / p as f64,
+        None => raw as f64 / 10f64.powi(decimals.min(i32::MAX as u32) as i32),
+    }
 }
 
-/// Exact decimal text of a scaled integer, e.g. `(6165970, 2)` → `"61659.70"`.
+/// Exact decimal text of a scaled integer, e.g. `(6165970, 2)` → `"61659.70"`; any scale.
 pub fn format_fixed(raw: i64, decimals: u32) -> String {
-    let p = pow10(decimals).unsigned_abs();
     let sign = if raw < 0 { "-" } else { "" };
     let a = raw.unsigned_abs();
-    if decimals == 0 {
-        format!("{sign}{a}")
-    } else {
-        format!("{sign}{}.{:0width$}", a / p, a % p, width = decimals as usize)
+    match checked_pow10(decimals) {
+        Some(1) => format!("{sign}{a}"),
+        Some(p) => {
+            let p = p.unsigned_abs();
+            format!("{sign}{}.{:0width$}", a / p, a % p, width = decimals as usize)
+        }
+        // Past 18 decimals every i64 is below 1: all digits go after the point.
+        None => format!("{sign}0.{a:0>width$}", width = decimals as usize),
     }
 }
 
@@ -351,5 +368,19 @@ mod tests {
         assert_eq!(format_fixed(7, 0), "7");
         assert_eq!(format_fixed(100_000, 8), "0.00100000");
         assert_eq!(check_scale(19), Err(FixedError::BadScale { decimals: 19 }));
+        assert_eq!(format_fixed(-15, 20), "-0.00000000000000000015");
+        assert_eq!(format_fixed(i64::MIN, 0), "-9223372036854775808");
+    }
+
+    #[test]
+    fn any_scale_is_an_error_or_a_value_never_a_panic() {
+        assert_eq!(p("1", 19), Err(FixedError::BadScale { decimals: 19 }));
+        assert_eq!(p("0.1", 19), Err(FixedError::BadScale { decimals: 19 }));
+        assert_eq!(p("1", u32::MAX), Err(FixedError::BadScale { decimals: u32::MAX }));
+        assert_eq!(parse_size(b"-1", 25), Err(FixedError::BadScale { decimals: 25 }));
+        assert_eq!(parse_lenient(b"0.5", u32::MAX), Err(FixedError::BadScale { decimals: u32::MAX }));
+        assert!((to_f64(15, 40) - 15e-40).abs() < 1e-52);
+        assert_eq!(checked_pow10(18), Some(1_000_000_000_000_000_000));
+        assert_eq!(checked_pow10(19), None);
     }
 }

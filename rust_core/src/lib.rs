@@ -1,6 +1,7 @@
 //! mixmaker's pure-Rust core: exact fixed-point numbers, the L2 book, raw exchange message
 //! parsing, the venue sync rules and the order state machine. No Python here: `cargo test -p mixmaker-core` runs alone;
 //! the PyO3 face lives in the extension crate at the repository root.
+#![forbid(unsafe_code)]
 
 pub mod book;
 pub mod far;

@@ -12,7 +12,7 @@
 
 use std::fmt;
 
-use crate::fixed::{parse_fixed, parse_size, pow10, FixedError};
+use crate::fixed::{check_scale, checked_pow10, parse_fixed, parse_size, FixedError};
 use crate::json::{Cursor, JsonError};
 
 /// The venue rules a `BookSync` can follow.
@@ -49,8 +49,13 @@ impl Rule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageError {
     Json(JsonError),
-    Number { pos: usize, err: FixedError },
+    Number {
+        pos: usize,
+        err: FixedError,
+    },
     Missing(&'static str),
+    /// A price or size scale past `MAX_DECIMALS` (a caller's mistake, not the message's).
+    Scale(FixedError),
 }
 
 impl fmt::Display for MessageError {
@@ -59,6 +64,7 @@ impl fmt::Display for MessageError {
             MessageError::Json(e) => write!(f, "malformed JSON: {e}"),
             MessageError::Number { pos, err } => write!(f, "bad price or size at byte {pos}: {err}"),
             MessageError::Missing(field) => write!(f, "missing field {field}"),
+            MessageError::Scale(e) => write!(f, "bad scale: {e}"),
         }
     }
 }
@@ -129,6 +135,7 @@ pub fn parse_message(
     levels: &mut Levels,
 ) -> Result<Message, MessageError> {
     levels.clear();
+    check_scales(price_decimals, size_decimals)?;
     let mut c = Cursor::new(raw);
     let mut f = Fields::default();
     let scale = (price_decimals, size_decimals);
@@ -175,6 +182,10 @@ pub fn parse_message(
         levels.clear();
     }
     Ok(msg)
+}
+
+fn check_scales(price_decimals: u32, size_decimals: u32) -> Result<(), MessageError> {
+    check_scale(price_decimals).and(check_scale(size_decimals)).map_err(MessageError::Scale)
 }
 
 #[derive(PartialEq, Eq)]
@@ -296,7 +307,8 @@ fn quoted_fixed(b: &[u8], mut i: usize, decimals: u32) -> Option<(i64, usize)> {
         let c = b[i];
         let d = c.wrapping_sub(b'0');
         if d <= 9 {
-            v = v * 10 + d as u64;
+            // A 20th digit may wrap; that token is refused just below, so the value is unused.
+            v = v.wrapping_mul(10).wrapping_add(d as u64);
         } else if c == b'.' && dot == usize::MAX && i > start {
             dot = i;
         } else if c == b'"' {
@@ -316,13 +328,13 @@ fn quoted_fixed(b: &[u8], mut i: usize, decimals: u32) -> Option<(i64, usize)> {
     let v = if frac > decimals {
         // Trailing zeros past the scale are fine ("61685.99000000" at 2 dp); anything else is
         // for the checked parser to reject.
-        let p = pow10(frac - decimals) as u64;
+        let p = checked_pow10(frac - decimals)? as u64;
         if v % p != 0 {
             return None;
         }
         v / p
     } else {
-        v.checked_mul(pow10(decimals - frac) as u64)?
+        v.checked_mul(checked_pow10(decimals - frac)? as u64)?
     };
     (v <= i64::MAX as u64).then_some((v as i64, i))
 }
@@ -370,6 +382,7 @@ pub fn parse_book_ticker(
     price_decimals: u32,
     size_decimals: u32,
 ) -> Result<Option<BookTicker>, MessageError> {
+    check_scales(price_decimals, size_decimals)?;
     let mut c = Cursor::new(raw);
     let mut t = [None::<i64>; 4];
     let mut u = None;

@@ -245,7 +245,7 @@ impl BookSync {
             Rule::BinanceSpot | Rule::Sequential => {
                 if ids.last <= last {
                     Check::Stale
-                } else if ids.first <= last + 1 {
+                } else if ids.first <= last.saturating_add(1) {
                     Check::Apply
                 } else {
                     Check::Gap
@@ -254,7 +254,7 @@ impl BookSync {
             Rule::Bybit => {
                 if ids.last <= last {
                     Check::Stale
-                } else if ids.last == last + 1 {
+                } else if ids.last == last.saturating_add(1) {
                     Check::Apply
                 } else {
                     Check::Gap

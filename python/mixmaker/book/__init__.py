@@ -5,6 +5,7 @@
 """
 
 from mixmaker._core import (
+    ArgumentError,
     BookLockedError,
     BookState,
     BookSync,
@@ -13,12 +14,14 @@ from mixmaker._core import (
     MessageFormatError,
     MixmakerError,
     OrderBook,
+    SyncRule,
     SyncStats,
     parse_book_ticker,
     parse_decimal,
 )
 
 __all__ = [
+    "ArgumentError",
     "BookLockedError",
     "BookState",
     "BookSync",
@@ -27,6 +30,7 @@ __all__ = [
     "MessageFormatError",
     "MixmakerError",
     "OrderBook",
+    "SyncRule",
     "SyncStats",
     "parse_book_ticker",
     "parse_decimal",

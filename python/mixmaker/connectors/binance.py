@@ -94,8 +94,7 @@ class BinanceSpotConnector:
             raise RuntimeError(f"{self.venue.name}: a tracker is already attached")
 
         async def catch_up() -> None:
-            for symbol in self.syncs or self.venue.markets:
-                tracker.apply_trades(await self.venue.fetch_my_trades(symbol))
+            await tracker.catch_up(self.syncs or self.venue.markets)  # every page since its last scan
             await tracker.poll()
 
         self.user = UserStream(self.credentials, ws_api_url=self.endpoints.ws_api, limiter=self.limiter,

@@ -7,8 +7,9 @@ WS-API socket, then events arrive wrapped as `{"subscriptionId", "event"}`:
 - `outboundAccountPosition` becomes exact `Balance`s.
 
 Events lost while the socket was down are not replayed by the venue, so after every
-re-subscription `on_resubscribed` runs: the wiring fetches trades and open orders by REST there
-(the tracker drops what it already has, by trade id). The subscription request waits in the
+re-subscription `on_resubscribed` runs: the wiring catches up by REST there with
+`ClientOrderTracker.catch_up` (every trade since its last complete scan, all pages of `myTrades`,
+however many fills the gap held; it drops what it already has, by trade id), then polls. The subscription request waits in the
 account's rate limiter like any other, and is signed with the venue's clock (`now_ms`).
 """
 
@@ -49,6 +50,7 @@ class UserStreamStats:
     events: int = 0
     trades: int = 0
     unparsed: int = 0
+    catch_up_failures: int = 0
     last_error: str | None = None
 
 
@@ -127,13 +129,22 @@ class UserStream(SocketOwner):
         try:
             await self._subscribe(transport)
             if self.stats.subscriptions > 1 and self.on_resubscribed is not None:
-                await self.on_resubscribed()  # what happened while we were away
+                await self._catch_up()  # what happened while we were away
             await transport.wait_disconnected()
         finally:
             self._transport = None
             self.subscribed.clear()
             if not self._closed:
                 self.stats.disconnects += 1
+
+    async def _catch_up(self) -> None:
+        assert self.on_resubscribed is not None
+        try:
+            await self.on_resubscribed()
+        except Exception as e:  # noqa: BLE001 - the live events go on; the next catch-up starts from the same point
+            self.stats.catch_up_failures += 1
+            self.stats.last_error = f"catch-up after reconnect: {type(e).__name__}: {e}"
+            log.warning("user stream: %s", self.stats.last_error)
 
     async def _subscribe(self, transport: WSTransport) -> None:
         await self.limiter.acquire({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY)

@@ -2,8 +2,9 @@
 `watch_order_book` (`CcxtProBook`), fills from ccxt.pro's `watch_my_trades`.
 
 Both ccxt instances' REST requests go through one `RateLimiter` (ccxt.pro fetches snapshots by
-REST too). After a private-stream error the fills are caught up by REST (the tracker drops
-trade ids it already has), then watching resumes with a backoff.
+REST too). After a private-stream error the fills are caught up by REST (`tracker.catch_up`:
+the whole history since its last complete scan, every page; it drops trade ids it already has),
+then watching resumes with a backoff.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from mixmaker.connectors.ccxt_stream import CcxtProBook
 from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
 from mixmaker.connectors.limiter import Pool, RateLimiter
 from mixmaker.orders import ClientOrderTracker
-from mixmaker.orders.errors import VenueError
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,12 @@ class CcxtConnector:
             tracker.apply_trades(reports)
 
     async def _catch_up(self, tracker: ClientOrderTracker) -> None:
-        """Fills missed while the stream was failing, by REST. If the venue cannot answer either,
-        the stream goes on watching: the next error (or the tracker's own poll) catches up."""
-        for symbol in self.syncs:
-            try:
-                tracker.apply_trades(await self.venue.fetch_my_trades(symbol))
-            except VenueError as e:
-                self.catch_up_failures += 1
-                log.warning("%s: fills catch-up for %s failed: %s", self.venue.name, symbol, e)
+        """Fills missed while the stream was failing, by REST: every trade since the tracker's
+        last complete scan, all pages. If the venue cannot answer to the end, the stream goes on
+        watching: the next error (or the tracker's own poll) catches up from the same point."""
+        if not await tracker.catch_up(self.syncs):
+            self.catch_up_failures += 1
+            log.warning("%s: fills catch-up incomplete; the next one starts from the same point", self.venue.name)
 
     async def close(self) -> None:
         for task in self._tasks:

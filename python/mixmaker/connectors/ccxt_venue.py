@@ -10,10 +10,16 @@ market rules, in exact numbers.
   anything whose outcome is unknown (network, timeout, 5xx) -> `VenueUnavailableError`, which
   the tracker resolves by asking again.
 - Symbols are the venue's ids (`BTCUSDT`), as the tracker journals them.
+- Trade history is read to its end (`mixmaker.orders.trade_pages`): on Binance by `fromId` and
+  `orderId`, elsewhere by time.
+- On Binance a create is signed with the tracker's `timestamp_ms` and this venue's `recvWindow`
+  exactly, and never re-sent with another timestamp: past that window an order the venue does
+  not know can never appear (see `RequestWindowVenue`).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Awaitable, Callable, TypeVar
@@ -23,6 +29,7 @@ import ccxt.async_support as ccxt
 from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
 from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
+from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
 from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
 
 T = TypeVar("T")
@@ -30,6 +37,11 @@ T = TypeVar("T")
 #: Fees are integers in 10^-12 of their asset: venues quote fees to 8 decimals, but a fee rate
 #: times an exact notional can have more (fee totals are i64: up to 9.2 million of an asset).
 FEE_DECIMALS = 12
+#: ccxt ids of venues whose trade history pages by trade id (`fromId`, `orderId`) and whose
+#: signed requests carry `timestamp` + `recvWindow` (Binance spot's REST).
+_BINANCE_LIKE = frozenset({"binance", "binanceus"})
+#: Binance's recvWindow when none is sent.
+_DEFAULT_RECV_WINDOW_MS = 5000
 
 
 class _ClockRefused(Exception):
@@ -185,6 +197,20 @@ class CcxtVenue:
         self.limiter = limiter
         self.name = name or exchange.id
         self.markets: dict[str, MarketScale] = {}
+        self.binance_like = exchange.id in _BINANCE_LIKE
+        self.trade_page_limit = MAX_PAGE if self.binance_like else 100
+        self.max_trade_pages = MAX_PAGES
+
+    @property
+    def recv_window_ms(self) -> int | None:
+        """The recvWindow every signed request carries (ccxt's option), None where the venue has none."""
+        if not self.binance_like:
+            return None
+        return int(self.exchange.options.get("recvWindow") or _DEFAULT_RECV_WINDOW_MS)
+
+    def clock_ms(self) -> int:
+        """The venue's clock as we track it: ours less the offset ccxt measured."""
+        return int(self.exchange.milliseconds()) - self.time_difference_ms
 
     async def load_markets(self) -> dict[str, MarketScale]:
         markets = await self._call(lambda: self.exchange.load_markets())
@@ -200,9 +226,14 @@ class CcxtVenue:
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:
         m = self.market(req.symbol)
+        params: dict[str, Any] = {"clientOrderId": req.client_id}
+        pinned = req.timestamp_ms is not None and self.recv_window_ms is not None
+        if pinned:
+            # Signed with exactly the journaled time and window (ccxt's own come second).
+            params.update(timestamp=req.timestamp_ms, recvWindow=self.recv_window_ms)
         o = await self._call(lambda: self.exchange.create_order(
-            m.unified, "limit", req.side, m.size_str(req.quantity), m.price_str(req.price),
-            {"clientOrderId": req.client_id}), acts=True)
+            m.unified, "limit", req.side, m.size_str(req.quantity), m.price_str(req.price), params),
+            acts=True, resend=not pinned)
         return self._report(o, m)
 
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
@@ -222,8 +253,33 @@ class CcxtVenue:
         return [self._report(o, self._market_of(o)) for o in orders]
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
+        """Every trade of ours in `symbol` at or after `since_ms` (None: all), all pages."""
         m = self.market(symbol)
-        trades = await self._call(lambda: self.exchange.fetch_my_trades(m.unified, since_ms))
+        what = f"{self.name} {symbol} trades"
+        if self.binance_like:
+            return await trades_by_id(lambda q: self._trade_page(m, q), since_ms=since_ms, now_ms=self.clock_ms,
+                                      limit=self.trade_page_limit, max_pages=self.max_trade_pages, what=what)
+        return await trades_by_time(lambda q: self._trade_page(m, q), since_ms=since_ms,
+                                    limit=self.trade_page_limit, max_pages=self.max_trade_pages, what=what)
+
+    async def fetch_order_trades(self, symbol: str, exchange_id: str, since_ms: int | None = None) -> list[TradeReport]:
+        """Every trade of one order: by `orderId` on Binance, else the symbol's since `since_ms`."""
+        if not self.binance_like:
+            return [t for t in await self.fetch_my_trades(symbol, since_ms) if t.exchange_id == exchange_id]
+        m = self.market(symbol)
+        return await trades_by_id(lambda q: self._trade_page(m, q), order_id=exchange_id, now_ms=self.clock_ms,
+                                  limit=self.trade_page_limit, max_pages=self.max_trade_pages,
+                                  what=f"{self.name} {symbol} order {exchange_id} trades")
+
+    async def _trade_page(self, m: MarketScale, q: TradePage) -> list[TradeReport]:
+        params: dict[str, Any] = {}
+        if q.from_id is not None:
+            params["fromId"] = q.from_id
+        if q.order_id is not None:
+            params["orderId"] = q.order_id
+        if q.end_ms is not None:
+            params["endTime"] = q.end_ms
+        trades = await self._call(lambda: self.exchange.fetch_my_trades(m.unified, q.start_ms, q.limit, params))
         return [self.trade_report(t, m) for t in trades]
 
     # ------------------------------------------------------------------ account
@@ -311,15 +367,22 @@ class CcxtVenue:
         """Our clock minus the venue's, as last measured."""
         return int(self.exchange.options.get("timeDifference") or 0)
 
-    async def _call(self, make: Callable[[], Awaitable[T]], *, acts: bool = False) -> T:
+    async def _call(self, make: Callable[[], Awaitable[T]], *, acts: bool = False, resend: bool = True) -> T:
         """`acts`: the request would change something (create, cancel). A 429/418 answer to it
-        is definitive, not doubtful: the venue refused it without acting."""
+        is definitive, not doubtful: the venue refused it without acting. `resend`: a request
+        refused for its timestamp may go again with a new one (not a create whose timestamp
+        the tracker journaled)."""
         try:
             return await self._translated(make, acts=acts)
         except _ClockRefused:
             # Refused for its timestamp (-1021), so not executed: measure the clock again and
             # send it once more.
             self.clock_resyncs += 1
+            if not resend:
+                # Refused either way; the next create is signed with the new offset.
+                with contextlib.suppress(VenueError):
+                    await self._translated(lambda: self.exchange.load_time_difference(), acts=False, clock_retry=False)
+                raise OrderRejectedError(f"{self.name}: refused for its timestamp (-1021), not re-sent") from None
             await self._translated(lambda: self.exchange.load_time_difference(), acts=False, clock_retry=False)
             return await self._translated(make, acts=acts, clock_retry=False)
 

@@ -15,6 +15,9 @@ class MixinApiError(MixinError):
 
     code: int = 0
     retryable = False  # safe to repeat the same idempotent call after a pause
+    # Mixin refused what the payment asks (address, memo, amount, receivers): any build of the
+    # same payment gets the same answer, so it is a refusal of the payment itself.
+    refuses_payment = False
 
     def __init__(self, code: int, description: str = "", extra: Any = None, *, request_id: str | None = None):
         self.code = code
@@ -52,6 +55,12 @@ class LockedByAnotherTransactionError(MixinApiError):
     retryable = True
 
 
+class InputLockedError(MixinApiError):
+    """Kernel 2000002: an input is locked by another transaction (UTXO contention); retryable."""
+
+    retryable = True
+
+
 class NotRegisteredError(MixinApiError):
     """10404: the bot is not registered with the Safe sequencer; register it before paying."""
 
@@ -75,6 +84,8 @@ class PinIncorrectError(PinError):
 class AmountLimitError(MixinApiError):
     """The amount is outside what Mixin accepts for this transfer or withdrawal."""
 
+    refuses_payment = True
+
 
 class FeeError(MixinApiError):
     """The fee paid is missing or too small: fetch /safe/assets/{id}/fees again."""
@@ -85,15 +96,15 @@ class RequestIdConflictError(MixinApiError):
 
 
 class WithdrawalMemoError(MixinApiError):
-    pass
+    refuses_payment = True
 
 
 class InvalidReceiversError(MixinApiError):
-    pass
+    refuses_payment = True
 
 
 class InvalidAddressError(MixinApiError):
-    pass
+    refuses_payment = True
 
 
 class ServerError(MixinApiError):
@@ -112,6 +123,15 @@ class RequestIdMismatchError(MixinTransportError):
 
 class LocalPaymentError(MixinError):
     """A payment cannot be built from what we hold (not enough outputs, bad amount, ...)."""
+
+
+def is_utxo_contention(e: MixinError) -> bool:
+    """The outputs a transaction spends are locked by another transaction (10105, kernel 2000002)
+    or no longer unspent (a 10002 about `inputs`): another payment got to them first. Read the
+    outputs again and build anew (before a broadcast), or wait for the other to settle."""
+    if isinstance(e, (LockedByAnotherTransactionError, InputLockedError)):
+        return True
+    return isinstance(e, InvalidFieldError) and isinstance(e.extra, dict) and e.extra.get("field") == "inputs"
 
 
 DESCRIPTIONS: dict[int, str] = {
@@ -138,6 +158,7 @@ DESCRIPTIONS: dict[int, str] = {
     20135: "The withdraw fee is too small.",
     20150: "Receivers contain duplicate or invalid data.",
     30102: "Invalid address format.",
+    2000002: "Input locked by another transaction.",
 }
 
 _CLASSES: dict[int, type[MixinApiError]] = {
@@ -163,6 +184,7 @@ _CLASSES: dict[int, type[MixinApiError]] = {
     20135: FeeError,
     20150: InvalidReceiversError,
     30102: InvalidAddressError,
+    2000002: InputLockedError,
 }
 
 

@@ -8,26 +8,47 @@ the request's state, never by building a new transaction. Spending is serialized
 
 States: pending (intent stored) -> signed (raws stored) -> sent (Mixin has it) -> confirmed
 (withdrawal hash on chain) | failed (Mixin refused it for good; nothing was paid, a new cause
-is needed to try again). The per-asset lock is per process: one paying process per bot.
+is needed to try again). The journal only moves forward, so a late writer cannot undo a later
+state.
+
+Several processes may pay from one database (an overlap during a redeploy, or workers on
+PostgreSQL): the spending of one asset is serialized by a lease in the store, not a per-process
+lock. A payer that finds the request already `signed`/`spent` on Mixin (another payer broadcast
+it) records it as sent. `failed` is written only for a refusal of the payment itself (address,
+memo, amount), after reading that no transaction of it was broadcast, while holding the lease.
+UTXO contention (10105, 2000002, inputs gone) is retried with fresh outputs, never a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Callable
+from enum import StrEnum
+from typing import Any, AsyncIterator, Callable
 
 from mixmaker.mixin import kernel
 from mixmaker.mixin.amounts import from_units, to_units
 from mixmaker.mixin.client import MixinClient
-from mixmaker.mixin.errors import LocalPaymentError, MixinApiError, MixinTransportError, NotFoundError
+from mixmaker.mixin.errors import (
+    LocalPaymentError,
+    MixinApiError,
+    MixinError,
+    MixinTransportError,
+    NotFoundError,
+    RequestIdConflictError,
+    is_utxo_contention,
+)
 from mixmaker.mixin.ids import kernel_asset_id, parse_uuid, unique_object_id
-from mixmaker.mixin.models import TransactionRequest
-from mixmaker.mixin.utxo import select_outputs
+from mixmaker.mixin.models import Output, TransactionRequest
+from mixmaker.mixin.utxo import InsufficientOutputsError, select_outputs
 from mixmaker.store import Store
+from mixmaker.store.lease import Held, LeaseError, LeaseLostError, Leases
+
+log = logging.getLogger("mixmaker.mixin.payments")
 
 FEE_USER_ID = "674d6776-d600-4346-af46-58e77d8df185"
 
@@ -50,6 +71,9 @@ MIGRATIONS = [
         updated_at INTEGER NOT NULL,
         UNIQUE (cause, kind)
     )""",
+    # The unsigned transactions of a pending payment, stored before Mixin is asked to verify
+    # them: their inputs stay reserved if the process dies before it signs.
+    "ALTER TABLE mixin_payments ADD COLUMN planned TEXT",
 ]
 
 
@@ -65,6 +89,23 @@ class PaymentFailedError(LocalPaymentError):
         super().__init__(f"payment {request_id} refused: {api_error}")
 
 
+class PaymentState(StrEnum):
+    PENDING = "pending"  # intent stored
+    SIGNED = "signed"  # signed raws stored, maybe not broadcast
+    SENT = "sent"  # Mixin has it
+    CONFIRMED = "confirmed"  # a withdrawal's chain hash is known
+    FAILED = "failed"  # refused for good, nothing paid
+
+
+FINAL = (PaymentState.SENT, PaymentState.CONFIRMED, PaymentState.FAILED)
+# The states each state may be entered from: the journal only moves forward.
+_FROM: dict[PaymentState, tuple[PaymentState, ...]] = {
+    PaymentState.SIGNED: (PaymentState.PENDING,),
+    PaymentState.SENT: (PaymentState.PENDING, PaymentState.SIGNED),
+    PaymentState.CONFIRMED: (PaymentState.SENT,),
+}
+
+
 @dataclass(frozen=True)
 class Payment:
     request_id: str
@@ -75,7 +116,7 @@ class Payment:
     opponent: str  # user id, or chain address for a withdrawal
     tag: str
     memo: bytes
-    state: str
+    state: PaymentState
     transaction_hash: str
     withdrawal_hash: str
     error: str
@@ -87,22 +128,40 @@ class Payment:
 
 _COLUMNS = "request_id, cause, kind, asset_id, units, opponent, tag, memo, state, transaction_hash, withdrawal_hash, error"
 
-# Steps at which a test may stop the process (see `crash_at`).
-STEPS = ("recorded", "signed", "broadcast", "sent")
-FINAL = ("sent", "confirmed", "failed")
+# Steps at which a test may stop the process (see `crash_at`); "verified": Mixin holds the unsigned request.
+STEPS = ("recorded", "verified", "signed", "broadcast", "sent")
+
+
+def _row(r: tuple[Any, ...]) -> Payment:
+    request_id, cause, kind, asset_id, units, opponent, tag, memo, state, tx_hash, withdrawal_hash, error = r
+    return Payment(request_id, cause, kind, asset_id, units, opponent, tag, bytes(memo), PaymentState(state), tx_hash,
+                   withdrawal_hash, error)
 
 
 class Payments:
+    """Pays causes once. Payments of one asset are settled under that asset's lease in the store
+    (`Leases`), so two processes on one database (an overlap during a redeploy) take turns; a
+    withdrawal whose fee is in another asset holds both leases."""
+
     def __init__(self, client: MixinClient, store: Store, *, crash_at: Callable[[str, str], None] | None = None,
-                 uncertain_retries: int = 5, uncertain_backoff_s: float = 0.5) -> None:
+                 uncertain_retries: int = 5, uncertain_backoff_s: float = 0.5, leases: Leases | None = None,
+                 lease_ttl_s: float = 10.0, lease_wait_s: float | None = 300.0, contention_retries: int = 6,
+                 contention_backoff_s: float = 0.5) -> None:
         self.client = client
         self.store = store
         self.app_id = client.keystore.app_id
         self._crash_at = crash_at or (lambda step, request_id: None)
-        self._locks: dict[str, asyncio.Lock] = {}
         self.uncertain_retries = uncertain_retries
         self.uncertain_backoff_s = uncertain_backoff_s
+        self.leases = leases or Leases(store, ttl_s=lease_ttl_s)
+        self.lease_wait_s = lease_wait_s
+        self.contention_retries = contention_retries
+        self.contention_backoff_s = contention_backoff_s
         store.migrate("mixin_payments", MIGRATIONS)
+
+    def lease_name(self, asset_id: str) -> str:
+        """The lease a payer holds while it spends this bot's outputs of `asset_id`."""
+        return f"mixin-payments:{self.app_id}:{asset_id}"
 
     # --- public --------------------------------------------------------------------------
 
@@ -123,26 +182,37 @@ class Payments:
 
     def payment(self, request_id: str) -> Payment | None:
         rows = self.store.query(f"SELECT {_COLUMNS} FROM mixin_payments WHERE request_id = ?", (request_id,))
-        return Payment(*rows[0]) if rows else None
+        return _row(rows[0]) if rows else None
 
     def unfinished(self) -> list[Payment]:
         rows = self.store.query(f"SELECT {_COLUMNS} FROM mixin_payments WHERE state IN ('pending', 'signed') "
                                 "ORDER BY created_at")
-        return [Payment(*r) for r in rows]
+        return [_row(r) for r in rows]
 
     async def recover(self) -> list[Payment]:
-        """At start-up: finish every payment a previous run left pending or signed."""
-        return [await self._settle_locked(p) for p in self.unfinished()]
+        """At start-up: finish every payment a previous run left pending or signed. One that
+        cannot finish now does not stop the others; the first such error is raised at the end."""
+        done, errors = [], []
+        for p in self.unfinished():
+            try:
+                done.append(await self._settle_leased(p))
+            except (MixinError, LeaseError) as e:
+                log.warning("payment %s (cause %r) not finished at recovery: %s", p.request_id, p.cause, e)
+                errors.append(e)
+                done.append(self._get(p.request_id))
+        if errors:
+            raise errors[0]
+        return done
 
     async def refresh_withdrawal(self, request_id: str) -> Payment:
         """Reads the withdrawal's chain hash; the payment is `confirmed` once it is there."""
         p = self._get(request_id)
-        if p.kind != "withdrawal" or p.state not in ("sent", "confirmed"):
+        if p.kind != "withdrawal" or p.state not in (PaymentState.SENT, PaymentState.CONFIRMED):
             return p
         req = await self.client.transaction(request_id)
         hashes = [h for h in (req.withdrawal_hashes if req else ()) if h]
         if hashes:
-            self._update(request_id, state="confirmed", withdrawal_hash=hashes[0])
+            self._advance(request_id, PaymentState.CONFIRMED, withdrawal_hash=hashes[0])
         return self._get(request_id)
 
     # --- the steps -----------------------------------------------------------------------
@@ -169,67 +239,99 @@ class Payments:
         ):
             raise PaymentConflictError(f"cause {cause!r} already paid {p.kind} of {p.amount} to {p.opponent}")
         self._crash_at("recorded", request_id)
-        return await self._settle_locked(p)
+        return await self._settle_leased(p)
 
-    async def _settle_locked(self, p: Payment) -> Payment:
+    async def _settle_leased(self, p: Payment) -> Payment:
         if p.state in FINAL:
             return p
-        # Outputs of an asset are spent by one payment at a time; a withdrawal whose fee is
-        # in another asset also holds that asset (locks taken in a fixed order).
-        fee_asset = await self._fee_asset(p) if p.kind == "withdrawal" else p.asset_id
-        for a in sorted({p.asset_id, fee_asset}):
-            self._locks.setdefault(a, asyncio.Lock())
-        locks = [self._locks[a] for a in sorted({p.asset_id, fee_asset})]
-        for lock in locks:
-            await lock.acquire()
-        try:
-            return await self._settle(self._get(p.request_id))
-        finally:
-            for lock in reversed(locks):
-                lock.release()
+        # The outputs of an asset are spent by one payer at a time, whichever process it runs in;
+        # a withdrawal whose fee is in another asset also holds that asset.
+        assets = {p.asset_id, await self._fee_asset(p)} if p.kind == "withdrawal" else {p.asset_id}
+        async with self.leases.hold(*(self.lease_name(a) for a in assets), wait_s=self.lease_wait_s) as held:
+            # Read again under the lease: another payer may have settled it meanwhile.
+            return await self._settle(self._get(p.request_id), held)
 
-    async def _settle(self, p: Payment) -> Payment:
-        if p.state in FINAL:
-            return p
-        if p.state == "pending":
-            known = await self.client.transaction(p.request_id)
-            if known is not None and known.state in ("signed", "spent"):
-                # A previous run broadcast it and stopped before writing that down.
-                self._update(p.request_id, state="sent", transaction_hash=known.transaction_hash)
-                return self._get(p.request_id)
+    async def _settle(self, p: Payment, held: Held) -> Payment:
+        # Twice at most: a payment set back to pending (another payer verified other bytes under
+        # its request id) is signed again from those bytes.
+        for _ in range(2):
+            if p.state in FINAL:
+                return p
+            if p.state == PaymentState.PENDING:
+                signed = await self._sign_pending(p, held)
+                if signed is None:  # an earlier run or another payer broadcast it
+                    return self._get(p.request_id)
+                self._advance(p.request_id, PaymentState.SIGNED, raws=json.dumps(signed),
+                              transaction_hash=kernel.decode(bytes.fromhex(signed[0][1])).hash().hex())
+                self._crash_at("signed", p.request_id)
+                p = self._get(p.request_id)
+                if p.state != PaymentState.SIGNED:
+                    continue  # another payer moved it on meanwhile
+            p = await self._send(p, held)
+        return p
+
+    async def _sign_pending(self, p: Payment, held: Held) -> list[list[str]] | None:
+        """Builds, verifies and signs the payment; None once it is known to be broadcast (marked
+        sent). UTXO contention (another payment took our inputs) is retried with fresh outputs:
+        nothing of ours was broadcast, so building anew is safe."""
+        for attempt in range(self.contention_retries + 1):
+            if await self._mark_sent_if_broadcast(p):
+                return None
+            held.check()
             try:
                 signed = await self._build_and_sign(p)
-            except MixinApiError as e:
-                if e.retryable:
+            except InsufficientOutputsError:
+                # Outputs in flight (`signed`, not final yet) come back as change soon.
+                if attempt == self.contention_retries or not await self.client.outputs(
+                        asset=p.asset_id, state="signed", limit=1):
                     raise
-                self._update(p.request_id, state="failed", error=str(e))
-                raise PaymentFailedError(p.request_id, e) from None
-            self._update(p.request_id, state="signed", raws=json.dumps(signed),
-                         transaction_hash=kernel.decode(bytes.fromhex(signed[0][1])).hash().hex())
-            self._crash_at("signed", p.request_id)
-        return await self._send(self._get(p.request_id))
+                why = "outputs in flight"
+            except MixinApiError as e:
+                if e.refuses_payment:
+                    await self._fail(p, e, held)
+                    return None
+                if not (is_utxo_contention(e) or isinstance(e, RequestIdConflictError)) \
+                        or attempt == self.contention_retries:
+                    raise
+                why = str(e)
+            else:
+                if signed is not None:
+                    return signed
+                continue  # the request came back signed or spent: marked sent above
+            log.info("payment %s (cause %r): building again after contention: %s", p.request_id, p.cause, why)
+            await asyncio.sleep(self.contention_backoff_s * (attempt + 1))
+        return None  # unreachable: the last attempt raises
 
-    async def _send(self, p: Payment) -> Payment:
+    async def _send(self, p: Payment, held: Held) -> Payment:
         raws = [tuple(r) for r in json.loads(self._raws(p.request_id))]
         for attempt in range(self.uncertain_retries + 1):
+            held.check()
             try:
                 result = await self.client.broadcast(raws)
             except (MixinTransportError, MixinApiError) as e:
-                if isinstance(e, MixinApiError) and not e.retryable:
-                    # A definite refusal; but it may refuse because an earlier attempt went through.
-                    if await self._already_sent(p.request_id):
-                        break
-                    if isinstance(e, NotFoundError) and attempt < self.uncertain_retries:
-                        # Mixin no longer knows the request (it was never signed there): verify
-                        # the same unsigned bytes again; the stored signatures still hold.
+                # First: did it (or another payer's copy of it) go through anyway?
+                if await self._mark_sent_if_broadcast(p):
+                    return self._get(p.request_id)
+                if isinstance(e, NotFoundError) and attempt < self.uncertain_retries:
+                    # Mixin no longer knows the request (it was never signed there): verify
+                    # the same unsigned bytes again; the stored signatures still hold.
+                    try:
                         await self.client.create_transaction_requests(
-                            [(rid, kernel.encode(kernel.decode(bytes.fromhex(raw)).unsigned()).hex()) for rid, raw in raws])
-                        continue
-                    self._update(p.request_id, state="failed", error=str(e))
-                    raise PaymentFailedError(p.request_id, e) from None
-                # No clear answer: ask before sending again (the same bytes, so never twice).
-                if await self._already_sent(p.request_id):
-                    break
+                            [(rid, kernel.encode(kernel.decode(bytes.fromhex(raw)).unsigned()).hex())
+                             for rid, raw in raws])
+                    except RequestIdConflictError:
+                        return self._back_to_pending(p)
+                    continue
+                if isinstance(e, RequestIdConflictError):
+                    return self._back_to_pending(p)
+                if isinstance(e, MixinApiError) and not e.retryable:
+                    if e.refuses_payment or is_utxo_contention(e):
+                        # These signed bytes are the only ones Mixin accepts under this request id,
+                        # and it refused them for good (their inputs went to another transaction).
+                        await self._fail(p, e, held)
+                        return self._get(p.request_id)
+                    raise  # unclear what it means: keep it signed, a later run reads its state
+                # No clear answer: ask again later before sending again (the same bytes, so never twice).
                 if attempt == self.uncertain_retries:
                     raise
                 await asyncio.sleep(self.uncertain_backoff_s * 2**attempt)
@@ -238,13 +340,43 @@ class Payments:
                 raise MixinTransportError(f"broadcast of {p.request_id} answered state {result[0].state!r}")
             self._crash_at("broadcast", p.request_id)
             break
-        self._update(p.request_id, state="sent")
+        self._advance(p.request_id, PaymentState.SENT)
         self._crash_at("sent", p.request_id)
         return self._get(p.request_id)
 
-    async def _already_sent(self, request_id: str) -> bool:
-        known = await self.client.transaction(request_id)
-        return known is not None and known.state in ("signed", "spent")
+    async def _mark_sent_if_broadcast(self, p: Payment) -> bool:
+        """Reads the request by id: `signed` or `spent` means Mixin has it (our earlier run or
+        another payer broadcast it): the payment is sent."""
+        known = await self.client.transaction(p.request_id)
+        if known is None or known.state not in ("signed", "spent"):
+            return False
+        self._advance(p.request_id, PaymentState.SENT, transaction_hash=known.transaction_hash)
+        return True
+
+    async def _fail(self, p: Payment, e: MixinApiError, held: Held) -> None:
+        """Records `failed` (nothing paid) only if Mixin refused this payment for good, no
+        transaction of it is broadcast, and we still hold the lease (so no other payer is at it);
+        raises PaymentFailedError then. Marks it sent instead if it turns out broadcast."""
+        if await self._mark_sent_if_broadcast(p):
+            return
+        with self.store.transaction() as tx:
+            if not held.holds(tx):
+                raise LeaseLostError(", ".join(lease.name for lease in held.leases), self.leases.owner)
+            tx.execute("UPDATE mixin_payments SET state = 'failed', error = ?, updated_at = ? "
+                       "WHERE request_id = ? AND state IN ('pending', 'signed')",
+                       (str(e), time.time_ns(), p.request_id))
+        if self._get(p.request_id).state == PaymentState.FAILED:
+            log.warning("payment %s (cause %r) refused by Mixin, nothing paid: %s", p.request_id, p.cause, e)
+            raise PaymentFailedError(p.request_id, e) from None
+
+    def _back_to_pending(self, p: Payment) -> Payment:
+        """Mixin holds other bytes under this request id (verified by another payer, never
+        broadcast): ours can never be sent; sign theirs instead."""
+        log.warning("payment %s (cause %r): Mixin holds other bytes for it; signing those", p.request_id, p.cause)
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE mixin_payments SET state = 'pending', raws = NULL, transaction_hash = NULL, "
+                       "updated_at = ? WHERE request_id = ? AND state = 'signed'", (time.time_ns(), p.request_id))
+        return self._get(p.request_id)
 
     # --- building ------------------------------------------------------------------------
 
@@ -259,8 +391,9 @@ class Payments:
         fee = next((f for f in fees if f["asset_id"] == p.asset_id), fees[0])
         return fee["asset_id"], to_units(fee["amount"])
 
-    async def _build_and_sign(self, p: Payment) -> list[list[str]]:
-        """[[request_id, signed raw hex], ...]: the payment, then its fee transaction if separate."""
+    async def _build_and_sign(self, p: Payment) -> list[list[str]] | None:
+        """[[request_id, signed raw hex], ...]: the payment, then its fee transaction if separate;
+        None if Mixin answers that the request is already signed or spent (never sign it twice)."""
         fee_request_id = unique_object_id(p.request_id, "FEE")
         known = await self.client.transaction(p.request_id)
         if known is not None and known.state == "unspent":
@@ -272,13 +405,18 @@ class Payments:
                 plan.append((fee_request_id, kernel.decode(bytes.fromhex(fee_known.raw_transaction))))
         else:
             plan = await self._plan(p, fee_request_id)
-        reqs = await self.client.create_transaction_requests([(rid, kernel.encode(t).hex()) for rid, t in plan])
+        unsigned = [(rid, kernel.encode(t).hex()) for rid, t in plan]
+        with self.store.transaction() as tx:
+            tx.execute("UPDATE mixin_payments SET planned = ? WHERE request_id = ? AND state = 'pending'",
+                       (json.dumps(unsigned), p.request_id))
+        reqs = await self.client.create_transaction_requests(unsigned)
+        self._crash_at("verified", p.request_id)
         by_id: dict[str, TransactionRequest] = {r.request_id: r for r in reqs}
+        if any(by_id[rid].state != "unspent" for rid, _ in plan):
+            return None
         signed = []
         for rid, t in plan:
             r = by_id[rid]
-            if r.state != "unspent":
-                raise LocalPaymentError(f"request {rid} is already {r.state}: read its state, do not sign again")
             spend = self.client.keystore.spend_private_key
             if spend is None:
                 raise LocalPaymentError("the keystore has no spend_private_key: it cannot pay")
@@ -302,7 +440,14 @@ class Payments:
     async def _transaction(self, p: Payment, request_id: str, asset_id: str, recipients: list[tuple[str, int]],
                            extra: bytes, references: tuple[bytes, ...]) -> kernel.Transaction:
         needed = sum(u for _, u in recipients)
-        inputs, change = await select_outputs(self.client.iter_outputs(asset=asset_id), asset_id, needed)
+        reserved = self._reserved_inputs(p.request_id)
+
+        async def free() -> AsyncIterator[Output]:
+            async for o in self.client.iter_outputs(asset=asset_id):
+                if (o.transaction_hash, o.output_index) not in reserved:
+                    yield o
+
+        inputs, change = await select_outputs(free(), asset_id, needed)
         if change:
             recipients = [*recipients, (self.app_id, change)]
         is_withdrawal = [p.kind == "withdrawal" and n == 0 and request_id == p.request_id for n in range(len(recipients))]
@@ -329,6 +474,19 @@ class Payments:
 
     # --- the journal ---------------------------------------------------------------------
 
+    def _reserved_inputs(self, request_id: str) -> set[tuple[str, int]]:
+        """Outputs our other unfinished payments spend (signed bytes, or the plan Mixin was asked
+        to verify): a new payment must not take them, or those bytes could never be sent (e.g.
+        after a crash, a new payment would otherwise run before the recovery of an old one)."""
+        reserved: set[tuple[str, int]] = set()
+        rows = self.store.query("SELECT request_id, state, raws, planned FROM mixin_payments "
+                                "WHERE state IN ('pending', 'signed') AND request_id != ?", (request_id,))
+        for _, state, raws, planned in rows:
+            txs = raws if state == PaymentState.SIGNED else planned
+            for _, raw in json.loads(txs or "[]"):
+                reserved.update((i.hash.hex(), i.index) for i in kernel.decode(bytes.fromhex(raw)).inputs)
+        return reserved
+
     def _get(self, request_id: str) -> Payment:
         p = self.payment(request_id)
         if p is None:
@@ -338,8 +496,13 @@ class Payments:
     def _raws(self, request_id: str) -> str:
         return self.store.query("SELECT raws FROM mixin_payments WHERE request_id = ?", (request_id,))[0][0]
 
-    def _update(self, request_id: str, **fields: object) -> None:
-        cols = ", ".join(f"{k} = ?" for k in fields)
+    def _advance(self, request_id: str, state: PaymentState, **fields: object) -> bool:
+        """Moves the payment to `state` if it is in one of the states before it; False if another
+        payer (or an earlier step) already moved it on."""
+        cols = "".join(f", {k} = ?" for k in fields)
+        before = _FROM[state]
         with self.store.transaction() as tx:
-            tx.execute(f"UPDATE mixin_payments SET {cols}, updated_at = ? WHERE request_id = ?",
-                       (*fields.values(), time.time_ns(), request_id))
+            return tx.execute(
+                f"UPDATE mixin_payments SET state = ?{cols}, updated_at = ? WHERE request_id = ? "
+                f"AND state IN ({', '.join('?' for _ in before)})",
+                (state.value, *fields.values(), time.time_ns(), request_id, *(s.value for s in before))) == 1

@@ -8,10 +8,12 @@ resolved by asking the venue, every fill counted once.
     tracker.exposure("BTCUSDT")                # open + in-flight, never below the truth
 
 The state machine itself is Rust (`mixmaker._core.OrderSet`): ten states, nine events, every
-pair decided by one table; invalid transitions are typed errors.
+pair decided by one table; invalid transitions are typed errors. States, events and sides are
+the Rust enums `OrderState`, `OrderEvent` and `Side`; `STATES` and `EVENTS` are their members in
+the table's order.
 """
 
-from mixmaker._core import ClientIdGenerator, Exposure, OrderSet, OrderView, Outcome
+from mixmaker._core import ClientIdGenerator, Exposure, OrderEvent, OrderSet, OrderState, OrderView, Outcome, Side
 from mixmaker.orders.errors import (
     ClientIdError,
     ExchangeIdConflictError,
@@ -30,14 +32,8 @@ from mixmaker.orders.journal import FillEvent, OrderJournal
 from mixmaker.orders.tracker import ClientOrderTracker
 from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
 
-STATES = (
-    "INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL",
-    "CANCELED", "FILLED", "FAILED", "EXPIRED", "LOST",
-)
-EVENTS = (
-    "submitted", "accepted", "rejected", "fill", "cancel_requested",
-    "canceled", "cancel_rejected", "not_found", "expired",
-)
+STATES: tuple[OrderState, ...] = OrderState.ALL
+EVENTS: tuple[OrderEvent, ...] = OrderEvent.ALL
 
 __all__ = [
     "EVENTS",
@@ -51,6 +47,7 @@ __all__ = [
     "InvalidTransitionError",
     "JournalCorruptError",
     "OrderError",
+    "OrderEvent",
     "OrderInputError",
     "OrderJournal",
     "OrderNotFoundError",
@@ -58,9 +55,11 @@ __all__ = [
     "OrderReport",
     "OrderRequest",
     "OrderSet",
+    "OrderState",
     "OrderVenue",
     "OrderView",
     "Outcome",
+    "Side",
     "TrackerNotReadyError",
     "TradeReport",
     "UnknownOrderError",

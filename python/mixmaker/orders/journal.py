@@ -2,6 +2,9 @@
 applied to it, in order. The in-memory `OrderSet` is a pure function of this journal, so a
 restart rebuilds it exactly by replaying the events.
 
+Each order also keeps when its create was signed (venue clock) and the recvWindow it carried,
+so a restart can prove that an order the venue does not know was never placed.
+
 Fills also go to an outbox (`order_fills`), keyed by (venue, symbol, trade id): the key is the
 ledger's idempotency key, and `delivered` records that the ledger took it, so a crash between
 "recorded" and "delivered" redelivers instead of losing or doubling.
@@ -37,6 +40,10 @@ SCHEMA = [
         delivered INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (venue, symbol, trade_id))""",
     "CREATE TABLE order_meta (venue TEXT NOT NULL, key TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (venue, key))",
+    # When the create was signed (venue clock) and the recvWindow it was signed with: past both,
+    # an order the venue does not know was never placed. NULL: unknown (no proof possible).
+    "ALTER TABLE orders ADD COLUMN request_ms INTEGER",
+    "ALTER TABLE orders ADD COLUMN recv_window_ms INTEGER",
 ]
 
 
@@ -84,6 +91,13 @@ class JournalOrder:
     lost_after: int
     created_ns: int
     adopted: bool
+    request_ms: int | None = None  # the create's signed timestamp, venue clock
+    recv_window_ms: int | None = None  # the recvWindow it was signed with
+
+    @property
+    def since_ms(self) -> int:
+        """When the order was made, venue clock if known (trade scans start from it)."""
+        return self.request_ms if self.request_ms is not None else self.created_ns // 1_000_000
 
 
 class OrderJournal:
@@ -97,9 +111,10 @@ class OrderJournal:
         """The order, the id generator's position and any first events, in one commit."""
         with self.store.transaction() as tx:
             tx.execute(
-                "INSERT INTO orders (venue, client_id, symbol, side, price, quantity, lost_after, created_ns, adopted) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.venue, o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after, o.created_ns, int(o.adopted)),
+                "INSERT INTO orders (venue, client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, "
+                "request_ms, recv_window_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (self.venue, o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after, o.created_ns, int(o.adopted),
+                 o.request_ms, o.recv_window_ms),
             )
             if nonce:
                 tx.execute(
@@ -131,7 +146,7 @@ class OrderJournal:
             tx.execute("UPDATE order_fills SET delivered = 1 WHERE venue = ? AND symbol = ? AND trade_id = ?", key)
 
     def set_trades_scanned(self, symbol: str, ms: int) -> None:
-        """Every trade of `symbol` up to `ms` (local wall clock) has been fetched and applied."""
+        """Every trade of `symbol` up to `ms` (venue clock) has been fetched and applied."""
         with self.store.transaction() as tx:
             tx.execute(
                 "INSERT INTO order_meta (venue, key, value) VALUES (?, ?, ?) "
@@ -168,11 +183,12 @@ class OrderJournal:
             ev, eid, tid, px, q, fee, asset, maker = fields
             events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, fee, asset, bool(maker)))
         for row in self.store.query(
-            "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted "
+            "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, request_ms, recv_window_ms "
             "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
             (self.venue,),
         ):
-            o = JournalOrder(*row[:7], adopted=bool(row[7]))
+            cid, symbol, side, price, qty, lost_after, created_ns, adopted, request_ms, window = row
+            o = JournalOrder(cid, symbol, side, price, qty, lost_after, created_ns, bool(adopted), request_ms, window)
             yield o, events.get(o.client_id, [])
 
     def rebuild(self, factory: Callable[[], OrderSet] = OrderSet) -> tuple[OrderSet, dict[str, JournalOrder]]:

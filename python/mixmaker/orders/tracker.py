@@ -4,9 +4,13 @@ Rules it keeps (the Hummingbot failures it exists to prevent are in the module d
 `mixmaker.orders`):
 - an order is journaled (INITIALIZED, then PENDING_CREATE) before its request leaves;
 - an uncertain outcome (timeout, disconnect, 5xx) is resolved by asking the venue: the order by
-  client id, then the open orders, then recent trades. Only a definitive "not found" counts, and
+  client id, then the open orders, then its trades. Only a definitive "not found" counts, and
   only `lost_after` of them in a row make an order LOST; LOST orders keep being cancelled and
-  keep receiving fills;
+  keep receiving fills, each on its own exponential backoff so they never eat the weight budget;
+- an order the venue does not know, asked after its create's signed timestamp plus the venue's
+  recvWindow (plus `unsent_margin_ms`), was never placed and never will be: FAILED, not LOST;
+- every catch-up of trades (startup, after a stream reconnect, resolving an order) reads the
+  venue's history to its end, all pages (`mixmaker.orders.trade_pages`);
 - every fill is journaled once (trade id) and handed to the fill sink through an outbox, so a
   crash between the two redelivers it with the same idempotency key instead of losing it;
 - one cancel per order in flight; a cancel answered "unknown order" is resolved by a query;
@@ -19,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from typing import Awaitable, Callable, Literal, TypeVar
+from typing import Awaitable, Callable, Iterable, Literal, TypeVar
 
 from mixmaker._core import Exposure, OrderSet, OrderView
 from mixmaker.orders.errors import (
@@ -32,7 +36,15 @@ from mixmaker.orders.errors import (
 )
 from mixmaker.orders.ids import DEFAULT_PREFIX, generator_for
 from mixmaker.orders.journal import FillEvent, JournalEvent, JournalOrder, OrderJournal
-from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
+from mixmaker.orders.venue import (
+    OrderReport,
+    OrderRequest,
+    OrderTradesVenue,
+    OrderVenue,
+    TradeReport,
+    recv_window_of,
+    venue_clock_ms,
+)
 from mixmaker.store import Store
 
 log = logging.getLogger("mixmaker.orders")
@@ -63,11 +75,27 @@ class ClientOrderTracker:
         instance: str | None = None,
         crash_hook: Callable[[str, str], None] | None = None,
         order_set: Callable[[], OrderSet] = OrderSet,
+        lost_retry_s: float = 1.0,
+        lost_retry_max_s: float = 300.0,
+        unsent_margin_ms: int = 2000,
+        trade_scan_interval_s: float | None = 300.0,
+        history_timeout: float = 600.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`lost_retry_s`..`lost_retry_max_s`: the backoff between checks of one LOST order
+        (doubling). `unsent_margin_ms`: past the recvWindow, how much longer before "not found"
+        proves an order was never placed (clock measurement error, the venue's visibility lag).
+        `trade_scan_interval_s`: how often `poll` reads the trades since the last complete scan
+        (None: only at startup and on `catch_up`). `history_timeout`: the bound on reading a trade
+        history to its end (many pages; each page is bounded by the venue's own timeout). `clock`: monotonic seconds (tests pass a fake)."""
         if unknown_orders not in ("cancel", "adopt"):
             raise ValueError(f"unknown_orders must be 'cancel' or 'adopt', not {unknown_orders!r}")
         if lost_after < 1:
             raise ValueError("lost_after must be at least 1")
+        if not 0 < lost_retry_s <= lost_retry_max_s:
+            raise ValueError("need 0 < lost_retry_s <= lost_retry_max_s")
+        if unsent_margin_ms < 0:
+            raise ValueError("unsent_margin_ms must not be negative")
         self.venue = venue
         self.journal = OrderJournal(store, venue.name)
         self.prefix = prefix
@@ -79,6 +107,12 @@ class ClientOrderTracker:
         self.trade_lookback_ms = trade_lookback_ms
         self.startup_attempts = startup_attempts
         self.retry_delay = retry_delay
+        self.lost_retry_s = lost_retry_s
+        self.lost_retry_max_s = lost_retry_max_s
+        self.unsent_margin_ms = unsent_margin_ms
+        self.trade_scan_interval_s = trade_scan_interval_s
+        self.history_timeout = history_timeout
+        self._clock = clock
         self._instance = instance
         # Tests inject a crash (an exception that is not an Exception) at named steps.
         self._crash_hook = crash_hook
@@ -91,6 +125,9 @@ class ClientOrderTracker:
         self._cancels: dict[str, asyncio.Future] = {}
         self._resolving: dict[str, asyncio.Future] = {}
         self._orphans: OrderedDict[str, list[TradeReport]] = OrderedDict()
+        # LOST orders' backoff: client id -> (checks so far, next check at, on `clock`).
+        self._lost_checks: dict[str, tuple[int, float]] = {}
+        self._next_scan = 0.0
         self.ready = False
         self.stats: Counter[str] = Counter()
         self.anomalies: list[str] = []
@@ -102,8 +139,9 @@ class ClientOrderTracker:
         self.ready = False
         self.orders, self._meta = self.journal.rebuild(self._order_set)
         self._ids = generator_for(self.venue.name, self.prefix, self.journal.last_nonce(), self._instance)
-        now = time.monotonic()
+        now = self._clock()
         self._last_change = {cid: now for cid in self.orders.live_ids()}
+        self._lost_checks = {}
         self.redeliver()
         for cid in self.orders.live_ids():
             if self.orders.state(cid) == "INITIALIZED":
@@ -123,13 +161,9 @@ class ClientOrderTracker:
             if cid not in seen:
                 await self.resolve(cid)
         # Fills that happened while we were down, for orders already closed or still open.
-        for symbol in sorted({self._meta[c].symbol for c in self._meta}):
-            since = self._since_ms(symbol)
-            if since is not None:
-                scan_started = time.time_ns() // 1_000_000
-                trades = await self._with_retries(lambda s=symbol, t=since: self.venue.fetch_my_trades(s, t))
-                self.apply_trades(trades)
-                self.journal.set_trades_scanned(symbol, scan_started)
+        for symbol in self._symbols():
+            await self._scan(symbol, retries=True)
+        self._next_scan = self._scan_due()
         self.ready = True
         log.info("%s: order tracker ready: %d orders known, %d live", self.venue.name, len(self.orders),
                  len(self.orders.live_ids()))
@@ -164,14 +198,17 @@ class ClientOrderTracker:
         self._require_ready()
         cid = self._ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
-        o = JournalOrder(cid, symbol, side, price, quantity, self.lost_after, time.time_ns(), False)
+        # The create is signed with this venue-clock time and window, both journaled first.
+        request_ms = venue_clock_ms(self.venue)
+        o = JournalOrder(cid, symbol, side, price, quantity, self.lost_after, time.time_ns(), False,
+                         request_ms, recv_window_of(self.venue))
         self.journal.record_order(o, self._ids.last)
         self._meta[cid] = o
         self._step("recorded", cid)
         self._apply(cid, JournalEvent("submitted"))
         self._step("submitted", cid)
         try:
-            rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity)))
+            rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms)))
         except OrderRejectedError as e:
             log.info("%s: order %s rejected: %s", self.venue.name, cid, e)
             self._apply(cid, JournalEvent("rejected"))
@@ -259,7 +296,7 @@ class ClientOrderTracker:
                 fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side,
                                  t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
                 rows.append((cid, ev, fill))
-                self._last_change[cid] = time.monotonic()
+                self._last_change[cid] = self._clock()
                 if out.after == "FILLED" and self.orders.get(cid).overfill:
                     self._anomaly(f"order {cid} overfilled by {self.orders.get(cid).overfill}")
             elif out.ignored == "duplicate_fill":
@@ -300,15 +337,24 @@ class ClientOrderTracker:
             self._apply(cid, JournalEvent(event))
 
     async def _fetch_fills(self, cid: str) -> bool:
-        symbol = self._meta[cid].symbol
-        since = self._meta[cid].created_ns // 1_000_000 - self.trade_lookback_ms
         try:
-            trades = await self._call(self.venue.fetch_my_trades(symbol, since))
+            trades = await self._call(self._order_trades(cid), self.history_timeout)
         except VenueUnavailableError:
             self.stats["trade_fetch_failed"] += 1
             return False
         self.apply_trades(trades)
         return True
+
+    async def _order_trades(self, cid: str) -> list[TradeReport]:
+        """Every trade that may be this order's, all pages: by its exchange id where the venue
+        can, else the symbol's since the order was made (or the last complete scan, whichever is
+        later: trades before that scan were applied then, if they named this order)."""
+        v, meta = self.orders.get(cid), self._meta[cid]
+        since = max(meta.since_ms, self.journal.trades_scanned(meta.symbol) or 0) - self.trade_lookback_ms
+        if v.exchange_id and isinstance(self.venue, OrderTradesVenue):
+            return await self.venue.fetch_order_trades(meta.symbol, v.exchange_id, since)
+        trades = await self.venue.fetch_my_trades(meta.symbol, since)
+        return [t for t in trades if t.client_id == cid or (v.exchange_id and t.exchange_id == v.exchange_id)]
 
     # ================================================================== resolving doubt
     async def resolve(self, client_id: str) -> str:
@@ -319,6 +365,7 @@ class ClientOrderTracker:
     async def _resolve(self, cid: str) -> str:
         v = self.orders.get(cid)
         self.stats["queries"] += 1
+        asked_at_ms = venue_clock_ms(self.venue)  # the answers below are from after this
         try:
             rep = await self._call(self.venue.fetch_order(v.symbol, cid))
         except VenueUnavailableError:
@@ -329,13 +376,18 @@ class ClientOrderTracker:
         if rep is None:
             try:
                 opens = await self._call(self.venue.fetch_open_orders(v.symbol))
-                trades = await self._call(self.venue.fetch_my_trades(v.symbol, self._meta[cid].created_ns // 1_000_000 - self.trade_lookback_ms))
+                mine = await self._call(self._order_trades(cid), self.history_timeout)
             except VenueUnavailableError:
                 self.stats["query_failed"] += 1
                 return v.state
             rep = next((r for r in opens if r.client_id == cid or (v.exchange_id and r.exchange_id == v.exchange_id)), None)
-            mine = [t for t in trades if t.client_id == cid or (v.exchange_id and t.exchange_id == v.exchange_id)]
             if rep is None and not mine:
+                if self._never_placed(cid, asked_at_ms):
+                    self.stats["unsent_failed"] += 1
+                    log.warning("%s: order %s is unknown to the venue past its recvWindow: it was never placed (FAILED)",
+                                self.venue.name, cid)
+                    self._apply(cid, JournalEvent("rejected"))
+                    return self.orders.state(cid)
                 was_lost = v.state == "LOST" or (v.state == "PENDING_CANCEL" and v.previous == "LOST")
                 out = self._apply(cid, JournalEvent("not_found"))
                 if out is not None and out.after == "LOST" and not was_lost:
@@ -348,17 +400,44 @@ class ClientOrderTracker:
         await self._apply_report(cid, rep)
         return self.orders.state(cid)
 
+    def _never_placed(self, cid: str, asked_at_ms: int) -> bool:
+        """True if the venue's "not found" (asked at `asked_at_ms`, venue clock) proves the order
+        was never placed: never acked, never traded, and asked after its create's signed timestamp
+        plus the recvWindow it carried (plus a margin), so no copy of the request can still land."""
+        v, meta = self.orders.get(cid), self._meta[cid]
+        if v.exchange_id is not None or v.filled or meta.request_ms is None or meta.recv_window_ms is None:
+            return False
+        return asked_at_ms > meta.request_ms + meta.recv_window_ms + self.unsent_margin_ms
+
+    def _lost_check_due(self, cid: str, now: float) -> bool:
+        """A LOST order is checked (cancelled, asked about) on its own doubling backoff, capped."""
+        checks, due = self._lost_checks.get(cid, (0, now))
+        if now < due:
+            return False
+        self._lost_checks[cid] = (checks + 1, now + min(self.lost_retry_s * 2 ** checks, self.lost_retry_max_s))
+        return True
+
     async def poll(self) -> None:
         """One round of the background checks: orders stuck in flight are resolved; LOST
-        orders are cancelled again and asked about; fills not yet delivered are redelivered."""
+        orders are cancelled again and asked about (each on its backoff); fills not yet
+        delivered are redelivered; every `trade_scan_interval_s` the trades since the last
+        complete scan are read."""
         self.redeliver()
-        now = time.monotonic()
+        now = self._clock()
         for cid in self.orders.live_ids():
-            state = self.orders.state(cid)
-            if state == "LOST":
-                await self.cancel(cid)
+            v = self.orders.get(cid)
+            state = v.state
+            lost = state == "LOST" or (state == "PENDING_CANCEL" and v.previous == "LOST")
+            if not lost:
+                self._lost_checks.pop(cid, None)
+            if lost:
+                if self._lost_check_due(cid, now):
+                    self.stats["lost_checks"] += 1
+                    await self.cancel(cid)
             elif state in ("PENDING_CREATE", "PENDING_CANCEL") and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
                 await self.resolve(cid)
+        if self.trade_scan_interval_s is not None and now >= self._next_scan:
+            await self.catch_up()
         try:
             opens = await self._call(self.venue.fetch_open_orders(None))
         except VenueUnavailableError:
@@ -373,6 +452,41 @@ class ClientOrderTracker:
                     await self._apply_report(cid, rep)
             elif state in ("OPEN", "PARTIALLY_FILLED") and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
                 await self.resolve(cid)  # gone from the venue's open orders: filled or cancelled unseen
+
+    async def catch_up(self, symbols: Iterable[str] | None = None) -> bool:
+        """Reads every trade since the last complete scan (less `trade_lookback_ms`), all pages,
+        for each symbol we have orders in (or `symbols`), and applies them: what a stream missed
+        while it was down. Returns False if a venue could not be read to the end for a symbol
+        (its scan mark stays, so the next catch-up covers the same span again)."""
+        done = True
+        for symbol in self._symbols() if symbols is None else sorted(set(symbols)):
+            try:
+                await self._scan(symbol, retries=False)
+            except VenueUnavailableError as e:
+                done = False
+                self.stats["catch_up_failed"] += 1
+                log.warning("%s: trade catch-up of %s failed: %s", self.venue.name, symbol, e)
+        self._next_scan = self._scan_due()
+        return done
+
+    async def _scan(self, symbol: str, *, retries: bool) -> None:
+        """One complete read of `symbol`'s trades since the last scan, then its mark moves."""
+        since = self._since_ms(symbol)
+        if since is None:
+            return  # no order of ours there, ever
+        started = venue_clock_ms(self.venue)
+        fetch = lambda: self.venue.fetch_my_trades(symbol, since)
+        trades = await (self._with_retries(fetch, self.history_timeout) if retries
+                        else self._call(fetch(), self.history_timeout))
+        self.apply_trades(trades)
+        self.journal.set_trades_scanned(symbol, started)
+        self.stats["trade_scans"] += 1
+
+    def _symbols(self) -> list[str]:
+        return sorted({m.symbol for m in self._meta.values()})
+
+    def _scan_due(self) -> float:
+        return self._clock() + (self.trade_scan_interval_s or 0.0)
 
     # ================================================================== views
     def get(self, client_id: str) -> OrderView | None:
@@ -397,7 +511,7 @@ class ClientOrderTracker:
             return None
         if out.applied:
             self.journal.append(cid, e)
-            self._last_change[cid] = time.monotonic()
+            self._last_change[cid] = self._clock()
         return out
 
     @staticmethod
@@ -452,25 +566,25 @@ class ClientOrderTracker:
         return len(pending)
 
     def _since_ms(self, symbol: str) -> int | None:
-        """Where the startup trade scan begins: the last completed scan (every trade before it
-        was applied then, or arrived on the stream since), else the oldest order of the symbol;
-        less `trade_lookback_ms` for clock skew. So the scan covers one downtime, not all history."""
+        """Where a trade scan begins (venue clock): the last completed scan (every trade before it
+        was applied then), else the oldest order of the symbol; less `trade_lookback_ms` for clock
+        skew. So a scan covers one downtime, not all history."""
         scanned = self.journal.trades_scanned(symbol)
         if scanned is not None:
             return scanned - self.trade_lookback_ms
-        created = [m.created_ns for m in self._meta.values() if m.symbol == symbol]
-        return min(created) // 1_000_000 - self.trade_lookback_ms if created else None
+        made = [m.since_ms for m in self._meta.values() if m.symbol == symbol]
+        return min(made) - self.trade_lookback_ms if made else None
 
-    async def _call(self, aw: Awaitable[T]) -> T:
+    async def _call(self, aw: Awaitable[T], timeout: float | None = None) -> T:
         try:
-            return await asyncio.wait_for(aw, self.request_timeout)
+            return await asyncio.wait_for(aw, timeout or self.request_timeout)
         except (asyncio.TimeoutError, ConnectionError) as e:
             raise VenueUnavailableError(f"{type(e).__name__}: {e}") from e
 
-    async def _with_retries(self, make: Callable[[], Awaitable[T]]) -> T:
+    async def _with_retries(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:
         for attempt in range(1, self.startup_attempts + 1):
             try:
-                return await self._call(make())
+                return await self._call(make(), timeout)
             except VenueUnavailableError as e:
                 if attempt == self.startup_attempts:
                     raise VenueUnavailableError(

@@ -3,12 +3,21 @@
 
 Each call either returns, raises a definitive `OrderRejectedError` / `OrderNotFoundError`, or
 raises `VenueUnavailableError` when the outcome is unknown (see `mixmaker.orders.errors`).
+
+Two optional abilities make the tracker surer and cheaper where a venue has them:
+- `OrderTradesVenue`: the trades of one order (Binance `myTrades?orderId=`), instead of a
+  symbol's whole history since the order was made;
+- `RequestWindowVenue`: the venue refuses a signed request whose timestamp is older than a window
+  when it arrives (Binance `recvWindow`), and the adapter signs a create with exactly
+  `OrderRequest.timestamp_ms`. Past that window, an order the venue does not know was never
+  placed and never will be: the tracker can fail it instead of keeping it LOST.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 Side = Literal["buy", "sell"]
 VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
@@ -21,6 +30,9 @@ class OrderRequest:
     side: Side
     price: int
     quantity: int
+    # The venue-clock time (ms) the request is signed with. A `RequestWindowVenue` signs the
+    # create with exactly this, or refuses to send it; other venues ignore it.
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +77,41 @@ class OrderVenue(Protocol):
 
     async def fetch_open_orders(self, symbol: str | None = None) -> list[OrderReport]: ...
 
-    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]: ...
+    async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
+        """Every trade of ours in `symbol` at or after `since_ms` (venue clock; None: the whole
+        history), oldest first, however many pages that takes (`mixmaker.orders.trade_pages`).
+        Raises `VenueUnavailableError` (or its `TradeHistoryError`) rather than return part of it."""
+        ...
+
+
+@runtime_checkable
+class OrderTradesVenue(Protocol):
+    async def fetch_order_trades(self, symbol: str, exchange_id: str, since_ms: int | None = None) -> list[TradeReport]:
+        """Every trade of one order (all pages). `since_ms` is a hint for venues that can only
+        page a symbol's history by time; a venue that asks by order id ignores it."""
+        ...
+
+
+@runtime_checkable
+class RequestWindowVenue(Protocol):
+    #: How long after its timestamp the venue still accepts a signed create (ms), exactly as
+    #: signed; None: this venue has no such window (absence is never proven).
+    recv_window_ms: int | None
+
+    def clock_ms(self) -> int:
+        """The venue's clock as we track it: ours less the measured offset. Measured from a
+        server time taken during a request, it lags the venue by at most that request's round trip,
+        so "past the window by this clock" is past it by the venue's too (drift since the
+        measurement is what the tracker's `unsent_margin_ms` is for)."""
+        ...
+
+
+def venue_clock_ms(venue: object) -> int:
+    """The venue's clock if the venue tracks one, else ours."""
+    clock = getattr(venue, "clock_ms", None)
+    return int(clock()) if callable(clock) else time.time_ns() // 1_000_000
+
+
+def recv_window_of(venue: object) -> int | None:
+    window = getattr(venue, "recv_window_ms", None)
+    return window if isinstance(window, int) and window > 0 else None

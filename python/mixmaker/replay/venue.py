@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Iterable
 
+from mixmaker._core import SyncRule
 from mixmaker.replay.errors import UnknownVenueError
 
-RULES = ("binance_spot", "binance_futures", "bybit", "sequential")
+# The Rust core's rule names (`SyncRule.ALL`), as strings for the CLI and VenueSpec.rule.
+RULES: tuple[str, ...] = tuple(rule.value for rule in SyncRule.ALL)
 
 # (rule, symbol) -> (price decimals, size decimals, market). Spot strings carry 8 dp, but the
 # tick is 0.01, so prices scale by 2 (zeros past the scale are accepted by the core).

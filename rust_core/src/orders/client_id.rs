@@ -108,7 +108,7 @@ impl ClientIdGenerator {
 
     /// A new id; `now_us` is the wall clock in microseconds.
     pub fn next(&mut self, now_us: u64) -> Result<String, ClientIdError> {
-        let nonce = now_us.max(self.last + 1);
+        let nonce = now_us.max(self.last.saturating_add(1));
         if nonce >= NONCE_LIMIT {
             return Err(ClientIdError::NonceExhausted);
         }

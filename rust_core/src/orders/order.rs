@@ -115,6 +115,10 @@ pub enum OrderError {
     Overflow {
         client_id: String,
     },
+    /// A market's exposure does not fit its integers (orders near i64::MAX in price and size).
+    ExposureOverflow {
+        symbol: String,
+    },
 }
 
 impl fmt::Display for OrderError {
@@ -134,6 +138,7 @@ impl fmt::Display for OrderError {
             OrderError::UnknownOrder { id } => write!(f, "no order with id {id:?}"),
             OrderError::DuplicateClientId { client_id } => write!(f, "client order id {client_id:?} is already in use"),
             OrderError::Overflow { client_id } => write!(f, "order {client_id}: filled quantity or cost overflows"),
+            OrderError::ExposureOverflow { symbol } => write!(f, "exposure of {symbol:?} overflows"),
         }
     }
 }

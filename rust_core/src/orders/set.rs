@@ -8,8 +8,9 @@ use super::order::{Event, Order, OrderError, Outcome, Side};
 /// orders not yet acked, orders being cancelled and lost orders.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Exposure {
-    pub buy_qty: i64,
-    pub sell_qty: i64,
+    /// Σ remaining (i128: many orders near i64::MAX would overflow an i64).
+    pub buy_qty: i128,
+    pub sell_qty: i128,
     /// Σ price × remaining, exact: the quote a buy side may still spend.
     pub buy_notional: i128,
     pub sell_notional: i128,
@@ -124,23 +125,21 @@ impl OrderSet {
         items.into_iter().map(|(id, kind, ev)| self.apply_by(id, kind, ev)).collect()
     }
 
-    pub fn exposure(&self, symbol: &str) -> Exposure {
+    /// The market's exposure; an error only when its sums pass i128 (absurd orders).
+    pub fn exposure(&self, symbol: &str) -> Result<Exposure, OrderError> {
+        let overflow = || OrderError::ExposureOverflow { symbol: symbol.to_string() };
         let mut x = Exposure::default();
         for o in self.orders.values().filter(|o| o.symbol() == symbol && o.state().is_live()) {
-            let rem = o.remaining();
-            let notional = rem as i128 * o.price() as i128;
-            match o.side() {
-                Side::Buy => {
-                    x.buy_qty += rem;
-                    x.buy_notional += notional;
-                }
-                Side::Sell => {
-                    x.sell_qty += rem;
-                    x.sell_notional += notional;
-                }
-            }
+            let rem = o.remaining() as i128;
+            let notional = rem * o.price() as i128;
+            let (qty, value) = match o.side() {
+                Side::Buy => (&mut x.buy_qty, &mut x.buy_notional),
+                Side::Sell => (&mut x.sell_qty, &mut x.sell_notional),
+            };
+            *qty = qty.checked_add(rem).ok_or_else(overflow)?;
+            *value = value.checked_add(notional).ok_or_else(overflow)?;
             x.orders += 1;
         }
-        x
+        Ok(x)
     }
 }

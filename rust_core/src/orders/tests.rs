@@ -307,7 +307,7 @@ fn the_set_finds_orders_by_either_id_and_sums_exposure() {
     set.apply("s2", &Event::Rejected).unwrap(); // closed: does not count
     assert_eq!(set.client_id_of("E-b1"), Some("b1"));
 
-    let x = set.exposure("BTCUSDT");
+    let x = set.exposure("BTCUSDT").unwrap();
     assert_eq!((x.buy_qty, x.sell_qty, x.orders), (3 + 7, 4, 3));
     assert_eq!((x.buy_notional, x.sell_notional), (3 * 100 + 7 * 90, 4 * 110));
 
@@ -326,7 +326,7 @@ fn the_set_finds_orders_by_either_id_and_sums_exposure() {
     assert!(matches!(out[1], Err(OrderError::UnknownOrder { .. })));
     assert!(matches!(out[2], Err(OrderError::InvalidTransition { .. })));
     assert_eq!(out[3], Ok(Outcome::Applied { from: S::PendingCancel, to: S::Canceled }));
-    let x = set.exposure("BTCUSDT");
+    let x = set.exposure("BTCUSDT").unwrap();
     assert_eq!((x.buy_qty, x.sell_qty), (7, 0));
 
     // An exchange id already owned by another order is refused, and nothing changes.

@@ -28,6 +28,21 @@ class IllegalValue(ExchangeError):
     default_msg = "Illegal characters found in a parameter."
 
 
+class IntervalTooBig(ExchangeError):
+    code = -1127
+    default_msg = "More than 24 hours between startTime and endTime."
+
+
+class BadCombination(ExchangeError):
+    code = -1128
+    default_msg = "Combination of optional parameters invalid."
+
+
+class InvalidParameter(ExchangeError):
+    code = -1130
+    default_msg = "Invalid data sent for a parameter."
+
+
 class UnknownSymbol(ExchangeError):
     code = -1121
     default_msg = "Invalid symbol."
@@ -123,3 +138,8 @@ class UnknownAsset(ExchangeError):
     code = -1108
     default_msg = "Invalid asset."
 
+
+
+class BadPrecision(ExchangeError):
+    code = -1111
+    default_msg = "Precision is over the maximum defined for this asset."

@@ -31,6 +31,12 @@ def add_to(kinds: argparse._SubParsersAction) -> None:
                     help="write the bot's keystore here (mode 600) instead of printing it")
     mx.add_argument("--withdrawal-delay", type=float, default=5.0, metavar="S",
                     help="seconds before a withdrawal gets its chain hash (default 5)")
+    mx.add_argument("--snapshots-quirk", action="append", default=[], metavar="QUIRK",
+                    choices=("ignore-offset", "ignore-order", "exclusive-offset"),
+                    help="make /safe/snapshots misbehave (repeatable): ignore-offset, ignore-order (newest "
+                         "first), exclusive-offset; a reader must notice or cope")
+    mx.add_argument("--snapshot-time-step", type=float, default=0.0, metavar="S",
+                    help="round snapshot times down to multiples of S seconds, so many share one created_at")
     mx.set_defaults(run=run)
 
 
@@ -40,9 +46,15 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"mixmaker sim mixin: error: --port must be 0..65535, got {args.port}", file=sys.stderr)
         return 2
-    state = seeded_world(args.seed, withdrawal_delay_s=args.withdrawal_delay)
+    if args.snapshot_time_step < 0:
+        print("mixmaker sim mixin: error: --snapshot-time-step must be >= 0", file=sys.stderr)
+        return 2
+    state = seeded_world(args.seed, withdrawal_delay_s=args.withdrawal_delay,
+                         snapshot_time_step_ns=int(args.snapshot_time_step * 1_000_000_000))
     bot = new_bot(state)
     server = MixinSimServer(state, seed=args.seed, port=args.port)
+    for quirk in args.snapshots_quirk:
+        setattr(server.faults.snapshots, quirk.replace("-", "_"), True)
 
     async def serve() -> None:
         await server.serve()

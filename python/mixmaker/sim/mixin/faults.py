@@ -1,5 +1,6 @@
 """Fault injection, deterministic under a seed: scripted faults fire on the next matching
-requests; random faults fire with a probability drawn from the seeded generator."""
+requests; random faults fire with a probability drawn from the seeded generator. Standing
+departures of the snapshots endpoint from Mixin's documented paging are `SnapshotQuirks`."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ class Fault:
     code: int = 0  # for "api_error": the Mixin error code to answer
 
 
+@dataclass
+class SnapshotQuirks:
+    """How `GET /safe/snapshots` departs from the documented paging (all off: as Mixin documents it,
+    ascending from an inclusive `offset`). Each is a server a reader must not trust blindly."""
+
+    ignore_offset: bool = False  # `offset` is dropped: every page starts at the oldest (ASC) or newest (DESC)
+    ignore_order: bool = False  # rows come newest first whatever `order` asks (the `offset` filter stays as asked)
+    exclusive_offset: bool = False  # `offset` is exclusive: the rows at exactly that instant are left out
+
+    def any(self) -> bool:
+        return self.ignore_offset or self.ignore_order or self.exclusive_offset
+
+
 class FaultPlan:
     def __init__(self, seed: int = 0) -> None:
         self.rng = random.Random(seed)
@@ -26,6 +40,7 @@ class FaultPlan:
         self._random: list[tuple[Fault, float]] = []
         self._lock = threading.Lock()
         self.fired: list[tuple[str, str]] = []  # (kind, path), for tests to assert on
+        self.snapshots = SnapshotQuirks()
 
     def add(self, kind: str, path: str = "", *, times: int = 1, method: str = "", delay_s: float = 0.0,
             code: int = 0) -> None:
