@@ -219,3 +219,28 @@ def test_a_restart_cancels_the_previous_runs_orders_and_books_their_fills(tmp_pa
             store.close()
 
     asyncio.run(go())
+
+
+def test_an_avellaneda_pool_hears_the_public_prints_and_quotes(tmp_path):
+    from mixmaker.strategy import AvellanedaConfig
+
+    async def go():
+        async with exchange_sim({"BTC": "0.05", "USDT": "3000"}) as sim:
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            tranche = fund_order(ledger, "a", "0.05", "3000")
+            pid = pool_id("as")
+            cfg = AvellanedaConfig(order_amount=Decimal("0.001"), volatility_buffer_size=10,
+                                   trading_intensity_buffer_size=10, order_refresh_time=Decimal("1"))
+            async with connector_for(sim) as conn:
+                rt, pools, _ = runtime_for(store, ledger, conn, {"as": cfg})
+                await rt.start()
+                await until(lambda: rt.mid(pid) is not None, "a synced book")
+                with store.transaction() as tx:
+                    pools.mint(tx, "a", pid, rt.mid(pid), tranche)
+                await until(lambda: rt.engines[pid].executor.stats["created"] >= 2, "Avellaneda's quotes", timeout=60)
+                assert rt._trade_streams[0].stats.trades > 0
+                assert await rt.stop()
+            store.close()
+
+    asyncio.run(go())

@@ -321,3 +321,23 @@ def test_the_pool_book_waits_for_a_mid_and_repeats_each_step_identically():
     assert pools.shares("a") == 0 and credited == {"BTC": floor(10**8 * (1 - cut)),
                                                    "USDT": floor(60_000 * 10**8 * (1 - cut))}
     assert ledger.verify() == []
+
+
+def test_member_figures_for_statements():
+    store, ledger, pools = setup(Fraction(1, 10))
+    pay(ledger, "a", 1, 10**8, 0)
+    pay(ledger, "b", 1, 0, 60_000 * 10**8)
+    with store.transaction() as tx:
+        pools.mint(tx, "a", PID, Fraction(60_000), {"BTC": 10**8})
+        pools.mint(tx, "b", PID, Fraction(60_000), {"USDT": 60_000 * 10**8})
+    fa = pools.member("a", Fraction(66_000))
+    assert fa.shares * 2 == fa.pool_shares and fa.value_at_mint == 60_000 * 10**8
+    assert fa.entitlement == {"BTC": 5 * 10**7, "USDT": 30_000 * 10**8}
+    assert fa.value_now == 5 * 10**7 * 66_000 + 30_000 * 10**8 and fa.burned is None
+    with store.transaction() as tx:
+        pools.burn(tx, "a", Fraction(66_000))
+    fa = pools.member("a")
+    assert fa.burned is not None and fa.value_now == 63_000 * 10**8 and fa.burned.gain == 3_000 * 10**8
+    assert sum(fa.entitlement.values()) == sum(fa.burned.to_order.values()) + sum(fa.burned.to_bot.values()) + sum(
+        fa.burned.to_rounding.values())
+    assert pools.member("nobody") is None and pools.members(PID) == ["b"]

@@ -196,8 +196,9 @@ def test_refusals_fail_the_move_and_move_nothing(world, tmp_path):
         async with exchange_sim({}, feed=None) as xsim, connector_for(xsim) as conn:
             await conn.venue.load_markets()
             before = holdings(world, ledger, xsim)
-            # Mixin refuses a transfer to a user it does not know: nothing left the wallet
-            async with allocator(world, store, ledger, xsim, conn, custody=str(uuid.uuid4())) as al:
+            # Mixin refuses the transfer for good (invalid receivers): nothing left the wallet
+            world.server.faults.add("api_error", "/safe/transaction/requests", code=20150, times=1)
+            async with allocator(world, store, ledger, xsim, conn) as al:
                 assert await al.to_exchange("o1", POOL, {"BTC": 1000}) is AllocationState.FAILED
                 assert await al.to_exchange("o1", POOL, {"BTC": 1000}) is AllocationState.FAILED
             # the exchange refuses a withdrawal it cannot fund: nothing left the exchange

@@ -33,7 +33,7 @@ from mixmaker.store import SqliteStore  # noqa: E402
 from mixmaker.strategy import PMMConfig  # noqa: E402
 from mixmaker.users import memo as m  # noqa: E402
 from mixmaker.users.catalog import AssetLimits, Catalog, Limits, MarketSpec, Preset  # noqa: E402
-from mixmaker.users.intake import Intake, RefundReason, SnapshotClass  # noqa: E402
+from mixmaker.users.intake import Intake, RefundReason  # noqa: E402
 from mixmaker.users.lifecycle import OrderWorker  # noqa: E402
 from mixmaker.users.orders import OrderBook, OrderState  # noqa: E402
 from mixmaker.users.payouts import Outbox, PayoutWorker  # noqa: E402
@@ -62,18 +62,6 @@ def catalog() -> Catalog:
         Limits({"BTC": AssetLimits(u("0.0001"), u("1"), u("0.00000100")),
                 "USDT": AssetLimits(u("10"), u("100000"), u("0.01"))}, bot_share=Fraction(1, 10)),
     )
-
-
-class StandInIntake(Intake):
-    """Intake as it stands, plus one question: issue 15's `SimDirectAllocator` brings funds back as a
-    TRANSFER from the exchange's custody user (not a chain deposit), so intake must ask the
-    allocator about incoming transfers too, not only about deposits. (Proposed as a change to
-    `Intake.classify`; see the allocator's docstring.)"""
-
-    def classify(self, tx, s):
-        if s.units > 0 and s.deposit is None and self.own_deposits is not None and self.own_deposits.matches(tx, s):
-            return SnapshotClass.OWN_DEPOSIT
-        return super().classify(tx, s)
 
 
 @dataclass
@@ -112,7 +100,7 @@ async def wired(world, path, custody: str) -> AsyncIterator[Wired]:
         allocator = SimDirectAllocator(store, ledger, cat.assets, payments, mixin_sim_url=world.server.url,
                                        custody_user_id=custody,
                                        venues={"binance": SimVenueAccount(conn.venue, xsim.rest_url, "mm")})
-        intake = StandInIntake(store, ledger, cat, orders, outbox, app_id=world.bot["app_id"], own_deposits=allocator)
+        intake = Intake(store, ledger, cat, orders, outbox, app_id=world.bot["app_id"], own_deposits=allocator)
         book = PoolLedger(store, ledger, terms_from_catalog(cat))
         rt = PoolRuntime(conn, store, book, FillBook(store, ledger), setups_from_catalog(cat, "binance"),
                          assets=cat.assets, tick_s="0.1", poll_s=0.5)
