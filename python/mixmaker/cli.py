@@ -7,6 +7,9 @@
     mixmaker sim chain --mixin URL --exchange URL   # the simulated chain between them
     mixmaker sim all --state DIR    # all three in one process, durable in DIR
     mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
+    mixmaker memo create --market binance:BTC/USDT --preset NAME [--base AMOUNT] [--quote AMOUNT]
+    mixmaker memo decode HEX|BASE64 # any memo explained in words
+    mixmaker status [--db PATH]     # user orders, pools, balances, last reconciliation
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
 book not synced at the end, crossed book, unreadable messages); 2 bad input or usage.
@@ -81,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register_sim_chain(sub)
     register_sim_all(sub)
+    from mixmaker.users.cli import register as register_users
+
+    register_users(sub)
     return parser
 
 
