@@ -34,7 +34,7 @@ class AccountKind(enum.Enum):
     USER_ORDER = "order"  # one user order's claim not in a pool (id: the user order id)
     REFUND = "refund"  # a payment owed back to its payer (id: the snapshot id)
     POOL = "pool"  # one pool's claim: its members' money (id: the pool id)
-    BOT = "bot"  # the bot's share of gains (id: "share")
+    BOT = "bot"  # the bot's own money: its share of gains (id "share"), its network-fee float (id "fees")
     ROUNDING = "rounding"  # whole units left over by integer division (id: "")
     UNCLAIMED = "unclaimed"  # money nobody can be paid: dust, unknown deposits (id: a reason)
 
@@ -81,6 +81,9 @@ class Account:
 
 WALLET = Account(AccountKind.WALLET, "mixin")
 BOT_SHARE = Account(AccountKind.BOT, "share")
+# The operator's float for network fees charged in another asset than the one moved (an ERC-20
+# token's Mixin withdrawal fee is in ETH): no user order holds that asset, so the bot pays.
+BOT_FEES = Account(AccountKind.BOT, "fees")
 ROUNDING = Account(AccountKind.ROUNDING)
 
 

@@ -51,6 +51,7 @@ class Cause(enum.Enum):
     MOVE_SENT = "move-sent"  # move id
     MOVE_ARRIVED = "move-arrived"  # move id
     MOVE_REVERSED = "move-reversed"  # move id (the venue or the network refused it)
+    MOVE_FEE = "move-fee"  # move id: the network's or the exchange's withdrawal fee, to whoever caused the move
     MINT = "mint"  # user order id (and the payment it mints for, if several)
     FILL = "fill"  # venue account, symbol, trade id
     BURN = "burn"  # user order id

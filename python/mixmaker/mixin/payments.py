@@ -74,6 +74,9 @@ MIGRATIONS = [
     # The unsigned transactions of a pending payment, stored before Mixin is asked to verify
     # them: their inputs stay reserved if the process dies before it signs.
     "ALTER TABLE mixin_payments ADD COLUMN planned TEXT",
+    # A withdrawal's fee as the plan chose it (asset id, units), written with `planned`: the
+    # funds layer books exactly what was paid.
+    "ALTER TABLE mixin_payments ADD COLUMN fee TEXT",
 ]
 
 
@@ -170,7 +173,7 @@ class Payments:
         """Pays `amount` to a Mixin user once for this `cause` (e.g. "refund:<snapshot id>")."""
         opponent_id = parse_uuid(opponent_id, "opponent_id")
         if opponent_id == self.app_id:
-            raise LocalPaymentError("a transfer to the bot itself")
+            raise LocalPaymentError("a transfer to the bot itself (see consolidate)")
         return await self._pay(cause, "transfer", asset_id, amount, opponent_id, "", memo)
 
     async def withdraw(self, cause: str, asset_id: str, amount: Decimal | str, destination: str, tag: str = "",
@@ -179,6 +182,20 @@ class Payments:
         if not destination or destination != destination.strip():
             raise LocalPaymentError(f"bad destination address {destination!r}")
         return await self._pay(cause, "withdrawal", asset_id, amount, destination, tag, memo)
+
+    async def consolidate(self, cause: str, asset_id: str, amount: Decimal | str) -> Payment:
+        """Pays `amount` to the bot itself once for this `cause`: the oldest unspent outputs that
+        make it up become one output (UTXO hygiene: many small payments in would otherwise make a
+        payment need more inputs than one transaction takes). The wallet's balance is unchanged."""
+        return await self._pay(cause, "transfer", asset_id, amount, self.app_id, "", b"")
+
+    def withdrawal_fee(self, request_id: str) -> tuple[str, int] | None:
+        """(fee asset id, units) a withdrawal's signed plan pays, once it is planned; None before."""
+        rows = self.store.query("SELECT fee FROM mixin_payments WHERE request_id = ?", (request_id,))
+        if not rows or not rows[0][0]:
+            return None
+        asset_id, units = json.loads(rows[0][0])
+        return asset_id, int(units)
 
     def payment(self, request_id: str) -> Payment | None:
         rows = self.store.query(f"SELECT {_COLUMNS} FROM mixin_payments WHERE request_id = ?", (request_id,))
@@ -403,12 +420,13 @@ class Payments:
             fee_known = await self.client.transaction(fee_request_id)
             if fee_known is not None:
                 plan.append((fee_request_id, kernel.decode(bytes.fromhex(fee_known.raw_transaction))))
+            fee = self.withdrawal_fee(p.request_id)  # written with the plan Mixin verified
         else:
-            plan = await self._plan(p, fee_request_id)
+            plan, fee = await self._plan(p, fee_request_id)
         unsigned = [(rid, kernel.encode(t).hex()) for rid, t in plan]
         with self.store.transaction() as tx:
-            tx.execute("UPDATE mixin_payments SET planned = ? WHERE request_id = ? AND state = 'pending'",
-                       (json.dumps(unsigned), p.request_id))
+            tx.execute("UPDATE mixin_payments SET planned = ?, fee = ? WHERE request_id = ? AND state = 'pending'",
+                       (json.dumps(unsigned), json.dumps(list(fee)) if fee else None, p.request_id))
         reqs = await self.client.create_transaction_requests(unsigned)
         self._crash_at("verified", p.request_id)
         by_id: dict[str, TransactionRequest] = {r.request_id: r for r in reqs}
@@ -424,7 +442,8 @@ class Payments:
             signed.append([rid, kernel.encode(stx).hex()])
         return signed
 
-    async def _plan(self, p: Payment, fee_request_id: str) -> list[tuple[str, kernel.Transaction]]:
+    async def _plan(self, p: Payment, fee_request_id: str) -> tuple[list[tuple[str, kernel.Transaction]],
+                                                                     tuple[str, int] | None]:
         fee_asset, fee_units = (await self._pick_fee(p)) if p.kind == "withdrawal" else (p.asset_id, 0)
         recipients: list[tuple[str, int]] = [(p.opponent, p.units)]  # (user id or address, units)
         if fee_units and fee_asset == p.asset_id:
@@ -435,7 +454,7 @@ class Payments:
             fee_tx = await self._transaction(p, fee_request_id, fee_asset, [(FEE_USER_ID, fee_units)], b"",
                                              (main.hash(),))
             plan.append((fee_request_id, fee_tx))
-        return plan
+        return plan, ((fee_asset, fee_units) if p.kind == "withdrawal" else None)
 
     async def _transaction(self, p: Payment, request_id: str, asset_id: str, recipients: list[tuple[str, int]],
                            extra: bytes, references: tuple[bytes, ...]) -> kernel.Transaction:

@@ -7,6 +7,11 @@ with its `txId`; a failed (5) or rejected (3) one returns the whole debit to the
 Without an external chain a withdrawal completes by itself after `withdraw_delay_ms`; with one
 (mixmaker.sim.chain) the chain decides when, and whether.
 
+Networks (`config/getall`, what ccxt's `fetch_currencies` reads): each coin moves on its default
+network (its own name, USDT on ETH), plus any network switched on for it; `set_network` turns a
+network's deposits or withdrawals off (`depositEnable`/`withdrawEnable` false), and a withdrawal
+on a network the coin does not have, or whose withdrawals are off, is refused (-4018/-4019).
+
 Deposits: an address per account and network (`deposit/address`); a chain transfer to it shows
 in `deposit/hisrec` as pending (status 0, `confirmTimes` "k/N") and is credited once, at N
 confirmations (status 1), however often the chain reports it. A deposit flagged `echo` is
@@ -24,11 +29,13 @@ from typing import Any, Callable, Mapping
 from mixmaker.sim import networks
 from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.accounts import Accounts
-from mixmaker.sim.exchange.errors import BadParameter, BadPrecision, UnknownAsset
+from mixmaker.sim.exchange.errors import BadParameter, BadPrecision, NetworkUnknown, UnknownAsset, WithdrawSuspended
 from mixmaker.sim.exchange.params import decimal as _decimal
 from mixmaker.sim.exchange.params import integer as _int
 
 PRECISION = Decimal("0.00000001")  # withdrawIntegerMultiple of every simulated network
+_ADDRESS_REGEX = {"BTC": "^(bc1|[13])[a-zA-HJ-NP-Z0-9]{25,62}$", "ETH": "^(0x)[0-9A-Fa-f]{40}$",
+                  "TRX": "^T[1-9A-HJ-NP-Za-km-z]{33}$"}
 BalanceMoved = Callable[[str, str, Decimal, int], None]
 
 
@@ -84,6 +91,8 @@ class Capital:
         self.withdraw_delay_ms = 0  # without an external chain: "processing" this long, then "completed"
         self.withdraw_fees: dict[str, Decimal] = {}  # coin -> network fee of a withdrawal
         self.default_networks: dict[str, str] = {"USDT": "ETH"}  # coin -> network when none is asked for
+        # (coin, network) -> (deposits on, withdrawals on): networks besides the default, or switched off
+        self.network_switches: dict[tuple[str, str], tuple[bool, bool]] = {}
         self.external_chain = False
         self.deposits: list[Transfer] = []
         self.withdrawals: list[Transfer] = []
@@ -92,6 +101,41 @@ class Capital:
 
     def network(self, coin: str, asked: str | None = None) -> str:
         return asked or self.default_networks.get(coin, coin)
+
+    def networks_of(self, coin: str) -> dict[str, tuple[bool, bool]]:
+        """The networks `coin` moves on: network -> (deposits on, withdrawals on)."""
+        out = {self.network(coin): (True, True)}
+        out.update({net: onoff for (c, net), onoff in self.network_switches.items() if c == coin})
+        return out
+
+    def set_network(self, coin: str, network: str, *, deposit: bool = True, withdraw: bool = True) -> None:
+        """Adds a network to `coin`, or switches its deposits/withdrawals off or on."""
+        self.network_switches[(coin, network)] = (deposit, withdraw)
+        self.version += 1
+
+    def config(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        """`GET /sapi/v1/capital/config/getall`: every coin the venue lists, with its networks."""
+        rows = []
+        for coin in sorted(self._assets()):
+            free, locked = self.accounts.free(account, coin), self.accounts.locked(account, coin)
+            nets = self.networks_of(coin)
+            fee = self.withdraw_fees.get(coin, Decimal(0))
+            rows.append({
+                "coin": coin, "name": coin, "depositAllEnable": any(d for d, _ in nets.values()),
+                "withdrawAllEnable": any(w for _, w in nets.values()), "free": wire.amount(free),
+                "locked": wire.amount(locked), "freeze": "0", "withdrawing": "0", "ipoing": "0", "ipoable": "0",
+                "storage": "0", "isLegalMoney": False, "trading": True,
+                "networkList": [{
+                    "network": net, "coin": coin, "withdrawIntegerMultiple": wire.amount(PRECISION),
+                    "isDefault": net == self.network(coin), "depositEnable": dep, "withdrawEnable": wd,
+                    "depositDesc": "" if dep else "Deposit suspended", "withdrawDesc": "" if wd else "Withdraw suspended",
+                    "specialTips": "", "name": net, "resetAddressStatus": False, "addressRegex": _ADDRESS_REGEX.get(net, ""),
+                    "addressRule": "", "memoRegex": "", "withdrawFee": wire.amount(fee),
+                    "withdrawMin": wire.amount(fee + PRECISION), "withdrawMax": "9999999999.99999999", "minConfirm": 1,
+                    "unLockConfirm": 0, "sameAddress": False, "estimatedArrivalTime": 1, "busy": False,
+                } for net, (dep, wd) in sorted(nets.items())],
+            })
+        return rows
 
     def coin(self, params: Mapping[str, str]) -> str:
         coin = params.get("coin")
@@ -112,8 +156,10 @@ class Capital:
 
     def deposit_address(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
         coin = self.coin(params)
-        return {"address": self.address_of(account, self.network(coin, params.get("network"))), "coin": coin,
-                "tag": "", "url": ""}
+        network = self.network(coin, params.get("network"))
+        if network not in self.networks_of(coin):
+            raise NetworkUnknown(f"{coin} cannot be deposited on network {network}.")
+        return {"address": self.address_of(account, network), "coin": coin, "tag": "", "url": ""}
 
     def deposit(self, account: str, coin: str, amount: Decimal | str, network: str | None = None) -> Transfer:
         """Credit an on-chain deposit at once (the test or operator side of funding an account)."""
@@ -177,12 +223,18 @@ class Capital:
             raise BadParameter("Mandatory parameter 'amount' or 'address' was not sent, was empty/null, or malformed.")
         if value % PRECISION:
             raise BadPrecision()
+        network = self.network(coin, params.get("network"))
+        nets = self.networks_of(coin)
+        if network not in nets:
+            raise NetworkUnknown(f"{coin} cannot be withdrawn on network {network}.")
+        if not nets[network][1]:
+            raise WithdrawSuspended()
         fee = self.withdraw_fees.get(coin, Decimal(0))
         if value <= fee:
             raise BadParameter(f"The withdrawal amount must exceed the network fee of {wire.amount(fee)} {coin}.")
         now = self.clock()
         self.accounts.debit(account, coin, value)
-        t = Transfer(f"wd{len(self.withdrawals) + 1}", account, coin, value - fee, self.network(coin, params.get("network")),
+        t = Transfer(f"wd{len(self.withdrawals) + 1}", account, coin, value - fee, network,
                      address, "", now, fee=fee, client_id=params.get("withdrawOrderId") or "",
                      tag=params.get("addressTag") or "", status=WithdrawStatus.PROCESSING)
         self.withdrawals.append(t)

@@ -145,3 +145,13 @@ class UnknownAsset(ExchangeError):
 class BadPrecision(ExchangeError):
     code = -1111
     default_msg = "Precision is over the maximum defined for this asset."
+
+
+class NetworkUnknown(ExchangeError):
+    code = -4018
+    default_msg = "This network is not supported for the asset."
+
+
+class WithdrawSuspended(ExchangeError):
+    code = -4019
+    default_msg = "Current asset is not open for withdrawal."

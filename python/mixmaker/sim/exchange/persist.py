@@ -58,6 +58,7 @@ def dump(venue: Venue) -> dict[str, Any]:
         "withdrawals": [_out(t, _TRANSFER_DECIMALS) for t in capital.withdrawals],
         "addresses": {addr: list(owner) for addr, owner in capital.addresses.items()},
         "external_chain": capital.external_chain,
+        "network_switches": [[c, n, d, w] for (c, n), (d, w) in capital.network_switches.items()],
     }
 
 
@@ -98,5 +99,6 @@ def load(venue: Venue, doc: dict[str, Any]) -> Venue:
     capital.withdrawals[:] = [Transfer(**_in(t, _TRANSFER_DECIMALS)) for t in doc["withdrawals"]]
     capital.addresses = {addr: (owner[0], owner[1]) for addr, owner in doc["addresses"].items()}
     capital.external_chain = doc["external_chain"]
+    capital.network_switches = {(c, n): (d, w) for c, n, d, w in doc.get("network_switches", [])}
     capital.version += 1
     return venue

@@ -60,6 +60,7 @@ ROUTES = (
     Route("GET", "/api/v3/allOrders", Venue.all_orders, 20),
     Route("DELETE", "/api/v3/openOrders", Venue.cancel_open_orders, 1, order_entry=True),
     Route("GET", "/api/v3/myTrades", Venue.my_trades, lambda p: 5 if p.get("orderId") else 20),
+    Route("GET", "/sapi/v1/capital/config/getall", Venue.capital_config, 10),
     Route("GET", "/sapi/v1/capital/deposit/address", Venue.deposit_address, 10),
     Route("GET", "/sapi/v1/capital/deposit/hisrec", Venue.deposit_history, 1),
     Route("GET", "/sapi/v1/capital/withdraw/history", Venue.withdrawal_history, 10),

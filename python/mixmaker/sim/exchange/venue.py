@@ -122,6 +122,9 @@ class Venue:
     def withdraw(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
         return self.capital.withdraw(account, params)
 
+    def capital_config(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        return self.capital.config(account, params)
+
     def deposit_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
         return self.capital.deposit_history(account, params)
 
