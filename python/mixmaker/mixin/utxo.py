@@ -13,6 +13,7 @@ from mixmaker.mixin.models import Output
 class InsufficientOutputsError(LocalPaymentError):
     def __init__(self, asset_id: str, needed: int, available: int, *, capped: bool = False) -> None:
         self.asset_id, self.needed, self.available = asset_id, needed, available
+        self.capped = capped  # enough money, in more outputs than one transaction takes
         why = f"the first {SLICE_LIMIT} outputs hold" if capped else "unspent outputs hold"
         super().__init__(f"asset {asset_id}: need {format_units(needed)}, {why} {format_units(available)}")
 
