@@ -87,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.users.cli import register as register_users
 
     register_users(sub)
+    from mixmaker.funds.cli import register as register_funds
+
+    register_funds(sub)
     return parser
 
 

@@ -183,6 +183,10 @@ class Intake:
 
     def _our_outgoing(self, tx: Transaction, s: Snapshot) -> tuple[Outcome, str, str, str]:
         rows = tx.query("SELECT cause FROM mixin_payments WHERE request_id = ?", (s.request_id,)) if s.request_id else []
+        # A move's separate fee transaction (its request id is not the payment's): the funds layer's.
+        outgoing = getattr(self.own_deposits, "outgoing", None)
+        if not rows and outgoing is not None and outgoing(tx, s):
+            return Outcome.NOTHING, "", "", "move fee"
         if not rows:
             alert(tx, AlertKind.UNEXPECTED_OUTGOING, s.snapshot_id,
                   f"{-s.units} units of {s.asset_id} left the wallet (request {s.request_id or '-'}) and no payment of "

@@ -130,6 +130,9 @@ class OrderWorker:
             return False
         try:
             with self.store.transaction() as tx:
+                # The move's fees were charged to the order's claim (issue 16): mint what is left.
+                held = self.ledger.holdings_of(acc.user_order(o.order_id), tx=tx)
+                amounts = {a: min(u, held.get(a, 0)) for a, u in amounts.items()}
                 shares = self.pools.mint(tx, o.order_id, o.pool_id, amounts, tranche=o.tranche)
                 self.orders.set_tranche(tx, o.order_id, o.tranche, TrancheState.MINTED, shares)
                 self.orders.fire(tx, o.order_id, OrderEvent.MINTED, key, detail={"shares": str(shares)})

@@ -23,7 +23,7 @@ from mixmaker.users.orders import OrderBook, UserOrder
 from mixmaker.users.payouts import Outbox, Payout
 
 _ORDER_FLOWS = {Flow.PAYMENT: "paid", Flow.MINT: "into_pool", Flow.BURN: "out_of_pool", Flow.REFUND: "refunded",
-                Flow.PAYOUT: "payouts", Flow.DUST: "dust"}
+                Flow.PAYOUT: "payouts", Flow.DUST: "dust", Flow.FEE_NETWORK: "fees", Flow.FEE_WITHDRAWAL: "fees"}
 
 
 @dataclass
@@ -38,6 +38,7 @@ class Statement:
     refunded: dict[str, int] = field(default_factory=dict)
     payouts: dict[str, int] = field(default_factory=dict)
     dust: dict[str, int] = field(default_factory=dict)
+    fees: dict[str, int] = field(default_factory=dict)  # its share of the moves' network/withdrawal fees
     owed_now: dict[str, int] = field(default_factory=dict)
     mints: list[dict[str, object]] = field(default_factory=list)  # each mint's detail (shares, value, mid)
     burn: dict[str, object] = field(default_factory=dict)  # the burn's detail (value now, fees if known)
@@ -54,10 +55,10 @@ class Statement:
     def problems(self) -> list[str]:
         """Where the statement's own sum differs from what the ledger says the order is owed."""
         out = []
-        assets = set(self.paid) | set(self.owed_now) | set(self.out_of_pool)
+        assets = set(self.paid) | set(self.owed_now) | set(self.out_of_pool) | set(self.fees)
         for a in sorted(assets):
             expect = (self.paid.get(a, 0) - self.into_pool.get(a, 0) + self.out_of_pool.get(a, 0)
-                      - self.refunded.get(a, 0) - self.payouts.get(a, 0) - self.dust.get(a, 0))
+                      - self.refunded.get(a, 0) - self.payouts.get(a, 0) - self.dust.get(a, 0) - self.fees.get(a, 0))
             if expect != self.owed_now.get(a, 0):
                 out.append(f"{a}: the statement sums to {expect}, the ledger owes {self.owed_now.get(a, 0)}")
         return out
@@ -71,7 +72,7 @@ class Statement:
             lines.append(f"  minted    {str(m.get('shares', '?')):>24} shares  value {m.get('value', '?')} mid {m.get('mid', '?')}")
         sections = (("into pool", self.into_pool), ("from pool", self.out_of_pool), ("result", self.result),
                     ("bot share", self.bot_share), ("rounding", self.rounding), ("refunded", self.refunded),
-                    ("paid out", self.payouts), ("dust", self.dust), ("owed now", self.owed_now))
+                    ("paid out", self.payouts), ("dust", self.dust), ("fees", self.fees), ("owed now", self.owed_now))
         for title, amounts in sections:
             for asset, units in sorted(amounts.items()):
                 if units:
@@ -87,7 +88,11 @@ def statement(ledger: Ledger, orders: OrderBook, outbox: Outbox, order_id: str) 
     st = Statement(orders.order(order_id), orders.payments(order_id))
     mine = acc.user_order(order_id)
     sums: dict[str, Counter[str]] = {name: Counter() for name in (*_ORDER_FLOWS.values(), "bot_share", "rounding")}
-    for p in ledger.transactions(ref=order_id):
+    txs = ledger.transactions(ref=order_id)
+    # The moves that carried its money charged their fees to its claim under the move's own ref.
+    keys = {p.key for p in txs}
+    txs += [p for p in ledger.transactions(account=mine) if p.key not in keys]
+    for p in txs:
         for e in p.entries:
             if e.account == mine and e.flow in _ORDER_FLOWS:
                 delta = -e.units  # claims are negative: what the order is owed moves the other way

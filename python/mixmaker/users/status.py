@@ -5,7 +5,8 @@ writing to it (read-only, so it is safe while the engine runs):
 - pools: members and what the pool's claim holds per asset (shares when the pools' tables exist);
 - balances by account and asset, exact (`money.format_units`);
 - refunds and payouts by state, and the operator's alerts;
-- the last reconciliation (issue 16 writes `reconciliations`; "never" until then).
+- the last reconciliation (issue 16 writes `reconciliations`; "never" until then), the funds
+  layer's halts (moves stopped until an operator clears them), moves in flight and its alerts.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
         return format_units(int(units), decimals.get(asset, 8))
 
     report: dict[str, Any] = {"orders": {}, "live_orders": [], "pools": [], "balances": [], "payouts": {},
-                              "alerts": [], "reconciliation": "never", "ledger_ok": None}
+                              "alerts": [], "reconciliation": "never", "ledger_ok": None, "halts": [], "moves": []}
     balances: dict[str, dict[str, int]] = {}
     if "ledger_balances" in tables:
         for account, asset, units in db.execute("SELECT account, asset, units FROM ledger_balances WHERE units <> 0 "
@@ -83,6 +84,20 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
     if "user_alerts" in tables:
         report["alerts"] = [{"kind": k, "subject": s, "message": msg} for k, s, msg in db.execute(
             "SELECT kind, subject, message FROM user_alerts ORDER BY at_ns DESC LIMIT 20")]
+    if "funds_alerts" in tables:
+        report["alerts"] += [{"kind": k, "subject": s, "message": msg} for k, s, msg in db.execute(
+            "SELECT kind, subject, message FROM funds_alerts ORDER BY at_ns DESC LIMIT 20")]
+    if "funds_halts" in tables:
+        report["halts"] = [{"halt": h, "kind": k, "account": a, "asset": asset, "units": int(u), "message": msg}
+                           for h, k, a, asset, u, msg in db.execute(
+                               "SELECT halt_id, kind, account, asset, units, message FROM funds_halts "
+                               "WHERE cleared_ns = 0 ORDER BY raised_ns")]
+    if "funds_moves" in tables:
+        report["moves"] = [{"move": mid, "direction": d, "account": a, "asset": asset, "amount": fmt(asset, u),
+                            "state": st, "last_signal": sig}
+                           for mid, d, a, asset, u, st, sig in db.execute(
+                               "SELECT move_id, direction, venue_account, asset, send_units, state, last_signal "
+                               "FROM funds_moves WHERE state NOT IN ('arrived', 'failed') ORDER BY planned_ns")]
     if "reconciliations" in tables:
         row = db.execute("SELECT finished_ns, ok, summary FROM reconciliations ORDER BY finished_ns DESC LIMIT 1").fetchone()
         if row:
@@ -121,6 +136,13 @@ def render_text(r: dict[str, Any]) -> str:
     if r["alerts"]:
         out.append("ALERTS")
         out += [f"  {a['kind']} {a['subject']}: {a['message']}" for a in r["alerts"]]
+    if r.get("moves"):
+        out.append("MOVES IN FLIGHT")
+        out += [f"  {m['move']}  {m['direction']:<11} {m['account']:<10} {m['amount']:>20} {m['asset']:<6} "
+                f"{m['state']:<8} {m['last_signal']}" for m in r["moves"]]
+    if r.get("halts"):
+        out.append("MOVES HALTED (mixmaker funds clear-halt --db PATH --reason TEXT once fixed)")
+        out += [f"  {h['kind']} {h['account']} {h['asset']}: {h['message']}" for h in r["halts"]]
     rec = r["reconciliation"]
     out.append("LAST RECONCILIATION  " + (rec if isinstance(rec, str) else
                                            f"{'ok' if rec['ok'] else 'DIFFERENCES'} at {rec['finished_ns']}: {rec['summary']}"))
