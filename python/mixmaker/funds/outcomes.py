@@ -19,8 +19,10 @@ from mixmaker.funds.moves import (
     MoveBook,
     MoveEvent,
     MoveState,
+    Part,
     payment_cause,
     retry_id,
+    split_fee,
     withdraw_client_id,
 )
 from mixmaker.funds.requests import Requests, RequestState
@@ -91,8 +93,17 @@ class Outcomes:
         else:
             source_ref, fee_ref = withdraw_client_id(new), ""
         parts = self.moves.parts(tx, mid)
+        send = m.send_units
+        if m.fee_units != NOT_BOOKED and m.fee_asset == m.asset and m.direction is Direction.TO_EXCHANGE:
+            # The failed withdrawal's fee was paid and charged to its parts: they move what is left.
+            shares = split_fee(m.fee_units, [(p.key, p.units) for p in parts])
+            parts = [Part(p.key, p.claim, p.units - shares[p.key]) for p in parts]
+            send = sum(p.units for p in parts) - m.fee_est
+        if send <= 0:
+            self.requests.settle(tx, mid, RequestState.FAILED)
+            return None
         retry = self.moves.plan(tx, mid=new, direction=m.direction, venue_account=m.venue_account, asset=m.asset,
-                                parts=parts, send_units=m.send_units, fee_asset=m.fee_asset, fee_est=m.fee_est,
+                                parts=parts, send_units=send, fee_asset=m.fee_asset, fee_est=m.fee_est,
                                 network=m.network, address=m.address, tag=m.tag, source_ref=source_ref, fee_ref=fee_ref,
                                 attempt=attempt)
         self.requests.assign(tx, [p.key for p in parts], new)

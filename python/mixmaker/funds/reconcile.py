@@ -60,10 +60,14 @@ class Line:
     ledger_units: int  # what the ledger says the account holds, with what is in flight added back
     actual_units: int  # what the venue holds
     skipped: str = ""  # why it was not compared this time ("" when it was)
+    # Other holdings that would be right too: a move in doubt may or may not have left the venue.
+    alternatives: tuple[int, ...] = ()
 
     @property
     def diff(self) -> int:
-        return 0 if self.skipped else self.actual_units - self.ledger_units
+        if self.skipped or self.actual_units in self.alternatives:
+            return 0
+        return self.actual_units - self.ledger_units
 
 
 @dataclass
@@ -148,7 +152,7 @@ class Reconciler:
             c.errors.append(f"{name}: balances: {type(e).__name__}: {e}")
             return
         account = acc.exchange(name)
-        add_back = await self._unsent_exchange(name, venue)
+        add_back, doubt = await self._unsent_exchange(name, venue)
         for spec in self.assets:
             va = spec.venues.get(name)
             if va is None:
@@ -157,7 +161,13 @@ class Reconciler:
             total = b.total if b is not None else 0
             actual = to_units(total, spec.decimals, rounding=Rounding.FLOOR)
             expected = self.ledger.balance(account, spec.symbol) + add_back.get(spec.symbol, 0)
-            c.lines.append(Line(account.name, spec.symbol, expected, actual))
+            doubts = doubt.get(spec.symbol, [])
+            # Each move in doubt may have left (or not): every combination is a right answer.
+            alternatives = {expected}
+            for u in doubts:
+                alternatives |= {a + u for a in alternatives}
+            c.lines.append(Line(account.name, spec.symbol, expected, actual,
+                                alternatives=tuple(sorted(alternatives)) if doubts else ()))
 
     def _unsent(self, direction: Direction, account: str | None = None) -> dict[str, int]:
         """What moves planned (booked in transit) but not sent hold back at their source."""
@@ -172,8 +182,10 @@ class Reconciler:
                 out[m.fee_asset] = out.get(m.fee_asset, 0) + m.fee_est
         return out
 
-    async def _unsent_exchange(self, name: str, venue: Any) -> dict[str, int]:
+    async def _unsent_exchange(self, name: str, venue: Any) -> tuple[dict[str, int], dict[str, list[int]]]:
+        """(what unsent moves hold back at the venue, the amounts of moves in doubt)."""
         out: dict[str, int] = {}
+        doubt: dict[str, list[int]] = {}
         for m in self.moves.in_flight():
             if m.direction is not Direction.TO_MIXIN or m.venue_account != name or m.sent_ns or m.exchange_id:
                 continue
@@ -182,9 +194,10 @@ class Reconciler:
                 if await venue.find_withdrawal(currency, m.source_ref) is not None:
                     continue  # the venue has it (a crash before it was recorded)
             elif m.send_started_ns:
-                continue  # in doubt: whether the venue debited it is what the operator must find out
+                doubt.setdefault(m.asset, []).append(m.units)  # in doubt: it may have left, or not
+                continue
             out[m.asset] = out.get(m.asset, 0) + m.units
-        return out
+        return out, doubt
 
     def _payment_sent(self, request_id: str) -> bool:
         if not self._has("mixin_payments"):
