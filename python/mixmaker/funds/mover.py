@@ -76,6 +76,10 @@ class MoverConfig:
     min_units: Mapping[str, int] = field(default_factory=dict)  # per asset symbol: a smaller batch waits
     max_fee_fraction: Fraction = Fraction(1, 20)  # a batch whose fee eats more waits
     batch_wait_s: float = 2.0  # a request waits this long for others to join its move
+    # A batch still not worth its fee after this long: to the exchange, its requests fail (the
+    # money never left Mixin: the order is returned); back to Mixin, it goes anyway if it is more
+    # than the fee, and what is not is kept as dust (unclaimed:dust, on the exchange).
+    fee_hold_s: float = 600.0
     consolidate_at: int = 200  # an asset with this many unspent outputs has its oldest merged
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -201,15 +205,36 @@ class FundsMover:
             send, weighed = total, fee_est
             source_ref, fee_ref = withdraw_client_id(mid), ""
         group = f"{direction.value}:{account}:{asset}"
-        minimum = self.config.min_units.get(asset, 0)
-        if total < minimum or send <= 0 or weighed > self.config.max_fee_fraction * total or \
-                (direction is Direction.TO_MIXIN and total <= fee_est):
+        minimum = self.config.min_units.get(asset, 0) if direction is Direction.TO_EXCHANGE else 0
+        worth = total >= minimum and send > 0 and weighed <= self.config.max_fee_fraction * total
+        if direction is Direction.TO_MIXIN and total <= fee_est:
+            worth = False
+        if not worth:
+            held_s = (self.now_ns() - min(r.created_ns for r in rs)) / 1e9
+            what = (f"{self.ledger.format(asset, total)} {asset} to move {direction.side} on {account}: a fee of "
+                    f"{self.ledger.format(fee_asset, fee_est)} {fee_asset} (at most {self.config.max_fee_fraction} "
+                    f"of it allowed), minimum {self.ledger.format(asset, minimum)}")
+            if held_s < self.config.fee_hold_s:
+                with self.store.transaction() as tx:
+                    alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}", f"{what}: waits for more")
+                return False
+            if direction is Direction.TO_EXCHANGE:
+                with self.store.transaction() as tx:
+                    for r in rs:
+                        self.requests.fail(tx, r.part_key)
+                    alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}:failed",
+                                 f"{what}: not worth moving after {held_s:.0f} s; the orders stay on Mixin")
+                return False
+            if total <= fee_est:
+                with self.store.transaction() as tx:
+                    for r in rs:
+                        self.requests.to_dust(tx, r, self.ledger)
+                    alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}:dust",
+                                 f"{what}: less than the fee; kept as dust on {account} (unclaimed:dust)")
+                return False
             with self.store.transaction() as tx:
-                alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}",
-                             f"{self.ledger.format(asset, total)} {asset} to move {direction.side} on {account} waits: "
-                             f"a fee of {self.ledger.format(fee_asset, fee_est)} {fee_asset} (at most "
-                             f"{self.config.max_fee_fraction} allowed), minimum {self.ledger.format(asset, minimum)}")
-            return False
+                alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}:sent",
+                             f"{what}: sent anyway after {held_s:.0f} s (it is the orders' money)")
         if fee_asset != asset and fee_est and self._fee_float(fee_asset) < fee_est:
             with self.store.transaction() as tx:
                 alerts.alert(tx, FundsAlert.FEE_FLOAT_SHORT, f"{group}:{rs[0].part_key}",

@@ -12,7 +12,9 @@ import enum
 import time
 from dataclasses import dataclass
 
-from mixmaker.funds.accounts import Account
+from mixmaker.funds import accounts as acc
+from mixmaker.funds.accounts import Account, Flow
+from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.funds.moves import Direction, MoveError
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
@@ -25,6 +27,8 @@ MIGRATIONS = [
     "CREATE INDEX funds_requests_by_key ON funds_requests (alloc_key, direction)",
     "CREATE INDEX funds_requests_by_state ON funds_requests (state, direction, venue_account, asset)",
 ]
+
+DUST = acc.unclaimed("dust")
 
 
 class RequestState(enum.Enum):
@@ -108,6 +112,19 @@ class Requests:
         for k in keys:
             tx.execute("UPDATE funds_requests SET state = ?, move_id = ?, updated_ns = ? WHERE part_key = ?",
                        (RequestState.MOVING.value, move_id, time.time_ns(), k))
+
+    def fail(self, tx: Transaction, key: str) -> None:
+        """A WAITING request that will not move (never in a move: its money never left)."""
+        tx.execute("UPDATE funds_requests SET state = ?, updated_ns = ? WHERE part_key = ? AND state = ?",
+                   (RequestState.FAILED.value, time.time_ns(), key, RequestState.WAITING.value))
+
+    def to_dust(self, tx: Transaction, r: Request, ledger: Ledger) -> None:
+        """A WAITING request to Mixin smaller than the withdrawal's fee: its units stay on the
+        exchange as dust (`unclaimed:dust`), and the request is done."""
+        ledger.post(tx, tx_key(Cause.DUST, r.part_key), acc.transfer(Flow.DUST, r.asset, r.units, r.claim, DUST),
+                    ref=r.alloc_key.partition(".")[0], detail={"why": "less than the withdrawal fee", "on": r.venue_account})
+        tx.execute("UPDATE funds_requests SET state = ?, updated_ns = ? WHERE part_key = ? AND state = ?",
+                   (RequestState.DONE.value, time.time_ns(), r.part_key, RequestState.WAITING.value))
 
     def settle(self, tx: Transaction, move_id: str, state: RequestState) -> None:
         tx.execute("UPDATE funds_requests SET state = ?, updated_ns = ? WHERE move_id = ? AND state = ?",
