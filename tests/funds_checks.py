@@ -75,10 +75,10 @@ def check_books(db: str, sims: dict[str, Any], wallet: dict[str, int], exchange:
         for sym in ("BTC", "USDT", "ETH"):
             f = ledger.flows(sym)
 
-            def flow(kind: Flow) -> int:
+            def flow(kind: Flow, f: dict = f, sym: str = sym) -> int:
                 return f.get((kind, sym), 0)
 
-            def owed(kind: AccountKind, ident: str | None = None) -> int:
+            def owed(kind: AccountKind, ident: str | None = None, sym: str = sym) -> int:
                 return -sum(u for (a, s), u in ledger.balances(kind).items() if s == sym and ident in (None, a.id))
 
             payments = flow(Flow.PAYMENT)
@@ -95,6 +95,13 @@ def check_books(db: str, sims: dict[str, Any], wallet: dict[str, int], exchange:
             assert bot_share + held == wallet[sym] + exchange.get(sym, 0), sym
             figures[sym] = {"payments": payments, "trading": trading, "fees": fees, "payouts": payouts,
                             "refunds": refunds, "bot_share": bot_share, "held": held}
+        # every snapshot of the bot was explained: nothing unknown, nothing left unexplained
+        intake = dict(store.query("SELECT class, COUNT(*) FROM user_intake GROUP BY class"))
+        assert "unknown" not in intake and "not_ours" not in intake, intake
+        kinds = {k for (k,) in store.query("SELECT kind FROM user_alerts")}
+        assert not kinds & {"unknown_deposit", "unexpected_outgoing", "payment_refused", "return_failed"}, kinds
+        funds_kinds = {k for (k,) in store.query("SELECT kind FROM funds_alerts")}
+        assert not funds_kinds & {"move_mismatch", "reconciliation", "address_changed", "move_in_doubt"}, funds_kinds
         for o in orders.all():
             st = statement(ledger, orders, outbox, o.order_id)
             assert st.problems() == [], (o.order_id, st.problems())

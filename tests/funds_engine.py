@@ -23,11 +23,12 @@ import os
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector
 from mixmaker.connectors.credentials import ApiCredentials

@@ -5,11 +5,12 @@ and the funds layer on one SQLite file, rebuilt at will on the same file (a "cra
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 from connector_helpers import venue_for
 from mixin_world import World, make_world

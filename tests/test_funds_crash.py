@@ -76,14 +76,22 @@ class EngineProcess:
         self.kills = 0
 
     def start(self, kill: str = "") -> None:
+        """`kill` (STEP:N) goes to every start until the engine has killed itself there once."""
+        self.kill_step = kill or getattr(self, "kill_step", "")
         args = [sys.executable, str(HERE / "funds_engine.py"), str(self.sims_file), str(self.db), self.fee_payer]
-        if kill:
-            args.append(kill)
+        if self.kill_step and not self.killed_itself():
+            args.append(self.kill_step)
         out = self.log.open("a")
         out.write(f"--- start {self.starts} {kill}\n")
         out.flush()
         self.proc = subprocess.Popen(args, env=ENV, stdout=out, stderr=subprocess.STDOUT)
         self.starts += 1
+
+    def killed_itself(self) -> bool:
+        return self.log.exists() and "killing myself" in self.log.read_text()
+
+    def ready(self) -> bool:
+        return self.log.exists() and "ready" in self.log.read_text()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -141,12 +149,16 @@ def test_the_engine_killed_anywhere_in_the_flow_ends_with_every_user_paid_once_a
             engine.fee_payer = people.operator
             step = STEPS[seed % len(STEPS)]
             engine.start(f"{step}:{rng.randint(1, 2)}")
-            moments = sorted(rng.uniform(1.0, 14.0) for _ in range(rng.randint(1, 3)))
-            began = time.monotonic()
+            # Random moments, counted from the first time the engine is ready (its start is a
+            # kill point too: a restart may be killed again before it is ready).
+            moments = sorted(rng.uniform(0.3, 12.0) for _ in range(rng.randint(1, 3)))
+            began: list[float] = []
 
             async def keep_alive() -> None:
                 while True:
-                    if moments and time.monotonic() - began >= moments[0]:
+                    if not began and engine.ready():
+                        began.append(time.monotonic())
+                    if moments and began and time.monotonic() - began[0] >= moments[0]:
                         moments.pop(0)
                         engine.kill()
                     if not engine.alive():
@@ -175,15 +187,25 @@ def test_the_engine_killed_anywhere_in_the_flow_ends_with_every_user_paid_once_a
             finally:
                 watcher.cancel()
             # once more from a restart: the start-up comparison on a finished world finds nothing to do
+            readies = engine.log.read_text().count("\nready")
             if not engine.alive():
                 engine.start()
-            await asyncio.sleep(0.5)
+            else:
+                engine.kill()
+                engine.start()
+            end = time.monotonic() + 60
+            while engine.log.read_text().count("\nready") == readies:
+                assert engine.alive() and time.monotonic() < end, engine.log.read_text()[-3000:]
+                await asyncio.sleep(0.1)
+            for _ in range(10):  # a few rounds on a finished world: nothing to do, nothing paid again
+                await asyncio.sleep(0.1)
             engine.stop()
             paid, received, sends = await people.observed(sims["mixin"]["keystore"])
             assert set(sends.values()) == {1}, f"seed {seed}: a payment sent twice: {sends}"
             wallet, exchange = await venue_holdings(sims)
             check_books(str(engine.db), sims, wallet, exchange, paid_in=paid, received=received, orders_expected=3)
-            assert engine.kills >= 1 or "killing myself" in engine.log.read_text(), "the engine was never killed"
+            assert engine.killed_itself(), f"seed {seed}: the engine never reached {step}"
+            assert engine.kills >= 1, f"seed {seed}: no random kill happened"
 
         asyncio.run(asyncio.wait_for(flow(), 280))
     finally:

@@ -18,6 +18,7 @@ from mixmaker.funds import accounts as acc  # noqa: E402
 from mixmaker.funds import alerts  # noqa: E402
 from mixmaker.funds.accounts import Flow  # noqa: E402
 from mixmaker.funds.allocation import AllocationState  # noqa: E402
+from mixmaker.funds.mover import MoverConfig  # noqa: E402
 from mixmaker.funds.moves import (  # noqa: E402
     Direction,
     MoveEvent,
@@ -28,7 +29,6 @@ from mixmaker.funds.moves import (  # noqa: E402
     retry_id,
     split_fee,
 )
-from mixmaker.funds.mover import MoverConfig  # noqa: E402
 from mixmaker.funds.outcomes import RetryPolicy  # noqa: E402
 
 
@@ -128,16 +128,16 @@ def test_a_batch_carries_several_orders_and_shares_its_fee_pro_rata(tmp_path):
         config = fast_config(mover=MoverConfig(batch_wait_s=0.3, retry=RetryPolicy(3, 0.2)))
         async with funds_world(tmp_path, config=config) as w:
             orders = [str(uuid.uuid4()) for _ in range(3)]
-            for o, amount in zip(orders, ("0.01", "0.02", "0.03")):
+            for o, amount in zip(orders, ("0.01", "0.02", "0.03"), strict=True):
                 w.user_pays(o, "BTC", amount)
             await w.funds.start(w.poll)
-            for o, units in zip(orders, (1_000_000, 2_000_000, 3_000_000)):
+            for o, units in zip(orders, (1_000_000, 2_000_000, 3_000_000), strict=True):
                 await w.funds.mover.to_exchange(o, POOL, {"BTC": units})
             await w.cycle_until(lambda: not w.funds.requests.unsettled(), "the batch to arrive")
             moves = w.funds.moves.all()
             assert len(moves) == 1 and len(w.funds.moves.parts(w.store, moves[0].move_id)) == 3
             fee = 10_000
-            shares = [u - w.ledger.owed(acc.user_order(o), "BTC") for o, u in zip(orders, (1_000_000, 2_000_000, 3_000_000))]
+            shares = [u - w.ledger.owed(acc.user_order(o), "BTC") for o, u in zip(orders, (1_000_000, 2_000_000, 3_000_000), strict=True)]
             assert sum(shares) == fee and shares == sorted(shares)
             w.assert_ledger_matches_venues()
 

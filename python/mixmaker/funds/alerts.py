@@ -53,4 +53,4 @@ def alerts(store: Store, kind: FundsAlert | None = None) -> list[tuple[str, str,
     if kind is not None:
         sql += " WHERE kind = ?"
         params = (kind.value,)
-    return [tuple(r) for r in store.query(sql + " ORDER BY at_ns, alert_key", params)]  # type: ignore[misc]
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in store.query(sql + " ORDER BY at_ns, alert_key", params)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Flow

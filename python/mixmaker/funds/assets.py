@@ -16,10 +16,11 @@ addresses are kept by `mixmaker.funds.addresses`.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mixmaker.funds.errors import FundsError
 from mixmaker.money import MAX_DECIMALS, MIXIN_DECIMALS
@@ -94,7 +95,7 @@ class AssetSpec:
 
     @property
     def _shift(self) -> int:
-        return 10 ** (self.decimals - MIXIN_DECIMALS)
+        return int(10 ** (self.decimals - MIXIN_DECIMALS))
 
     def from_mixin(self, mixin_units: int) -> int:
         """Mixin's 1e-8 units -> ledger units (always exact)."""
@@ -127,7 +128,7 @@ class AssetMap:
                     raise AssetError(f"{venue} currency {va.currency} is both {self._by_venue[key].symbol} and {s.symbol}")
                 self._by_venue[key] = s
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[AssetSpec]:
         return iter(self._by_symbol.values())
 
     def __len__(self) -> int:

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from mixmaker.funds import alerts
 from mixmaker.funds.alerts import FundsAlert
 from mixmaker.funds.assets import AssetMap
-from mixmaker.funds.moves import NOT_BOOKED, Direction, Move, MoveBook, MoveEvent, MoveState
 from mixmaker.funds.mover import find_by_reference
+from mixmaker.funds.moves import NOT_BOOKED, Direction, Move, MoveBook, MoveEvent, MoveState
 from mixmaker.funds.outcomes import Outcomes
 from mixmaker.mixin.errors import MixinError
 from mixmaker.mixin.payments import Payments

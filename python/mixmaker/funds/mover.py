@@ -28,10 +28,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds import alerts, halts
@@ -327,7 +328,7 @@ class FundsMover:
                               exchange_id=str(t.exchange_id))
         return 1
 
-    def _record_sent(self, tx: Any, mid: str, signal: str, **fields: object) -> None:
+    def _record_sent(self, tx: Any, mid: str, signal: str, **fields: Any) -> None:
         m = self.moves.move(mid, tx)
         if m.sent_ns:
             return

@@ -31,8 +31,9 @@ import enum
 import hashlib
 import json
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Account, Entry, Flow
@@ -107,7 +108,7 @@ def _parse_grid(text: str) -> dict[tuple[MoveState, MoveEvent], MoveState | None
     for row in rows[1:]:
         if len(row) != len(_COLUMNS) + 1:
             raise AssertionError(f"move grid row {row[0]} has {len(row) - 1} cells, not {len(_COLUMNS)}")
-        for event, cell in zip(_COLUMNS, row[1:]):
+        for event, cell in zip(_COLUMNS, row[1:], strict=True):
             table[(_ABBR[row[0]], event)] = "=" if cell == "=" else None if cell == "-" else _ABBR[cell]
     missing = {(s, e) for s in MoveState for e in MoveEvent} - set(table)
     if missing or set(_COLUMNS) != set(MoveEvent):
@@ -253,7 +254,7 @@ class Move:
         return self.send_units - fee
 
 
-def _move(r: tuple) -> Move:
+def _move(r: tuple[Any, ...]) -> Move:
     v = list(r)
     v[1] = Direction(v[1])
     v[13] = MoveState(v[13])
@@ -325,7 +326,7 @@ class MoveBook:
 
     def events(self, mid: str) -> list[tuple[str, str, str]]:
         """(event, from state, to state), in order."""
-        return [tuple(r) for r in self.store.query(  # type: ignore[misc]
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in self.store.query(
             "SELECT event, from_state, to_state FROM funds_move_events WHERE move_id = ? ORDER BY seq", (mid,))]
 
     # --- writing ----------------------------------------------------------------------------

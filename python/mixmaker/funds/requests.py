@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Account, Flow
@@ -56,7 +57,7 @@ class Request:
 _COLUMNS = "part_key, alloc_key, direction, pool_id, venue_account, asset, units, claim, state, move_id, created_ns"
 
 
-def _request(r: tuple) -> Request:
+def _request(r: tuple[Any, ...]) -> Request:
     return Request(r[0], r[1], Direction(r[2]), r[3], r[4], r[5], int(r[6]), Account.parse(r[7]), RequestState(r[8]),
                    r[9], int(r[10]))
 
