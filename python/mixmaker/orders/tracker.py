@@ -21,6 +21,7 @@ import time
 from collections import Counter, OrderedDict
 from typing import Awaitable, Callable, Literal, TypeVar
 
+from mixmaker import eager
 from mixmaker._core import Exposure, OrderSet, OrderView
 from mixmaker.orders.errors import (
     OrderError,
@@ -49,13 +50,13 @@ class ClientOrderTracker:
     def __init__(
         self,
         venue: OrderVenue,
-        store: Store,
+        store: Store | None,
         *,
         prefix: str = DEFAULT_PREFIX,
         lost_after: int = 3,
         unknown_orders: Literal["cancel", "adopt"] = "cancel",
         fill_sink: Callable[[FillEvent], None] | None = None,
-        request_timeout: float = 10.0,
+        request_timeout: float | None = 10.0,
         inflight_timeout: float = 5.0,
         trade_lookback_ms: int = 60_000,
         startup_attempts: int = 5,
@@ -63,13 +64,20 @@ class ClientOrderTracker:
         instance: str | None = None,
         crash_hook: Callable[[str, str], None] | None = None,
         order_set: Callable[[], OrderSet] = OrderSet,
+        journal: OrderJournal | None = None,
     ) -> None:
+        """`journal` replaces the SQLite journal on `store` (a backtest's keeps nothing to
+        recover); `request_timeout=None` waits on the venue without a timer (an in-process venue)."""
         if unknown_orders not in ("cancel", "adopt"):
             raise ValueError(f"unknown_orders must be 'cancel' or 'adopt', not {unknown_orders!r}")
         if lost_after < 1:
             raise ValueError("lost_after must be at least 1")
         self.venue = venue
-        self.journal = OrderJournal(store, venue.name)
+        if journal is None:
+            if store is None:
+                raise ValueError("the tracker needs a store for its journal, or a journal")
+            journal = OrderJournal(store, venue.name)
+        self.journal = journal
         self.prefix = prefix
         self.lost_after = lost_after
         self.unknown_orders = unknown_orders
@@ -405,7 +413,10 @@ class ClientOrderTracker:
         """One `work(cid)` in flight per order: later callers wait for the running one."""
         task = running.get(cid)
         if task is None:
-            task = running[cid] = asyncio.ensure_future(work(cid))
+            started = eager.start(work(cid))  # runs now; a task only if it has to wait
+            if started.done:
+                return started.value()
+            task = running[cid] = started.task
             task.add_done_callback(lambda _t: running.pop(cid, None))
         return await asyncio.shield(task)
 
