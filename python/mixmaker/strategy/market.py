@@ -120,6 +120,12 @@ class MarketView:
         self.last_trade_price = price
         self._trades.append((ts_ns, price, size))
 
+    def on_public_trades(self, trades: list[tuple[int, int, int]]) -> None:
+        """Several public trades at once: (ts_ns, price, size), oldest first."""
+        if trades:
+            self.last_trade_price = trades[-1][1]
+            self._trades.extend(trades)
+
     def snapshot(self, now_ns: int, own_orders: tuple[OwnOrder, ...] = (), cancels_in_flight: int = 0) -> MarketSnapshot:
         sync = self.sync
         book, not_ready = None, None
