@@ -14,6 +14,11 @@ from mixmaker.backtest.outcome import RunOutcome
 def exact(value: Fraction | int, decimals: int) -> str:
     """A value in scaled units as a decimal string at its scale; a half (from a mid mark) gets
     the digits it needs."""
+    if type(value) is int:  # the common case, without Decimal: digits with the point put in
+        if not decimals:
+            return str(value)
+        digits = str(-value if value < 0 else value).rjust(decimals + 1, "0")
+        return f"{'-' if value < 0 else ''}{digits[:-decimals]}.{digits[-decimals:]}"
     f = Fraction(value) / 10**decimals
     with localcontext() as ctx:
         ctx.prec = 60

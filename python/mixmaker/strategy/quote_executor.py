@@ -14,11 +14,11 @@ States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMI
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from mixmaker import eager
 from mixmaker.orders import ClientOrderTracker, FillEvent
 from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.config import NS
@@ -189,7 +189,7 @@ class QuoteExecutor:
     async def _create_all(self, quotes: list[Quote], now_ns: int) -> int:
         if not quotes:
             return 0
-        results = await asyncio.gather(*(self._create(q, now_ns) for q in quotes))
+        results = await eager.gather(*(self._create(q, now_ns) for q in quotes))
         return sum(1 for ok in results if not ok)
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
@@ -215,7 +215,7 @@ class QuoteExecutor:
         for c in todo:
             why = reasons if isinstance(reasons, str) else reasons.get(c, "")
             self.stats[f"cancel: {why}"] += 1
-        await asyncio.gather(*(self.tracker.cancel(c) for c in todo))
+        await eager.gather(*(self.tracker.cancel(c) for c in todo))
         self.stats["cancelled"] += len(todo)
 
     # ------------------------------------------------------------------ news
