@@ -100,6 +100,8 @@ class ClientOrderTracker:
         self._resolving: dict[str, asyncio.Future] = {}
         self._orphans: OrderedDict[str, list[TradeReport]] = OrderedDict()
         self.ready = False
+        # Bumped on every change to any order: readers may cache what they derived from the orders.
+        self.version = 0
         self.stats: Counter[str] = Counter()
         self.anomalies: list[str] = []
 
@@ -109,6 +111,7 @@ class ClientOrderTracker:
         Raises VenueUnavailableError if the venue cannot be reached after `startup_attempts`."""
         self.ready = False
         self.orders, self._meta = self.journal.rebuild(self._order_set)
+        self.version += 1
         self._ids = generator_for(self.venue.name, self.prefix, self.journal.last_nonce(), self._instance)
         now = time.monotonic()
         self._last_change = {cid: now for cid in self.orders.live_ids()}
@@ -157,6 +160,7 @@ class ClientOrderTracker:
         o = JournalOrder(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after, time.time_ns(), True)
         first = [JournalEvent("submitted")]
         self.orders.apply(cid, "submitted")
+        self.version += 1
         self.journal.record_order(o, 0, first)
         self._meta[cid] = o
         await self._apply_report(cid, rep)
@@ -172,6 +176,7 @@ class ClientOrderTracker:
         self._require_ready()
         cid = self._ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
+        self.version += 1
         o = JournalOrder(cid, symbol, side, price, quantity, self.lost_after, time.time_ns(), False)
         self.journal.record_order(o, self._ids.last)
         self._meta[cid] = o
@@ -260,6 +265,7 @@ class ClientOrderTracker:
         if not batch:
             return 0
         outcomes = self.orders.apply_many(batch)
+        self.version += 1
         rows: list[tuple[str, JournalEvent, FillEvent | None]] = []
         for (cid, t), out in zip(named, outcomes):
             if out.applied:
@@ -404,6 +410,7 @@ class ClientOrderTracker:
             self._anomaly(str(err))
             return None
         if out.applied:
+            self.version += 1
             self.journal.append(cid, e)
             self._last_change[cid] = time.monotonic()
         return out

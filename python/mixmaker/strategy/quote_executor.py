@@ -79,6 +79,10 @@ class QuoteExecutor:
         self.backoff: dict[tuple[str, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
         self.stats: Counter[str] = Counter()
         self._flight = SingleFlight(f"quote executor {rules.symbol}")
+        # own_orders() as of a tracker version, and the version the last sweep looked at
+        self._own: tuple[OwnOrder, ...] | None = None
+        self._own_at = -1
+        self._swept_at = -1
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -100,15 +104,20 @@ class QuoteExecutor:
     # ------------------------------------------------------------------ views
     def own_orders(self) -> tuple[OwnOrder, ...]:
         self._sweep()
+        if self._own is not None and self._own_at == self.tracker.version:
+            return self._own  # nothing changed in the tracker since it was built
         out = []
+        get = self.tracker.get
         for cid, p in self.placed.items():
-            v = self.tracker.get(cid)
+            v = get(cid)
             out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
-        return tuple(out)
+        self._own = own = tuple(out)
+        self._own_at = self.tracker.version
+        return own
 
     @property
     def cancels_in_flight(self) -> int:
-        return sum(1 for cid in self.placed if self.tracker.get(cid).state == "PENDING_CANCEL")
+        return sum(1 for o in self.own_orders() if o.state == "PENDING_CANCEL")
 
     @property
     def busy(self) -> bool:
@@ -135,29 +144,36 @@ class QuoteExecutor:
         await self._flight.idle()
 
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
-        self._sweep()
-        cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in self.placed}
+        own = self.own_orders()  # swept: only live orders
+        placed = self.placed
+        cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in placed} if d.cancel else {}
         creates: list[Quote] = []
         kept = 0
         if d.refresh or d.create:
-            working = {cid: p for cid, p in self.placed.items()
-                       if cid not in cancels and cid not in d.hold and self.tracker.get(cid).state not in _LEAVING}
+            hold = d.hold
+            working = [o for o in own if o.client_id not in cancels and o.client_id not in hold and o.state not in _LEAVING]
             wanted = d.proposal
+            tol = d.tolerance
             for side in ("buy", "sell"):
-                live = sorted(((cid, self.tracker.get(cid).price) for cid, p in working.items() if p.quote.side == side),
-                              key=lambda x: -x[1] if side == "buy" else x[1])
-                quotes = list(wanted.side(side)) if wanted is not None else []
-                for cid, price in live:
-                    match = next((q for q in quotes if within_tolerance(price, q.price, d.tolerance)), None)
+                live = [o for o in working if o.side == side]
+                if len(live) > 1:
+                    live.sort(key=_best_first_buy if side == "buy" else _best_first_sell)
+                quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
+                for o in live:
+                    price = o.price
+                    match = next((q for q in quotes if within_tolerance(price, q.price, tol)), None)
                     if match is not None:
                         quotes.remove(match)
                         kept += 1
                     elif d.refresh:
-                        cancels[cid] = "out of tolerance" if wanted is not None else "refresh without a proposal"
-                if d.create:
+                        cancels[o.client_id] = "out of tolerance" if wanted is not None else "refresh without a proposal"
+                if d.create and quotes:
                     creates += quotes
-        creates += d.renew
-        creates, backed_off = self._not_backed_off(creates, now_ns)
+        if d.renew:
+            creates += d.renew
+        backed_off = 0
+        if creates and self.backoff:
+            creates, backed_off = self._not_backed_off(creates, now_ns)
         cancel_first = bool(creates) and bool(cancels) and not self._affordable(creates)
         rejected = 0
         if cancel_first:
@@ -170,8 +186,10 @@ class QuoteExecutor:
                 creates = []
             rejected = await self._create_all(creates, now_ns)
         else:
-            rejected = await self._create_all(creates, now_ns)
-            await self._cancel_all(list(cancels), cancels)
+            if creates:
+                rejected = await self._create_all(creates, now_ns)
+            if cancels:
+                await self._cancel_all(list(cancels), cancels)
         self._sweep()
         self.stats["kept"] += kept
         return ActionReport(len(creates), len(cancels), kept, rejected, backed_off, cancel_first)
@@ -204,6 +222,7 @@ class QuoteExecutor:
             return False
         self.backoff.pop(key, None)
         self.placed[cid] = Placed(q, now_ns)
+        self._own = None
         self.stats["created"] += 1
         self.listener.on_placed(cid, q, now_ns)
         return True
@@ -230,9 +249,22 @@ class QuoteExecutor:
 
     def _sweep(self) -> None:
         """Forget orders that are closed; tell the controller about those that did not fill."""
-        for cid in [c for c in self.placed if not self.tracker.get(c).is_live]:
-            del self.placed[cid]
-            if self.tracker.get(cid).state != "FILLED":
-                self.listener.on_closed(cid)
+        version = self.tracker.version
+        if version != self._swept_at:  # an order can only close by a change in the tracker
+            get = self.tracker.get
+            for cid in [c for c in self.placed if not get(c).is_live]:
+                del self.placed[cid]
+                self._own = None
+                if get(cid).state != "FILLED":
+                    self.listener.on_closed(cid)
+            self._swept_at = version
         if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
+
+
+def _best_first_buy(o: OwnOrder) -> int:
+    return -o.price
+
+
+def _best_first_sell(o: OwnOrder) -> int:
+    return o.price
