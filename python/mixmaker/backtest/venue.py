@@ -94,12 +94,23 @@ class SimVenue:
         # Bumped whenever a resting order, its queue place, or a request in flight changes: the
         # replay asks for `watch()` and `next_deadline()` again only then.
         self.version = 0
+        self._balances: Balances | None = None
+        self._balances_at = -1
 
     # ------------------------------------------------------------------ BalanceSource
     def balances(self) -> Balances:
-        locked_quote = sum(o.remaining * o.price for o in self._open.values() if o.side == "buy")
-        locked_base = sum(o.remaining for o in self._open.values() if o.side == "sell")
-        return Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        # Balances change only with an order, a fill or a cancel, each of which bumps the version.
+        if self._balances_at == self.version and self._balances is not None:
+            return self._balances
+        locked_quote = locked_base = 0
+        for o in self._open.values():
+            if o.side == "buy":
+                locked_quote += o.remaining * o.price
+            else:
+                locked_base += o.remaining
+        b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        self._balances_at = self.version
+        return b
 
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:

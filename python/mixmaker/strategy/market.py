@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
 
+_SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
+
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
 
@@ -129,15 +131,19 @@ class MarketView:
     def snapshot(self, now_ns: int, own_orders: tuple[OwnOrder, ...] = (), cancels_in_flight: int = 0) -> MarketSnapshot:
         sync = self.sync
         book, not_ready = None, None
-        if sync.state == BookState.SYNCED:
+        state = sync.state
+        if state is _SYNCED:
             book = sync.book
         else:
             reason = sync.desync_reason
-            not_ready = f"book {sync.state.name}" + (f": {reason}" if reason else "")
+            not_ready = f"book {state.name}" + (f": {reason}" if reason else "")
         external = None
-        if self.external is not None and self.external.state == BookState.SYNCED:
+        if self.external is not None and self.external.state is _SYNCED:
             external = self.external.book
-        trades = tuple(self._trades)
-        self._trades.clear()
+        if self._trades:
+            trades = tuple(self._trades)
+            self._trades.clear()
+        else:
+            trades = ()
         return MarketSnapshot(now_ns, self.rules, book, self.balance_source.balances(), own_orders,
                               self.last_trade_price, external, not_ready, cancels_in_flight, trades)

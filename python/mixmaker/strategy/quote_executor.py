@@ -161,11 +161,14 @@ class QuoteExecutor:
                 quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
                 for o in live:
                     price = o.price
-                    match = next((q for q in quotes if within_tolerance(price, q.price, tol)), None)
-                    if match is not None:
-                        quotes.remove(match)
-                        kept += 1
-                    elif d.refresh:
+                    for i, q in enumerate(quotes):
+                        if within_tolerance(price, q.price, tol):
+                            del quotes[i]
+                            kept += 1
+                            break
+                    else:
+                        if not d.refresh:
+                            continue
                         cancels[o.client_id] = "out of tolerance" if wanted is not None else "refresh without a proposal"
                 if d.create and quotes:
                     creates += quotes
