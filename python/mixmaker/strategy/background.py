@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import CoroutineType
 from typing import Awaitable, Callable
 
 from mixmaker import eager
@@ -36,7 +37,7 @@ class SingleFlight:
             self.skipped += 1
             return False
         aw = make()
-        if not asyncio.iscoroutine(aw):
+        if type(aw) is not CoroutineType and not asyncio.iscoroutine(aw):
             aw = _await(aw)
         s = eager.start(aw)
         if s.done:
