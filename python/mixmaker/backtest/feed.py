@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,10 +133,20 @@ def cache_paths(recording: Path) -> list[Path]:
     home = Path(os.environ.get("MIXMAKER_CACHE") or Path.home() / ".cache" / "mixmaker" / "tapes")
     tag = hashlib.sha256(str(recording.resolve()).encode()).hexdigest()[:12]
     out = []
-    if os.access(recording.parent, os.W_OK):
+    if _writable(recording.parent):
         out.append(recording.with_name(recording.name + TAPE_SUFFIX))
     out.append(home / f"{recording.name}-{tag}{TAPE_SUFFIX}")
     return out
+
+
+def _writable(folder: Path) -> bool:
+    """Writable by its mode bits and for us: root may write anywhere, but a folder made read-only
+    (a shared data set) is left alone."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(folder, os.W_OK)
 
 
 def open_feed(path: str | Path, *, cache: bool = True) -> TimedFeed:
