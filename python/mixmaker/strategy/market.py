@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
+from mixmaker.strategy.frozen import quick_init
 
 _SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
 
@@ -48,6 +49,7 @@ class MarketRules:
         return Decimal(raw).scaleb(-self.value_decimals)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Balances:
     """Holdings of one account in one market: totals and what is not locked in open orders."""
@@ -62,6 +64,7 @@ class BalanceSource(Protocol):
     def balances(self) -> Balances: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OwnOrder:
     """One of our live orders as the executor knows it."""
@@ -75,6 +78,7 @@ class OwnOrder:
     state: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """The settled view of one tick. `book` is None when the book is not synced; then

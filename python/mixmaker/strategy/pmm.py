@@ -97,6 +97,7 @@ class PureMarketMaking:
         self._bounded = self.ceiling is not None or self.floor is not None or cfg.moving_price_band_enabled
         self._book_levels = cfg.optimization_book_levels if self.params.optimize else 1
         self._read_book = self.params.optimize or not self.params.take_if_crossed
+        self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
 
     # ------------------------------------------------------------------ the tick
     # Prices of the rules are exact ratios kept as (numerator, denominator) int pairs in lowest
@@ -243,8 +244,24 @@ class PureMarketMaking:
         drop_buys = drop_sells = 0
         if self.cfg.ping_pong_enabled:
             drop_buys, drop_sells = self.filled_buys, self.filled_sells
-        # Without order optimization only the taker filter reads the book: its best levels.
-        bp, bs, ap, as_ = snap.book.top_raw(self._book_levels) if self._read_book else (_EMPTY,) * 4
+        # Without order optimization only the taker filter reads the book: its best levels,
+        # copied into arrays kept for it (what top_raw(1) would return, without four new arrays).
+        if not self._read_book:
+            bp = bs = ap = as_ = _EMPTY
+        elif self.params.optimize:
+            bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
+        else:
+            book = snap.book
+            bid, ask = book.best_bid_raw(), book.best_ask_raw()
+            bp, bs, ap, as_ = self._best
+            if bid is None:
+                bp = bs = _EMPTY
+            else:
+                bp[0], bs[0] = bid
+            if ask is None:
+                ap = as_ = _EMPTY
+            else:
+                ap[0], as_[0] = ask
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":
@@ -261,12 +278,11 @@ class PureMarketMaking:
         b = snap.balances
         # A common denominator: the kernel takes (buy num, sell num, den).
         (bn, bd), (sn, sd) = ref_buy, ref_sell
-        raw = self.propose(
+        raw = self.propose(  # positionally: skew base, quote; budget base, quote; own buy, sell; allow; drop
             self.params, bn * sd, sn * bd, bd * sd, bp, bs, ap, as_,
-            skew_base=b.base_free + locked_base, skew_quote=b.quote_free + locked_quote,
-            budget_base=b.base_free + nh_base, budget_quote=b.quote_free + nh_quote,
-            own_buy=own_buy, own_sell=own_sell, allow_buys=allow_buys, allow_sells=allow_sells,
-            drop_buys=drop_buys, drop_sells=drop_sells,
+            b.base_free + locked_base, b.quote_free + locked_quote,
+            b.base_free + nh_base, b.quote_free + nh_quote,
+            own_buy, own_sell, allow_buys, allow_sells, drop_buys, drop_sells,
         )
         return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
 

@@ -24,6 +24,7 @@ from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError
+from mixmaker.strategy.frozen import quick_init
 from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus
@@ -45,6 +46,7 @@ class Placed:
     created_ns: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ActionReport:
     created: int
@@ -83,6 +85,8 @@ class QuoteExecutor:
         self._own: tuple[OwnOrder, ...] | None = None
         self._own_at = -1
         self._swept_at = -1
+        self._cancelling_of: tuple[OwnOrder, ...] | None = None  # the own orders counted below
+        self._cancelling = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -117,7 +121,11 @@ class QuoteExecutor:
 
     @property
     def cancels_in_flight(self) -> int:
-        return sum(1 for o in self.own_orders() if o.state == "PENDING_CANCEL")
+        own = self.own_orders()
+        if self._cancelling_of is not own:
+            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling_of = own
+        return self._cancelling
 
     @property
     def busy(self) -> bool:
