@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     feed = open_feed(args.feed)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        result = run_backtest(cfg, feed, progress=progress)
+        result = run_backtest(cfg, feed, progress=progress, samples=bool(args.plot))
     except StrategyError as e:
         print(f"mixmaker backtest: {e}", file=sys.stderr)
         return 2

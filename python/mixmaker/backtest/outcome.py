@@ -31,13 +31,15 @@ class TickRows:
     rules: MarketRules
     base0: int
     # (t_ns, position, bid + ask or None, our best bid or None, our best ask or None,
-    #  realised, fees, open cost)
-    rows: list[tuple[int, int, int | None, int | None, int | None, int, int, int]] = field(default_factory=list)
+    #  realised, fees, open cost), or only (t_ns, position) when the plot series are not wanted
+    rows: list[tuple] = field(default_factory=list)
 
     def holdings(self) -> list[tuple[int, int]]:
         return [(r[0], self.base0 + r[1]) for r in self.rows]
 
     def samples(self) -> list[Sample]:
+        if self.rows and len(self.rows[0]) == 2:
+            raise ValueError("this run recorded only the holdings (samples=False): no plot series")
         rules = self.rules
         scale_p, scale_v = 10.0 ** rules.price_decimals, 10.0 ** rules.value_decimals
         scale_s = 10.0 ** rules.size_decimals

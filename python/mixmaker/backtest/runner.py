@@ -81,6 +81,9 @@ class Backtest:
     progress_to: TextIO = field(default_factory=lambda: sys.stderr)
     # Builds the controller from (strategy config, rules, starting base); None: by config kind.
     controller_factory: Callable[[Any, MarketRules, int], Any] | None = None
+    # Record, after each tick, what the plot draws (mid, our best quotes, PnL) besides the
+    # holdings the report needs.
+    samples: bool = True
 
     def __post_init__(self) -> None:
         if self.cfg.backtest is None:
@@ -157,6 +160,9 @@ class Backtest:
 
     def _sample(self, now_ns: int) -> None:
         """One row per tick, after the executor acted (exact integers; floats only on demand)."""
+        if not self.samples:
+            self.rows.rows.append((now_ns, self.accounting.position))
+            return
         book = self.sync.book
         mark2 = None
         if self.sync.state == BookState.SYNCED:
@@ -319,8 +325,10 @@ class BacktestResult:
 
 def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
                  progress_to: TextIO | None = None,
-                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None) -> BacktestResult:
-    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory)
+                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None,
+                 samples: bool = True) -> BacktestResult:
+    """Run one backtest. `samples=False` records only what the report needs (no plot series)."""
+    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory, samples)
     report = bt.run()
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.rows)

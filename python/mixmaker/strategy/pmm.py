@@ -97,6 +97,8 @@ class PureMarketMaking:
         self._bounded = self.ceiling is not None or self.floor is not None or cfg.moving_price_band_enabled
         self._book_levels = cfg.optimization_book_levels if self.params.optimize else 1
         self._read_book = self.params.optimize or not self.params.take_if_crossed
+        self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
+        self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
 
     # ------------------------------------------------------------------ the tick
@@ -284,7 +286,13 @@ class PureMarketMaking:
             b.base_free + nh_base, b.quote_free + nh_quote,
             own_buy, own_sell, allow_buys, allow_sells, drop_buys, drop_sells,
         )
-        return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+        last = self._last_raw
+        if (last is not None and raw.buy_prices == last.buy_prices and raw.sell_prices == last.sell_prices
+                and raw.buy_sizes == last.buy_sizes and raw.sell_sizes == last.sell_sizes):
+            return self._last_proposal  # the same quotes as last tick: the same (immutable) proposal
+        self._last_raw = raw
+        self._last_proposal = p = Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+        return p
 
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:

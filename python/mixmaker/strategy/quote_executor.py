@@ -87,6 +87,9 @@ class QuoteExecutor:
         self._swept_at = -1
         self._cancelling_of: tuple[OwnOrder, ...] | None = None  # the own orders counted below
         self._cancelling = 0
+        # (own orders, proposal, refresh, create, tolerance, hold, report) of the last apply that
+        # changed nothing, to answer the same decision on the same orders without redoing it.
+        self._idle_after: tuple | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -153,6 +156,21 @@ class QuoteExecutor:
 
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
         own = self.own_orders()  # swept: only live orders
+        idle = self._idle_after
+        if (idle is not None and idle[0] is own and not d.cancel and not d.renew and d.proposal is idle[1]
+                and d.refresh == idle[2] and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
+            # The same orders and the same decision as last time, which changed nothing: it
+            # changes nothing again (nothing below depends on the time when nothing is created).
+            self.stats["kept"] += idle[6].kept
+            return idle[6]
+        report = await self._apply(d, now_ns, own)
+        if not report.created and not report.cancelled and not report.backed_off and not d.cancel and not d.renew:
+            self._idle_after = (self.own_orders(), d.proposal, d.refresh, d.create, d.tolerance, d.hold, report)
+        else:
+            self._idle_after = None
+        return report
+
+    async def _apply(self, d: Decision, now_ns: int, own: tuple[OwnOrder, ...]) -> ActionReport:
         placed = self.placed
         cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in placed} if d.cancel else {}
         creates: list[Quote] = []
