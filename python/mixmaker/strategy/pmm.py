@@ -97,6 +97,7 @@ class PureMarketMaking:
         self._bounded = self.ceiling is not None or self.floor is not None or cfg.moving_price_band_enabled
         self._book_levels = cfg.optimization_book_levels if self.params.optimize else 1
         self._read_book = self.params.optimize or not self.params.take_if_crossed
+        self._ping_pong = cfg.ping_pong_enabled
         self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
         self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
@@ -107,7 +108,7 @@ class PureMarketMaking:
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
         own = snap.own_orders
-        live = {o.client_id: o for o in own}
+        live = {o.client_id: o for o in own} if own else {}
         # Renew (place again as they were) old hanging orders whose cancel has been confirmed.
         renew: tuple[Quote, ...] = ()
         if self.renewals:
@@ -131,9 +132,10 @@ class PureMarketMaking:
         cancels: list[tuple[str, str]] = []
         # Our ordinary quotes: neither hanging nor about to hang (a filled order's partner).
         if hanging or candidates:
-            non_hanging = [o for o in own if o.client_id not in hanging and o.client_id not in candidates]
+            non_hanging: tuple[OwnOrder, ...] | list[OwnOrder] = [
+                o for o in own if o.client_id not in hanging and o.client_id not in candidates]
         else:
-            non_hanging = list(own)
+            non_hanging = own
 
         timers = self.timers
         proposal = None
@@ -154,7 +156,10 @@ class PureMarketMaking:
                     self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
         # max order age: one old order refreshes them all
         if non_hanging:
-            oldest = min(o.created_ns for o in non_hanging)
+            oldest = now
+            for o in non_hanging:
+                if o.created_ns < oldest:
+                    oldest = o.created_ns
             if (now - oldest) // NS > self._max_age_whole:
                 cancels += [(o.client_id, "max_order_age") for o in non_hanging]
             else:
@@ -179,7 +184,7 @@ class PureMarketMaking:
         reason = None
         if proposal is None and timers.after_fill:
             reason = f"filled_order_delay: no new orders before {timers.create_ts} ns"
-        elif proposal is not None and not len(proposal):
+        elif proposal is not None and not proposal.buys and not proposal.sells:
             reason = "proposal is empty (budget, bands, or every quote would take)"
         self.last_reason = reason
         hold = frozenset(hanging | candidates) if hanging or candidates else _NO_HOLD
@@ -241,10 +246,10 @@ class PureMarketMaking:
         return buys, sells
 
     def _proposal(self, snap: MarketSnapshot, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
-                  price: tuple[int, int], non_hanging: list[OwnOrder]) -> Proposal:
-        allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price)
+                  price: tuple[int, int], non_hanging: tuple[OwnOrder, ...] | list[OwnOrder]) -> Proposal:
+        allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price) if self._bounded else (True, True)
         drop_buys = drop_sells = 0
-        if self.cfg.ping_pong_enabled:
+        if self._ping_pong:
             drop_buys, drop_sells = self.filled_buys, self.filled_sells
         # Without order optimization only the taker filter reads the book: its best levels,
         # copied into arrays kept for it (what top_raw(1) would return, without four new arrays).
