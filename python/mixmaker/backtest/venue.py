@@ -225,7 +225,6 @@ class SimVenue:
         if not self._open or self.book is None:
             return
         bid, ask = self.book.best_bid_raw(), self.book.best_ask_raw()
-        levels = None
         for o in list(self._open.values()):
             if not o.live:
                 continue
@@ -234,9 +233,7 @@ class SimVenue:
                 self.stats["filled_by_book"] += 1
                 self._fill(o, o.remaining)
             elif o.queue_ahead:
-                if levels is None:
-                    levels = self.book.top_raw(QUEUE_LEVELS)
-                size = _level_size(levels, o.side, o.price)
+                size = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS)
                 if size is not None and size < o.queue_ahead:
                     o.queue_ahead = size
                     self.version += 1
@@ -260,8 +257,7 @@ class SimVenue:
         o.live = True
         self.version += 1
         if self.queue_model == "risk_averse" and self.book is not None:
-            levels = self.book.top_raw(QUEUE_LEVELS)
-            o.queue_ahead = _level_size(levels, o.side, o.price) or 0
+            o.queue_ahead = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS) or 0
 
     def _close(self, o: SimOrder, status: str) -> None:
         self.version += 1
