@@ -148,21 +148,31 @@ class QuoteExecutor:
         next tick's decision will be fresher."""
         if self.status != RunnableStatus.RUNNING:
             return False
+        if not self._flight.busy and self._repeat(decision) is not None:
+            return True  # carried out already: the same decision on the same orders changed nothing
         return self._flight.start(lambda: self.apply(decision, now_ns))
 
     async def idle(self) -> None:
         """Wait for the decision being carried out, if any."""
         await self._flight.idle()
 
-    async def apply(self, d: Decision, now_ns: int) -> ActionReport:
-        own = self.own_orders()  # swept: only live orders
+    def _repeat(self, d: Decision) -> ActionReport | None:
+        """The report of `d` when it is the decision last carried out, on the same orders, and
+        that changed nothing: it changes nothing again (nothing in `_apply` depends on the time
+        when nothing is created). None otherwise."""
         idle = self._idle_after
-        if (idle is not None and idle[0] is own and not d.cancel and not d.renew and d.proposal is idle[1]
-                and d.refresh == idle[2] and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
-            # The same orders and the same decision as last time, which changed nothing: it
-            # changes nothing again (nothing below depends on the time when nothing is created).
+        if (idle is not None and idle[0] is self.own_orders() and not d.cancel and not d.renew
+                and d.proposal is idle[1] and d.refresh == idle[2] and d.create == idle[3]
+                and d.tolerance == idle[4] and d.hold == idle[5]):
             self.stats["kept"] += idle[6].kept
             return idle[6]
+        return None
+
+    async def apply(self, d: Decision, now_ns: int) -> ActionReport:
+        repeated = self._repeat(d)
+        if repeated is not None:
+            return repeated
+        own = self.own_orders()  # swept: only live orders
         report = await self._apply(d, now_ns, own)
         if not report.created and not report.cancelled and not report.backed_off and not d.cancel and not d.renew:
             self._idle_after = (self.own_orders(), d.proposal, d.refresh, d.create, d.tolerance, d.hold, report)
@@ -236,6 +246,8 @@ class QuoteExecutor:
     async def _create_all(self, quotes: list[Quote], now_ns: int) -> int:
         if not quotes:
             return 0
+        if len(quotes) == 1:
+            return 0 if await self._create(quotes[0], now_ns) else 1
         results = await eager.gather(*(self._create(q, now_ns) for q in quotes))
         return sum(1 for ok in results if not ok)
 
@@ -263,7 +275,10 @@ class QuoteExecutor:
         for c in todo:
             why = reasons if isinstance(reasons, str) else reasons.get(c, "")
             self.stats[f"cancel: {why}"] += 1
-        await eager.gather(*(self.tracker.cancel(c) for c in todo))
+        if len(todo) == 1:
+            await self.tracker.cancel(todo[0])
+        else:
+            await eager.gather(*(self.tracker.cancel(c) for c in todo))
         self.stats["cancelled"] += len(todo)
 
     # ------------------------------------------------------------------ news
