@@ -11,7 +11,7 @@ import pytest
 from mixmaker import eager
 from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.decision import Decision, Proposal, Quote
-from mixmaker.strategy.frozen import quick_init
+from mixmaker.frozen import quick_init
 from mixmaker.strategy.market import Balances, MarketSnapshot
 from strategy_helpers import in_loop
 

@@ -88,7 +88,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace, cfg, progress: bool) -> int:
     from mixmaker.backtest.plot import PlotUnavailableError
-    from mixmaker.backtest.sweep import SweepProgress, heatmap_png, parse_sweep, render_sweep_table, run_sweep
+    from mixmaker.backtest.sweep import (
+        SweepProgress,
+        heatmap_png,
+        parse_sweep,
+        render_sweep_table,
+        run_sweep,
+    )
     from mixmaker.replay.errors import ReplayError
     from mixmaker.strategy.errors import StrategyError
 

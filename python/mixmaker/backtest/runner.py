@@ -21,11 +21,11 @@ no tick makes a trip through the event loop.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import json
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, TextIO
@@ -211,7 +211,7 @@ class Backtest:
         venue = self.venue
         tape = self.feed.tape(self.spec)
         player = self.player = TapePlayer(tape, self.sync, keep_trades=True)
-        END, TIME, TRADE, BOOK = TapePlayer.END, TapePlayer.TIME, TapePlayer.TRADE, TapePlayer.BOOK
+        END, TIME, TRADE = TapePlayer.END, TapePlayer.TIME, TapePlayer.TRADE  # else BOOK
         progress = _Progress(len(tape), self.progress_to) if self.progress else None
         started = time.perf_counter()
         ev = player.next(_BEFORE_ALL)

@@ -26,7 +26,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderReport, OrderRequest, TradeReport
+from mixmaker.orders import (
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderReport,
+    OrderRequest,
+    TradeReport,
+)
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from mixmaker._core import OrderSet
+from mixmaker.frozen import quick_init
 from mixmaker.orders.errors import JournalCorruptError, OrderError
 from mixmaker.store import Store
 
@@ -40,6 +41,7 @@ SCHEMA = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FillEvent:
     """One fill for the ledger. `key` is its idempotency key: (venue, symbol, trade id)."""
@@ -60,6 +62,7 @@ class FillEvent:
         return (self.venue, self.symbol, self.trade_id)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JournalEvent:
     """One event as applied to the state machine (the fields `OrderSet.apply` takes)."""
@@ -74,6 +77,7 @@ class JournalEvent:
     is_maker: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JournalOrder:
     client_id: str

@@ -10,10 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from mixmaker.frozen import quick_init
+
 Side = Literal["buy", "sell"]
 VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     client_id: str
@@ -23,6 +26,7 @@ class OrderRequest:
     quantity: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderReport:
     """The venue's view of one order (a REST answer or a user-stream update)."""
@@ -37,6 +41,7 @@ class OrderReport:
     filled: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TradeReport:
     """One execution of one of our orders. `client_id` may be missing (Binance myTrades)."""

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
-from mixmaker.strategy.frozen import quick_init
+from mixmaker.frozen import quick_init
 
 _SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
 

@@ -24,7 +24,7 @@ from mixmaker.strategy.background import SingleFlight
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError
-from mixmaker.strategy.frozen import quick_init
+from mixmaker.frozen import quick_init
 from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus

@@ -1,4 +1,4 @@
-"""Frozen dataclasses that are built on every tick (snapshots, own orders, action reports).
+"""Frozen dataclasses built in hot paths (tick snapshots, own orders, order reports and events).
 
 A frozen dataclass's generated `__init__` stores each field through `object.__setattr__`, the
 slowest way to set a slot. `quick_init` gives the class an `__init__` with the same signature
