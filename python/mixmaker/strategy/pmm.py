@@ -99,6 +99,7 @@ class PureMarketMaking:
         self._read_book = self.params.optimize or not self.params.take_if_crossed
         self._ping_pong = cfg.ping_pong_enabled
         self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
+        self._memo_key: tuple | None = None  # the scalar inputs of the last kernel call (None: not memoised)
         self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
 
@@ -253,22 +254,18 @@ class PureMarketMaking:
             drop_buys, drop_sells = self.filled_buys, self.filled_sells
         # Without order optimization only the taker filter reads the book: its best levels,
         # copied into arrays kept for it (what top_raw(1) would return, without four new arrays).
+        # The proposal is memoised on the kernel's inputs when they are scalars (the book read
+        # is its best levels, or nothing); with order optimization it reads a depth array.
+        memo_key: tuple | None = None
         if not self._read_book:
             bp = bs = ap = as_ = _EMPTY
+            memo_key = ()
         elif self.params.optimize:
             bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
         else:
             book = snap.book
             bid, ask = book.best_bid_raw(), book.best_ask_raw()
-            bp, bs, ap, as_ = self._best
-            if bid is None:
-                bp = bs = _EMPTY
-            else:
-                bp[0], bs[0] = bid
-            if ask is None:
-                ap = as_ = _EMPTY
-            else:
-                ap[0], as_[0] = ask
+            memo_key = (bid, ask)
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":
@@ -285,12 +282,27 @@ class PureMarketMaking:
         b = snap.balances
         # A common denominator: the kernel takes (buy num, sell num, den).
         (bn, bd), (sn, sd) = ref_buy, ref_sell
+        args = (bn * sd, sn * bd, bd * sd, b.base_free + locked_base, b.quote_free + locked_quote,
+                b.base_free + nh_base, b.quote_free + nh_quote, own_buy, own_sell, allow_buys, allow_sells,
+                drop_buys, drop_sells)
+        if memo_key is not None:
+            memo_key = (args, memo_key)
+            if memo_key == self._memo_key:
+                return self._last_proposal  # the kernel is a pure function of these inputs
+        if memo_key is not None and memo_key[1]:
+            bp, bs, ap, as_ = self._best
+            bid, ask = memo_key[1]
+            if bid is None:
+                bp = bs = _EMPTY
+            else:
+                bp[0], bs[0] = bid
+            if ask is None:
+                ap = as_ = _EMPTY
+            else:
+                ap[0], as_[0] = ask
         raw = self.propose(  # positionally: skew base, quote; budget base, quote; own buy, sell; allow; drop
-            self.params, bn * sd, sn * bd, bd * sd, bp, bs, ap, as_,
-            b.base_free + locked_base, b.quote_free + locked_quote,
-            b.base_free + nh_base, b.quote_free + nh_quote,
-            own_buy, own_sell, allow_buys, allow_sells, drop_buys, drop_sells,
-        )
+            self.params, args[0], args[1], args[2], bp, bs, ap, as_, *args[3:])
+        self._memo_key = memo_key
         last = self._last_raw
         if (last is not None and raw.buy_prices == last.buy_prices and raw.sell_prices == last.sell_prices
                 and raw.buy_sizes == last.buy_sizes and raw.sell_sizes == last.sell_sizes):

@@ -110,9 +110,13 @@ class QuoteExecutor:
 
     # ------------------------------------------------------------------ views
     def own_orders(self) -> tuple[OwnOrder, ...]:
+        own = self._own
+        if (own is not None and self._own_at == self.tracker.version == self._swept_at
+                and self.status is RunnableStatus.RUNNING):
+            return own  # nothing changed in the tracker since it was built and swept
         self._sweep()
         if self._own is not None and self._own_at == self.tracker.version:
-            return self._own  # nothing changed in the tracker since it was built
+            return self._own
         out = []
         get = self.tracker.get
         for cid, p in self.placed.items():
