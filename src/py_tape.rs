@@ -76,7 +76,13 @@ impl PyTape {
     /// The same from the recording's bytes (already decompressed), e.g. a zip member.
     #[staticmethod]
     #[pyo3(signature = (data, rule, price_decimals, size_decimals, keep_tickers = false))]
-    fn from_bytes(data: &[u8], rule: &str, price_decimals: u32, size_decimals: u32, keep_tickers: bool) -> PyResult<Self> {
+    fn from_bytes(
+        data: &[u8],
+        rule: &str,
+        price_decimals: u32,
+        size_decimals: u32,
+        keep_tickers: bool,
+    ) -> PyResult<Self> {
         let rule = rule_of(rule)?;
         check_decimals(price_decimals, size_decimals)?;
         let mut b = TapeBuilder::new(rule, price_decimals, size_decimals, keep_tickers);

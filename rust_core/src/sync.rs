@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::book::L2Book;
 use crate::fixed::{format_fixed, FixedError};
-use crate::messages::{parse_message, DiffIds, Levels, Message, MessageError, Rule};
+use crate::messages::{parse_message, DiffIds, LevelSlices, Levels, Message, MessageError, Rule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -178,7 +178,12 @@ impl BookSync {
 
     /// What `on_message` does once the message is parsed, for a message `parse_message` read
     /// ahead of time (a prepared recording): `levels` are the levels it filled.
-    pub fn on_parsed(&mut self, book: &mut L2Book, parsed: Result<Message, MessageError>, levels: (&[(i64, i64)], &[(i64, i64)])) -> State {
+    pub fn on_parsed(
+        &mut self,
+        book: &mut L2Book,
+        parsed: Result<Message, MessageError>,
+        levels: LevelSlices<'_>,
+    ) -> State {
         self.scratch.bids.clear();
         self.scratch.bids.extend_from_slice(levels.0);
         self.scratch.asks.clear();

@@ -14,7 +14,7 @@ use std::io::{self, BufRead, Read, Write};
 use crate::book::L2Book;
 use crate::fixed::parse_lenient;
 use crate::json::Cursor;
-use crate::messages::{parse_book_ticker, parse_message, DiffIds, Levels, Message, MessageError, Rule};
+use crate::messages::{parse_book_ticker, parse_message, DiffIds, LevelSlices, Levels, Message, MessageError, Rule};
 use crate::sync::{BookSync, State};
 
 /// What one line of the recording is.
@@ -59,9 +59,14 @@ impl Kind {
 #[derive(Debug)]
 pub enum TapeError {
     /// A line without its `<ts_ns> ` prefix (1-based line number).
-    Untimed { line: u64 },
+    Untimed {
+        line: u64,
+    },
     /// A trade line whose price, size or side cannot be read.
-    BadTrade { line: u64, why: String },
+    BadTrade {
+        line: u64,
+        why: String,
+    },
     /// The tape file is not a tape, another version, or cut short.
     BadFile(String),
     Io(io::Error),
@@ -136,7 +141,7 @@ impl Tape {
         self.levels.len()
     }
 
-    fn book_levels(&self, i: usize) -> (&[(i64, i64)], &[(i64, i64)]) {
+    fn book_levels(&self, i: usize) -> LevelSlices<'_> {
         let s = self.lv_start[i] as usize;
         let nb = self.n_bids[i] as usize;
         let na = self.n_asks[i] as usize;
