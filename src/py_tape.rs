@@ -262,7 +262,7 @@ impl PyTapePlayer {
     /// The last consumed line had first stopped on time (the caller already advanced to it).
     #[getter]
     fn held(&self) -> bool {
-        self.player.was_held
+        self.player.held
     }
 
     /// (price, size, buyer is maker) of the last TRADE.

@@ -622,9 +622,9 @@ pub enum Event {
 pub struct Player {
     pub pos: usize,
     /// The line at `pos` already stopped on time: consume it next, whatever the stop.
-    pub held: bool,
+    pub holding: bool,
     /// The last consumed line had stopped on time first.
-    pub was_held: bool,
+    pub held: bool,
     pub ts: i64,
     pub trade: (i64, i64, bool),
     pub market_trades: u64,
@@ -645,13 +645,13 @@ impl Player {
         while self.pos < n {
             let i = self.pos;
             let ts = tape.ts[i];
-            if !self.held && ts >= stop_ns {
-                self.held = true;
+            if !self.holding && ts >= stop_ns {
+                self.holding = true;
                 self.ts = ts;
                 return Event::Time;
             }
-            self.was_held = self.held;
-            self.held = false;
+            self.held = self.holding;
+            self.holding = false;
             self.pos += 1;
             self.ts = ts;
             match Kind::from_u8(tape.kind[i]) {
@@ -750,7 +750,7 @@ mod tests {
         let w = Watch { bids: vec![], asks: vec![(1001, 1000)] }; // our ask at 100.1, 1.000 queued ahead
         assert_eq!(p.run(&t, &mut s, &mut book, i64::MAX, &w), Event::Trade); // the snapshot did not touch it
         assert_eq!(p.trade, (1001, 300, false));
-        assert!(!p.was_held);
+        assert!(!p.held);
         assert_eq!(p.run(&t, &mut s, &mut book, i64::MAX, &w), Event::Book); // the level shrank to 0.5
         assert_eq!(p.pos, 4);
         assert_eq!(p.run(&t, &mut s, &mut book, i64::MAX, &w), Event::End);
