@@ -125,6 +125,10 @@ def main() -> int:
             contenders.update(make(path) if name == "mixmaker" else make(path, notes))
         except ImportError as e:
             print(f"skipped: {name}: {e}", file=sys.stderr)
+    # The peers' data (half a million NautilusTrader objects) lives through the rounds: move it
+    # out of the collector's way, or every full collection walks it inside whoever runs then.
+    gc.collect()
+    gc.freeze()
     meter = CpuMeter()
     best: dict[tuple[str, str], float] = {}
     counts: dict[str, dict] = {}
