@@ -106,3 +106,17 @@ def test_proposal_from_lists_builds_quotes():
     p = Proposal.from_lists([10, 9], [1, 2], [11], [3])
     assert p.buys == (Quote("buy", 0, 10, 1), Quote("buy", 1, 9, 2)) and p.sells == (Quote("sell", 0, 11, 3),)
     assert isinstance(p.buys[0], Quote) and p.buys[0].price == 10 and len(p) == 3
+
+
+def test_a_reason_is_a_category_and_a_detail_that_reads_as_before():
+    import pickle
+
+    from mixmaker.strategy import IdleKind, Reason
+    from mixmaker.strategy.reason import reason_category
+
+    r = Reason(IdleKind.BOOK_DESYNCED, "pu 7 != previous u 5")
+    assert r == "book DESYNCED: pu 7 != previous u 5" and r.kind is IdleKind.BOOK_DESYNCED
+    assert reason_category(r) == "book DESYNCED" and reason_category("a: b: c") == "a"
+    assert Reason(IdleKind.WARMING_UP) == "warming up" and f"{Reason(IdleKind.WARMING_UP)}" == "warming up"
+    back = pickle.loads(pickle.dumps(r))
+    assert back == r and back.kind is r.kind and back.detail == r.detail

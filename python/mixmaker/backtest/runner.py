@@ -46,6 +46,7 @@ from mixmaker.strategy.loop import StrategyLoop
 from mixmaker.strategy.market import MarketRules, MarketView
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
+from mixmaker.strategy.reason import reason_category
 
 PROGRESS_SECONDS = 0.25
 _NEVER = (1 << 63) - 1
@@ -200,7 +201,7 @@ class Backtest:
             self._sample(nxt)
             d = loop.last_decision
             if d is not None and d.reason is not None:
-                kind = d.reason.split(":")[0]
+                kind = reason_category(d.reason)
                 self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
             nxt += self.tick_ns
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from mixmaker.strategy.market import Side
+from mixmaker.strategy.reason import IdleKind, Reason, reason_category
 
 
 class Quote(NamedTuple):  # a tuple: ten of these are built every tick
@@ -16,6 +17,7 @@ class Quote(NamedTuple):  # a tuple: ten of these are built every tick
 
 
 HANGING_LEVEL = -1
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +58,9 @@ class Decision:
     - `create`: the executor may place the proposal's missing quotes.
     - `hold`: orders the executor must leave alone (hanging orders).
     - `renew`: hanging orders to place again, as they were, after their cancel was confirmed.
-    - `reason`: why the controller is not quoting, when it is not: "<category>: <detail>"
-      (e.g. "book DESYNCED: pu 7 != previous u 5", "filled_order_delay: ...").
+    - `reason`: why the controller is not quoting, when it is not: a `Reason` (an `IdleKind`
+      and a detail) that reads "<category>: <detail>" (e.g. "book DESYNCED: pu 7 != previous
+      u 5", "filled_order_delay: ...").
     """
 
     proposal: Proposal | None

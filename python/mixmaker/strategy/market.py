@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.frozen import quick_init
 
 _SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
@@ -140,7 +141,10 @@ class MarketView:
             book = sync.book
         else:
             reason = sync.desync_reason
-            not_ready = f"book {state.name}" + (f": {reason}" if reason else "")
+            try:
+                not_ready = Reason(IdleKind(f"book {state.name}"), reason or "")
+            except ValueError:  # a state without its own category
+                not_ready = Reason(IdleKind.BOOK_NOT_SYNCED, f"{state.name}: {reason}" if reason else state.name)
         external = None
         if self.external is not None and self.external.state is _SYNCED:
             external = self.external.book

@@ -27,6 +27,7 @@ import numpy as np
 
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
 from mixmaker.strategy.timers import RefreshTimers
@@ -122,12 +123,12 @@ class PureMarketMaking:
             candidates &= live.keys()
         book = snap.external_book if self._external else snap.book
         if snap.book is None:
-            return self._idle(snap.not_ready or "book not synced", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), live, cancel_all=self.cfg.cancel_on_desync)
         if book is None:
-            return self._idle("external price source not synced", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EXTERNAL_NOT_SYNCED), live, cancel_all=self.cfg.cancel_on_desync)
         ref = self._reference(snap, book)
         if ref is None:
-            return self._idle("empty book side: no reference price", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no reference price"), live, cancel_all=self.cfg.cancel_on_desync)
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []
@@ -184,9 +185,9 @@ class PureMarketMaking:
         create = proposal is not None and not waiting
         reason = None
         if proposal is None and timers.after_fill:
-            reason = f"filled_order_delay: no new orders before {timers.create_ts} ns"
+            reason = Reason(IdleKind.FILLED_ORDER_DELAY, f"no new orders before {timers.create_ts} ns")
         elif proposal is not None and not proposal.buys and not proposal.sells:
-            reason = "proposal is empty (budget, bands, or every quote would take)"
+            reason = Reason(IdleKind.EMPTY_PROPOSAL)
         self.last_reason = reason
         hold = frozenset(hanging | candidates) if hanging or candidates else _NO_HOLD
         return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
