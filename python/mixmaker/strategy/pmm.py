@@ -36,6 +36,7 @@ log = logging.getLogger("mixmaker.strategy.pmm")
 
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_HOLD: frozenset[str] = frozenset()
+_NO_LIVE: dict[str, OwnOrder] = {}  # read only
 
 
 class InventoryCost:
@@ -110,7 +111,10 @@ class PureMarketMaking:
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
         own = snap.own_orders
-        live = {o.client_id: o for o in own} if own else {}
+        # Our live orders by id, built when a rule below reads them (renewals, hanging orders,
+        # cancelling everything when idle).
+        need_live = bool(own) and bool(self.renewals or self.hanging or self.candidates)
+        live = {o.client_id: o for o in own} if need_live else _NO_LIVE
         # Renew (place again as they were) old hanging orders whose cancel has been confirmed.
         renew: tuple[Quote, ...] = ()
         if self.renewals:
@@ -123,12 +127,12 @@ class PureMarketMaking:
             candidates &= live.keys()
         book = snap.external_book if self._external else snap.book
         if snap.book is None:
-            return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         if book is None:
-            return self._idle(Reason(IdleKind.EXTERNAL_NOT_SYNCED), live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EXTERNAL_NOT_SYNCED), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         ref = self._reference(snap, book)
         if ref is None:
-            return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no reference price"), live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no reference price"), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []
