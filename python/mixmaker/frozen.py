@@ -31,6 +31,6 @@ def quick_init(cls: C) -> C:
     exec(src, ns)  # noqa: S102 - generated from the dataclass's own field names, as dataclasses does
     init = ns["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__doc__ = cls.__init__.__doc__
-    cls.__init__ = init
+    init.__doc__ = getattr(cls, "__init__").__doc__  # noqa: B009 - mypy: __init__ on a class
+    setattr(cls, "__init__", init)  # noqa: B010
     return cls

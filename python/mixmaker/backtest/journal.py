@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Callable
 
 from mixmaker._core import OrderSet
-from mixmaker.orders.journal import FillEvent, JournalEvent, JournalOrder
+from mixmaker.orders.journal import FillEvent, JournalEvent, JournalOrder, OrderJournal
 
 
-class MemoryJournal:
-    """`OrderJournal`'s interface; orders and events are kept in lists, fills are delivered at once."""
+class MemoryJournal(OrderJournal):
+    """`OrderJournal` in memory: orders and events are kept in lists, nothing is stored."""
 
-    def __init__(self) -> None:
+    def __init__(self) -> None:  # no store: OrderJournal.__init__ is not called
+        self.venue = "backtest"
         self.orders_kept: list[JournalOrder] = []
         self.events: list[tuple[str, JournalEvent]] = []
         self._fills: dict[tuple[str, str, str], FillEvent] = {}
@@ -21,7 +22,7 @@ class MemoryJournal:
         self._nonce = 0
         self._scanned: dict[str, int] = {}
 
-    def record_order(self, o: JournalOrder, nonce: int, events: list[JournalEvent] = ()) -> None:
+    def record_order(self, o: JournalOrder, nonce: int, events: list[JournalEvent] = ()) -> None:  # type: ignore[assignment]
         self.orders_kept.append(o)
         self._nonce = max(self._nonce, nonce)
         for e in events:
