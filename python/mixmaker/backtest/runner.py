@@ -182,15 +182,16 @@ class Backtest:
 
     async def _tick_until(self, ts: int) -> None:
         clock, venue, executor, loop = self.clock, self.venue, self.executor, self.loop
-        nxt = clock.current_timestamp_ns + self.tick_ns
+        take_trades, market, sample, step = self.player.take_trades, self.market, self._sample, self.tick_ns
+        nxt = clock.current_timestamp_ns + step
         while nxt <= ts:
             # The venue's time is the tick's: requests sent now travel from now.
             venue.advance(nxt)
             if venue.stream:
                 await self._deliver()
-            trades = self.player.take_trades()
+            trades = take_trades()
             if trades:
-                self.market.on_public_trades(trades)
+                market.on_public_trades(trades)
             clock.backtest_til(nxt)
             if clock.iterator_errors:
                 raise BacktestError(f"a clock iterator failed: {clock.last_error}")
@@ -198,12 +199,12 @@ class Backtest:
                 await executor.idle()
             if venue.stream:
                 await self._deliver()
-            self._sample(nxt)
+            sample(nxt)
             d = loop.last_decision
             if d is not None and d.reason is not None:
                 kind = reason_category(d.reason)
                 self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
-            nxt += self.tick_ns
+            nxt += step
 
     async def run_async(self) -> RunOutcome:
         from mixmaker._core import TapePlayer
