@@ -270,7 +270,8 @@ class PureMarketMaking:
         else:
             book = snap.book
             bid, ask = book.best_bid_raw(), book.best_ask_raw()
-            memo_key = (bid, ask)
+            # without optimization the kernel reads only the best prices (its taker filter)
+            memo_key = (bid[0] if bid is not None else None, ask[0] if ask is not None else None, bid, ask)
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":
@@ -291,12 +292,13 @@ class PureMarketMaking:
                 b.base_free + nh_base, b.quote_free + nh_quote, own_buy, own_sell, allow_buys, allow_sells,
                 drop_buys, drop_sells)
         if memo_key is not None:
-            memo_key = (args, memo_key)
-            if memo_key == self._memo_key:
+            memo_key = (args, memo_key[:2], memo_key[2:])
+            last = self._memo_key
+            if last is not None and memo_key[:2] == last[:2]:
                 return self._last_proposal  # the kernel is a pure function of these inputs
-        if memo_key is not None and memo_key[1]:
+        if memo_key is not None and memo_key[2]:
             bp, bs, ap, as_ = self._best
-            bid, ask = memo_key[1]
+            bid, ask = memo_key[2]
             if bid is None:
                 bp = bs = _EMPTY
             else:
