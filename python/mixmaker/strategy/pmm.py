@@ -261,17 +261,16 @@ class PureMarketMaking:
         # copied into arrays kept for it (what top_raw(1) would return, without four new arrays).
         # The proposal is memoised on the kernel's inputs when they are scalars (the book read
         # is its best levels, or nothing); with order optimization it reads a depth array.
-        memo_key: tuple | None = None
+        memo = True
+        bid = ask = None
         if not self._read_book:
             bp = bs = ap = as_ = _EMPTY
-            memo_key = ()
         elif self.params.optimize:
             bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
+            memo = False
         else:
             book = snap.book
             bid, ask = book.best_bid_raw(), book.best_ask_raw()
-            # without optimization the kernel reads only the best prices (its taker filter)
-            memo_key = (bid[0] if bid is not None else None, ask[0] if ask is not None else None, bid, ask)
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":
@@ -290,15 +289,14 @@ class PureMarketMaking:
         (bn, bd), (sn, sd) = ref_buy, ref_sell
         args = (bn * sd, sn * bd, bd * sd, b.base_free + locked_base, b.quote_free + locked_quote,
                 b.base_free + nh_base, b.quote_free + nh_quote, own_buy, own_sell, allow_buys, allow_sells,
-                drop_buys, drop_sells)
-        if memo_key is not None:
-            memo_key = (args, memo_key[:2], memo_key[2:])
-            last = self._memo_key
-            if last is not None and memo_key[:2] == last[:2]:
+                drop_buys, drop_sells,
+                # without optimization the kernel reads only the best prices (its taker filter)
+                bid[0] if bid is not None else None, ask[0] if ask is not None else None)
+        if memo:
+            if args == self._memo_key:
                 return self._last_proposal  # the kernel is a pure function of these inputs
-        if memo_key is not None and memo_key[2]:
+        if self._read_book and memo:
             bp, bs, ap, as_ = self._best
-            bid, ask = memo_key[2]
             if bid is None:
                 bp = bs = _EMPTY
             else:
@@ -308,8 +306,8 @@ class PureMarketMaking:
             else:
                 ap[0], as_[0] = ask
         raw = self.propose(  # positionally: skew base, quote; budget base, quote; own buy, sell; allow; drop
-            self.params, args[0], args[1], args[2], bp, bs, ap, as_, *args[3:])
-        self._memo_key = memo_key
+            self.params, args[0], args[1], args[2], bp, bs, ap, as_, *args[3:13])
+        self._memo_key = args if memo else None
         last = self._last_raw
         if (last is not None and raw.buy_prices == last.buy_prices and raw.sell_prices == last.sell_prices
                 and raw.buy_sizes == last.buy_sizes and raw.sell_sizes == last.sell_sizes):
