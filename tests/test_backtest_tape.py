@@ -161,3 +161,11 @@ def test_a_bad_trade_line_is_a_clear_error(tmp_path):
     bad.write_bytes(gzip.compress(b"".join(lines)))
     with pytest.raises(UnreadableRecordingError, match="line 101: unreadable trade"):
         run_backtest(load_config(REPO / "examples" / "pmm.toml"), open_feed(bad))
+
+
+def test_cli_no_cache_reads_the_recording_and_writes_nothing(tmp_path, capsys):
+    rec = _small_recording(tmp_path)
+    assert main(["backtest", "--feed", str(rec), "--config", str(REPO / "examples" / "pmm.toml"), "--no-cache",
+                 "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["messages"] == 12_000
+    assert not Path(str(rec) + ".mmtape").exists()
