@@ -211,11 +211,11 @@ class Backtest:
 
         await self.tracker.start()
         venue = self.venue
+        started = time.perf_counter()  # reading the recording (or its tape) counts
         tape = self.feed.tape(self.spec)
         player = self.player = TapePlayer(tape, self.sync, keep_trades=True)
         END, TIME, TRADE = TapePlayer.END, TapePlayer.TIME, TapePlayer.TRADE  # else BOOK
         progress = _Progress(len(tape), self.progress_to) if self.progress else None
-        started = time.perf_counter()
         ev = player.next(_BEFORE_ALL)
         if ev != END:
             ts = player.ts
