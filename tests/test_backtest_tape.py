@@ -1,5 +1,7 @@
-"""The backtest's fast path changes nothing it reports: the example configs and the 20 Hz maker
-give, report for report, what the line-by-line runner gave before it (figures recorded in
+"""The backtest's fast path changes nothing it reports: the example configs, the 20 Hz maker and
+seven variants (no latency, front of queue, taking, hanging orders with ping-pong, no
+optimization, waiting for cancels, a price band; tests/data/backtest_variants/) give, report for
+report, what the line-by-line runner gave before it (figures and digests recorded in
 tests/data/backtest_before_h18.json); a tape replays into a BookSync exactly as the lines do; the
 tape cache is used only while fresh and never written into a read-only folder."""
 

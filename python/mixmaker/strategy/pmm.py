@@ -121,10 +121,11 @@ class PureMarketMaking:
             renew = tuple(q for cid, q in sorted(self.renewals.items()) if cid not in live)
             self.renewals = {cid: q for cid, q in self.renewals.items() if cid in live}
         hanging, candidates = self.hanging, self.candidates
+        # `set & dict_keys` is a new set: keep the attribute and the local the same object.
         if hanging:
-            hanging &= live.keys()
+            self.hanging = hanging = hanging & live.keys()
         if candidates:
-            candidates &= live.keys()
+            self.candidates = candidates = candidates & live.keys()
         book = snap.external_book if self._external else snap.book
         if snap.book is None:
             return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
