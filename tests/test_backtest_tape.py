@@ -1,6 +1,7 @@
 """The backtest's fast path changes nothing it reports: the example configs, the 20 Hz maker and
-seven variants (no latency, front of queue, taking, hanging orders with ping-pong, no
-optimization, waiting for cancels, a price band; tests/data/backtest_variants/) give, report for
+ten variants (no latency, front of queue, taking, hanging orders with ping-pong, no
+optimization, waiting for cancels, a price band, the spot and COIN-M recordings, Avellaneda
+without latency; tests/data/backtest_variants/) give, report for
 report, what the line-by-line runner gave before it (figures and digests recorded in
 tests/data/backtest_before_h18.json); a tape replays into a BookSync exactly as the lines do; the
 tape cache is used only while fresh and never written into a read-only folder."""
@@ -37,7 +38,8 @@ def test_reports_are_those_of_the_line_by_line_runner(config):
     and the venue's counters) is what the runner before the tape, eager coroutines and the
     in-memory journal produced."""
     before = BEFORE[config]
-    r = run_backtest(load_config(REPO / config), open_feed(recording_path("usdm")), samples=False).report
+    feed = recording_path(before.get("feed", "usdm"))
+    r = run_backtest(load_config(REPO / config), open_feed(feed), samples=False).report
     assert r["pnl"] == before["pnl"]
     assert (r["fills"]["count"], r["quotes"]["placed"], r["quotes"]["cancelled"]) == (
         before["fills"], before["placed"], before["cancelled"])
