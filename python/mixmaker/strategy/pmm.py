@@ -101,6 +101,7 @@ class PureMarketMaking:
         self._read_book = self.params.optimize or not self.params.take_if_crossed
         self._ping_pong = cfg.ping_pong_enabled
         self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
+        self._last_decision: Decision | None = None  # reused while a tick decides the same
         self._memo_key: tuple | None = None  # the scalar inputs of the last kernel call (None: not memoised)
         self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
@@ -195,7 +196,13 @@ class PureMarketMaking:
             reason = Reason(IdleKind.EMPTY_PROPOSAL)
         self.last_reason = reason
         hold = frozenset(hanging | candidates) if hanging or candidates else _NO_HOLD
-        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
+        last = self._last_decision
+        if (last is not None and not cancels and not renew and last.proposal is proposal and not last.cancel
+                and not last.renew and last.refresh == refresh and last.create == create and last.hold == hold
+                and last.reason == reason):
+            return last  # the same decision as last tick: the same (immutable) object
+        d = self._last_decision = Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
+        return d
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:

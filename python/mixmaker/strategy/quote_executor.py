@@ -165,9 +165,10 @@ class QuoteExecutor:
         that changed nothing: it changes nothing again (nothing in `_apply` depends on the time
         when nothing is created). None otherwise."""
         idle = self._idle_after
-        if (idle is not None and idle[0] is self.own_orders() and not d.cancel and not d.renew
-                and d.proposal is idle[1] and d.refresh == idle[2] and d.create == idle[3]
-                and d.tolerance == idle[4] and d.hold == idle[5]):
+        if idle is None or idle[0] is not self.own_orders():
+            return None
+        if idle[7] is d or (not d.cancel and not d.renew and d.proposal is idle[1] and d.refresh == idle[2]
+                            and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
             self.stats["kept"] += idle[6].kept
             return idle[6]
         return None
@@ -179,7 +180,7 @@ class QuoteExecutor:
         own = self.own_orders()  # swept: only live orders
         report = await self._apply(d, now_ns, own)
         if not report.created and not report.cancelled and not report.backed_off and not d.cancel and not d.renew:
-            self._idle_after = (self.own_orders(), d.proposal, d.refresh, d.create, d.tolerance, d.hold, report)
+            self._idle_after = (self.own_orders(), d.proposal, d.refresh, d.create, d.tolerance, d.hold, report, d)
         else:
             self._idle_after = None
         return report
