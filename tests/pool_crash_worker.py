@@ -28,7 +28,7 @@ POOL = "fakex:BTC/USDT:p"
 MID = Fraction(60_000)  # quote units per base unit: BTC and USDT both at 8 decimals
 # Prices in cents, sizes in 1e-5 BTC; fees in 1e-12 of USDT, finer than a ledger unit (1e-8): each is
 # booked at its ceiling and the second fill makes the over-booking a whole unit, given back to rounding.
-FEES = {"T1": 7_300_004_321, "T2": 4_000_001_000}
+FEES = (7_300_004_321, 4_000_001_000)  # the first fill, the second
 MARKET = FillMarket("fakex", "BTCUSDT", "BTC", "USDT", price_decimals=2, size_decimals=5)
 
 
@@ -49,8 +49,7 @@ def main(db: str, venue_path: str, step: str, nth: int) -> None:
     fake_fill = venue.fill
 
     def fill(cid: str, qty: int):
-        t = dataclasses.replace(fake_fill(cid, qty), fee_asset="USDT")
-        t = dataclasses.replace(t, fee=FEES[t.trade_id])
+        t = dataclasses.replace(fake_fill(cid, qty), fee_asset="USDT", fee=FEES[len(venue.trades) - 1])
         venue.trades[-1] = venue.stream[-1] = t
         return t
 

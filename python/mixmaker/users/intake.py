@@ -38,6 +38,7 @@ from mixmaker.store.base import Transaction
 from mixmaker.users import alerts
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.catalog import Catalog
+from mixmaker.users.errors import UserError
 from mixmaker.users.memo import AddMemo, CreateMemo, MemoError, StopMemo, decode_extra
 from mixmaker.users.orders import OrderBook, OrderEvent, OrderState, UserOrder, accepts
 from mixmaker.users.payouts import Outbox, PayoutKind
@@ -95,7 +96,9 @@ class OwnDeposits(Protocol):
     def book(self, tx: Transaction, snapshot: Snapshot) -> None: ...
 
 
-class _Refuse(Exception):
+class _Refuse(UserError):
+    """Inside intake only: this payment is refunded for `reason` (never escapes `handle`)."""
+
     def __init__(self, reason: RefundReason, detail: str = "") -> None:
         self.reason, self.detail = reason, detail
 
