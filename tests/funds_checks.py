@@ -13,7 +13,7 @@ from funds_engine import engine_catalog
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import AccountKind, Flow
 from mixmaker.funds.ledger import Ledger
-from mixmaker.funds.moves import MoveBook, MoveState
+from mixmaker.funds.moves import Direction, MoveBook, MoveState
 from mixmaker.mixin import Keystore, MixinClient
 from mixmaker.money import Rounding, to_units
 from mixmaker.store import SqliteStore
@@ -26,9 +26,9 @@ ASSETS = {"BTC": "c6d0c728-2624-429b-8e0d-d9d19b6592fa", "USDT": "4d8c508b-91c5-
 CURRENCY = {"BTC": "BTC", "USDT": "USDT"}
 
 
-async def venue_holdings(sims: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
-    """(the bot's Mixin wallet, the bot's exchange account) per asset, in 1e-8 units, as the real
-    clients read them."""
+async def venue_holdings(sims: dict[str, Any]) -> tuple[dict[str, int], dict[str, int], int]:
+    """(the bot's Mixin wallet, the bot's exchange account, how many withdrawals the exchange
+    made) per asset, in 1e-8 units, as the real clients read them."""
     async with MixinClient(Keystore.from_dict(sims["mixin"]["keystore"]), sims["mixin"]["url"]) as c:
         wallet = {sym: sum([o.units async for o in c.iter_outputs(asset=aid)]) for sym, aid in ASSETS.items()}
     ex = sims["exchange"]
@@ -37,15 +37,17 @@ async def venue_holdings(sims: dict[str, Any]) -> tuple[dict[str, int], dict[str
     client.number = str
     try:
         b = await client.fetch_balance()
+        withdrawals = sum([len(await client.fetch_withdrawals(cur)) for cur in CURRENCY.values()])
     finally:
         await client.close()
     exchange = {sym: to_units(Decimal(str(b.get("total", {}).get(cur) or "0")), 8, rounding=Rounding.FLOOR)
                 for sym, cur in CURRENCY.items()}
-    return wallet, exchange
+    return wallet, exchange, withdrawals
 
 
 def check_books(db: str, sims: dict[str, Any], wallet: dict[str, int], exchange: dict[str, int], *,
-                paid_in: Counter[str], received: Counter[str], orders_expected: int) -> dict[str, Any]:
+                paid_in: Counter[str], received: Counter[str], orders_expected: int,
+                mixin_withdrawals: int | None = None, exchange_withdrawals: int | None = None) -> dict[str, Any]:
     """Everything the issue asks at the end of a flow; returns figures for the test's own use.
 
     `paid_in`: what users and the operator really paid the bot, per asset; `received`: what users
@@ -62,6 +64,12 @@ def check_books(db: str, sims: dict[str, Any], wallet: dict[str, int], exchange:
         for m in moves.all():
             assert m.state in (MoveState.ARRIVED, MoveState.FAILED), (m.move_id, m.state, m.last_signal)
             assert ledger.holdings_of(m.transit) == {}, m.move_id
+        # every withdrawal on either side is one of our moves, made once
+        sent = [m for m in moves.all() if m.sent_ns or m.exchange_id]
+        if mixin_withdrawals is not None:
+            assert mixin_withdrawals == len([m for m in sent if m.direction is Direction.TO_EXCHANGE]), sent
+        if exchange_withdrawals is not None:
+            assert exchange_withdrawals == len([m for m in sent if m.direction is Direction.TO_MIXIN]), sent
         # the ledger equals what the simulators hold
         for sym in ("BTC", "USDT", "ETH"):
             assert ledger.owed(acc.WALLET, sym) == wallet[sym], f"Mixin wallet {sym}"

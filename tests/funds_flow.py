@@ -83,7 +83,8 @@ class People:
 
     async def observed(self, keystore: dict[str, str]) -> tuple[Counter[str], Counter[str], Counter[str]]:
         """From the bot's own snapshots: what the people paid it, what it sent them back, and how
-        many transfers it sent per (user, request id) (each must be 1: nothing paid twice)."""
+        many transfers it sent per (user, request id) and withdrawals per ("withdrawal", request
+        id) (each must be 1: nothing paid twice)."""
         people = {self.operator, *self.users.values()}
         symbol = {aid: sym for sym, aid in ASSETS.items()}
         paid, received, sends = Counter(), Counter(), Counter()
@@ -95,6 +96,9 @@ class People:
                 fresh = [s for s in page if s.snapshot_id not in seen]
                 for s in fresh:
                     seen.add(s.snapshot_id)
+                    if s.withdrawal is not None and s.units < 0:
+                        sends[("withdrawal", s.request_id)] += 1
+                        continue
                     if s.opponent_id not in people or s.asset_id not in symbol:
                         continue
                     if s.units > 0:

@@ -202,8 +202,10 @@ def test_the_engine_killed_anywhere_in_the_flow_ends_with_every_user_paid_once_a
             engine.stop()
             paid, received, sends = await people.observed(sims["mixin"]["keystore"])
             assert set(sends.values()) == {1}, f"seed {seed}: a payment sent twice: {sends}"
-            wallet, exchange = await venue_holdings(sims)
-            check_books(str(engine.db), sims, wallet, exchange, paid_in=paid, received=received, orders_expected=3)
+            wallet, exchange, ex_withdrawals = await venue_holdings(sims)
+            check_books(str(engine.db), sims, wallet, exchange, paid_in=paid, received=received, orders_expected=3,
+                                  mixin_withdrawals=sum(1 for k in sends if k[0] == "withdrawal"),
+                                  exchange_withdrawals=ex_withdrawals)
             assert engine.killed_itself(), f"seed {seed}: the engine never reached {step}"
             assert engine.kills >= 1, f"seed {seed}: no random kill happened"
 

@@ -74,12 +74,13 @@ def test_users_pay_the_funds_travel_by_chain_the_pools_trade_and_every_unit_is_a
             assert check.ok, check.differences
             paid, received, sends = await people.observed(sims["mixin"]["keystore"])
             assert set(sends.values()) == {1}  # every refund and payout sent once
-            wallet, exchange = await venue_holdings(sims)
+            wallet, exchange, ex_withdrawals = await venue_holdings(sims)
             await engine.stop()
             engine = None
             figures = check_books(str(tmp_path / "mixmaker.db"), sims, wallet, exchange, paid_in=paid,
-                                  received=received, orders_expected=3)
-            print(figures, [(m.move_id, m.direction.value, m.asset, m.send_units, m.fee_units, m.arrived_units) for m in ins + outs])
+                                  received=received, orders_expected=3,
+                                  mixin_withdrawals=sum(1 for k in sends if k[0] == "withdrawal"),
+                                  exchange_withdrawals=ex_withdrawals)
             assert figures["BTC"]["fees"] > 0 and figures["USDT"]["fees"] > 0 and figures["ETH"]["fees"] > 0
         finally:
             if engine is not None:
