@@ -330,3 +330,26 @@ def test_reconciliation_halts_moves_on_a_difference_seen_twice_and_names_it(tmp_
             assert halts.halted(w.store)
 
     run(go())
+
+
+def test_a_difference_in_the_mixin_wallet_halts_moves_and_names_the_wallet(tmp_path):
+    async def go():
+        async with funds_world(tmp_path) as w:
+            order = str(uuid.uuid4())
+            w.user_pays(order, "BTC", "0.02")
+            await w.funds.start(w.poll)
+            # 0.5 BTC lands on the bot's outputs and nothing books it (this intake knows only moves)
+            w.mixin.state.deposit(w.bot, BTC, mixin_units("0.5"))
+            await w.poll()
+            await w.funds.reconcile()
+            await w.poll()
+            second = await w.funds.reconcile()
+            assert [(ln.account, ln.asset, ln.diff) for ln in second.halted] == [("wallet:mixin", "BTC", 50_000_000)]
+            (h,) = halts.active(w.store)
+            assert (h.account, h.asset, h.units) == ("wallet:mixin", "BTC", 50_000_000)
+            await w.funds.mover.to_exchange(order, POOL, {"BTC": 2_000_000})
+            for _ in range(5):
+                await w.cycle()
+            assert w.funds.moves.all() == []
+
+    run(go())

@@ -279,6 +279,14 @@ class FundsMover:
     async def _send_mixin(self, m: Move) -> int:
         spec = self.assets.symbol(m.asset)
         amount = format_units(spec.to_mixin(m.send_units)[0], MIXIN_DECIMALS, trim=True)
+        if m.fee_asset != m.asset and m.fee_est and not self.payments.payment(m.source_ref) \
+                and self._fee_float(m.fee_asset) < 0:
+            # A retry planned after a failure: the float must still hold its fee (counted in the estimates).
+            with self.store.transaction() as tx:
+                alerts.alert(tx, FundsAlert.FEE_FLOAT_SHORT, m.move_id,
+                             f"move {m.move_id} needs {self.ledger.format(m.fee_asset, m.fee_est)} {m.fee_asset} of "
+                             f"{acc.BOT_FEES} for its fee, which it does not hold: fund it and the move goes")
+            return 0
         await self._hygiene(spec)
         try:
             p = await self.payments.withdraw(payment_cause(m.move_id), spec.mixin_asset_id, amount, m.address, m.tag)
