@@ -353,3 +353,36 @@ def test_a_difference_in_the_mixin_wallet_halts_moves_and_names_the_wallet(tmp_p
             assert w.funds.moves.all() == []
 
     run(go())
+
+
+def test_a_deposit_seen_before_its_withdrawal_hash_waits_for_it_and_is_never_taken_for_unknown(tmp_path):
+    """Intake reads the Mixin deposit of an exchange withdrawal before the confirmation worker has
+    asked the exchange for that withdrawal's txid: the page waits (DepositNotYetKnown), the worker
+    learns the hash, and the deposit is the move's arrival."""
+    from mixmaker.funds.arrivals import DepositNotYetKnown
+
+    async def go():
+        async with funds_world(tmp_path) as w:
+            order = str(uuid.uuid4())
+            w.user_pays(order, "BTC", "0.02")
+            await w.funds.start(w.poll)
+            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
+            held = w.ledger.owed(acc.user_order(order), "BTC")
+            await w.funds.mover.to_mixin(order, POOL, {"BTC": held})
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20
+            while not any(m.sent_ns for m in w.funds.moves.all() if m.direction is Direction.TO_MIXIN):
+                assert loop.time() < end
+                await w.funds.mover.run_once()  # sends; nobody asks the exchange for its txid
+                await asyncio.sleep(0.05)
+            while not any(d.snapshot_id for d in w.mixin.state.chain_deposits.values()):
+                assert loop.time() < end
+                await asyncio.sleep(0.05)
+            with pytest.raises(DepositNotYetKnown):
+                await w.poll()
+            assert await allocate(w, order, {"BTC": held}, back=True) is AllocationState.DONE
+            rows = w.store.query("SELECT COUNT(*) FROM ledger_transactions WHERE cause = 'unknown-deposit'")
+            assert rows[0][0] == 0
+            w.assert_ledger_matches_venues()
+
+    run(go())
