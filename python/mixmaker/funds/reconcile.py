@@ -281,3 +281,18 @@ def transit_problems(ledger: Ledger, moves: MoveBook) -> list[str]:
         if held != want and not (m.state is MoveState.FAILED and held == {}):
             problems.append(f"transit:{m.move_id} ({m.state.value}) holds {held}, its state says {want}")
     return problems
+
+
+def request_problems(store: Store, requests: Any, moves: MoveBook) -> list[str]:
+    """User orders' requests whose state disagrees with their move's: a request in a move that is
+    not there, or that ended without the request being settled."""
+    problems = []
+    for r in requests.unsettled():
+        if r.state.value != "moving":
+            continue
+        m = moves.get(store, r.move_id)
+        if m is None:
+            problems.append(f"request:{r.part_key} is in move {r.move_id}, which does not exist")
+        elif m.state.terminal:
+            problems.append(f"request:{r.part_key} is still moving, its move {m.move_id} is {m.state.value}")
+    return problems

@@ -16,7 +16,8 @@ does exactly that).
 At start, nothing moves until: the asset map matches Mixin and the exchanges; the deposit
 addresses are fetched and match the stored ones; the payments a previous run left are finished;
 every move in flight was asked about at its venue; intake has read to the end; every move's
-transit account holds what its state says; and a first reconciliation compared the ledger with
+transit account holds what its state says and every user order's request agrees with its move;
+and a first reconciliation compared the ledger with
 Mixin and the exchanges (its differences count as the first of two).
 """
 
@@ -38,7 +39,7 @@ from mixmaker.funds.ledger import Ledger
 from mixmaker.funds.mover import FundsMover, MoverConfig
 from mixmaker.funds.moves import MoveBook, Timing
 from mixmaker.funds.outcomes import Outcomes
-from mixmaker.funds.reconcile import CatchUp, Check, Reconciler, transit_problems
+from mixmaker.funds.reconcile import CatchUp, Check, Reconciler, request_problems, transit_problems
 from mixmaker.funds.requests import Requests
 from mixmaker.mixin.errors import MixinError
 from mixmaker.mixin.payments import Payments
@@ -96,7 +97,7 @@ class FundsWorker:
         await self.confirm.run_once()
         if poll_intake is not None:
             await self.poll_intake(poll_intake)
-        problems = transit_problems(self.ledger, self.moves)
+        problems = transit_problems(self.ledger, self.moves) + request_problems(self.store, self.requests, self.moves)
         if problems:
             with self.store.transaction() as tx:
                 for p in problems:
