@@ -136,19 +136,21 @@ class UserStream(SocketOwner):
                 self.stats.disconnects += 1
 
     async def _subscribe(self, transport: WSTransport) -> None:
-        await self.limiter.acquire({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY)
-        params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
-                                  "timestamp": self.now_ms()}
-        # The WS-API signs its params sorted by key and raw-encoded.
-        params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
-        self._reply = asyncio.get_running_loop().create_future()
-        transport.send(WSMsgType.TEXT, json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
-                                                    "params": params}).encode())
-        reply = await asyncio.wait_for(self._reply, 10)
+        async with self.limiter.request({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY) as req:
+            params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
+                                      "timestamp": self.now_ms()}
+            # The WS-API signs its params sorted by key and raw-encoded.
+            params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
+            self._reply = asyncio.get_running_loop().create_future()
+            transport.send(WSMsgType.TEXT, json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
+                                                        "params": params}).encode())
+            reply = await asyncio.wait_for(self._reply, 10)
+            req.answered()
+            if reply.get("status") in (418, 429):  # before the slot frees, or a waiter would go out now
+                self.limiter.rate_limited(bl.ws_retry_after_s(reply.get("error") or {}), banned=reply.get("status") == 418)
         if reply.get("status") != 200:
             err = reply.get("error") or {}
             if reply.get("status") in (418, 429):
-                self.limiter.rate_limited(None, banned=reply.get("status") == 418)
                 raise RuntimeError(f"user stream subscription rate limited: {err}")
             raise UserStreamError(f"user stream subscription refused: {err.get('code')} {err.get('msg')}")
         self.stats.subscriptions += 1
