@@ -137,13 +137,9 @@ class UserStream(SocketOwner):
 
     async def _subscribe(self, transport: WSTransport) -> None:
         async with self.limiter.request({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY) as req:
-            params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
-                                      "timestamp": self.now_ms()}
-            # The WS-API signs its params sorted by key and raw-encoded.
-            params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
             self._reply = asyncio.get_running_loop().create_future()
-            transport.send(WSMsgType.TEXT, json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
-                                                        "params": params}).encode())
+            # No local of this frame (which can raise) holds the signed request: it carries the key.
+            transport.send(WSMsgType.TEXT, self._subscription())
             reply = await asyncio.wait_for(self._reply, 10)
             req.answered()
             if reply.get("status") in (418, 429):  # before the slot frees, or a waiter would go out now
@@ -155,6 +151,13 @@ class UserStream(SocketOwner):
             raise UserStreamError(f"user stream subscription refused: {err.get('code')} {err.get('msg')}")
         self.stats.subscriptions += 1
         self.subscribed.set()
+
+    def _subscription(self) -> bytes:
+        params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
+                                  "timestamp": self.now_ms()}
+        # The WS-API signs its params sorted by key and raw-encoded.
+        params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
+        return json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature", "params": params}).encode()
 
     def _on_message(self, raw: bytes) -> None:
         try:

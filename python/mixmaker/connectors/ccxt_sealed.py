@@ -26,6 +26,9 @@ from mixmaker.connectors.credentials import ApiCredentials
 PLACEHOLDER = "<sealed: signs through ApiCredentials>"
 _PLACEHOLDER_BYTES = PLACEHOLDER.encode()
 
+_CREDENTIAL_KEYS = ("apiKey", "secret", "password", "privateKey")
+_REFUSED = "pass the API key and secret as ApiCredentials, not in the ccxt config"
+
 log = logging.getLogger("mixmaker.connectors.ccxt")
 
 
@@ -66,13 +69,15 @@ def sealed_class(cls: type) -> type:
         verbose = property(lambda self: False, _verbose_off)
 
         def __init__(self, credentials: ApiCredentials, config: dict[str, Any] | None = None) -> None:
+            clean = {k: v for k, v in (config or {}).items() if k not in _CREDENTIAL_KEYS}
+            refused = len(clean) != len(config or {})
+            del config  # a traceback with locals must not show what the caller put in it
+            if refused:
+                raise ValueError(_REFUSED)
             if not isinstance(credentials, ApiCredentials):
                 raise TypeError(f"credentials must be ApiCredentials, got {type(credentials).__name__}")
-            config = dict(config or {})
-            if "secret" in config or "apiKey" in config:
-                raise ValueError("pass the key and secret as ApiCredentials, not in the ccxt config")
             self._mixmaker_credentials = credentials
-            super().__init__({**config, "apiKey": credentials.key, "secret": PLACEHOLDER})
+            super().__init__({**clean, "apiKey": credentials.key, "secret": PLACEHOLDER})
             self.logger = _masking_logger(credentials, self.id)
 
         def hmac(self, request: Any, secret: Any, algorithm: Callable[..., Any] = hashlib.sha256,
@@ -97,4 +102,9 @@ def sealed_class(cls: type) -> type:
 def sealed_exchange(cls: type, credentials: ApiCredentials, config: dict[str, Any] | None = None) -> Any:
     """An instance of ccxt exchange class `cls` (e.g. `ccxt.async_support.binance`) configured by
     `config` (without apiKey/secret) that signs with `credentials`."""
-    return sealed_class(cls)(credentials, config)
+    clean = {k: v for k, v in (config or {}).items() if k not in _CREDENTIAL_KEYS}
+    refused = len(clean) != len(config or {})
+    del config  # a traceback with locals must not show what the caller put in it
+    if refused:
+        raise ValueError(_REFUSED)
+    return sealed_class(cls)(credentials, clean)

@@ -29,7 +29,7 @@ class ApiCredentials:
     def __init__(self, key: str, secret: str) -> None:
         self.key = key if isinstance(key, str) else ""
         self._secret = secret.encode() if isinstance(secret, str) else b""
-        del secret  # from here on no frame of ours holds it (only `self`, whose repr masks it)
+        del key, secret  # from here on no frame of ours holds them (only `self`, whose repr masks them)
         if not self.key or not self._secret:
             raise ValueError("an API key and its secret are both required, as non-empty str")
 
