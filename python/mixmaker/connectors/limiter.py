@@ -115,18 +115,6 @@ class _Window:
             self.log.append((now, weight))
             self.used += weight
 
-    def hold(self, weight: int) -> None:
-        self.held += weight
-        self.used += weight
-
-    def release(self, weight: int, at: float | None) -> None:
-        """The request's answer came (`at`: when it counts from), or it never left (None)."""
-        self.held -= weight
-        if at is None:
-            self.used -= weight
-        elif weight:
-            self.log.append((at, weight))
-
     def room_at(self, weight: int) -> float | None:
         """When `weight` fits given no new traffic (after expire); None if it needs weight that
         is still on the wire (it fits some time after an answer: `finish` looks again)."""
@@ -234,34 +222,42 @@ class LimiterCore:
         if self._queue or now < self.stats.blocked_until:
             return False
         if tracked:
-            slots = self._slots()
-            if slots is not None and slots <= 0:
+            cap = 1 if self._probing else self.max_in_flight
+            if cap is not None and self.in_flight >= cap:
                 return False
-        self._check(cost)
         windows = self.windows
         for name, w in cost.items():
-            win = windows[name]
-            win.expire(now)
-            if not win.fits(w):
+            win = windows.get(name)
+            if win is None or type(w) is not int or w < 0 or w > win.limit:
+                self._check(cost)  # raises CostError (or lets an int subclass through)
+                win = windows[name]
+            log = win.log
+            if log and log[0][0] + win.window <= now:
+                win.expire(now)
+            if win.used + w > win.limit:
                 return False
         self._take(cost, now, tracked)
         self.stats.admitted += 1
         return True
 
     def _take(self, cost: Mapping[str, int], now: float, tracked: bool) -> None:
-        used = self.stats.used
-        for name, w in cost.items():
-            win = self.windows[name]
-            if tracked:
-                win.hold(w)
-            else:
-                win.take(w, now)
-            used[name] = win.used
+        used, windows = self.stats.used, self.windows
         if tracked:
+            for name, w in cost.items():
+                win = windows[name]
+                win.held += w
+                win.used += w
+                used[name] = win.used
             self.in_flight += 1
-            self.stats.in_flight = self.in_flight
-            if self.in_flight > self.stats.max_in_flight:
-                self.stats.max_in_flight = self.in_flight
+            stats = self.stats
+            stats.in_flight = self.in_flight
+            if self.in_flight > stats.max_in_flight:
+                stats.max_in_flight = self.in_flight
+        else:
+            for name, w in cost.items():
+                win = windows[name]
+                win.take(w, now)
+                used[name] = win.used
 
     def finish(self, cost: Mapping[str, int], now: float, *, answered: bool = True, sent: bool = True) -> None:
         """A tracked request is over: its answer came now (`answered`), or we gave up on it now
@@ -270,19 +266,24 @@ class LimiterCore:
         if self.in_flight <= 0:
             raise RateLimitError("finish() without a tracked request in flight")
         self.in_flight -= 1
-        self.stats.in_flight = self.in_flight
+        stats = self.stats
+        stats.in_flight = self.in_flight
+        used, windows = stats.used, self.windows
         if not sent:
-            at = None
-        elif answered:
-            at = now
-        else:
-            at = now + self.unanswered_s
-            self.stats.unanswered += 1
-        used = self.stats.used
+            for name, w in cost.items():
+                win = windows[name]
+                win.held -= w
+                win.used -= w
+                used[name] = win.used
+            return
+        if not answered:
+            now += self.unanswered_s
+            stats.unanswered += 1
         for name, w in cost.items():
-            win = self.windows[name]
-            win.release(w, at)
-            used[name] = win.used
+            win = windows[name]
+            win.held -= w
+            if w:
+                win.log.append((now, w))
 
     def _check(self, cost: Mapping[str, int]) -> None:
         for name, w in cost.items():
@@ -426,8 +427,9 @@ class RateLimiter:
 
     def finish(self, cost: Mapping[str, int], *, answered: bool = True, sent: bool = True) -> None:
         """The request `start` admitted is over (see `LimiterCore.finish`); waiters for its slot go."""
-        self.core.finish(cost, self._now(), answered=answered, sent=sent)
-        if self.core._queue and not self._closed:
+        core = self.core
+        core.finish(cost, self._now(), answered=answered, sent=sent)
+        if core._queue and not self._closed:
             self._pump()
 
     def request(self, cost: Mapping[str, int], priority: Priority = Priority.QUERY, *,
