@@ -27,7 +27,7 @@ RetryAfterFn = Callable[[int, Mapping[str, str], str, int], "float | None"]
 class _Call:
     """One `fetch2` call: its endpoint, what the limiter admitted it with, whether it was answered."""
 
-    __slots__ = ("endpoint", "cost", "answered")
+    __slots__ = ("answered", "cost", "endpoint")
 
     def __init__(self, endpoint: tuple[str, str, str]) -> None:
         self.endpoint = endpoint

@@ -48,7 +48,7 @@ class _Masking(logging.Filter):
 def _masking_logger(credentials: ApiCredentials, venue: str) -> logging.Logger:
     """A logger of its own (outside the logging registry, so it goes with the exchange) that
     masks, then hands records on to `mixmaker.connectors.ccxt`'s handlers."""
-    lg = logging.Logger(f"{log.name}.{venue}")
+    lg = logging.Logger(f"{log.name}.{venue}")  # noqa: LOG001 - not registered: it dies with its exchange
     lg.parent = log
     lg.addFilter(_Masking(credentials))
     return lg

@@ -24,7 +24,7 @@ _MASK = "***"
 
 
 class ApiCredentials:
-    __slots__ = ("key", "_secret")
+    __slots__ = ("_secret", "key")
 
     def __init__(self, key: str, secret: str) -> None:
         self.key = key if isinstance(key, str) else ""

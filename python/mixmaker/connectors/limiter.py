@@ -43,7 +43,8 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Mapping
+from types import TracebackType
+from typing import Mapping
 
 from mixmaker.connectors.backoff import Backoff
 
@@ -88,7 +89,7 @@ class _Window:
     """One pool: weight on the wire (`held`, until answered) plus a log of (answered at, weight)
     that leaves a window after its time. `used` is both."""
 
-    __slots__ = ("pool", "limit", "window", "log", "used", "held")
+    __slots__ = ("held", "limit", "log", "pool", "used", "window")
 
     def __init__(self, pool: Pool, headroom: float) -> None:
         self.pool = pool
@@ -251,8 +252,7 @@ class LimiterCore:
             self.in_flight += 1
             stats = self.stats
             stats.in_flight = self.in_flight
-            if self.in_flight > stats.max_in_flight:
-                stats.max_in_flight = self.in_flight
+            stats.max_in_flight = max(stats.max_in_flight, self.in_flight)
         else:
             for name, w in cost.items():
                 win = windows[name]
@@ -344,8 +344,9 @@ class LimiterCore:
             short = [(name, w) for name, w in cost.items() if not windows[name].fits(w)]
             held.update(name for name, _ in short)
             times = [windows[name].room_at(w) for name, w in short]
-            if None not in times:
-                at = max(times)  # type: ignore[type-var]
+            known = [x for x in times if x is not None]
+            if len(known) == len(times):  # else it waits for an answer: finish() looks again
+                at = max(known)
                 wake = at if wake is None else min(wake, at)
         if admitted:
             gone = {id(t) for t in admitted}
@@ -539,7 +540,7 @@ class RateLimiter:
 class Request:
     """One tracked request (see `RateLimiter.request`)."""
 
-    __slots__ = ("_limiter", "_cost", "_priority", "_timeout", "_answered", "waited_s")
+    __slots__ = ("_answered", "_cost", "_limiter", "_priority", "_timeout", "waited_s")
 
     def __init__(self, limiter: RateLimiter, cost: Mapping[str, int], priority: Priority, timeout: float | None) -> None:
         self._limiter, self._cost, self._priority, self._timeout = limiter, cost, priority, timeout
@@ -554,5 +555,6 @@ class Request:
         self.waited_s = await self._limiter.start(self._cost, self._priority, timeout=self._timeout)
         return self
 
-    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
         self._limiter.finish(self._cost, answered=self._answered or exc_type is None)
