@@ -427,7 +427,9 @@ class RateLimiter:
         return await self._enter(cost, priority, timeout, tracked=True)
 
     def finish(self, cost: Mapping[str, int], *, answered: bool = True, sent: bool = True) -> None:
-        """The request `start` admitted is over (see `LimiterCore.finish`); waiters for its slot go."""
+        """The request `start` admitted is over (see `LimiterCore.finish`); waiters for its slot go.
+        Report a 429/418 answer (`rate_limited`) before this: a waiter admitted here would
+        otherwise go out inside the Retry-After."""
         core = self.core
         core.finish(cost, self._now(), answered=answered, sent=sent)
         if core._queue and not self._closed:
