@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-import threading
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -61,3 +64,55 @@ def test_lifetime_sums_past_the_i64_limit_stay_exact_in_flows_and_verify(ledger)
     problems = ledger.verify()
     assert "transaction payment:s1 does not balance in ETH: -7" in problems
     assert any("kept balance" in p for p in problems)
+
+
+def test_ids_with_colons_inside_never_share_a_key(ledger):
+    a = tx_key(Cause.FILL, "binance", "BTC/USDT", "7:8")
+    b = tx_key(Cause.FILL, "binance", "BTC/USDT:7", "8")
+    c = tx_key(Cause.MINT, "o1:1")
+    d = tx_key(Cause.MINT, "o1", "1")
+    assert len({a, b, c, d, tx_key(Cause.MINT, "o1%3A1")}) == 5
+    assert tx_key(Cause.FILL, "binance", "BTC/USDT", "7") == "fill:binance:BTC/USDT:7"  # plain ids read as is
+    # Two fills whose keys collided were one transaction: the second (same entries) was
+    # silently taken as already posted and its money never booked.
+    ex, pool = acc.exchange("binance"), acc.pool("binance:BTC/USDT:tight")
+    fill = acc.inflow(Flow.TRADE, "ETH", 5, ex, pool)
+    assert ledger.post_now(a, fill) and ledger.post_now(b, fill)
+    assert ledger.owed(pool, "ETH") == 10
+    with pytest.raises(LedgerConflictError):
+        ledger.post_now(a, acc.inflow(Flow.TRADE, "ETH", 6, ex, pool))
+
+
+_POSTER = """
+import json, sys, time
+from mixmaker.funds import accounts as acc
+from mixmaker.funds.accounts import Flow
+from mixmaker.funds.ledger import Ledger
+from mixmaker.store import SqliteStore
+lg = Ledger(SqliteStore(sys.argv[1]))
+lg.register_asset("ETH", 18)
+while time.time() < float(sys.argv[2]):
+    pass
+new = [k for k in range(150) if lg.post_now(f"payment:s{k}", acc.inflow(Flow.PAYMENT, "ETH", k + 1, acc.WALLET,
+                                                                         acc.user_order(f"o{k % 7}")))]
+print(json.dumps(new))
+"""
+
+
+def test_two_processes_posting_the_same_keys_book_each_once(tmp_path):
+    import time
+
+    db = tmp_path / "shared.db"
+    Ledger(SqliteStore(db)).register_asset("ETH", 18)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    go = str(time.time() + 1.5)
+    procs = [subprocess.Popen([sys.executable, "-c", _POSTER, str(db), go], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    results = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        results.append(json.loads(out))
+    assert sorted(results[0] + results[1]) == list(range(150))  # each key new in exactly one process
+    lg = Ledger(SqliteStore(db))
+    assert lg.balance(acc.WALLET, "ETH") == sum(range(1, 151)) and lg.verify() == []

@@ -73,10 +73,12 @@ class Cause(enum.Enum):
 
 
 def tx_key(cause: Cause, *parts: str) -> str:
-    """The idempotency key of a transaction: `cause:part:part`."""
+    """The idempotency key of a transaction: `cause:part:part`. A ':' inside a part (a venue's
+    trade id, say) is escaped as %3A (and '%' as %25), so two different causes never share a key
+    (`fill:a:b:c` could otherwise be ("a:b", "c") or ("a", "b:c")); ids without them read as is."""
     if not parts or any(not isinstance(p, str) or not p for p in parts):
         raise LedgerError(f"a {cause.value} key needs its cause's ids, got {parts!r}")
-    return ":".join((cause.value, *parts))
+    return ":".join((cause.value, *(p.replace("%", "%25").replace(":", "%3A") for p in parts)))
 
 
 # Fills may be delivered in any order (a sell before the buy that funded it), and an operator's
