@@ -29,7 +29,7 @@ from typing import Protocol
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Flow
 from mixmaker.funds.assets import AssetSpec
-from mixmaker.funds.ledger import Cause, Ledger, tx_key
+from mixmaker.funds.ledger import MAX_UNITS, Cause, Ledger, tx_key
 from mixmaker.mixin import payments as mixin_payments
 from mixmaker.mixin.models import Snapshot
 from mixmaker.money import MIXIN_DECIMALS
@@ -275,9 +275,11 @@ class Intake:
             if expected and expected < lim.min_units:
                 raise _Refuse(RefundReason.BELOW_MINIMUM, f"{asset}: expects {self.ledger.format(asset, expected)}, "
                               f"the minimum is {self.ledger.format(asset, lim.min_units)}")
-            if lim.max_units_per_user is not None and expected > lim.max_units_per_user:
+            # No configured cap still leaves the ledger's own (a memo's u64 may not fit a BIGINT).
+            cap = MAX_UNITS if lim.max_units_per_user is None else min(lim.max_units_per_user, MAX_UNITS)
+            if expected > cap:
                 raise _Refuse(RefundReason.ABOVE_CAP, f"{asset}: expects {self.ledger.format(asset, expected)}, "
-                              f"the cap is {self.ledger.format(asset, lim.max_units_per_user)}")
+                              f"the cap is {self.ledger.format(asset, cap)}")
         self._check_amount(tx, s, symbol, units, minimum=0)
         return self.orders.create(
             tx, order_id=memo.order_id, payer=s.opponent_id, pool_id=pool.pool_id, market=market.name,
