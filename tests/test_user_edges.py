@@ -16,7 +16,9 @@ from mixmaker.funds import accounts as acc
 from mixmaker.mixin.amounts import to_units
 from mixmaker.sim.mixin.setup import BTC, ETH, USDT_ERC20
 from mixmaker.strategy.config import PMMConfig
+from mixmaker.users.alerts import alerts
 from mixmaker.users.catalog import Catalog, Limits, MarketSpec, Preset
+from mixmaker.users.payouts import PayoutState
 
 
 @pytest.fixture
@@ -67,3 +69,24 @@ def test_a_memo_expecting_more_than_a_bigint_is_refunded_not_a_halt_of_intake(wo
     assert bal(world, world.alice, BTC) == to_units("10")
     assert layer.ledger.verify() == []
     assert layer.ledger.owed(acc.pool("binance:BTC/USDT:tight"), "BTC") == to_units("0.5")
+
+
+def test_a_payout_the_wallet_cannot_cover_waits_queued_with_an_alert_then_pays(world, tmp_path):
+    # The wallet no longer holds the asset (an operator moved it, a reconciliation gap): the
+    # refund was only logged at each pass, no operator was ever told.
+    layer = new_layer(world, tmp_path / "u.db")
+    bot = world.bot["app_id"]
+    s = pay(world, world.alice, BTC, "0.5", b"not a memo")
+    run(layer.poll())
+    world.state.user_sends(bot, world.bob.user_id, BTC, world.state.balance(bot, BTC), b"operator")
+    run(layer.cycle(2))
+    [p] = layer.outbox.all()
+    assert p.state is PayoutState.QUEUED and p.payout_id == f"refund:{s.snapshot_id}"
+    short = [(k, subj, msg) for k, subj, msg in alerts(layer.store) if k == "wallet_short"]
+    assert [subj for _, subj, _ in short] == [p.payout_id] and "0.50000000 BTC" in short[0][2]
+    assert bal(world, world.alice, BTC) == to_units("9.5")
+    world.state.deposit(bot, BTC, to_units("1"))  # the wallet is whole again
+    run(layer.cycle(2))
+    assert layer.outbox.all()[0].state is PayoutState.SENT
+    assert bal(world, world.alice, BTC) == to_units("10")
+    assert layer.ledger.verify() == []

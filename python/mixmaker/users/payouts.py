@@ -26,6 +26,7 @@ from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.mixin.errors import MixinError
 from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments
+from mixmaker.mixin.utxo import InsufficientOutputsError
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
 from mixmaker.store.lease import LeaseError
@@ -234,6 +235,12 @@ class PayoutWorker:
         except (PaymentFailedError, PaymentConflictError) as e:
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, str(e))
+            return False
+        except InsufficientOutputsError as e:  # not a guess: it waits, queued, and an operator is told
+            with self.outbox.store.transaction() as tx:
+                alert(tx, AlertKind.WALLET_SHORT, p.payout_id, f"{p.kind.value} of "
+                      f"{format_units(p.mixin_units, MIXIN_DECIMALS)} {p.asset} to {p.opponent} waits: the wallet "
+                      f"holds too little ({e}); it is sent once the wallet holds enough")
             return False
         except (MixinError, LeaseError) as e:  # outputs in flight, the network, a 5xx, another payer: later
             log.warning("payout %s not sent yet: %s", p.payout_id, e)
