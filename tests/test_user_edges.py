@@ -90,3 +90,21 @@ def test_a_payout_the_wallet_cannot_cover_waits_queued_with_an_alert_then_pays(w
     assert layer.outbox.all()[0].state is PayoutState.SENT
     assert bal(world, world.alice, BTC) == to_units("10")
     assert layer.ledger.verify() == []
+
+
+def test_a_payer_that_is_not_a_mixin_user_id_is_kept_unclaimed_not_a_poison_refund(world, tmp_path):
+    # An opponent that is not a user UUID was taken as a payer: its refund raised ValueError in
+    # the payout worker at every pass, and every refund queued after it waited forever.
+    layer = new_layer(world, tmp_path / "u.db")
+    odd = world.state.add_user(user_id="multisig:2/3", full_name="odd")
+    world.state.deposit(odd.user_id, BTC, to_units("1"))
+    s_odd = pay(world, odd, BTC, "0.3", b"whatever")
+    s_alice = pay(world, world.alice, BTC, "0.2", b"whatever")
+    run(layer.cycle(2))
+    assert layer.intake.record(s_odd.snapshot_id)["class"] == "unknown"
+    assert layer.ledger.owed(acc.unclaimed("unknown"), "BTC") == to_units("0.3")
+    assert ("unknown_deposit", s_odd.snapshot_id) in [(k, subj) for k, subj, _ in alerts(layer.store)]
+    assert layer.intake.record(s_alice.snapshot_id)["reason"] == "bad_memo"
+    assert bal(world, world.alice, BTC) == to_units("10")
+    assert [p.payout_id for p in layer.outbox.all()] == [f"refund:{s_alice.snapshot_id}"]
+    assert layer.ledger.verify() == []

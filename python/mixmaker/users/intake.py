@@ -17,7 +17,8 @@ refund and the snapshot cursor commit together or not at all.
   `deposit_hash` (never on the amount; issue 16), or the stand-in allocator's transfer from the
   exchange simulator's custody user. `OwnDeposits` recognises and books it; without one, deposits
   are UNKNOWN.
-- UNKNOWN: any other incoming money: wallet +, `unclaimed:unknown` -, and an alert.
+- UNKNOWN: any other incoming money (an opponent that is not a Mixin user id included: it could
+  not be paid back): wallet +, `unclaimed:unknown` -, and an alert.
 - NOT_OURS: a snapshot of another user than the bot (a sub-user): recorded and alerted, no money.
 """
 
@@ -31,6 +32,7 @@ from mixmaker.funds.accounts import Flow
 from mixmaker.funds.assets import AssetSpec
 from mixmaker.funds.ledger import MAX_UNITS, Cause, Ledger, tx_key
 from mixmaker.mixin import payments as mixin_payments
+from mixmaker.mixin.ids import parse_uuid
 from mixmaker.mixin.models import Snapshot
 from mixmaker.money import MIXIN_DECIMALS
 from mixmaker.store import Store
@@ -96,6 +98,14 @@ class OwnDeposits(Protocol):
     def book(self, tx: Transaction, snapshot: Snapshot) -> None: ...
 
 
+def _is_user_id(opponent_id: str) -> bool:
+    try:
+        parse_uuid(opponent_id)
+    except ValueError:
+        return False
+    return True
+
+
 class _Refuse(UserError):
     """Inside intake only: this payment is refunded for `reason` (never escapes `handle`)."""
 
@@ -154,7 +164,7 @@ class Intake:
             return SnapshotClass.UNKNOWN
         if s.opponent_id == self.app_id:
             return SnapshotClass.CHANGE
-        if s.opponent_id:
+        if _is_user_id(s.opponent_id):  # a payer we can pay back (refunds go to it, and only to it)
             return SnapshotClass.USER_PAYMENT
         return SnapshotClass.UNKNOWN
 
