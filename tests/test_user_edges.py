@@ -108,3 +108,58 @@ def test_a_payer_that_is_not_a_mixin_user_id_is_kept_unclaimed_not_a_poison_refu
     assert bal(world, world.alice, BTC) == to_units("10")
     assert [p.payout_id for p in layer.outbox.all()] == [f"refund:{s_alice.snapshot_id}"]
     assert layer.ledger.verify() == []
+
+
+def _status(capsys, path) -> tuple[int, str, str]:
+    from mixmaker.cli import main
+
+    rc = main(["status", "--db", str(path)])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _engine_db(path, posts: int = 1):
+    from mixmaker.funds.accounts import Flow
+    from mixmaker.funds.ledger import Ledger
+    from mixmaker.store import SqliteStore
+    from mixmaker.users.orders import OrderBook
+
+    store = SqliteStore(path)
+    lg = Ledger(store)
+    OrderBook(store)
+    lg.register_asset("BTC", 8)
+    for n in range(posts):
+        lg.post_now(f"payment:s{n}", acc.inflow(Flow.PAYMENT, "BTC", 5, acc.WALLET, acc.user_order("o1")))
+    return store
+
+
+def test_status_reads_the_database_it_is_given_even_with_hash_or_question_mark_in_its_path(tmp_path, capsys):
+    # "file:{path}?mode=ro" cut the path at '#' or '?': it read another file (or none) as the engine's
+    _engine_db(tmp_path / "a#b.db").close()
+    _engine_db(tmp_path / "a", posts=0).close()  # what the cut path named
+    _engine_db(tmp_path / "c?d.db").close()
+    for name in ("a#b.db", "c?d.db"):
+        rc, out, err = _status(capsys, tmp_path / name)
+        assert rc == 0, err
+        assert any("wallet:mixin" in line and line.endswith("0.00000005") for line in out.splitlines()), out
+
+
+def test_status_refuses_an_empty_file_another_programs_database_and_a_newer_schema(tmp_path, capsys):
+    import sqlite3
+
+    (tmp_path / "empty.db").write_bytes(b"")
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE notes (x TEXT)")
+    other.commit()
+    other.close()
+    (tmp_path / "junk.db").write_bytes(bytes(range(256)) * 20)
+    store = _engine_db(tmp_path / "newer.db")
+    with store.transaction() as tx:
+        tx.execute("UPDATE schema_versions SET version = version + 2 WHERE component = 'ledger'")
+    store.close()
+    cases = {"empty.db": "not a mixmaker database", "other.db": "not a mixmaker database",
+             "junk.db": "cannot read", "newer.db": "written by a newer mixmaker (ledger schema version"}
+    for name, message in cases.items():
+        rc, out, err = _status(capsys, tmp_path / name)
+        assert (rc, out) == (2, ""), (name, out)
+        assert message in err and "Traceback" not in err, (name, err)
