@@ -163,3 +163,35 @@ def test_status_refuses_an_empty_file_another_programs_database_and_a_newer_sche
         rc, out, err = _status(capsys, tmp_path / name)
         assert (rc, out) == (2, ""), (name, out)
         assert message in err and "Traceback" not in err, (name, err)
+
+
+def test_a_memo_pasted_with_a_trailing_newline_is_refunded_saying_so(world, tmp_path):
+    # Decided: strict (one memo, one spelling); the refund's detail names the likely cause.
+    from mixmaker.users import memo as m
+
+    layer = new_layer(world, tmp_path / "u.db")
+    text = create_text(oid(), base=to_units("0.5"))
+    snaps = [pay(world, world.alice, BTC, "0.5", extra) for extra in (text + b"\n", text + b"\r\n", b" " + text)]
+    run(layer.cycle(2))
+    for s in snaps:
+        rec = layer.intake.record(s.snapshot_id)
+        assert (rec["reason"], rec["detail"]) == ("bad_memo", "not_base64url: whitespace around the memo "
+                                                               "(pasted with a newline?)"), rec
+    assert layer.orders.all() == [] and bal(world, world.alice, BTC) == to_units("10")
+    memo, lines = m.explain((text + b"\n").hex())  # the snapshot's hex keeps the newline
+    assert memo is None and "whitespace" in lines[0]
+
+
+def test_memo_create_prints_the_order_id_as_intake_and_status_will_show_it(capsys):
+    from mixmaker.cli import main
+    from mixmaker.users import memo as m
+
+    canonical = "5b0e3a52-8f8e-4c53-9a53-2a4bd1a2f0c1"
+    for typed in ("{5B0E3A52-8F8E-4C53-9A53-2A4BD1A2F0C1}", "urn:uuid:" + canonical, canonical.replace("-", "")):
+        assert main(["memo", "create", "--market", "binance:BTC/USDT", "--preset", "tight", "--base", "1",
+                     "--order-id", typed]) == 0
+        out, err = capsys.readouterr()
+        assert m.decode_extra(out.strip().encode()).order_id == canonical
+        assert f"order id: {canonical}\n" in err and f"CREATE order {canonical} " in err
+        assert main(["memo", "stop", "--order-id", typed]) == 0
+        assert f"STOP order {canonical} " in capsys.readouterr().err
