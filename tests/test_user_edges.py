@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from mixin_world import make_world, run
 from users_catalog import assets
-from users_world import create_text, new_layer
+from users_world import Clock, create_text, new_layer
 
 from mixmaker.funds import accounts as acc
 from mixmaker.mixin.amounts import to_units
@@ -195,3 +195,28 @@ def test_memo_create_prints_the_order_id_as_intake_and_status_will_show_it(capsy
         assert f"order id: {canonical}\n" in err and f"CREATE order {canonical} " in err
         assert main(["memo", "stop", "--order-id", typed]) == 0
         assert f"STOP order {canonical} " in capsys.readouterr().err
+
+
+def test_a_return_whose_asset_left_the_catalog_fails_with_an_alert_and_blocks_no_other_refund(world, tmp_path):
+    # The operator dropped BTC (and its market) while an order still held BTC: its return's
+    # asset id was "BTC", Payments raised ValueError, and the worker stopped at that row forever.
+    from mixmaker.funds.assets import AssetMap, AssetSpec
+
+    layer = new_layer(world, tmp_path / "u.db")
+    o = oid()
+    pay(world, world.alice, BTC, "0.3", create_text(o, base=to_units("1")))
+    run(layer.poll())
+    layer.close()
+    usdt_only = Catalog(AssetMap([AssetSpec("USDT", USDT_ERC20, 8)]), [], [], Limits())
+    later = new_layer(world, tmp_path / "u.db", catalog=usdt_only, clock=Clock(2**62))
+    run(later.cycle(1))
+    s = pay(world, world.bob, USDT_ERC20, "5", b"no memo")  # refunded after the return was queued
+    run(later.cycle(2))
+    assert later.intake.record(s.snapshot_id)["reason"] == "bad_memo"
+    assert bal(world, world.bob, USDT_ERC20) == to_units("100000")
+    [ret] = later.outbox.of_order(o)
+    assert ret.state is PayoutState.FAILED
+    assert later.orders.order(o).state.value == "failed"
+    assert ("payment_refused", ret.payout_id) in [(k, subj) for k, subj, _ in alerts(later.store)]
+    assert later.ledger.owed(acc.user_order(o), "BTC") == to_units("0.3")  # still owed, in the books
+    assert later.ledger.verify() == []

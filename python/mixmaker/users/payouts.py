@@ -232,7 +232,9 @@ class PayoutWorker:
         amount = format_units(p.mixin_units, MIXIN_DECIMALS, trim=True)
         try:
             paid = await self.payments.transfer(p.payout_id, p.mixin_asset_id, amount, p.opponent, p.memo.encode())
-        except (PaymentFailedError, PaymentConflictError) as e:
+        except (PaymentFailedError, PaymentConflictError, ValueError) as e:
+            # ValueError: Payments refuses the row's own ids (an asset no longer configured, say);
+            # raised on, it stopped every later row of the outbox at each pass.
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, str(e))
             return False
