@@ -220,3 +220,58 @@ def test_a_return_whose_asset_left_the_catalog_fails_with_an_alert_and_blocks_no
     assert ("payment_refused", ret.payout_id) in [(k, subj) for k, subj, _ in alerts(later.store)]
     assert later.ledger.owed(acc.user_order(o), "BTC") == to_units("0.3")  # still owed, in the books
     assert later.ledger.verify() == []
+
+
+def _request_id(payout_id: str) -> str:
+    from mixmaker.mixin.ids import unique_object_id
+
+    return unique_object_id(payout_id, "transfer")  # what Payments derives from the cause
+
+
+def test_a_refund_recorded_as_refused_that_mixin_shows_paid_is_booked_with_an_alert(world, tmp_path):
+    # The outgoing snapshot of a payment the outbox had FAILED was dropped as "already booked":
+    # money left the wallet and the books still owed it, silently.
+    layer = new_layer(world, tmp_path / "u.db")
+    bot = world.bot["app_id"]
+    s = pay(world, world.alice, BTC, "0.3", b"no memo")
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=20150, times=1)
+    run(layer.cycle(1))
+    [p] = layer.outbox.all()
+    assert p.state is PayoutState.FAILED
+    world.state.user_sends(bot, world.alice.user_id, BTC, to_units("0.3"), p.memo.encode(),
+                           request_id=_request_id(p.payout_id))  # Mixin had it after all
+    run(layer.cycle(1))
+    assert layer.outbox.all()[0].state is PayoutState.SENT
+    assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == 0
+    assert layer.ledger.balance(acc.WALLET, "BTC") == world.state.balance(bot, BTC)
+    assert ("payment_refused", f"{p.payout_id}:paid") in [(k, subj) for k, subj, _ in alerts(layer.store)]
+    assert bal(world, world.alice, BTC) == to_units("10")
+    assert layer.ledger.verify() == []
+
+
+def test_an_outgoing_under_a_refunds_request_id_with_another_amount_is_alerted_not_booked(world, tmp_path):
+    # Intake booked the outbox row's amount whatever the snapshot said: the books then showed
+    # a refund of 0.4 BTC that Mixin had paid as 0.1.
+    class Crash(Exception):
+        pass
+
+    def crash_at(step, ident):
+        if step == "recorded":
+            raise Crash(step)
+
+    layer = new_layer(world, tmp_path / "u.db", crash_at=crash_at)
+    bot = world.bot["app_id"]
+    s = pay(world, world.alice, BTC, "0.4", b"no memo")
+    run(layer.poll())
+    with pytest.raises(Crash):  # Payments recorded the intent (its request id), then the process died
+        run(layer.pay_out())
+    [p] = layer.outbox.all()
+    out = world.state.user_sends(bot, world.alice.user_id, BTC, to_units("0.1"), b"", request_id=_request_id(p.payout_id))
+    run(layer.poll())
+    bot_out = next(x for x in world.state.snapshots if x.user_id == bot and x.request_id == out.request_id)
+    rec = layer.intake.record(bot_out.snapshot_id)
+    assert (rec["class"], rec["outcome"]) == ("our_outgoing", "alert")
+    assert ("unexpected_outgoing", bot_out.snapshot_id) in [(k, subj) for k, subj, _ in alerts(layer.store)]
+    assert layer.outbox.all()[0].state is PayoutState.QUEUED
+    assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.4")
+    assert layer.ledger.verify() == []

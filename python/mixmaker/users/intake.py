@@ -205,6 +205,12 @@ class Intake:
         p = self.outbox.get(tx, cause)
         if p is None:
             return Outcome.NOTHING, "", "", cause  # a move or another component's payment: theirs to book
+        if (-s.units, s.asset_id.lower()) != (p.mixin_units, p.mixin_asset_id):
+            # Booking our row's amount for what Mixin shows would make the books lie: an operator looks.
+            alert(tx, AlertKind.UNEXPECTED_OUTGOING, s.snapshot_id,
+                  f"{-s.units} units of {s.asset_id} left the wallet under {p.kind.value} {p.payout_id}'s request "
+                  f"{s.request_id}, which was to send {p.mixin_units} units of {p.mixin_asset_id}: not booked")
+            return Outcome.ALERT, p.order_id, "", cause
         booked = self.outbox.book(tx, p, s.request_id)
         return (Outcome.BOOKED if booked else Outcome.NOTHING), p.order_id, "", cause
 
