@@ -156,10 +156,14 @@ class Outbox:
 
     def book(self, tx: Transaction, p: Payout, request_id: str) -> bool:
         """Mixin has the payment: books it (REFUND or PAYOUT) and marks the row SENT. Returns
-        False if it was booked before (by the worker or by intake seeing the outgoing snapshot)."""
+        False if it was booked before (by the worker or by intake seeing the outgoing snapshot).
+        A row FAILED before is booked too (with an alert): Mixin's snapshot is the truth."""
         current = tx.query("SELECT state FROM user_payouts WHERE payout_id = ?", (p.payout_id,))
-        if not current or current[0][0] != PayoutState.QUEUED.value:
+        if not current or current[0][0] not in (PayoutState.QUEUED.value, PayoutState.FAILED.value):
             return False
+        if current[0][0] == PayoutState.FAILED.value:  # refused, yet Mixin shows it paid: its truth is booked
+            alert(tx, AlertKind.PAYMENT_REFUSED, f"{p.payout_id}:paid", f"{p.kind.value} {p.payout_id} was recorded "
+                  f"as refused, but Mixin shows it paid (request {request_id}): booked as sent")
         self.ledger.post(tx, tx_key(p.kind.cause, *p.ids), acc.outflow(p.kind.flow, p.asset, p.units, acc.WALLET, p.account),
                          ref=p.order_id or p.snapshot_id,
                          detail={"to": p.opponent, "request_id": request_id, "reason": p.reason})
