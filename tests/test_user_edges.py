@@ -275,3 +275,136 @@ def test_an_outgoing_under_a_refunds_request_id_with_another_amount_is_alerted_n
     assert layer.outbox.all()[0].state is PayoutState.QUEUED
     assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.4")
     assert layer.ledger.verify() == []
+
+
+# --- attacks and accidents that hold (kept as tests so they keep holding) ----------------------
+
+
+class _DoublingClient:
+    """A Mixin client whose snapshot pages repeat their last item (a duplicated notification)."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+
+    async def snapshots(self, **kw):
+        page = await self._client.snapshots(**kw)
+        return page + page[-1:] if 0 < len(page) < kw["limit"] - 1 else page
+
+
+def test_held_a_snapshot_repeated_in_one_page_and_by_a_rescan_is_credited_once(world, tmp_path):
+    from mixmaker.mixin.snapshots import SnapshotReader
+
+    layer = new_layer(world, tmp_path / "u.db")
+    o = oid()
+    for _ in range(3):
+        pay(world, world.alice, USDT_ERC20, "100", create_text(o, quote=to_units("1000")))
+
+    async def read_twice():
+        async with world.client() as c:
+            reader = SnapshotReader(_DoublingClient(c), layer.store, rescan_interval_s=0.0)
+            for _ in range(3):  # every poll is a re-scan here
+                await reader.poll(layer.intake.handle)
+
+    run(read_twice())
+    assert layer.orders.paid(layer.store, o) == {"USDT": to_units("300")}
+    assert layer.ledger.owed(acc.user_order(o), "USDT") == to_units("300") and layer.ledger.verify() == []
+
+
+def test_held_dust_exactly_at_the_threshold_is_sent_below_it_is_kept(world, tmp_path):
+    layer = new_layer(world, tmp_path / "u.db")  # BTC dust threshold: 0.00001
+    at = pay(world, world.alice, BTC, "0.00001", b"x")
+    below = pay(world, world.alice, BTC, "0.00000999", b"x")
+    run(layer.cycle(2))
+    states = {p.snapshot_id: p.state for p in layer.outbox.all()}
+    assert states == {at.snapshot_id: PayoutState.SENT, below.snapshot_id: PayoutState.DUST}
+    assert layer.ledger.owed(acc.unclaimed("dust"), "BTC") == 999
+    assert bal(world, world.alice, BTC) == to_units("10") - 999 and layer.ledger.verify() == []
+
+
+def test_held_the_bot_paying_itself_and_the_fee_user_paying_the_bot(world, tmp_path):
+    from mixmaker.sim.mixin import FEE_USER_ID
+
+    layer = new_layer(world, tmp_path / "u.db")
+    bot = world.bot["app_id"]
+    pay(world, world.alice, BTC, "1", create_text(oid(), base=to_units("1")))  # the bot holds some BTC
+    run(layer.cycle(2))
+    world.state.user_sends(bot, bot, BTC, to_units("0.2"), b"to myself")
+    world.state.deposit(FEE_USER_ID, BTC, to_units("1"))
+    fee = world.state.user_sends(FEE_USER_ID, bot, BTC, to_units("0.05"), b"oops")
+    run(layer.cycle(2))
+    classes = sorted(layer.intake.record(s.snapshot_id)["class"] for s in world.state.snapshots
+                     if s.user_id == bot and s.memo == b"to myself")
+    assert classes == ["change", "our_outgoing"]  # no money booked, and the outgoing is alerted
+    assert layer.intake.record(fee.snapshot_id)["reason"] == "bad_memo"
+    assert world.state.balance(FEE_USER_ID, BTC) == to_units("1")  # refunded to its payer, like anyone
+    held = layer.ledger.balance(acc.WALLET, "BTC") + layer.ledger.balance(acc.exchange("binance"), "BTC")
+    assert held == world.state.balance(bot, BTC) and layer.ledger.verify() == []  # the fake allocator moves no coins
+
+
+def test_held_stop_and_add_after_a_stop_or_on_a_settled_order_are_refunded(world, tmp_path):
+    from mixmaker.users import memo as m
+
+    layer = new_layer(world, tmp_path / "u.db")
+    o = oid()
+    pay(world, world.alice, BTC, "0.5", create_text(o, base=to_units("0.5")))
+    run(layer.cycle(2))
+    layer.pools.hold[o] = 100  # the pool takes its time to free the order's part: it stays STOPPING
+    pay(world, world.alice, BTC, "0.001", m.to_extra(m.StopMemo(o)))
+    run(layer.cycle(1))
+    assert layer.orders.order(o).state.value == "stopping"
+    late = [pay(world, world.alice, BTC, "0.01", m.to_extra(memo)) for memo in (m.AddMemo(o), m.StopMemo(o))]
+    by_bob = pay(world, world.bob, BTC, "0.01", m.to_extra(m.StopMemo(o)))
+    run(layer.cycle(1))
+    assert [layer.intake.record(s.snapshot_id)["reason"] for s in (*late, by_bob)] == [
+        "order_closed", "order_closed", "not_your_order"]
+    layer.pools.hold[o] = 0
+    run(layer.cycle(3))
+    assert layer.orders.order(o).state.value == "settled"
+    after = pay(world, world.alice, BTC, "0.01", m.to_extra(m.AddMemo(o)))
+    run(layer.cycle(2))
+    assert layer.intake.record(after.snapshot_id)["reason"] == "order_closed"
+    assert bal(world, world.alice, BTC) == to_units("10") and bal(world, world.bob, BTC) == to_units("10")
+    assert layer.ledger.verify() == []
+
+
+def test_held_no_keystore_secret_reaches_logs_alerts_rows_or_reprs_of_the_user_layer(world, tmp_path, caplog):
+    import base64
+    import logging
+
+    from mixmaker.mixin.payments import Payments
+    from mixmaker.users.payouts import PayoutWorker
+    from mixmaker.users.statement import statement
+
+    caplog.set_level(logging.DEBUG)
+    layer = new_layer(world, tmp_path / "u.db")
+    bot = world.bot["app_id"]
+    o = oid()
+    pay(world, world.alice, BTC, "0.4", create_text(o, base=to_units("1")))  # awaits more funds
+    pay(world, world.alice, BTC, "0.3", b"no memo")
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=20150, times=1)  # refused for good
+    run(layer.cycle(2))
+    pay(world, world.alice, BTC, "0.2", b"again")
+    run(layer.poll())
+    world.state.user_sends(bot, world.bob.user_id, BTC, world.state.balance(bot, BTC), b"drained")
+    run(layer.cycle(2))  # wallet short, unexpected outgoing
+    kinds = {k for k, _, _ in alerts(layer.store)}
+    assert {"payment_refused", "wallet_short", "unexpected_outgoing"} <= kinds
+
+    async def worker_repr() -> str:
+        async with world.client() as c:
+            payments = Payments(c, layer.store)
+            return (repr(PayoutWorker(layer.outbox, payments)) + repr(payments) + repr(vars(payments)) + repr(c)
+                    + repr(c.keystore) + str(vars(c.keystore)))
+
+    texts = [caplog.text, run(worker_repr())]
+    for table in ("user_alerts", "user_intake", "user_payouts", "user_orders", "user_order_events", "ledger_transactions",
+                  "mixin_payments"):
+        texts += [repr(r) for r in layer.store.query(f"SELECT * FROM {table}")]
+    texts += [repr(x) for x in (layer.intake, layer.outbox, layer.worker, layer.orders.all(), layer.outbox.all())]
+    texts.append(statement(layer.ledger, layer.orders, layer.outbox, o).render(layer.ledger))
+    blob = "\n".join(texts)
+    for field in ("session_private_key", "spend_private_key"):
+        raw = bytes.fromhex(world.bot[field])
+        for form in (raw.hex(), raw.hex().upper(), base64.b64encode(raw).decode(),
+                     base64.urlsafe_b64encode(raw).decode().rstrip("="), raw[:16].hex()):
+            assert form not in blob, field
