@@ -408,3 +408,29 @@ def test_held_no_keystore_secret_reaches_logs_alerts_rows_or_reprs_of_the_user_l
         for form in (raw.hex(), raw.hex().upper(), base64.b64encode(raw).decode(),
                      base64.urlsafe_b64encode(raw).decode().rstrip("="), raw[:16].hex()):
             assert form not in blob, field
+
+
+def test_a_kill_between_payments_failed_and_the_outbox_leaves_no_refund_queued_forever(world, tmp_path):
+    # Payments commits 'failed' and then raises; a kill before the outbox records it left the
+    # row QUEUED while Payments answered the cause with its FAILED payment ever after, quietly:
+    # retried at every pass, never alerted.
+    from mixmaker.mixin.errors import MixinError
+    from mixmaker.mixin.payments import Payments
+
+    layer = new_layer(world, tmp_path / "u.db")
+    s = pay(world, world.alice, BTC, "0.3", b"no memo")
+    run(layer.poll())
+    [p] = layer.outbox.queued()
+
+    async def the_dying_process():
+        async with world.client() as c:
+            await Payments(c, layer.store).transfer(p.payout_id, p.mixin_asset_id, "0.3", p.opponent, p.memo.encode())
+
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=20150, times=1)
+    with pytest.raises(MixinError):
+        run(the_dying_process())
+    assert layer.outbox.all()[0].state is PayoutState.QUEUED  # the process is gone before this was written
+    run(layer.cycle(2))
+    assert layer.outbox.all()[0].state is PayoutState.FAILED
+    assert ("payment_refused", p.payout_id) in [(k, subj) for k, subj, _ in alerts(layer.store)]
+    assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.3")  # still owed, in the books

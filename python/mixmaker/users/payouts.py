@@ -25,7 +25,7 @@ from mixmaker.funds.accounts import Account, Flow
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.mixin.errors import MixinError
-from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments
+from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments, PaymentState
 from mixmaker.mixin.utxo import InsufficientOutputsError
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
@@ -250,6 +250,10 @@ class PayoutWorker:
             return False
         except (MixinError, LeaseError) as e:  # outputs in flight, the network, a 5xx, another payer: later
             log.warning("payout %s not sent yet: %s", p.payout_id, e)
+            return False
+        if paid.state == PaymentState.FAILED:  # refused in an earlier run that died before the outbox knew
+            with self.outbox.store.transaction() as tx:
+                self.outbox.fail(tx, p, paid.error)
             return False
         if paid.state not in ("sent", "confirmed"):
             return False  # an unclear outcome Payments keeps; the next pass asks again
