@@ -434,3 +434,27 @@ def test_a_kill_between_payments_failed_and_the_outbox_leaves_no_refund_queued_f
     assert layer.outbox.all()[0].state is PayoutState.FAILED
     assert ("payment_refused", p.payout_id) in [(k, subj) for k, subj, _ in alerts(layer.store)]
     assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.3")  # still owed, in the books
+
+
+def test_held_a_refund_cause_already_paid_with_other_parameters_fails_loudly_and_is_not_booked(world, tmp_path):
+    # Some other code paid 0.1 BTC under the refund's cause: Payments refuses to pay the cause
+    # again with other parameters; the outbox records a refusal with an alert, and Mixin's
+    # outgoing of 0.1 is not booked as the 0.3 refund.
+    from mixmaker.mixin.payments import Payments
+
+    layer = new_layer(world, tmp_path / "u.db")
+    s = pay(world, world.alice, BTC, "0.3", b"no memo")
+    run(layer.poll())
+    [p] = layer.outbox.queued()
+
+    async def other_code():
+        async with world.client() as c:
+            await Payments(c, layer.store).transfer(p.payout_id, p.mixin_asset_id, "0.1", p.opponent, b"other")
+
+    run(other_code())
+    run(layer.cycle(2))
+    assert layer.outbox.all()[0].state is PayoutState.FAILED
+    kinds = [k for k, _, _ in alerts(layer.store)]
+    assert "payment_refused" in kinds and "unexpected_outgoing" in kinds
+    assert bal(world, world.alice, BTC) == to_units("9.8")  # paid once, by the other code; never twice
+    assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.3") and layer.ledger.verify() == []
