@@ -458,3 +458,34 @@ def test_held_a_refund_cause_already_paid_with_other_parameters_fails_loudly_and
     assert "payment_refused" in kinds and "unexpected_outgoing" in kinds
     assert bal(world, world.alice, BTC) == to_units("9.8")  # paid once, by the other code; never twice
     assert layer.ledger.owed(acc.refund(s.snapshot_id), "BTC") == to_units("0.3") and layer.ledger.verify() == []
+
+
+def test_held_a_snapshot_amount_past_8_decimals_halts_intake_and_credits_nothing(world, tmp_path):
+    # Mixin's amounts have 8 decimals; a page with a 9th is a broken contract: the page is
+    # dropped whole and intake halts for an operator (never rounded, never half-credited).
+    from mixmaker.mixin import MixinClient
+    from mixmaker.mixin.snapshots import SnapshotPageError, SnapshotReader
+
+    class NinthDecimal(MixinClient):
+        async def request(self, method, path, **kw):
+            out = await super().request(method, path, **kw)
+            if path == "/safe/snapshots":
+                for row in out:
+                    if row["asset_id"] == BTC and not row["amount"].startswith("-"):
+                        row["amount"] = f"{Decimal(row['amount']) + Decimal('1e-9'):f}"
+            return out
+
+    layer = new_layer(world, tmp_path / "u.db")
+    o = oid()
+    pay(world, world.alice, USDT_ERC20, "100", create_text(o, quote=to_units("1000")))
+    pay(world, world.alice, BTC, "0.5", create_text(oid(), base=to_units("0.5")))
+
+    async def poll():
+        async with NinthDecimal(world.keystore, world.server.url, backoff_s=0.01, timeout_s=5) as c:
+            reader = SnapshotReader(c, layer.store)
+            with pytest.raises(SnapshotPageError, match="malformed"):
+                await reader.poll(layer.intake.handle)
+            return reader.cursor_ns
+
+    assert run(poll()) == 0
+    assert layer.orders.all() == [] and layer.ledger.balances() == {}
