@@ -489,3 +489,22 @@ def test_held_a_snapshot_amount_past_8_decimals_halts_intake_and_credits_nothing
 
     assert run(poll()) == 0
     assert layer.orders.all() == [] and layer.ledger.balances() == {}
+
+
+def test_a_market_whose_name_no_memo_can_carry_is_refused_at_start():
+    # A 32-character venue account and 20-character symbols make a 74-byte market name: the
+    # catalog took it, and every `memo create` for it failed (a memo carries 64 bytes of market).
+    from mixmaker.funds.assets import AssetMap, AssetSpec
+    from mixmaker.users import memo as m
+    from mixmaker.users.catalog import CatalogError
+
+    base, quote = "B" * 20, "Q" * 20
+    spec = AssetMap([AssetSpec(base, BTC, 8), AssetSpec(quote, USDT_ERC20, 8)])
+    long_market = MarketSpec("v" * 32, f"{base}/{quote}", base, quote, 2, 5)
+    with pytest.raises(m.MemoError):
+        m.to_text(m.CreateMemo(oid(), long_market.name, "tight", 1, 0))
+    with pytest.raises(CatalogError, match="longer than the 64 bytes a memo can carry"):
+        Catalog(spec, [long_market], [])
+    fits = MarketSpec("v" * 22, f"{base}/{quote}", base, quote, 2, 5)  # exactly 64 bytes
+    assert len(fits.name) == 64 and Catalog(spec, [fits], []).market(fits.name) is fits
+    assert m.decode_extra(m.to_extra(m.CreateMemo(o := oid(), fits.name, "tight", 1, 0))).order_id == o

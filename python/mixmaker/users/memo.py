@@ -36,14 +36,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from mixmaker.users.catalog import CatalogError, _check_name, parse_market_name
+from mixmaker.users.catalog import MAX_MARKET_NAME, CatalogError, _check_name, parse_market_name
 from mixmaker.users.errors import UserError
 
 MAGIC = b"MM"
 VERSION = 1
 CHECKSUM_BYTES = 4
 EXTRA_LIMIT = 256  # Mixin's general extra size limit
-MAX_MARKET = 64
+MAX_MARKET = MAX_MARKET_NAME
 MAX_PRESET = 32
 MAX_UNITS = 2**64 - 1
 _HEAD = len(MAGIC) + 2 + 16  # magic, version, action, order id
