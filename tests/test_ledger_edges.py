@@ -116,3 +116,17 @@ def test_two_processes_posting_the_same_keys_book_each_once(tmp_path):
     assert sorted(results[0] + results[1]) == list(range(150))  # each key new in exactly one process
     lg = Ledger(SqliteStore(db))
     assert lg.balance(acc.WALLET, "ETH") == sum(range(1, 151)) and lg.verify() == []
+
+
+def test_held_no_float_decimal_fraction_or_bool_becomes_an_amount(ledger):
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from mixmaker.funds.accounts import Entry
+
+    for bad in (1.0, Decimal("1"), Fraction(1), True, "1"):
+        with pytest.raises(LedgerError, match="exact integers"):
+            Entry(ORDER, "ETH", bad, Flow.PAYMENT)  # type: ignore[arg-type]
+    ledger.post_now("payment:i", acc.inflow(Flow.PAYMENT, "ETH", 7, acc.WALLET, ORDER))
+    assert all(type(u) is int for u in ledger.balances().values())
+    assert all(type(u) is int for u in ledger.flows("ETH").values())
