@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmaker.money import format_units
+from mixmaker.users.errors import UserError
 from mixmaker.users.orders import OrderState
 
 MEMBER_STATES = ("allocating", "active", "stopping")
@@ -27,11 +28,31 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 
 def collect(path: str | Path) -> dict[str, Any]:
-    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    # as_uri() escapes '#', '?' and '%': a bare "file:{path}" opened "a" for "a#b.db"
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     try:
+        _check_schema(db, path)
         return _collect(db)
+    except sqlite3.Error as e:  # not a database at all, a damaged one, another program's tables
+        raise UserError(f"cannot read {path}: {e}") from None
     finally:
         db.close()
+
+
+def _check_schema(db: sqlite3.Connection, path: str | Path) -> None:
+    """A database this mixmaker can read, or a UserError that says why not (an empty file or
+    another program's database would otherwise read as an empty engine; a newer schema as ours)."""
+    from mixmaker.funds import ledger
+    from mixmaker.users import alerts, intake, orders, payouts
+
+    if "schema_versions" not in _tables(db):
+        raise UserError(f"{path} is not a mixmaker database (empty, or another program's)")
+    known = {"ledger": ledger.MIGRATIONS, "user_orders": orders.MIGRATIONS, "user_payouts": payouts.MIGRATIONS,
+             "user_alerts": alerts.MIGRATIONS, "user_intake": intake.MIGRATIONS}
+    for component, version in db.execute("SELECT component, version FROM schema_versions ORDER BY component"):
+        if component in known and version > len(known[component]):
+            raise UserError(f"{path} was written by a newer mixmaker ({component} schema version {version}, this "
+                            f"one reads up to {len(known[component])}): upgrade mixmaker to read it")
 
 
 def _collect(db: sqlite3.Connection) -> dict[str, Any]:
