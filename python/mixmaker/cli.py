@@ -5,6 +5,9 @@
     mixmaker sim mixin --port N     # a Mixin-compatible server on 127.0.0.1
     mixmaker sim exchange --port N  # a Binance-spot-compatible exchange on 127.0.0.1
     mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
+    mixmaker memo create --market binance:BTC/USDT --preset NAME [--base AMOUNT] [--quote AMOUNT]
+    mixmaker memo decode HEX|BASE64 # any memo explained in words
+    mixmaker status [--db PATH]     # user orders, pools, balances, last reconciliation
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
 book not synced at the end, crossed book, unreadable messages); 2 bad input or usage.
@@ -74,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.sim.exchange.cli import register as register_sim_exchange
 
     register_sim_exchange(sub)
+    from mixmaker.users.cli import register as register_users
+
+    register_users(sub)
     return parser
 
 

@@ -88,17 +88,27 @@ class Ledger:
 
     # --- assets ---------------------------------------------------------------------------
 
-    def register_asset(self, asset: str, decimals: int) -> None:
-        """Declares an asset and its scale (units are `10**-decimals`). A scale never changes."""
+    def register_asset(self, asset: str, decimals: int, *, tx: Transaction | None = None) -> None:
+        """Declares an asset and its scale (units are `10**-decimals`). A scale never changes.
+
+        With `tx`, inside the caller's store transaction (an asset first met in a snapshot is
+        declared together with its first posting)."""
         if not asset or not isinstance(asset, str) or ":" in asset:
             raise LedgerError(f"bad asset symbol {asset!r}")
         if type(decimals) is not int or not 0 <= decimals <= MAX_DECIMALS:
             raise LedgerError(f"asset {asset}: decimals must be 0..{MAX_DECIMALS}, got {decimals!r}")
         known = self._decimals.get(asset)
-        if known is None:
-            with self.store.transaction() as tx:
-                tx.execute("INSERT INTO ledger_assets (asset, decimals) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                           (asset, decimals))
+        if tx is not None:
+            # Always written in `tx` (cheap, idempotent): if an earlier `tx` rolled back, the cache
+            # knows the asset but the table may not.
+            tx.execute("INSERT INTO ledger_assets (asset, decimals) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                       (asset, decimals))
+            known = tx.query("SELECT decimals FROM ledger_assets WHERE asset = ?", (asset,))[0][0]
+            self._decimals[asset] = known
+        elif known is None:
+            with self.store.transaction() as wtx:
+                wtx.execute("INSERT INTO ledger_assets (asset, decimals) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                            (asset, decimals))
             known = self.store.query("SELECT decimals FROM ledger_assets WHERE asset = ?", (asset,))[0][0]
             self._decimals[asset] = known
         if known != decimals:
@@ -190,10 +200,11 @@ class Ledger:
 
     # --- reading --------------------------------------------------------------------------
 
-    def balance(self, account: Account, asset: str) -> int:
-        """The signed balance (holdings positive, claims negative)."""
-        rows = self.store.query("SELECT units FROM ledger_balances WHERE account = ? AND asset = ?",
-                                (account.name, asset))
+    def balance(self, account: Account, asset: str, *, tx: Transaction | None = None) -> int:
+        """The signed balance (holdings positive, claims negative); with `tx`, as that store
+        transaction sees it."""
+        rows = (tx or self.store).query("SELECT units FROM ledger_balances WHERE account = ? AND asset = ?",
+                                        (account.name, asset))
         return rows[0][0] if rows else 0
 
     def owed(self, account: Account, asset: str) -> int:
@@ -211,10 +222,11 @@ class Ledger:
         out = {(Account.parse(a), asset): u for a, asset, u in self.store.query(sql + " ORDER BY account, asset", params)}
         return {k: v for k, v in out.items() if v or not nonzero}
 
-    def holdings_of(self, account: Account) -> dict[str, int]:
-        """What an account holds or is owed, per asset, as positive numbers."""
-        rows = self.store.query("SELECT asset, units FROM ledger_balances WHERE account = ? ORDER BY asset",
-                                (account.name,))
+    def holdings_of(self, account: Account, *, tx: Transaction | None = None) -> dict[str, int]:
+        """What an account holds or is owed, per asset, as positive numbers; with `tx`, as that
+        store transaction sees it."""
+        rows = (tx or self.store).query("SELECT asset, units FROM ledger_balances WHERE account = ? ORDER BY asset",
+                                        (account.name,))
         sign = -1 if account.side is Side.CLAIM else 1
         return {a: sign * u for a, u in rows if u}
 

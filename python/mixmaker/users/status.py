@@ -1,0 +1,127 @@
+"""`mixmaker status`: what the books say now, read from the engine's SQLite database without
+writing to it (read-only, so it is safe while the engine runs):
+
+- user orders by state, and each live order with what it is owed;
+- pools: members and what the pool's claim holds per asset (shares when the pools' tables exist);
+- balances by account and asset, exact (`money.format_units`);
+- refunds and payouts by state, and the operator's alerts;
+- the last reconciliation (issue 16 writes `reconciliations`; "never" until then).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mixmaker.money import format_units
+from mixmaker.users.orders import OrderState
+
+MEMBER_STATES = ("allocating", "active", "stopping")
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def collect(path: str | Path) -> dict[str, Any]:
+    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    try:
+        return _collect(db)
+    finally:
+        db.close()
+
+
+def _collect(db: sqlite3.Connection) -> dict[str, Any]:
+    tables = _tables(db)
+    decimals = dict(db.execute("SELECT asset, decimals FROM ledger_assets")) if "ledger_assets" in tables else {}
+
+    def fmt(asset: str, units: int) -> str:
+        return format_units(int(units), decimals.get(asset, 8))
+
+    report: dict[str, Any] = {"orders": {}, "live_orders": [], "pools": [], "balances": [], "payouts": {},
+                              "alerts": [], "reconciliation": "never", "ledger_ok": None}
+    balances: dict[str, dict[str, int]] = {}
+    if "ledger_balances" in tables:
+        for account, asset, units in db.execute("SELECT account, asset, units FROM ledger_balances WHERE units <> 0 "
+                                                "ORDER BY account, asset"):
+            balances.setdefault(account, {})[asset] = int(units)
+            report["balances"].append({"account": account, "asset": asset, "units": int(units),
+                                       "amount": fmt(asset, units)})
+        per_asset: Counter[str] = Counter()
+        for asset_units in balances.values():
+            for a, u in asset_units.items():
+                per_asset[a] += u
+        report["ledger_ok"] = not any(per_asset.values())
+    if "user_orders" in tables:
+        counts = dict(db.execute("SELECT state, COUNT(*) FROM user_orders GROUP BY state"))
+        report["orders"] = {s.value: counts.get(s.value, 0) for s in OrderState}
+        for oid, state, pool_id, payer in db.execute(
+                "SELECT order_id, state, pool_id, payer FROM user_orders WHERE state NOT IN ('settled', 'refunded') "
+                "ORDER BY created_ns"):
+            owed = {a: fmt(a, -u) for a, u in balances.get(f"order:{oid}", {}).items()}
+            report["live_orders"].append({"order_id": oid, "state": state, "pool": pool_id, "payer": payer, "owed": owed})
+        members = Counter(r[0] for r in db.execute(
+            f"SELECT pool_id FROM user_orders WHERE state IN ({', '.join('?' for _ in MEMBER_STATES)})", MEMBER_STATES))
+    else:
+        members = Counter()
+    shares: dict[str, int] = {}
+    if "pool_shares" in tables:  # the pools' own table (mixmaker.users.pools), when it exists
+        burned = {r[0] for r in db.execute("SELECT order_id FROM pool_burns")} if "pool_burns" in tables else set()
+        for oid, pid, s in db.execute("SELECT order_id, pool_id, shares FROM pool_shares"):
+            if oid not in burned:
+                shares[pid] = shares.get(pid, 0) + int(s)
+    pools = sorted({a[len("pool:"):] for a in balances if a.startswith("pool:")} | set(members) | set(shares))
+    for pid in pools:
+        held = {a: fmt(a, -u) for a, u in balances.get(f"pool:{pid}", {}).items()}
+        report["pools"].append({"pool": pid, "members": members.get(pid, 0), "holds": held,
+                                "shares": str(shares[pid]) if pid in shares else None})
+    if "user_payouts" in tables:
+        report["payouts"] = dict(db.execute("SELECT state, COUNT(*) FROM user_payouts GROUP BY state"))
+    if "user_alerts" in tables:
+        report["alerts"] = [{"kind": k, "subject": s, "message": msg} for k, s, msg in db.execute(
+            "SELECT kind, subject, message FROM user_alerts ORDER BY at_ns DESC LIMIT 20")]
+    if "reconciliations" in tables:
+        row = db.execute("SELECT finished_ns, ok, summary FROM reconciliations ORDER BY finished_ns DESC LIMIT 1").fetchone()
+        if row:
+            report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+    return report
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=True)
+
+
+def render_text(r: dict[str, Any]) -> str:
+    out = ["USER ORDERS"]
+    if r["orders"]:
+        out.append("  " + ("  ".join(f"{s} {n}" for s, n in r["orders"].items() if n) or "none"))
+        for o in r["live_orders"]:
+            owed = ", ".join(f"{v} {a}" for a, v in o["owed"].items()) or "-"
+            out.append(f"  {o['order_id']}  {o['state']:<15} {o['pool']:<28} owed {owed}")
+    else:
+        out.append("  none")
+    out.append("POOLS")
+    for p in r["pools"] or []:
+        holds = ", ".join(f"{v} {a}" for a, v in p["holds"].items()) or "nothing"
+        extra = f"  shares {p['shares']}" if p["shares"] is not None else ""
+        out.append(f"  {p['pool']:<28} members {p['members']}  holds {holds}{extra}")
+    if not r["pools"]:
+        out.append("  none")
+    out.append("BALANCES (holdings +, claims -)")
+    for b in r["balances"]:
+        out.append(f"  {b['account']:<48} {b['asset']:<8} {b['amount']:>26}")
+    if not r["balances"]:
+        out.append("  none")
+    if r["ledger_ok"] is not None:
+        out.append("  where the money is = whose it is" if r["ledger_ok"] else "  LEDGER DOES NOT BALANCE")
+    out.append("REFUNDS AND PAYOUTS  " + ("  ".join(f"{s} {n}" for s, n in sorted(r["payouts"].items())) or "none"))
+    if r["alerts"]:
+        out.append("ALERTS")
+        out += [f"  {a['kind']} {a['subject']}: {a['message']}" for a in r["alerts"]]
+    rec = r["reconciliation"]
+    out.append("LAST RECONCILIATION  " + (rec if isinstance(rec, str) else
+                                           f"{'ok' if rec['ok'] else 'DIFFERENCES'} at {rec['finished_ns']}: {rec['summary']}"))
+    return "\n".join(out)
