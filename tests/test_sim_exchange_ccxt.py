@@ -96,7 +96,7 @@ def test_scripted_session_rest_and_pro() -> None:
 
             # deposit address, a deposit (seen by watch_balance), deposits history
             address = await rest.fetch_deposit_address("BTC")
-            assert address["address"].startswith("sim") and address["currency"] == "BTC"
+            assert address["address"].startswith("bc1q") and address["currency"] == "BTC"
             balance_w = asyncio.ensure_future(pro.watch_balance())
             await asyncio.sleep(0.05)
             sim.venue.deposit("alice", "BTC", "1.25")

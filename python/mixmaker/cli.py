@@ -4,6 +4,8 @@
     mixmaker replay FILE [--json]   # a recording; venue and decimals detected from its content
     mixmaker sim mixin --port N     # a Mixin-compatible server on 127.0.0.1
     mixmaker sim exchange --port N  # a Binance-spot-compatible exchange on 127.0.0.1
+    mixmaker sim chain --mixin URL --exchange URL   # the simulated chain between them
+    mixmaker sim all --state DIR    # all three in one process, durable in DIR
     mixmaker backtest --feed FILE --config pmm.toml [--json] [--plot out.png]
     mixmaker memo create --market binance:BTC/USDT --preset NAME [--base AMOUNT] [--quote AMOUNT]
     mixmaker memo decode HEX|BASE64 # any memo explained in words
@@ -80,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.users.cli import register as register_users
 
     register_users(sub)
+    from mixmaker.sim.chain.cli import register as register_sim_chain
+    from mixmaker.sim.world_cli import register as register_sim_all
+
+    register_sim_chain(sub)
+    register_sim_all(sub)
     return parser
 
 

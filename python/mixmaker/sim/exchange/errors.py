@@ -138,3 +138,8 @@ class UnknownAsset(ExchangeError):
     code = -1108
     default_msg = "Invalid asset."
 
+
+
+class BadPrecision(ExchangeError):
+    code = -1111
+    default_msg = "Precision is over the maximum defined for this asset."

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from mixmaker.sim.exchange import chain_api
 from mixmaker.sim.exchange.errors import BackendTimeout, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
@@ -66,6 +67,13 @@ ROUTES = (
     Route("POST", "/sapi/v1/capital/withdraw/apply", Venue.withdraw, 1, order_entry=True),
     # Not Binance: the operator funds an account of a standalone simulator.
     Route("POST", "/sim/deposit", _public(Venue.deposit_from_params), 0, signed=False),
+    # Not Binance: the simulated chain (mixmaker.sim.chain) running in another process.
+    Route("POST", "/sim/chain/attach", _public(chain_api.attach), 0, signed=False),
+    Route("POST", "/sim/chain/withdrawals", _public(chain_api.withdrawals), 0, signed=False),
+    Route("POST", "/sim/chain/withdrawals/sent", _public(chain_api.withdrawal_sent), 0, signed=False),
+    Route("POST", "/sim/chain/withdrawals/failed", _public(chain_api.withdrawal_failed), 0, signed=False),
+    Route("POST", "/sim/chain/owns", _public(chain_api.owns), 0, signed=False),
+    Route("POST", "/sim/chain/deposits", _public(chain_api.deposit), 0, signed=False),
 )
 
 

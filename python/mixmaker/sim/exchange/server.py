@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Protocol
 
@@ -46,6 +46,7 @@ class SimConfig:
     order_limit: int = 100  # new orders per account per 10 s
     clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
     withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
+    withdraw_fees: Mapping[str, Decimal] = field(default_factory=dict)  # coin -> network fee per withdrawal
     keep_books: int = 0  # remember this many top levels of every published state (book_at); 0: off
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
@@ -64,6 +65,7 @@ class ExchangeSim:
         self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
         self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit
         self.venue.withdraw_delay_ms = cfg.withdraw_delay_ms
+        self.venue.capital.withdraw_fees = {coin: Decimal(fee) for coin, fee in cfg.withdraw_fees.items()}
         if cfg.keep_books:
             self.venue.engine.keep_history(cfg.keep_books)
         self.rest = RestApi(self.venue, self.faults, self.limiter, self.order_counter)

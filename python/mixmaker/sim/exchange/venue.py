@@ -9,29 +9,28 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import re
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.accounts import MARKET
 from mixmaker.sim.exchange.auth import KeyStore
+from mixmaker.sim.exchange.capital import Capital, Transfer
 from mixmaker.sim.exchange.errors import (
     BadCombination,
-    BadParameter,
-    IllegalValue,
     IntervalTooBig,
     InvalidParameter,
     OrderRejected,
-    UnknownAsset,
 )
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.matching import MatchingEngine, Outcome, SymbolRules
+from mixmaker.sim.exchange.params import DECIMAL_PARAM  # noqa: F401  (re-exported)
+from mixmaker.sim.exchange.params import decimal as _decimal
+from mixmaker.sim.exchange.params import integer as _int
+from mixmaker.sim.exchange.params import required as _required
 
 UserListener = Callable[[dict[str, Any]], None]
-DECIMAL_PARAM = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DEFAULT_RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"), SymbolRules("ETHUSDT", "ETH", "USDT"))
 DAY_MS = 86_400_000
 MY_TRADES_DEFAULT_LIMIT, MY_TRADES_MAX_LIMIT = 500, 1000
@@ -42,22 +41,6 @@ MY_TRADES_COMBINATIONS = frozenset(frozenset(c) for c in (
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class Transfer:
-    """A deposit or withdrawal, as the SAPI history endpoints report it."""
-
-    id: str
-    account: str
-    coin: str
-    amount: Decimal
-    network: str
-    address: str
-    tx_id: str
-    time_ms: int
-    fee: Decimal = Decimal(0)
-    client_id: str = ""  # a withdrawal's `withdrawOrderId`
 
 
 class Venue:
@@ -73,12 +56,36 @@ class Venue:
         self.keys = KeyStore()
         self.faults = faults or Faults()
         self.clock = clock
-        self.withdraw_delay_ms = 0  # how long a withdrawal stays "processing" (status 4) before "completed" (6)
         self.weight_limit = 6000  # shown in exchangeInfo; the server's limiters enforce them
         self.order_limit = 100
-        self.deposits: list[Transfer] = []
-        self.withdrawals: list[Transfer] = []
+        self.capital = Capital(self.engine.accounts, lambda: self.assets, lambda: self.clock(), self._balance_moved)
         self._listeners: dict[str, list[UserListener]] = {}
+        self._changes = 0  # see `version`
+
+    @property
+    def version(self) -> int:
+        """Grows with every change of accounts, orders, trades, deposits or withdrawals (not the
+        market's book): what mixmaker.sim.exchange.persist has to save."""
+        return self._changes + self.capital.version
+
+    # Deposits and withdrawals live in `capital`; these keep the venue's old names.
+    @property
+    def deposits(self) -> list[Transfer]:
+        return self.capital.deposits
+
+    @property
+    def withdrawals(self) -> list[Transfer]:
+        return self.capital.withdrawals
+
+    @property
+    def withdraw_delay_ms(self) -> int:
+        """How long a withdrawal stays "processing" (status 4) before "completed" (6), when no
+        external chain is attached."""
+        return self.capital.withdraw_delay_ms
+
+    @withdraw_delay_ms.setter
+    def withdraw_delay_ms(self, value: int) -> None:
+        self.capital.withdraw_delay_ms = value
 
     @property
     def assets(self) -> set[str]:
@@ -94,6 +101,7 @@ class Venue:
         for asset, value in balances.items():
             self.engine.accounts.credit(account, asset, Decimal(value))
         self.engine.accounts.take_touched()
+        self._changes += 1
 
     def balance(self, account: str, asset: str) -> tuple[Decimal, Decimal]:
         """(free, locked)."""
@@ -101,93 +109,24 @@ class Venue:
         return accounts.free(account, asset), accounts.locked(account, asset)
 
     def deposit_address(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
-        coin = self._coin(params)
-        network = params.get("network") or coin
-        return {"address": _address(account, coin, network), "coin": coin, "tag": "", "url": ""}
+        return self.capital.deposit_address(account, params)
 
     def deposit(self, account: str, coin: str, amount: Decimal | str, network: str | None = None) -> Transfer:
         """Credit an on-chain deposit (the test or operator side of funding an account)."""
-        value = Decimal(amount)
-        if coin not in self.assets:
-            raise UnknownAsset()
-        now = self.clock()
-        n = len(self.deposits) + 1
-        network = network or coin
-        transfer = Transfer(f"dep{n}", account, coin, value, network, _address(account, coin, network), _txid("d", n), now)
-        self.engine.accounts.credit(account, coin, value)
-        self.deposits.append(transfer)
-        self._balance_moved(account, coin, value, now)
-        return transfer
+        return self.capital.deposit(account, coin, amount, network)
 
     def deposit_from_params(self, params: Mapping[str, str]) -> dict[str, Any]:
         """The operator's `POST /sim/deposit` (standalone runs): credit `account` with `amount` of `coin`."""
-        value = _decimal(params, "amount")
-        if value <= 0:
-            raise BadParameter("Parameter 'amount' must be positive.")
-        t = self.deposit(_required(params, "account"), self._coin(params), value, params.get("network") or None)
-        return {"id": t.id, "txId": t.tx_id, "address": t.address}
+        return self.capital.deposit_from_params(params)
 
     def withdraw(self, account: str, params: Mapping[str, str]) -> dict[str, Any]:
-        coin = self._coin(params)
-        value = _decimal(params, "amount")
-        address = params.get("address") or ""
-        if value <= 0 or not address:
-            raise BadParameter("Mandatory parameter 'amount' or 'address' was not sent, was empty/null, or malformed.")
-        now = self.clock()
-        self.engine.accounts.debit(account, coin, value)
-        n = len(self.withdrawals) + 1
-        transfer = Transfer(f"wd{n}", account, coin, value, params.get("network") or coin, address, _txid("w", n), now,
-                            client_id=params.get("withdrawOrderId") or "")
-        self.withdrawals.append(transfer)
-        self._balance_moved(account, coin, -value, now)
-        return {"id": transfer.id}
+        return self.capital.withdraw(account, params)
 
     def deposit_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": t.id,
-                "amount": wire.amount(t.amount),
-                "coin": t.coin,
-                "network": t.network,
-                "status": 1,
-                "address": t.address,
-                "addressTag": "",
-                "txId": t.tx_id,
-                "insertTime": t.time_ms,
-                "completeTime": t.time_ms,
-                "transferType": 0,
-                "confirmTimes": "1/1",
-                "unlockConfirm": 0,
-                "walletType": 0,
-            }
-            for t in _history(self.deposits, account, params)
-        ]
+        return self.capital.deposit_history(account, params)
 
     def withdrawal_history(self, account: str, params: Mapping[str, str]) -> list[dict[str, Any]]:
-        now = self.clock()
-        return [self._withdrawal(t, now >= t.time_ms + self.withdraw_delay_ms) for t in _history(self.withdrawals, account, params)]
-
-    def _withdrawal(self, t: Transfer, done: bool) -> dict[str, Any]:
-        row = {
-            "id": t.id,
-            "amount": wire.amount(t.amount),
-            "transactionFee": wire.amount(t.fee),
-            "coin": t.coin,
-            "status": 6 if done else 4,  # completed / processing
-            "address": t.address,
-            "txId": t.tx_id if done else "",  # the chain transaction exists once it is sent
-            "applyTime": _utc(t.time_ms),
-            "network": t.network,
-            "transferType": 0,
-            "info": "",
-            "confirmNo": 1 if done else 0,
-            "walletType": 0,
-        }
-        if t.client_id:
-            row["withdrawOrderId"] = t.client_id
-        if done:
-            row["completeTime"] = _utc(t.time_ms + self.withdraw_delay_ms)
-        return row
+        return self.capital.withdrawal_history(account, params)
 
     def user_subscribers(self, account: str) -> int:
         """How many user-data streams are listening for `account`."""
@@ -325,6 +264,8 @@ class Venue:
         return lambda: listeners.remove(listener) if listener in listeners else None
 
     def _publish(self, out: Outcome) -> None:
+        if out.updates or out.balances:  # one of our accounts' orders or balances changed
+            self._changes += 1
         now = self.clock()
         for update in out.updates:
             self._emit(update.order.account, wire.execution_report(update, now))
@@ -332,6 +273,7 @@ class Venue:
             self._emit(account, self._position(account, assets, now))
 
     def _balance_moved(self, account: str, coin: str, delta: Decimal, now: int) -> None:
+        self._changes += 1
         self.engine.accounts.take_touched()
         self._emit(account, wire.balance_update(coin, delta, now))
         self._emit(account, self._position(account, [coin], now))
@@ -346,59 +288,7 @@ class Venue:
         for listener in list(self._listeners.get(account, ())):
             listener(event)
 
-    def _coin(self, params: Mapping[str, str]) -> str:
-        coin = _required(params, "coin")
-        if coin not in self.assets:
-            raise UnknownAsset()
-        return coin
-
-
-def _required(params: Mapping[str, str], name: str) -> str:
-    value = params.get(name)
-    if not value:
-        raise BadParameter(f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
-    return value
-
-
-def _decimal(params: Mapping[str, str], name: str) -> Decimal:
-    """A decimal parameter exactly as Binance accepts it: plain digits, no sign, no exponent."""
-    text = _required(params, name)
-    if not DECIMAL_PARAM.fullmatch(text):
-        raise IllegalValue(
-            f"Illegal characters found in parameter '{name}'; legal range is '{DECIMAL_PARAM.pattern}'."
-        )
-    return Decimal(text)
-
-
-def _int(params: Mapping[str, str], name: str) -> int:
-    try:
-        return int(_required(params, name))
-    except ValueError:
-        raise IllegalValue(f"Illegal characters found in parameter '{name}'.") from None
-
 
 def _order_ref(params: Mapping[str, str]) -> tuple[int | None, str | None]:
     order_id = _int(params, "orderId") if params.get("orderId") else None
     return order_id, params.get("origClientOrderId") or None
-
-
-def _history(transfers: list[Transfer], account: str, params: Mapping[str, str]) -> list[Transfer]:
-    coin = params.get("coin")
-    start = _int(params, "startTime") if "startTime" in params else 0
-    end = _int(params, "endTime") if "endTime" in params else 2**63
-    client_id = params.get("withdrawOrderId")
-    rows = [t for t in transfers if t.account == account and (not coin or t.coin == coin) and start <= t.time_ms <= end
-            and (not client_id or t.client_id == client_id)]
-    return list(reversed(rows))[: _int(params, "limit") if "limit" in params else 1000]
-
-
-def _utc(ms: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ms / 1000))
-
-
-def _address(account: str, coin: str, network: str) -> str:
-    return "sim" + hashlib.sha256(f"{account}/{coin}/{network}".encode()).hexdigest()[:37]
-
-
-def _txid(kind: str, n: int) -> str:
-    return hashlib.sha256(f"{kind}{n}".encode()).hexdigest()

@@ -15,6 +15,7 @@ from mixmaker.mixin.amounts import format_units, to_units
 from mixmaker.mixin.errors import DESCRIPTIONS
 from mixmaker.mixin.ids import hash_members, parse_uuid
 from mixmaker.mixin.times import parse_rfc3339_ns
+from mixmaker.sim.mixin.chain_api import chain_routes
 from mixmaker.sim.mixin.faults import FaultPlan
 from mixmaker.sim.mixin.state import PAGE_LIMIT, SimError, SimState
 from mixmaker.sim.mixin.tokens import authenticate
@@ -59,6 +60,7 @@ class MixinSimServer:
             ("GET", "/safe/assets/{asset_id}", self._asset),
             ("GET", "/safe/assets/{asset_id}/fees", self._fees),
             ("POST", "/safe/deposit/entries", self._deposit_entries),
+            ("GET", "/safe/deposits", self._deposits),
             ("GET", "/safe/snapshots", self._snapshots),
             ("GET", "/safe/snapshots/{snapshot_id}", self._snapshot),
             ("GET", "/safe/outputs", self._outputs),
@@ -74,6 +76,9 @@ class MixinSimServer:
         app.router.add_post("/_sim/users", self._sim_user)
         app.router.add_post("/_sim/deposits", self._sim_deposit)
         app.router.add_post("/_sim/transfers", self._sim_transfer)
+        # The simulated chain (mixmaker.sim.chain) when it runs in another process.
+        for path, action in chain_routes(self.state).items():
+            app.router.add_post(path, self._chain_handler(action))
         return app
 
     @web.middleware
@@ -172,6 +177,12 @@ class MixinSimServer:
         if not isinstance(body, dict) or body.get("members") != [user_id] or body.get("threshold") != 1:
             raise SimError(10002, {"field": "members", "reason": "only [your id] with threshold 1"})
         return [self.state.deposit_entry(user_id, str(body.get("chain_id", "")))]
+
+    async def _deposits(self, request: web.Request, user_id: str) -> Any:
+        q = request.query
+        rows = self.state.pending_deposits(user_id, asset=q.get("asset", ""), destination=q.get("destination", ""),
+                                           tag=q.get("tag", ""), limit=self._query_int(request, "limit", PAGE_LIMIT, lo=1, hi=PAGE_LIMIT))
+        return [d.to_json(self.state) for d in rows]
 
     async def _snapshots(self, request: web.Request, user_id: str) -> Any:
         q = request.query
@@ -286,6 +297,12 @@ class MixinSimServer:
         """{from, to, asset_id, amount, memo_hex?}: a simulated user pays (e.g. the bot, with a memo)."""
         return await self._sim_call(request, lambda b: self.state.user_sends(
             b["from"], b["to"], b["asset_id"], to_units(b["amount"]), bytes.fromhex(b.get("memo_hex", ""))).to_json())
+
+    def _chain_handler(self, action: Callable[[dict[str, Any]], Any]) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._sim_call(request, action)
+
+        return handle
 
     # --- running -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from mixmaker.mixin import curve, kernel
 from mixmaker.mixin.amounts import format_units
 from mixmaker.mixin.errors import DESCRIPTIONS
 from mixmaker.mixin.ids import hash_members, kernel_asset_id, unique_object_id
+from mixmaker.sim import networks
 from mixmaker.sim.mixin.clock import SimClock, rfc3339nano
 
 FEE_USER_ID = "674d6776-d600-4346-af46-58e77d8df185"  # Mixin's withdrawal-fee receiver (MixinCashier)
@@ -141,6 +142,43 @@ class Snapshot:
 
 
 @dataclass
+class ChainDeposit:
+    """A deposit the external chain reported: pending until it has `required` confirmations,
+    then credited once (an output and a snapshot), however often it is reported."""
+
+    deposit_hash: str
+    deposit_index: int
+    user_id: str
+    asset_id: str
+    amount: int
+    destination: str
+    tag: str
+    sender: str
+    confirmations: int
+    required: int
+    created_at: int
+    updated_at: int
+    snapshot_id: str = ""  # set when credited
+
+    @property
+    def key(self) -> str:
+        return f"{self.deposit_hash}:{self.deposit_index}"
+
+    def to_json(self, state: SimState) -> dict[str, Any]:
+        """The pending-deposit object of `GET /safe/deposits`."""
+        asset = state.assets[self.asset_id]
+        return {
+            "type": "deposit", "deposit_id": str(uuid.UUID(bytes=hashlib.md5(self.key.encode()).digest(), version=4)),
+            "destination": self.destination, "tag": self.tag, "chain_id": asset.chain_id, "asset_id": self.asset_id,
+            "asset_key": asset.asset_id, "amount": format_units(self.amount), "transaction_hash": self.deposit_hash,
+            "output_index": self.deposit_index, "block_hash": "", "block_number": 0,
+            "confirmations": self.confirmations, "threshold": self.required,
+            "state": "confirmed" if self.snapshot_id else "pending",
+            "created_at": rfc3339nano(self.created_at), "updated_at": rfc3339nano(self.updated_at),
+        }
+
+
+@dataclass
 class GhostGrant:
     receivers: tuple[str, ...]
     index: int
@@ -191,13 +229,21 @@ class SimState:
         # another transaction spending them gets 10105.
         self.finality_delay_s = finality_delay_s
         self._unfinal: list[tuple[int, str, TxRequest, kernel.Transaction, bytes]] = []
-        self.failing_addresses: set[str] = set()
+        self.failing_addresses: set[str] = set()  # withdrawals there fail (without an external chain;
+        # with one, the chain's FAIL fault decides)
         # > 0: a snapshot's created_at is rounded down to a multiple of this, so many share one
         # instant (a coarse server clock); the order between them stays the order they happened.
         self.snapshot_time_step_ns = snapshot_time_step_ns
         self.seen_jti: set[str] = set()
         self._sequence = 0
         self._snap_seq = 0
+        # With an external chain attached (mixmaker.sim.chain), a withdrawal gets its hash, or
+        # fails, when the chain says so, not after `withdrawal_delay_s`.
+        self.external_chain = False
+        self.chain_deposits: dict[str, ChainDeposit] = {}  # "<deposit hash>:<index>" -> deposit
+        self.echoes: set[str] = set()  # snapshot ids a listing returns twice (duplicated notification)
+        self._entry_owner: dict[tuple[str, str], tuple[str, str]] = {}  # (destination, tag) -> (user, chain)
+        self.version = 0  # bumped by every change worth persisting (see mixmaker.sim.mixin.persist)
         self.add_user(FEE_USER_ID, "Mixin fee")
 
     # --- set-up --------------------------------------------------------------------------
@@ -215,6 +261,7 @@ class SimState:
                 spend_public = curve.public_from_seed(self._random_bytes(32))
             user = SimUser(uid, full_name, curve.scalar_from_bytes(self._random_bytes(64)), spend_public)
             self.users[uid] = user
+            self.version += 1
             return user
 
     def add_app(self, app_id: str, session_id: str, session_public_key: bytes, spend_public_key: bytes,
@@ -224,12 +271,14 @@ class SimState:
             user.spend_public, user.is_app, user.safe_registered = spend_public_key, True, safe_registered
             user.session_keys[session_id] = session_public_key
             self.sessions[session_id] = app_id
+            self.version += 1
             return user
 
     def add_asset(self, asset: SimAsset) -> SimAsset:
         with self.lock:
             self.assets[asset.asset_id] = asset
             self.assets_by_kernel_id[bytes.fromhex(kernel_asset_id(asset.asset_id))] = asset
+            self.version += 1
             return asset
 
     def asset(self, asset_id: str) -> SimAsset:
@@ -259,6 +308,7 @@ class SimState:
             keys = [curve.ghost_public_key(r, curve.public_from_scalar(u.view_private), u.spend_public, index) for u in users]
             for k in keys:
                 self.grants[k] = GhostGrant(members, index, mask)
+            self.version += 1
             return mask, keys
 
     # --- outputs and snapshots -----------------------------------------------------------
@@ -270,6 +320,7 @@ class SimState:
             mask, klist = self.ghost_keys(list(receivers), index, f"{tx_hash}:{index}")
             keys = tuple(klist)
         self._sequence += 1
+        self.version += 1
         u = Utxo(str(uuid.UUID(bytes=hashlib.md5(f"{tx_hash}:{index}".encode()).digest(), version=4)), tx_hash, index,
                  asset_id, amount, mask, keys, receivers, threshold, senders, extra, self._sequence, now)
         self.utxos[(tx_hash, index)] = u
@@ -280,6 +331,7 @@ class SimState:
         self._snap_seq += 1
         if self.snapshot_time_step_ns > 0:
             now -= now % self.snapshot_time_step_ns
+        self.version += 1
         s = Snapshot(self._new_uuid(), user_id, opponent_id, tx_hash, asset_id, amount, memo, request_id, now,
                      self._snap_seq, **kw)
         self.snapshots.append(s)
@@ -298,6 +350,11 @@ class SimState:
             dep = {"deposit_hash": deposit_hash, "deposit_index": 0, "sender": sender or "chain-sender",
                    "destination": self._entry(user_id, self.asset(asset_id).chain_id)["destination"], "tag": ""}
             return self._snapshot(user_id, "", tx_hash, asset_id, amount, memo, "", now, deposit=dep)
+
+    def network_of(self, asset: SimAsset) -> str:
+        """The chain an asset lives on, named by the chain asset's symbol (see mixmaker.sim.networks)."""
+        chain = self.assets.get(asset.chain_id)
+        return chain.symbol if chain is not None else asset.symbol
 
     def user_sends(self, sender_id: str, receiver_id: str, asset_id: str, amount: int, memo: bytes = b"",
                    *, request_id: str | None = None, at_ns: int | None = None) -> Snapshot:
@@ -352,6 +409,8 @@ class SimState:
                 else:
                     rows = [s for s in rows if s.created_at < offset or (not exclusive and s.created_at == offset)]
             rows.sort(key=lambda s: (s.created_at, s.seq), reverse=order != "ASC" or newest_first)
+            if self.echoes:  # a duplicated notification: the same snapshot, served twice
+                rows = [x for s in rows for x in ((s, s) if s.snapshot_id in self.echoes else (s,))]
             return rows[:limit]
 
     def snapshot(self, user_id: str, snapshot_id: str) -> Snapshot:
@@ -379,12 +438,16 @@ class SimState:
     def _entry(self, user_id: str, chain_id: str) -> dict[str, Any]:
         key = (user_id, chain_id)
         if key not in self.deposit_entries:
-            dest = hashlib.sha256(f"{user_id}:{chain_id}".encode()).hexdigest()[:40]
+            chain = self.assets.get(chain_id)
+            # An address shaped like the chain's, so an exchange (or Mixin) withdrawal can reach it.
+            dest = networks.address(chain.symbol if chain else chain_id, f"mixin-entry:{user_id}:{chain_id}")
             self.deposit_entries[key] = {
                 "type": "deposit_entry", "entry_id": str(uuid.UUID(bytes=hashlib.md5(dest.encode()).digest(), version=4)),
                 "threshold": 1, "members": [user_id], "destination": dest, "tag": "", "signature": "",
                 "chain_id": chain_id, "is_primary": True,
             }
+            self._entry_owner[(dest, "")] = key
+            self.version += 1
         return self.deposit_entries[key]
 
     def deposit_entry(self, user_id: str, chain_id: str) -> dict[str, Any]:
@@ -417,6 +480,7 @@ class SimState:
             req = TxRequest(request_id, user_id, unsigned, tx.unsigned(), asset.asset_id, views, now, updated_at=now)
             self.requests[request_id] = req
             self.requests_by_hash[req.hash] = request_id
+            self.version += 1
             return req
 
     def _verify(self, user_id: str, tx: kernel.Transaction, *, for_broadcast: bool, request_id: str = "") -> SimAsset:
@@ -524,6 +588,7 @@ class SimState:
                         u.state, u.signed_by, u.updated_at = "signed", req.request_id, now
                     req.state, req.signed_raw, req.updated_at = "signed", raw, now
                     self._unfinal.append((now + int(self.finality_delay_s * 1e9), user_id, req, tx, raw))
+                    self.version += 1
                 else:
                     self._apply(user_id, req, tx, raw, now)
             return [self.requests[r] for r, _ in items]
@@ -535,7 +600,8 @@ class SimState:
         self._unfinal = [t for t in self._unfinal if t[0] > now]
         for _, user_id, req, tx, raw in due:
             self._apply(user_id, req, tx, raw, self.clock.now_ns())
-        self._settle_withdrawals()
+        if not self.external_chain:
+            self._settle_withdrawals()
 
     def _check_signatures(self, tx: kernel.Transaction) -> None:
         if len(tx.signatures) != len(tx.inputs):
@@ -602,20 +668,31 @@ class SimState:
         for req in self.requests.values():
             if not req.withdrawal_due or req.withdrawal_hash or req.withdrawal_due > now:
                 continue
-            snap = next(s for s in self.snapshots if s.snapshot_id == req.snapshot_id)
             if req.withdrawal_fails:
-                amount = -snap.amount - sum(o.amount for o in req.tx.outputs if o.type == kernel.OUTPUT_SCRIPT
-                                            and self.grants[o.keys[0]].receivers == (FEE_USER_ID,))
-                refund_id = unique_object_id(req.request_id, "WITHDRAWAL-REFUND")
-                tx_hash = blake3.blake3(refund_id.encode()).hexdigest()
-                self._new_utxo(tx_hash, 0, req.asset_id, amount, (req.user_id,), 1, (), b"", now)
-                self._snapshot(req.user_id, "", tx_hash, req.asset_id, amount, f"WITHDRAWAL_FAILED:{req.request_id}".encode(),
-                               refund_id, now)
-                req.withdrawal_hash = "failed"
-                req.withdrawal_due = 0
-                continue
-            req.withdrawal_hash = hashlib.sha256(f"chain:{req.request_id}".encode()).hexdigest()
-            snap.withdrawal["withdrawal_hash"] = req.withdrawal_hash
+                self._fail_withdrawal(req, now)
+            else:
+                self._withdrawal_sent(req, hashlib.sha256(f"chain:{req.request_id}".encode()).hexdigest())
+
+    def _withdrawal_sent(self, req: TxRequest, withdrawal_hash: str) -> None:
+        req.withdrawal_hash = withdrawal_hash
+        snap = next(s for s in self.snapshots if s.snapshot_id == req.snapshot_id)
+        assert snap.withdrawal is not None
+        snap.withdrawal["withdrawal_hash"] = withdrawal_hash
+        self.version += 1
+
+    def _fail_withdrawal(self, req: TxRequest, now: int) -> None:
+        """The withdrawal never reaches the chain: its hash stays blank and the amount (not the
+        fee) comes back as a new output with its own snapshot."""
+        snap = next(s for s in self.snapshots if s.snapshot_id == req.snapshot_id)
+        amount = -snap.amount - sum(o.amount for o in req.tx.outputs if o.type == kernel.OUTPUT_SCRIPT
+                                    and self.grants[o.keys[0]].receivers == (FEE_USER_ID,))
+        refund_id = unique_object_id(req.request_id, "WITHDRAWAL-REFUND")
+        tx_hash = blake3.blake3(refund_id.encode()).hexdigest()
+        self._new_utxo(tx_hash, 0, req.asset_id, amount, (req.user_id,), 1, (), b"", now)
+        self._snapshot(req.user_id, "", tx_hash, req.asset_id, amount, f"WITHDRAWAL_FAILED:{req.request_id}".encode(),
+                       refund_id, now)
+        req.withdrawal_hash = "failed"
+        req.withdrawal_due = 0
 
     def request(self, user_id: str, id_or_hash: str) -> TxRequest:
         with self.lock:
@@ -653,3 +730,110 @@ class SimState:
                 "snapshot_id": req.snapshot_id, "snapshot_hash": hashlib.sha256(req.snapshot_id.encode()).hexdigest() if spent else "",
                 "snapshot_at": rfc3339nano(req.snapshot_at) if spent else "",
             }
+
+    # --- the external chain (mixmaker.sim.chain) -----------------------------------------------
+
+    def attach_chain(self) -> None:
+        """From now on withdrawals wait for the chain's word (`chain_withdrawal_sent`/`_failed`)."""
+        with self.lock:
+            if not self.external_chain:
+                self.external_chain = True
+                self.version += 1
+
+    def chain_withdrawals(self) -> list[dict[str, Any]]:
+        """Withdrawals final in the kernel that the chain has not taken yet (no hash, not failed)."""
+        with self.lock:
+            self._advance()
+            out = []
+            for req in self.requests.values():
+                if not req.withdrawal_due or req.withdrawal_hash:
+                    continue
+                o = next(o for o in req.tx.outputs if o.type == kernel.OUTPUT_WITHDRAWAL_SUBMIT)
+                assert o.withdrawal is not None
+                asset = self.assets[req.asset_id]
+                out.append({"request_id": req.request_id, "asset_id": asset.asset_id, "network": self.network_of(asset),
+                            "symbol": asset.symbol, "amount": format_units(o.amount), "destination": o.withdrawal.address,
+                            "tag": o.withdrawal.tag, "created_at": req.snapshot_at})
+            return out
+
+    def _chain_request(self, request_id: str) -> TxRequest:
+        req = self.requests.get(request_id)
+        if req is None or not (req.withdrawal_due or req.withdrawal_hash):
+            raise SimError(404, {"request_id": request_id, "reason": "no such withdrawal"})
+        return req
+
+    def chain_withdrawal_sent(self, request_id: str, withdrawal_hash: str) -> None:
+        """The withdrawal is on the chain under `withdrawal_hash` (idempotent)."""
+        with self.lock:
+            req = self._chain_request(request_id)
+            if req.withdrawal_hash == withdrawal_hash:
+                return
+            if req.withdrawal_hash:
+                raise SimError(10002, {"request_id": request_id, "reason": f"already {req.withdrawal_hash}"})
+            self._withdrawal_sent(req, withdrawal_hash)
+
+    def chain_withdrawal_failed(self, request_id: str) -> None:
+        """The chain refused the withdrawal: the amount comes back (idempotent)."""
+        with self.lock:
+            req = self._chain_request(request_id)
+            if req.withdrawal_hash == "failed":
+                return
+            if req.withdrawal_hash:
+                raise SimError(10002, {"request_id": request_id, "reason": f"already sent as {req.withdrawal_hash}"})
+            self._fail_withdrawal(req, self.clock.now_ns())
+
+    def chain_asset(self, network: str, symbol: str) -> SimAsset | None:
+        """The Mixin asset of token `symbol` on `network`, if Mixin has it."""
+        return next((a for a in self.assets.values() if a.symbol == symbol and self.network_of(a) == network), None)
+
+    def owns_destination(self, network: str, destination: str, tag: str) -> bool:
+        with self.lock:
+            owner = self._entry_owner.get((destination, tag))
+            return owner is not None and self.network_of(self.asset(owner[1])) == network
+
+    def chain_deposit(self, *, network: str, symbol: str, destination: str, tag: str, amount: int, deposit_hash: str,
+                      deposit_index: int = 0, sender: str = "", confirmations: int, required: int,
+                      echo: bool = False) -> ChainDeposit:
+        """The chain reports a transfer to one of our deposit entries with `confirmations` so far.
+        Pending below `required`; at `required` one output and one snapshot with `deposit`,
+        however many times it is reported. `echo`: listings return its snapshot twice."""
+        with self.lock:
+            owner = self._entry_owner.get((destination, tag))
+            if owner is None or not self.owns_destination(network, destination, tag):
+                raise SimError(404, {"destination": destination, "tag": tag, "reason": f"not a deposit entry on {network}"})
+            asset = self.chain_asset(network, symbol)
+            if asset is None:
+                raise SimError(10002, {"network": network, "symbol": symbol, "reason": "no such asset on Mixin"})
+            if amount <= 0:
+                raise SimError(10002, {"field": "amount"})
+            now = self.clock.now_ns()
+            key = f"{deposit_hash}:{deposit_index}"
+            dep = self.chain_deposits.get(key)
+            if dep is None:
+                dep = ChainDeposit(deposit_hash, deposit_index, owner[0], asset.asset_id, amount, destination, tag,
+                                   sender or "chain-sender", 0, required, now, now)
+                self.chain_deposits[key] = dep
+            elif (dep.asset_id, dep.amount, dep.destination, dep.tag) != (asset.asset_id, amount, destination, tag):
+                raise SimError(10002, {"deposit_hash": deposit_hash, "reason": "reported again with other values"})
+            if confirmations > dep.confirmations:
+                dep.confirmations, dep.updated_at = confirmations, now
+            if dep.confirmations >= dep.required and not dep.snapshot_id:
+                tx_hash = blake3.blake3(f"deposit:{key}".encode()).hexdigest()
+                self._new_utxo(tx_hash, 0, dep.asset_id, dep.amount, (dep.user_id,), 1, (), b"", now)
+                snap = self._snapshot(dep.user_id, "", tx_hash, dep.asset_id, dep.amount, b"", "", now, deposit={
+                    "deposit_hash": dep.deposit_hash, "deposit_index": dep.deposit_index, "sender": dep.sender,
+                    "destination": dep.destination, "tag": dep.tag})
+                dep.snapshot_id, dep.updated_at = snap.snapshot_id, now
+            if echo and dep.snapshot_id and dep.snapshot_id not in self.echoes:
+                self.echoes.add(dep.snapshot_id)
+            self.version += 1
+            return dep
+
+    def pending_deposits(self, user_id: str, *, asset: str = "", destination: str = "", tag: str = "",
+                         limit: int = PAGE_LIMIT) -> list[ChainDeposit]:
+        """`GET /safe/deposits`: deposits to the user's entries still waiting for confirmations."""
+        with self.lock:
+            rows = [d for d in self.chain_deposits.values() if d.user_id == user_id and not d.snapshot_id
+                    and (not asset or d.asset_id == asset) and (not destination or d.destination == destination)
+                    and (not tag or d.tag == tag)]
+            return sorted(rows, key=lambda d: d.created_at)[:limit]
