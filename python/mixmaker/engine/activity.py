@@ -9,12 +9,14 @@ import collections
 import json
 import logging
 import time
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from mixmaker.engine.logs import event
 from mixmaker.funds.ledger import Ledger
 from mixmaker.store import Store
+from mixmaker.users.catalog import Catalog
 
 log = logging.getLogger("mixmaker.activity")
 
@@ -47,14 +49,23 @@ class _Cursor:
 
 
 class ActivityTail:
-    def __init__(self, store: Store, ledger: Ledger, *, since_ns: int | None = None, keep: int = 200,
-                 on_activity: Callable[[Activity], None] | None = None) -> None:
-        self.store, self.ledger = store, ledger
+    def __init__(self, store: Store, ledger: Ledger, *, catalog: Catalog | None = None, since_ns: int | None = None,
+                 keep: int = 200, on_activity: Callable[[Activity], None] | None = None) -> None:
+        self.store, self.ledger, self.catalog = store, ledger, catalog
         start = time.time_ns() if since_ns is None else since_ns
         self.cursors = {k: _Cursor(start) for k in ("order", "fill", "payout")}
         self.recent: collections.deque[Activity] = collections.deque(maxlen=keep)
         self.counts: collections.Counter[str] = collections.Counter()
         self.on_activity = on_activity
+
+    def _fill_text(self, pool_id: str, d: dict[str, Any]) -> str:
+        spec = self.catalog.pool_by_id(pool_id) if self.catalog is not None else None
+        price, qty = int(d.get("price", 0)), int(d.get("qty", 0))
+        if spec is None:
+            return f"{qty} @ {price} (venue units)"
+        m = spec.market
+        return (f"{Decimal(qty).scaleb(-m.size_decimals)} {m.base} @ {Decimal(price).scaleb(-m.price_decimals)} "
+                f"{m.quote}")
 
     def _amount(self, asset: str, units: int) -> str:
         try:
@@ -80,7 +91,7 @@ class ActivityTail:
                                     "WHERE cause = 'fill' AND created_ns >= ?", (c.t,))
             for t, key, (_, _, pool, detail) in c.fresh([(r[0], r[1], r) for r in rows]):
                 d = json.loads(detail or "{}")
-                new.append(Activity(t, "fill", f"fill {d.get('side')} {d.get('qty')} @ {d.get('price')} (raw units)",
+                new.append(Activity(t, "fill", f"fill {d.get('side')} {self._fill_text(pool, d)}",
                                     {"pool": pool, "order": str(d.get("client_id", ""))}))
         if "user_payouts" in tables:
             c = self.cursors["payout"]

@@ -176,3 +176,22 @@ def _text(value: Decimal) -> str:
 
 def units_text(ledger: Ledger, asset: str, units: int) -> str:
     return format_units(units, ledger.decimals(asset), trim=True)
+
+
+async def observe_paper(sims: Any, assets: AssetMap, accounts: Iterable[str]) -> tuple[dict[str, Decimal],
+                                                                                       dict[str, dict[str, Decimal]]]:
+    """What the simulators hold: the bot's balance on the Mixin simulator, and each exchange
+    account's (all on the simulator's one account) free + locked, asked through ccxt."""
+    import aiohttp
+
+    from mixmaker.connectors.binance import BinanceSpotConnector
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{sims.mixin_url}/_sim/balances", json={"user_id": sims.app_id}) as r:
+            got = (await r.json())["data"]
+    wallet = {spec.symbol: Decimal(got.get(spec.mixin_asset_id, "0")) for spec in assets}
+    exchanges = {}
+    async with BinanceSpotConnector(sims.credentials(), sims.endpoints, name="observer") as conn:
+        for name in accounts:
+            exchanges[name] = await exchange_balances(conn.venue, name, assets)
+    return wallet, exchanges

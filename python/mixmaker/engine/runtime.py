@@ -38,6 +38,7 @@ from mixmaker.engine.errors import EngineError
 from mixmaker.engine.funds_seam import allocator_for
 from mixmaker.engine.health import Health
 from mixmaker.engine.logs import log_ids
+from mixmaker.engine.metrics import MetricsServer
 from mixmaker.engine.samples import Samples
 from mixmaker.engine.venues import Links
 from mixmaker.engine.workers import Periodic
@@ -95,6 +96,8 @@ class Engine:
         self.activity: ActivityTail | None = None
         self.samples: Samples | None = None
         self._stopped = False
+        self.metrics: MetricsServer | None = None
+        self.metrics_port: int | None = None
 
     # --- start ------------------------------------------------------------------------------------
 
@@ -104,6 +107,10 @@ class Engine:
         for part in ("database", "mixin", *(f"exchange:{n}" for n in self.links.exchanges), "intake", "orders",
                      "payouts", "audit"):
             self.health.set(part, False, "not started")
+        if e.metrics_port is not None:  # first: /health tells what is not ready yet
+            self.metrics = MetricsServer(self, e.metrics_host, e.metrics_port)
+            self.metrics_port = await self.metrics.start()
+            log.info("metrics and health on http://%s:%d/metrics and /health", e.metrics_host, self.metrics_port)
         db = Path(e.database)
         db.parent.mkdir(parents=True, exist_ok=True)
         self.store = store = SqliteStore(db)
@@ -150,7 +157,7 @@ class Engine:
                 self.health.set(f"exchange:{name}", True, "no pools here")
 
         self.last_audit = await self._audit()
-        self.activity = ActivityTail(store, self.ledger)
+        self.activity = ActivityTail(store, self.ledger, catalog=self.catalog)
         self.samples = Samples(store, self)
         interval = float(e.worker_interval_s)
         self.workers = {w.name: w.start() for w in (
@@ -269,5 +276,7 @@ class Engine:
         if self.store is not None:
             self.store.close()
         self.health.phase = "stopped"
+        if self.metrics is not None:
+            await self.metrics.stop()
         log.info("stopped%s", "" if clean else " (some steps or cancels did not finish in time: the next start resumes them)")
         return clean
