@@ -372,7 +372,7 @@ def _limits(lm: LimitsModel | None, assets: AssetMap, asset_names: set[str], pro
             try:
                 units[field] = to_units(value, decimals, what=field)
             except AmountError:
-                problems.append(f"{key_path((*base, field))}: {value} is finer than {symbol}'s {decimals} decimals")
+                problems.append(f"{key_path((*base, field))}: {value:f} is finer than {symbol}'s {decimals} decimals")
         if len(units) == 3:
             per_asset[symbol] = AssetLimits(units["min"] or 0, units["max_per_user"], units["dust"] or 0)
     timeout_ns = lm.funding_timeout_s * NS
