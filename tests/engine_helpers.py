@@ -21,7 +21,9 @@ PAPER = ROOT / "examples" / "paper.toml"
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT / "python"), "PYTHONUNBUFFERED": "1"}
+    """This process's environment and import path (the installed wheel under tests/run.sh, the
+    source tree in development), for the processes a test starts."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "PYTHONUNBUFFERED": "1"}
 
 
 def free_port() -> int:

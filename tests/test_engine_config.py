@@ -4,7 +4,6 @@ the examples parse; the demo runs on exactly examples/paper.toml."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -115,9 +114,10 @@ def test_mixmaker_run_refuses_an_invalid_file_listing_every_problem(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(PAPER.read_text().replace("metrics_port = 9108", "metrics_port = -1")
                    .replace("tick_s = 0.5", "tick_s = 0"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "python")}
+    from engine_helpers import env
+
     r = subprocess.run([sys.executable, "-m", "mixmaker.cli", "run", "--paper", str(bad)], capture_output=True,
-                       text=True, env=env, timeout=60)
+                       text=True, env=env(), timeout=60)
     assert r.returncode == 2, r.stderr
     assert "2 problems" in r.stderr and "engine.metrics_port" in r.stderr and "engine.tick_s" in r.stderr
     json.dumps(r.stderr)  # one plain text message

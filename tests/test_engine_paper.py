@@ -145,3 +145,15 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
     assert payouts and all(x.get("payout") and x.get("user_order") for x in payouts)
     fills_logged = [x for x in lines if x["msg"].startswith("fill ")]
     assert fills_logged and all(x.get("pool") and x.get("order") for x in fills_logged)
+
+    # `mixmaker status` reads the same database: orders, moves in flight, the last reconciliation
+    import subprocess
+    import sys
+
+    from engine_helpers import env
+
+    st = subprocess.run([sys.executable, "-m", "mixmaker.cli", "status", "--db", str(db)], capture_output=True, text=True,
+                        env=env(), timeout=60)
+    assert st.returncode == 0, st.stderr
+    assert "settled 3" in st.stdout and "MOVES IN FLIGHT  none" in st.stdout
+    assert "LAST RECONCILIATION  ok at" in st.stdout and "to the unit" in st.stdout

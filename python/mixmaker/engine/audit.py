@@ -120,6 +120,29 @@ class Audit:
                            for c in self.checks]}
 
 
+AUDIT_MIGRATIONS = [
+    """CREATE TABLE engine_audit (
+        name TEXT PRIMARY KEY, at_ns BIGINT NOT NULL, clean INTEGER NOT NULL, settled INTEGER NOT NULL,
+        summary TEXT NOT NULL)""",
+]
+
+
+def record(store: Store, ledger: Ledger, a: Audit) -> None:
+    """Keeps the last check, for `mixmaker status` (one row: the latest)."""
+    if a.clean:
+        summary = "ledger = Mixin wallet = exchange accounts, to the unit"
+    else:
+        summary = "; ".join([*a.errors, *(f"{c.place} {c.asset} ledger {ledger.format(c.asset, c.ledger)} "
+                                           f"observed {c.observed_text}" for c in a.differences)])
+        if not a.settled:
+            summary += f" (in flight: {a.flight['moves']} moves, {a.flight['payments']} payments)"
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO engine_audit (name, at_ns, clean, settled, summary) VALUES ('last', ?, ?, ?, ?) "
+                   "ON CONFLICT (name) DO UPDATE SET at_ns = excluded.at_ns, clean = excluded.clean, "
+                   "settled = excluded.settled, summary = excluded.summary",
+                   (a.at_ns, int(a.clean), int(a.settled), summary))
+
+
 def observed_units(value: Decimal, decimals: int) -> int:
     return to_units(value, decimals, what="observed balance", rounding=Rounding.FLOOR)
 

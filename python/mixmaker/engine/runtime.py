@@ -32,7 +32,8 @@ from typing import Any
 
 from mixmaker.clock import TimeIterator
 from mixmaker.engine.activity import ActivityTail
-from mixmaker.engine.audit import Audit, audit
+from mixmaker.engine.audit import AUDIT_MIGRATIONS, Audit, audit
+from mixmaker.engine.audit import record as record_audit
 from mixmaker.engine.config import EngineConfig
 from mixmaker.engine.errors import EngineError
 from mixmaker.engine.funds_seam import allocator_for
@@ -119,6 +120,7 @@ class Engine:
         self.orders = OrderBook(store)
         self.outbox = Outbox(store, self.ledger, self.catalog.assets, self.catalog.limits, self.orders)
         alerts.migrate(store)
+        store.migrate("engine_audit", AUDIT_MIGRATIONS)
         self.health.set("database", True, str(db))
 
         self.mixin = MixinClient(self.links.keystore, self.links.mixin_url)
@@ -157,6 +159,7 @@ class Engine:
                 self.health.set(f"exchange:{name}", True, "no pools here")
 
         self.last_audit = await self._audit()
+        record_audit(store, self.ledger, self.last_audit)
         self.activity = ActivityTail(store, self.ledger, catalog=self.catalog)
         self.samples = Samples(store, self)
         interval = float(e.worker_interval_s)
@@ -246,6 +249,8 @@ class Engine:
 
     async def _audit_pass(self) -> None:
         self.last_audit = await self._audit()
+        assert self.store is not None
+        record_audit(self.store, self.ledger, self.last_audit)
 
     async def _activity_pass(self) -> None:
         assert self.activity is not None
