@@ -124,3 +124,43 @@ def test_a_worker_survives_a_failing_pass_and_stops_between_passes():
         assert len(calls) == n and w.stats.runs >= 2
 
     asyncio.run(go())
+
+
+STOPPER = """
+import asyncio, sys
+from mixmaker.engine.signals import StopSignals
+
+async def main():
+    s = StopSignals("t").install()
+    print("ready", flush=True)
+    await s.stop.wait()
+    print("graceful stop begins", flush=True)
+    await asyncio.sleep(30)  # a long graceful stop
+    return 0
+
+sys.exit(asyncio.run(main()))
+"""
+
+
+def test_the_first_signal_stops_gracefully_and_the_second_exits_at_once():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from engine_helpers import env
+
+    p = subprocess.Popen([sys.executable, "-c", STOPPER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=env())
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGTERM)
+        assert p.stdout.readline().strip() == "graceful stop begins"
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 130 and time.monotonic() - t0 < 5
+        err = p.stderr.read()
+        assert "SIGTERM: stopping" in err and "SIGINT again: exiting now" in err
+    finally:
+        if p.poll() is None:
+            p.kill()

@@ -50,7 +50,17 @@ async def _get(url: str) -> tuple[int, str]:
         return 0, ""
 
 
-async def _until(check, what: str, timeout: float, crowd: Crowd | None = None) -> None:  # type: ignore[no-untyped-def]
+def _diagnosis(db: Path, logs: list[Path]) -> str:
+    from engine_helpers import query
+
+    tail = "".join(p.read_text()[-3000:] for p in logs if p.exists())
+    return (f"orders {order_states(db)}\npayouts {query(db, 'SELECT payout_id, state FROM user_payouts')}\n"
+            f"moves {query(db, 'SELECT move_id, state, error FROM fund_moves')}\n"
+            f"pool orders live {query(db, 'SELECT COUNT(*) FROM pool_orders')}\nlogs:\n{tail}")
+
+
+async def _until(check, what: str, timeout: float, crowd: Crowd | None = None,  # type: ignore[no-untyped-def]
+                 diagnose=lambda: "") -> None:
     end = time.monotonic() + timeout
     while True:
         if crowd is not None:
@@ -58,7 +68,7 @@ async def _until(check, what: str, timeout: float, crowd: Crowd | None = None) -
         if await check() if asyncio.iscoroutinefunction(check) else check():
             return
         if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{diagnose()}")
         await asyncio.sleep(0.25)
 
 
@@ -75,7 +85,8 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
             crowd = Crowd(tmp_path, people, cfg.catalog.assets, sims.mixin_url, bot, duration_s=DURATION, seed=SEED)
             # every order active and the pools trading: then the engine dies without a word
             await _until(lambda: len(order_states(db)) == 3 and set(order_states(db).values()) == {"active"}
-                         and fills(db) >= 1, "orders active and a fill", 120, crowd)
+                         and fills(db) >= 1, "orders active and a fill", 120, crowd,
+                         lambda: _diagnosis(db, logs))
             status, body = await _get(f"http://127.0.0.1:{port}/health")
             assert status == 200, body
             status, text = await _get(f"http://127.0.0.1:{port}/metrics")
@@ -87,14 +98,17 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
             engine_procs[0].send_signal(signal.SIGKILL)
             engine_procs[0].wait(10)
             fills_at_kill = fills(db)
-            engine_procs.append(run_paper(db, sims_dir, port, logs[1], "--log-format", "json"))
+            engine_procs.append(run_paper(db, sims_dir, port, logs[1], "--log-format", "json", "--report",
+                                          str(tmp_path / "run.png")))
             # the users go on (their stops fall while the engine restarts or after); the cycle finishes
             await _until(lambda: crowd.stops_done and crowd.payments_done and order_states(db)
                          and all(s in ("settled", "refunded") for s in order_states(db).values())
-                         and queued_payouts(db) == 0, "every order settled and paid", 180, crowd)
+                         and queued_payouts(db) == 0, "every order settled and paid", 180, crowd,
+                         lambda: _diagnosis(db, logs))
             assert fills(db) >= fills_at_kill
             # graceful stop: quoting stops, open orders are cancelled, exit 0
             assert stop(engine_procs[1], signal.SIGTERM, 60) == 0
+            assert (tmp_path / "run.png").stat().st_size > 10_000  # the run's picture, both processes' samples
             await crowd.note_after()
             wallet, exchanges = await observe_paper(sims, cfg.catalog.assets, cfg.exchanges)
             from mixmaker.connectors.binance import BinanceSpotConnector

@@ -135,7 +135,7 @@ def record(store: Store, ledger: Ledger, a: Audit) -> None:
         summary = "; ".join([*a.errors, *(f"{c.place} {c.asset} ledger {ledger.format(c.asset, c.ledger)} "
                                            f"observed {c.observed_text}" for c in a.differences)])
         if not a.settled:
-            summary += f" (in flight: {a.flight['moves']} moves, {a.flight['payments']} payments)"
+            summary += " (in flight: " + ", ".join(f"{n} {k}" for k, n in a.flight.items() if n) + ")"
     with store.transaction() as tx:
         tx.execute("INSERT INTO engine_audit (name, at_ns, clean, settled, summary) VALUES ('last', ?, ?, ?, ?) "
                    "ON CONFLICT (name) DO UPDATE SET at_ns = excluded.at_ns, clean = excluded.clean, "
