@@ -21,10 +21,10 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 import pmm_decimal  # noqa: E402
-from bench_proposal import warn_if_busy  # noqa: E402
-from cpu_meter import CpuMeter  # noqa: E402
+from cpu_meter import CpuMeter, warn_if_busy  # noqa: E402
 
-from mixmaker.backtest import open_feed, run_backtest  # noqa: E402
+from mixmaker.backtest.feed import open_feed  # noqa: E402
+from mixmaker.backtest.runner import run_backtest  # noqa: E402
 from mixmaker.strategy import PureMarketMaking, load_config  # noqa: E402
 
 FILE = "binance_usdm_btcusdt_20240808_hftbacktest.gz"

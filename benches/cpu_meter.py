@@ -31,3 +31,9 @@ class CpuMeter:
         if busy is None or self.busy0 is None or wall <= 0:
             return None
         return max(0.0, (busy - self.busy0) - (self._own() - self.own0)) / wall
+
+
+def warn_if_busy(other_cores: float | None) -> None:
+    """On the shared 2-core box a concurrent build skews every figure: say so."""
+    if other_cores is not None and other_cores > 0.15:
+        print(f"WARNING: other processes used {other_cores:.2f} cores during the run")

@@ -21,6 +21,10 @@ from decimal import Decimal, InvalidOperation
 
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t
 
+# `mixmaker._core` initialises this module after it has registered its errors, while it is
+# itself in sys.modules (multi-phase init): the one error root is importable from here.
+from mixmaker._core import MixmakerError
+
 _log = logging.getLogger("mixmaker.clock")
 
 # Marks "no time yet" in the int64 timestamp fields (timestamps are >= 0).
@@ -34,7 +38,7 @@ class ClockMode(enum.IntEnum):
     BACKTEST = 2
 
 
-class ClockError(RuntimeError):
+class ClockError(MixmakerError, RuntimeError):
     """The clock was used in a way its mode or state does not allow (e.g. `backtest_til` on a
     REALTIME clock, or starting a second loop while one runs)."""
 

@@ -19,6 +19,8 @@ from math import gcd
 
 from libc.stdint cimport int64_t
 
+from mixmaker._core import MixmakerError  # registered before this module is initialised (see clock.pyx)
+
 cdef extern from *:
     ctypedef long long int128 "__int128"
 
@@ -32,7 +34,7 @@ MAX_LEVELS_PER_SIDE = MAX_LEVELS
 _FITS = 1 << 62
 
 
-class ProposalInputError(ValueError):
+class ProposalInputError(MixmakerError, ValueError):
     """Parameters or inputs the proposal math cannot use (non-positive tick, bad ratio, ...)."""
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, recording_path
-from mixmaker.backtest import open_feed, run_backtest
+from mixmaker.backtest.feed import open_feed
+from mixmaker.backtest.runner import run_backtest
 from mixmaker.cli import main
 from mixmaker.strategy import load_config
 
@@ -129,7 +130,7 @@ def test_cli_help_lists_backtest_and_requires_its_arguments(capsys):
 
 
 def test_untimed_recording_is_refused(usdm, tmp_path, capsys):
-    from mixmaker.backtest import UntimedRecordingError
+    from mixmaker.backtest.feed import UntimedRecordingError
 
     head = gzip.open(usdm, "rb").readlines()[:100]
     bare = tmp_path / "bare.jsonl"  # the same messages without their receive times

@@ -14,6 +14,7 @@ pytest.importorskip("picows", reason="the simulator needs picows")
 
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
+from mixmaker.connectors.account import VenueAccount  # noqa: E402
 from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import VenueUnavailableError  # noqa: E402
@@ -30,7 +31,7 @@ def test_a_ccxt_venue_through_the_generic_connector(tmp_path):
             cfg = sim.ccxt_config("mm-key", "mm-secret")
             conn = CcxtConnector(ccxt.binance(cfg), ccxtpro.binance(cfg), bl.spot_pools(), cost=bl.request_cost,
                                  usage=bl.usage_from_headers, retry_after=bl.retry_after_s, name="binance-ccxt")
-            assert isinstance(conn, Connector)
+            assert isinstance(conn, Connector) and isinstance(conn.venue, VenueAccount)
             taker = await venue_for(sim, "tk-key", "tk-secret")
             store = SqliteStore(tmp_path / "orders.db")
             fills = []

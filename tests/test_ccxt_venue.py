@@ -11,7 +11,8 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator's WebSocket side needs picows")
 
-from mixmaker.connectors.ccxt_venue import MarketScaleError, from_units, to_units  # noqa: E402
+from mixmaker.connectors.ccxt_venue import CcxtVenue, market_rules  # noqa: E402
+from mixmaker.markets import MarketRules, MarketRulesError  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
@@ -95,7 +96,7 @@ def test_refusals_and_unknown_orders_map_to_the_tracker_errors():
                     await mm.fetch_order("BTCUSDT", "never-sent")
                 with pytest.raises(OrderNotFoundError):
                     await mm.cancel_order("BTCUSDT", "never-sent", None)
-                with pytest.raises(MarketScaleError, match="unknown market"):
+                with pytest.raises(MarketRulesError, match="unknown market"):
                     mm.market("DOGEUSDT")
             finally:
                 await mm.exchange.close()
@@ -104,13 +105,40 @@ def test_refusals_and_unknown_orders_map_to_the_tracker_errors():
 
 
 def test_exact_conversions():
-    assert to_units("61659.70", 2, "p") == 6165970
-    assert to_units("0.00100000", 8, "q") == 100000
-    assert to_units(0.1, 2, "p") == 10  # a float from a ccxt path that ignores number=str: its repr
-    assert from_units(6165970, 2) == "61659.70"
-    for bad in ("0.001", "abc", None, "NaN"):
-        with pytest.raises(MarketScaleError):
-            to_units(bad, 2, "p")
+    m = MarketRules("BTCUSDT", "BTC", "USDT", 2, 8, 1, 1)
+    assert m.price("61659.70") == 6165970 and m.size("0.00100000") == 100000
+    assert m.price_str(6165970) == "61659.70" and m.unified == "BTC/USDT"
+    for bad in ("0.001", "abc", None, "NaN", 0.1):
+        with pytest.raises(MarketRulesError):
+            m.price(bad)
+    # A float from a ccxt path that ignores number=str is read by its repr, not refused.
+    trade = {"id": "1", "order": "9", "side": "buy", "price": 0.1, "amount": "2", "fee": {"cost": 0.000125, "currency": "BNB"}}
+    t = CcxtVenue.trade_report(trade, m)
+    assert (t.price, t.qty, t.fee) == (10, 200_000_000, 125_000_000)
+
+
+def test_a_fee_has_one_scale_on_every_live_path():
+    """REST (ccxt) and the Binance user stream state one fee the same way: 1e-12 of its asset."""
+    from mixmaker.connectors.binance_user import trade_report
+    from mixmaker.orders.venue import FEE_DECIMALS, fee_amount
+
+    m = MarketRules("BTCUSDT", "BTC", "USDT", 2, 5, 1, 1)
+    ws = trade_report({"t": 7, "i": 9, "c": "x", "S": "BUY", "L": "50000.00", "l": "0.01000", "n": "0.00000750",
+                       "N": "BTC", "m": True, "T": 1}, m)
+    rest = CcxtVenue.trade_report({"id": "7", "order": "9", "side": "buy", "price": "50000.00", "amount": "0.01",
+                                   "fee": {"cost": "0.0000075", "currency": "BTC"}}, m)
+    assert FEE_DECIMALS == 12 and ws.fee == rest.fee == fee_amount("0.0000075") == 7_500_000
+    assert ws.fee_asset == rest.fee_asset == "BTC"
+
+
+def test_market_rules_from_a_ccxt_market():
+    m = market_rules({"id": "BTCUSDT", "symbol": "BTC/USDT", "base": "BTC", "quote": "USDT",
+                      "precision": {"price": "0.01", "amount": "0.00001"},
+                      "limits": {"amount": {"min": "0.0001"}, "cost": {"min": "5.0000000001"}}})
+    assert (m.price_decimals, m.size_decimals, m.tick, m.lot, m.min_size) == (2, 5, 1, 1, 10)
+    assert m.min_notional == 50_000_001  # value units (7 decimals), rounded up: below the minimum is refused
+    with pytest.raises(MarketRulesError, match="tick and lot"):
+        market_rules({"id": "X", "symbol": "X/Y", "base": "X", "quote": "Y", "precision": {"price": "0", "amount": "1"}})
 
 
 def test_a_venue_clock_that_moved_is_measured_again_and_the_order_is_placed_once():

@@ -52,3 +52,31 @@ def test_round_trip(units, decimals):
     assert to_units(text, decimals) == units
     assert to_units(format_units(units, decimals, trim=True), decimals) == units
     assert to_decimal(units, decimals) == Decimal(text)
+
+
+def test_exact_decimal_and_decimals_of_a_step():
+    from mixmaker.money import decimals_of, exact_decimal
+
+    assert exact_decimal("1.50") == Decimal("1.50") and exact_decimal(3) == 3
+    for bad in (1.5, None, True, "nan", "x", Decimal("Infinity")):
+        with pytest.raises(AmountError):
+            exact_decimal(bad)
+    assert [decimals_of(Decimal(s)) for s in ("0.010", "10", "1E+1", "0.00001000", "1")] == [2, 0, 0, 5, 0]
+
+
+def test_one_module_converts_scaled_integers():
+    """Scaling decimals (`scaleb`, `quantize`, `divmod` by a power of ten) happens in mixmaker.money only.
+    Outside it: backtest/report.py, pending (the backtest's own branch moves it); and the
+    simulators (sim/), which model the venues in `Decimal` and print it the venues' way (no
+    scaled integers there)."""
+    import pathlib
+    import re
+
+    import mixmaker
+
+    pending = {"money.py", "backtest/report.py"}
+    root = pathlib.Path(mixmaker.__file__).parent
+    found = sorted(name for p in root.rglob("*.py")
+                   if (name := str(p.relative_to(root))) not in pending and not name.startswith("sim/")
+                   and re.search(r"\.(scaleb|quantize)\(|divmod\([^)]*10\s*\*\*", p.read_text()))
+    assert found == []

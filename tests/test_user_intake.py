@@ -287,3 +287,29 @@ def test_each_snapshot_is_credited_once_across_rebuilds_and_rescans(world, tmp_p
     assert again.orders.paid(again.store, o) == {"USDT": to_units("300")}
     assert again.ledger.owed(acc.user_order(o), "USDT") == to_units("300")
     assert again.ledger.verify() == []
+
+
+class CustodyReturns:
+    """An OwnDeposits that knows one arrival: a transfer from the exchange's custody user."""
+
+    def __init__(self, custody: str) -> None:
+        self.custody, self.booked = custody, []
+
+    def matches(self, tx, s) -> bool:
+        return s.opponent_id == self.custody and s.memo == b"move-back:m1"
+
+    def book(self, tx, s) -> None:
+        self.booked.append(s.snapshot_id)
+
+
+def test_our_own_funds_coming_back_are_asked_about_before_any_payment(world, tmp_path):
+    custody = world.state.add_user(full_name="exchange custody")
+    world.state.deposit(custody.user_id, BTC, to_units("1"))
+    layer = new_layer(world, tmp_path / "u.db")
+    own = CustodyReturns(custody.user_id)
+    layer.intake.own_deposits = own
+    back = world.state.user_sends(custody.user_id, world.bot["app_id"], BTC, to_units("0.4"), b"move-back:m1")
+    other = world.state.user_sends(custody.user_id, world.bot["app_id"], BTC, to_units("0.1"), b"hello")
+    run(layer.poll())
+    assert layer.intake.record(back.snapshot_id)["class"] == "own_deposit" and own.booked == [back.snapshot_id]
+    assert layer.intake.record(other.snapshot_id)["reason"] == "bad_memo"  # anything else is a payment as usual

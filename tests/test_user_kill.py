@@ -75,22 +75,22 @@ def test_sigkill_during_intake_and_payouts_credits_and_pays_each_once(world, tmp
     kills = []
     # Killed at chosen steps (inside a page's transaction, between Mixin taking a payment and its
     # booking, inside the booking, in Payments' own steps), then at random moments.
-    plan = ["intake:7", "paid:2", "booked:3", "signed:2", "broadcast:3", "intake:30", "sent:1", "", ""]
+    plan = ["intake:7", "paid:2", "booked:3", "verified:2", "signed:2", "broadcast:3", "sent:1", "intake:30", "", ""]
     for n, step in enumerate(plan):
         p = start(args + ([step] if step else []))
-        if n == 6:  # the stops of the other orders arrive while it is down
+        if n == 7:  # the stops of the other orders arrive while it is down
             for u, o in orders[len(orders) // 2:]:
                 pay(u, BTC, to_units("0.0001"), m.to_extra(m.StopMemo(o)))
         if not step and n < len(plan) - 1:
             time.sleep(rng.uniform(0.8, 1.6))  # mid-import or mid-work: wherever it is
             p.send_signal(signal.SIGKILL)
-        out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=120)
         if p.returncode == -signal.SIGKILL:
             kills.append(step or "random")
         else:
             assert p.returncode == 0, err
     assert p.returncode == 0 and out.strip().endswith("idle"), err
-    assert len(kills) >= 6, kills
+    assert len(kills) >= 7, kills
     store = SqliteStore(db)
     ledger = Ledger(store)
     assert ledger.verify() == []

@@ -140,7 +140,8 @@ def test_a_refund_mixin_refuses_for_good_fails_the_order_with_an_alert(world, tm
     pay(world, BTC, "0.3", create_text(o, base=to_units("1")))
     pay(world, BTC, "0.0001", m.to_extra(m.StopMemo(o)))
     run(layer.poll())
-    del world.state.users[world.alice.user_id]  # Mixin no longer knows the payer: 404 on their keys
+    # Mixin refuses the return for good (invalid receivers): nothing is paid
+    world.server.faults.add("api_error", "/safe/transaction/requests", code=20150, times=1)
     run(layer.cycle(2))
     assert layer.orders.order(o).state is S.FAILED
     [p] = layer.outbox.of_order(o)

@@ -159,7 +159,7 @@ class UserLayer:
 
     async def pay_out(self) -> int:
         async with self.world.client() as c:
-            payments = Payments(c, self.store, uncertain_backoff_s=0.01, crash_at=self.crash_at)
+            payments = Payments(c, self.store, uncertain_backoff_s=0.01, crash_at=self.crash_at, lease_ttl_s=2.0)
             return await PayoutWorker(self.outbox, payments, crash_at=self.crash_at).run_once()
 
     async def cycle(self, rounds: int = 6) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from decimal import Decimal
 from types import TracebackType
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+
+from mixmaker._core import MixmakerError
 
 class ClockMode(enum.IntEnum):
     REALTIME = 1
     BACKTEST = 2
 
-class ClockError(RuntimeError):
+class ClockError(MixmakerError, RuntimeError):
     """The clock was used in a way its mode or state does not allow."""
 
 class IteratorFailure(NamedTuple):

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from mixmaker._core import MixmakerError
+
 SCALE: int  # rates are integer fractions of SCALE (1e-8)
 MAX_LEVELS_PER_SIDE: int
 
 Int64s = npt.NDArray[np.int64]
 
-class ProposalInputError(ValueError): ...
+class ProposalInputError(MixmakerError, ValueError): ...
 
 class ProposalParams:
     tick: int

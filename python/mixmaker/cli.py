@@ -81,14 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.sim.exchange.cli import register as register_sim_exchange
 
     register_sim_exchange(sub)
-    from mixmaker.users.cli import register as register_users
-
-    register_users(sub)
     from mixmaker.sim.chain.cli import register as register_sim_chain
     from mixmaker.sim.world_cli import register as register_sim_all
 
     register_sim_chain(sub)
     register_sim_all(sub)
+    from mixmaker.users.cli import register as register_users
+
+    register_users(sub)
     from mixmaker.engine.cli import register as register_engine
 
     register_engine(sub)

@@ -22,6 +22,8 @@ __all__ = [
     "MAX_DECIMALS",
     "AmountError",
     "Rounding",
+    "decimals_of",
+    "exact_decimal",
     "format_units",
     "to_decimal",
     "to_units",
@@ -32,6 +34,8 @@ MIXIN_DECIMALS = 8
 
 MAX_DECIMALS = 18
 """The finest scale the core handles (10**18 still fits an i64)."""
+
+_POW10: tuple[int, ...] = tuple(10**d for d in range(MAX_DECIMALS + 1))
 
 
 class AmountError(DecimalFormatError):
@@ -61,7 +65,7 @@ def to_units(
     if isinstance(value, bool) or isinstance(value, float):
         raise AmountError(f"{what} must be a decimal string, Decimal or int, never {type(value).__name__}: {value!r}")
     if isinstance(value, int):
-        return value * 10**decimals
+        return value * _POW10[decimals]
     if isinstance(value, str) and rounding is Rounding.EXACT:
         try:
             return parse_decimal(value, decimals)
@@ -78,6 +82,28 @@ def to_units(
     if rounding is Rounding.EXACT and whole != scaled:
         raise AmountError(f"{what} {value} has more than {decimals} decimals")
     return int(whole)
+
+
+def exact_decimal(value: Decimal | str | int, *, what: str = "amount") -> Decimal:
+    """Text, Decimal or int as an exact, finite `Decimal` (no scale: a balance of an asset whose
+    decimals are not known here). Floats, bools, NaN and infinities are an `AmountError`."""
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, (str, int)) and not isinstance(value, bool):
+        try:
+            d = Decimal(value)
+        except (InvalidOperation, ValueError):
+            raise AmountError(f"{what} is not a decimal: {value!r}") from None
+    else:
+        raise AmountError(f"{what} must be a decimal string, Decimal or int, never {type(value).__name__}: {value!r}")
+    if not d.is_finite():
+        raise AmountError(f"{what} is not a finite decimal: {value!r}")
+    return d
+
+
+def decimals_of(step: Decimal) -> int:
+    """How many decimals a step needs: `decimals_of(Decimal("0.010")) == 2`, 0 for whole steps."""
+    return max(0, -int(exact_decimal(step, what="step").normalize().as_tuple().exponent))
 
 
 def to_decimal(units: int, decimals: int) -> Decimal:
@@ -97,7 +123,7 @@ def format_units(units: int, decimals: int, *, trim: bool = False) -> str:
     sign = "-" if units < 0 else ""
     if decimals == 0:
         return f"{sign}{abs(units)}"
-    whole, frac = divmod(abs(units), 10**decimals)
+    whole, frac = divmod(abs(units), _POW10[decimals])
     text = f"{frac:0{decimals}d}"
     if trim:
         text = text.rstrip("0")

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Sequence
 
 from mixmaker.backtest.runner import Sample
+from mixmaker.errors import MixmakerError
 
 
-class PlotUnavailableError(RuntimeError):
+class PlotUnavailableError(MixmakerError, RuntimeError):
     """matplotlib is not installed."""
 
 

@@ -24,6 +24,7 @@ from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import BookState, parse_decimal
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
+from mixmaker.errors import MixmakerError
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport
 from mixmaker.replay import new_sync, route
 from mixmaker.store import SqliteStore
@@ -56,7 +57,7 @@ def public_trade(raw: bytes) -> tuple[str, str, bool] | None:
     return t["p"], t["q"], bool(t["m"])
 
 
-class BacktestError(RuntimeError):
+class BacktestError(MixmakerError, RuntimeError):
     """The backtest could not run to the end (an iterator failed, the feed does not fit the config)."""
 
 

@@ -16,5 +16,5 @@ class Backoff:
         self._rng = random.Random(seed)
 
     def delay(self, failures: int) -> float:
-        step = min(self.max_s, self.base_s * 2 ** max(0, failures - 1))
+        step = min(self.max_s, self.base_s * 2.0 ** max(0, failures - 1))
         return step * (0.5 + self._rng.random() / 2)

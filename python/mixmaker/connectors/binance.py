@@ -25,9 +25,10 @@ from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.binance_depth import DepthStream
 from mixmaker.connectors.binance_user import UserStream
 from mixmaker.connectors.ccxt_routing import route_through
-from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
+from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Pool, RateLimiter
+from mixmaker.markets import MarketRules
 from mixmaker.orders import ClientOrderTracker
 
 
@@ -79,7 +80,7 @@ class BinanceSpotConnector:
             self.syncs[symbol], self.depth[symbol] = sync, stream
             self._tasks.append(asyncio.create_task(stream.run(), name=f"depth {symbol}"))
 
-    def market(self, symbol: str) -> MarketScale:
+    def market(self, symbol: str) -> MarketRules:
         return self.venue.market(symbol)
 
     def book(self, symbol: str) -> OrderBook | None:

@@ -22,13 +22,14 @@ import logging
 from dataclasses import dataclass
 
 import aiohttp
-from picows import WSTransport, ws_connect
+from picows import WSTransport
 
 from mixmaker.book import BookState, BookSync
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.limiter import Priority, RateLimiter
-from mixmaker.connectors.reconnect import FrameListener, SocketOwner
+from mixmaker.connectors.reconnect import ReconnectingSocket
+from mixmaker.errors import MixmakerError
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,11 @@ class DepthStreamStats:
     last_error: str | None = None
 
 
-class SnapshotError(Exception):
+class SnapshotError(MixmakerError):
     """A depth snapshot could not be fetched (HTTP status or transport error)."""
 
 
-class DepthStream(SocketOwner):
+class DepthStream(ReconnectingSocket):
     """Keeps `sync` live for one symbol. `await run()` until `close()`."""
 
     def __init__(
@@ -71,59 +72,48 @@ class DepthStream(SocketOwner):
     ) -> None:
         self.sync = sync
         self.symbol = symbol.upper()
-        self.url = f"{ws_url.rstrip('/')}/ws/{self.symbol.lower()}@{stream}"
+        super().__init__(f"{ws_url.rstrip('/')}/ws/{self.symbol.lower()}@{stream}",
+                         backoff=Backoff(backoff_s, backoff_max_s, seed), ping_idle_s=ping_idle_s)
         self.snapshot_url = f"{rest_url.rstrip('/')}/api/v3/depth?symbol={self.symbol}&limit={snapshot_limit}"
         self.snapshot_weight = bl.depth_weight(snapshot_limit)
         self.limiter = limiter
         self.backoff_s = backoff_s
         self.degrade_after = degrade_after
         self.poll_interval_s = poll_interval_s
-        self.ping_idle_s = ping_idle_s
         self.stats = DepthStreamStats()
-        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._need_snapshot = asyncio.Event()
-        self._transport: WSTransport | None = None
         self._session: aiohttp.ClientSession | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
         self._session = aiohttp.ClientSession()
         resync = asyncio.create_task(self._resync_loop())
-        failures = 0
         try:
-            while not self._closed:
-                try:
-                    transport, _ = await ws_connect(
-                        lambda: FrameListener(self._on_frame), self.url, enable_auto_ping=True,
-                        auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s)
-                except (OSError, asyncio.TimeoutError, RuntimeError) as e:  # picows raises WSError (a RuntimeError) on a bad handshake
-                    failures += 1
-                    self.stats.connect_failures += 1
-                    self.stats.last_error = f"connect: {type(e).__name__}: {e}"
-                    if failures >= self.degrade_after and not self.stats.degraded:
-                        self.stats.degraded = True
-                        log.warning("%s depth stream: %d connects failed in a row; polling REST snapshots every %.1fs "
-                                    "until the stream is back", self.symbol, failures, self.poll_interval_s)
-                    await self._wait_before_retry(failures)
-                    continue
-                failures = 0
-                if self.stats.degraded:
-                    log.warning("%s depth stream: connected again, leaving degraded mode", self.symbol)
-                self.stats.degraded = False
-                self.stats.connects += 1
-                self._transport = transport
-                # Diffs were missed while disconnected: start over from a snapshot.
-                self.sync.reset()
-                self._need_snapshot.set()
-                await transport.wait_disconnected()
-                self._transport = None
-                self.stats.disconnects += 1
-                if not self._closed:
-                    await asyncio.sleep(self._backoff.delay(1))
+            await super().run()
         finally:
             resync.cancel()
             await asyncio.gather(resync, return_exceptions=True)
             await self._session.close()
+
+    async def _on_connected(self, transport: WSTransport) -> None:
+        if self.stats.degraded:
+            log.warning("%s depth stream: connected again, leaving degraded mode", self.symbol)
+        self.stats.degraded = False
+        self.stats.connects += 1
+        # Diffs were missed while disconnected: start over from a snapshot.
+        self.sync.reset()
+        self._need_snapshot.set()
+
+    async def _on_failure(self, error: Exception, failures: int) -> None:
+        self.stats.connect_failures += 1
+        self.stats.last_error = f"connect: {type(error).__name__}: {error}"
+        if failures >= self.degrade_after and not self.stats.degraded:
+            self.stats.degraded = True
+            log.warning("%s depth stream: %d connects failed in a row; polling REST snapshots every %.1fs "
+                        "until the stream is back", self.symbol, failures, self.poll_interval_s)
+
+    def _on_disconnected(self) -> None:
+        self.stats.disconnects += 1
 
     # ------------------------------------------------------------------ frames
     def _on_frame(self, raw: bytes) -> None:
@@ -164,13 +154,13 @@ class DepthStream(SocketOwner):
                                               banned=r.status == 418)
                 if r.status != 200:
                     raise SnapshotError(f"{self.symbol} snapshot: HTTP {r.status}: {body[:200]!r}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise SnapshotError(f"{self.symbol} snapshot: {type(e).__name__}: {e}") from None
         self.limiter.succeeded()
         self.stats.snapshots += 1
         return body
 
-    async def _wait_before_retry(self, failures: int) -> None:
+    async def _wait_to_retry(self, failures: int) -> None:
         delay = self._backoff.delay(failures)
         if not self.stats.degraded:
             await asyncio.sleep(delay)

@@ -7,16 +7,15 @@ stream only counts reconnects; nothing downstream depends on seeing every print.
 
 from __future__ import annotations
 
-import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-from picows import ws_connect
+from picows import WSTransport
 
 from mixmaker.connectors.backoff import Backoff
-from mixmaker.connectors.ccxt_venue import MarketScale
-from mixmaker.connectors.reconnect import FrameListener, SocketOwner
+from mixmaker.connectors.reconnect import ReconnectingSocket
+from mixmaker.markets import MarketRules
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,35 +34,21 @@ class TradeStreamStats:
     unparsed: int = 0
 
 
-class PublicTradeStream(SocketOwner):
+class PublicTradeStream(ReconnectingSocket):
     """`await run()` until `close()`; `on_trade` gets each print."""
 
-    def __init__(self, market: MarketScale, *, ws_url: str, on_trade: Callable[[PublicTrade], object],
+    def __init__(self, market: MarketRules, *, ws_url: str, on_trade: Callable[[PublicTrade], object],
                  backoff_s: float = 0.2, backoff_max_s: float = 30.0, seed: int | None = None) -> None:
+        super().__init__(f"{ws_url.rstrip('/')}/ws/{market.symbol.lower()}@trade",
+                         backoff=Backoff(backoff_s, backoff_max_s, seed))
         self.market = market
-        self.url = f"{ws_url.rstrip('/')}/ws/{market.symbol.lower()}@trade"
         self.on_trade = on_trade
         self.stats = TradeStreamStats()
-        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
 
-    async def run(self) -> None:
-        failures = 0
-        while not self._closed:
-            try:
-                self._transport, _ = await ws_connect(lambda: FrameListener(self._on_message), self.url,
-                                                      enable_auto_ping=True)
-            except (OSError, asyncio.TimeoutError, RuntimeError):
-                failures += 1
-                await asyncio.sleep(self._backoff.delay(failures))
-                continue
-            failures = 0
-            self.stats.connects += 1
-            await self._transport.wait_disconnected()
-            self._transport = None
-            if not self._closed:
-                await asyncio.sleep(self._backoff.delay(1))
+    async def _on_connected(self, transport: WSTransport) -> None:
+        self.stats.connects += 1
 
-    def _on_message(self, raw: bytes) -> None:
+    def _on_frame(self, raw: bytes) -> None:
         try:
             e = json.loads(raw)
             e = e.get("data", e)  # a combined-stream wrapper, if any

@@ -18,28 +18,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from picows import WSMsgType, WSTransport, ws_connect
+from picows import WSMsgType, WSTransport
 
 from mixmaker.connectors import binance_limits as bl
-from mixmaker.connectors.ccxt_venue import FEE_DECIMALS, Balance, MarketScale, exact, to_units
-from mixmaker.connectors.credentials import ApiCredentials
+from mixmaker.connectors.account import Balance
 from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.ccxt_venue import exact, fee_of
+from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Priority, RateLimiter
-from mixmaker.connectors.reconnect import FrameListener, SocketOwner
-from mixmaker.orders.venue import OrderReport, TradeReport, VenueStatus
+from mixmaker.connectors.reconnect import ReconnectingSocket
+from mixmaker.errors import MixmakerError
+from mixmaker.markets import MarketRules
+from mixmaker.orders.venue import OrderReport, Side, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
 
+_SIDE: dict[str, Side] = {"BUY": "buy", "SELL": "sell"}
 _STATUS: dict[str, VenueStatus] = {
     "NEW": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
     "PENDING_CANCEL": "open", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
 }
 
 
-class UserStreamError(Exception):
+class UserStreamError(MixmakerError):
     """The venue refused the subscription (bad key, signature or timestamp)."""
 
 
@@ -54,24 +59,34 @@ class UserStreamStats:
     last_error: str | None = None
 
 
-def order_report(e: dict[str, Any], m: MarketScale) -> OrderReport:
+def order_report(e: dict[str, Any], m: MarketRules) -> OrderReport:
     return OrderReport(
         client_id=e.get("c") or e.get("C") or None, exchange_id=str(e["i"]), symbol=m.symbol,
-        side=str(e["S"]).lower(), status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
+        side=_SIDE[e["S"]], status=_STATUS[e["X"]], price=m.price(e["p"]), quantity=m.size(e["q"]),
         filled=m.size(e["z"]),
     )
 
 
-def trade_report(e: dict[str, Any], m: MarketScale) -> TradeReport:
+def trade_report(e: dict[str, Any], m: MarketRules) -> TradeReport:
     return TradeReport(
         trade_id=str(e["t"]), exchange_id=str(e["i"]), client_id=e.get("c") or e.get("C") or None, symbol=m.symbol,
-        side=str(e["S"]).lower(), price=m.price(e["L"]), qty=m.size(e["l"]),
-        fee=to_units(e.get("n") or "0", FEE_DECIMALS, f"{m.symbol} fee"), fee_asset=e.get("N") or "",
+        side=_SIDE[e["S"]], price=m.price(e["L"]), qty=m.size(e["l"]),
+        fee=fee_of(e.get("n") or "0", m), fee_asset=e.get("N") or "",
         is_maker=bool(e.get("m")), time_ms=int(e.get("T") or 0),
     )
 
 
-class UserStream(SocketOwner):
+def _retry_after_s(error: dict[str, Any], now_ms: int) -> float | None:
+    """How long a WS-API 429/418 asks us to stay away: `data.retryAfter` (ms, venue clock, next
+    to its `serverTime`); None if absent (the limiter backs off on its own)."""
+    data = error.get("data") or {}
+    at, server = data.get("retryAfter"), data.get("serverTime")
+    if not isinstance(at, int):
+        return None
+    return max(0.0, (at - (server if isinstance(server, int) else now_ms)) / 1000)
+
+
+class UserStream(ReconnectingSocket):
     """`await run()` until `close()`; callbacks get exact reports as events arrive."""
 
     def __init__(
@@ -80,7 +95,7 @@ class UserStream(SocketOwner):
         *,
         ws_api_url: str,
         limiter: RateLimiter,
-        markets: dict[str, MarketScale],
+        markets: dict[str, MarketRules],
         now_ms: Callable[[], int],
         on_trade: Callable[[TradeReport], object],
         on_order: Callable[[OrderReport], Awaitable[None]] | None = None,
@@ -92,50 +107,32 @@ class UserStream(SocketOwner):
         ping_idle_s: float = 20.0,
         seed: int | None = None,
     ) -> None:
+        super().__init__(ws_api_url, backoff=Backoff(backoff_s, backoff_max_s, seed), ping_idle_s=ping_idle_s)
         self.credentials = credentials
-        self.url = ws_api_url
         self.limiter = limiter
         self.markets = markets
         self.now_ms = now_ms
         self.on_trade, self.on_order, self.on_balances = on_trade, on_order, on_balances
         self.on_resubscribed = on_resubscribed
         self.recv_window_ms = recv_window_ms
-        self.ping_idle_s = ping_idle_s
         self.stats = UserStreamStats()
         self.subscribed = asyncio.Event()
-        self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._reply: asyncio.Future[dict[str, Any]] | None = None
-        self._transport: WSTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self) -> None:
-        failures = 0
-        while not self._closed:
-            try:
-                await self._session()
-                failures = 0
-            except UserStreamError:
-                raise  # a bad key or signature does not get better by retrying
-            except (OSError, asyncio.TimeoutError, RuntimeError) as e:
-                failures += 1
-                self.stats.last_error = f"{type(e).__name__}: {e}"
-            if not self._closed:
-                await asyncio.sleep(self._backoff.delay(failures))
+    async def _on_connected(self, transport: WSTransport) -> None:
+        # A refused key or signature raises UserStreamError, which ends run(): retrying will not help.
+        await self._subscribe(transport)
+        if self.stats.subscriptions > 1 and self.on_resubscribed is not None:
+            await self._catch_up()  # what happened while we were away
 
-    async def _session(self) -> None:
-        transport, _ = await ws_connect(lambda: FrameListener(self._on_message), self.url, enable_auto_ping=True,
-                                        auto_ping_idle_timeout=self.ping_idle_s, auto_ping_reply_timeout=self.ping_idle_s)
-        self._transport = transport
-        try:
-            await self._subscribe(transport)
-            if self.stats.subscriptions > 1 and self.on_resubscribed is not None:
-                await self._catch_up()  # what happened while we were away
-            await transport.wait_disconnected()
-        finally:
-            self._transport = None
-            self.subscribed.clear()
-            if not self._closed:
-                self.stats.disconnects += 1
+    async def _on_failure(self, error: Exception, failures: int) -> None:
+        self.stats.last_error = f"{type(error).__name__}: {error}"
+
+    def _on_disconnected(self) -> None:
+        self.subscribed.clear()
+        if not self._closed:
+            self.stats.disconnects += 1
 
     async def _catch_up(self) -> None:
         assert self.on_resubscribed is not None
@@ -159,13 +156,13 @@ class UserStream(SocketOwner):
         if reply.get("status") != 200:
             err = reply.get("error") or {}
             if reply.get("status") in (418, 429):
-                self.limiter.rate_limited(None, banned=reply.get("status") == 418)
+                self.limiter.rate_limited(_retry_after_s(err, self.now_ms()), banned=reply.get("status") == 418)
                 raise RuntimeError(f"user stream subscription rate limited: {err}")
             raise UserStreamError(f"user stream subscription refused: {err.get('code')} {err.get('msg')}")
         self.stats.subscriptions += 1
         self.subscribed.set()
 
-    def _on_message(self, raw: bytes) -> None:
+    def _on_frame(self, raw: bytes) -> None:
         try:
             msg = json.loads(raw)
         except ValueError:

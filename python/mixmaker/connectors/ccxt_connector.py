@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ccxt.async_support as ccxt
 
@@ -19,8 +20,9 @@ from mixmaker.book import BookState, BookSync, OrderBook
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.ccxt_routing import route_through
 from mixmaker.connectors.ccxt_stream import CcxtProBook
-from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
+from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.limiter import Pool, RateLimiter
+from mixmaker.markets import MarketRules
 from mixmaker.orders import ClientOrderTracker
 
 log = logging.getLogger(__name__)
@@ -55,7 +57,7 @@ class CcxtConnector:
             self.syncs[symbol], self.streams[symbol] = sync, CcxtProBook(self.pro, m.unified, sync)
             self._tasks.append(asyncio.create_task(self.streams[symbol].run(), name=f"book {symbol}"))
 
-    def market(self, symbol: str) -> MarketScale:
+    def market(self, symbol: str) -> MarketRules:
         return self.venue.market(symbol)
 
     def book(self, symbol: str) -> OrderBook | None:

@@ -2,7 +2,7 @@
 market rules, in exact numbers.
 
 - ccxt is told to hand numbers back as strings (`exchange.number = str`), so nothing goes
-  through a float: prices and sizes become the market's scaled integers (`MarketScale`),
+  through a float: prices and sizes become the market's scaled integers (`MarketRules`),
   balances `Decimal`. A value that does not sit on the scale is an error, not a rounding.
 - Every REST request waits in the account's `RateLimiter` (see `ccxt_routing`).
 - ccxt's exceptions become the tracker's: `OrderNotFound` -> `OrderNotFoundError`; a refused
@@ -20,23 +20,24 @@ market rules, in exact numbers.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ccxt.async_support as ccxt
 
+from mixmaker.connectors.account import Balance, DepositAddress, Transfer, VenueAccount
 from mixmaker.connectors.ccxt_routing import QUEUE_DEADLINE_S
 from mixmaker.connectors.limiter import RateLimiter, RequestNotSentError
+from mixmaker.errors import MixmakerError
+from mixmaker.markets import MarketRules, MarketRulesError
+from mixmaker.money import AmountError, Rounding, decimals_of, exact_decimal, to_units
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
-from mixmaker.orders.venue import OrderReport, OrderRequest, TradeReport, VenueStatus
+from mixmaker.orders.venue import FeeAmount, OrderReport, OrderRequest, TradeReport, VenueStatus, fee_amount
 
 T = TypeVar("T")
 
-#: Fees are integers in 10^-12 of their asset: venues quote fees to 8 decimals, but a fee rate
-#: times an exact notional can have more (fee totals are i64: up to 9.2 million of an asset).
-FEE_DECIMALS = 12
 #: ccxt ids of venues whose trade history pages by trade id (`fromId`, `orderId`) and whose
 #: signed requests carry `timestamp` + `recvWindow` (Binance spot's REST).
 _BINANCE_LIKE = frozenset({"binance", "binanceus"})
@@ -44,123 +45,57 @@ _BINANCE_LIKE = frozenset({"binance", "binanceus"})
 _DEFAULT_RECV_WINDOW_MS = 5000
 
 
-class _ClockRefused(Exception):
+class _ClockRefused(MixmakerError):
     """Internal: a request was refused for its timestamp and may be sent again once."""
 
 
-class MarketScaleError(ValueError):
-    """A number from the venue or the caller does not fit the market's scale."""
-
-
-@dataclass(frozen=True, slots=True)
-class MarketScale:
-    """How one market's prices and sizes map to integers: price = int / 10**price_decimals."""
-
-    symbol: str  # the venue's id, e.g. BTCUSDT
-    unified: str  # ccxt's, e.g. BTC/USDT
-    base: str
-    quote: str
-    price_decimals: int
-    size_decimals: int
-    tick: int  # price step, in price units
-    lot: int  # size step, in size units
-    min_size: int
-    min_notional: Decimal  # in the quote asset
-
-    def price(self, v: Any) -> int:
-        return to_units(v, self.price_decimals, f"{self.symbol} price")
-
-    def size(self, v: Any) -> int:
-        return to_units(v, self.size_decimals, f"{self.symbol} size")
-
-    def price_str(self, units: int) -> str:
-        return from_units(units, self.price_decimals)
-
-    def size_str(self, units: int) -> str:
-        return from_units(units, self.size_decimals)
+def _text(v: Any, what: str) -> str | Decimal | int:
+    """A venue number as exact text. ccxt hands strings back (`number = str`); a float (a ccxt
+    path that ignores it) is taken by its shortest repr, which is the decimal the venue sent."""
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (str, Decimal, int)) and not isinstance(v, bool):
+        return v
+    raise MarketRulesError(f"{what}: not a number: {v!r}")
 
 
 def exact(v: Any, what: str) -> Decimal:
-    """A venue number as an exact Decimal. Strings are exact; a float (a ccxt path that ignores
-    `number = str`) is taken by its shortest repr, which is the decimal the venue sent."""
-    if isinstance(v, Decimal):
-        return v
-    if isinstance(v, bool) or v is None:
-        raise MarketScaleError(f"{what}: not a number: {v!r}")
+    """A venue number as an exact Decimal (`money.exact_decimal`)."""
     try:
-        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(str(v))
-    except InvalidOperation:
-        raise MarketScaleError(f"{what}: not a number: {v!r}") from None
-    if not d.is_finite():
-        raise MarketScaleError(f"{what}: not a finite number: {v!r}")
-    return d
+        return exact_decimal(_text(v, what), what=what)
+    except AmountError as e:
+        raise MarketRulesError(str(e)) from None
 
 
-def to_units(v: Any, decimals: int, what: str) -> int:
-    scaled = exact(v, what).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise MarketScaleError(f"{what}: {v!r} has more than {decimals} decimals")
-    return int(scaled)
+def fee_of(v: Any, m: MarketRules) -> FeeAmount:
+    """A fee the venue reports for a trade in `m` (decimal text in the fee's asset)."""
+    try:
+        return fee_amount(_text(v, f"{m.symbol} fee"), what=f"{m.symbol} fee")
+    except AmountError as e:
+        raise MarketRulesError(str(e)) from None
 
 
-def from_units(units: int, decimals: int) -> str:
-    return format(Decimal(units).scaleb(-decimals), "f")
-
-
-def _decimals(step: Decimal) -> int:
-    return max(0, -step.normalize().as_tuple().exponent)
-
-
-def market_scale(market: dict[str, Any]) -> MarketScale:
-    """The scale of a loaded ccxt market (ccxt's TICK_SIZE precision mode: steps, not digits)."""
+def market_rules(market: dict[str, Any]) -> MarketRules:
+    """The rules of a loaded ccxt market (ccxt's TICK_SIZE precision mode: steps, not digits)."""
     prec, limits = market.get("precision") or {}, market.get("limits") or {}
     what = market.get("id", "?")
     tick, lot = exact(prec.get("price"), f"{what} tick"), exact(prec.get("amount"), f"{what} lot")
     if tick <= 0 or lot <= 0:
-        raise MarketScaleError(f"{what}: tick and lot must be positive, got {tick} / {lot}")
-    pd, sd = _decimals(tick), _decimals(lot)
+        raise MarketRulesError(f"{what}: tick and lot must be positive, got {tick} / {lot}")
+    pd, sd = decimals_of(tick), decimals_of(lot)
     min_amount = (limits.get("amount") or {}).get("min")
     min_cost = (limits.get("cost") or {}).get("min")
-    return MarketScale(
-        symbol=market["id"], unified=market["symbol"], base=market["base"], quote=market["quote"],
-        price_decimals=pd, size_decimals=sd, tick=to_units(tick, pd, f"{what} tick"), lot=to_units(lot, sd, f"{what} lot"),
-        min_size=to_units(min_amount, sd, f"{what} min size") if min_amount is not None else 0,
-        min_notional=exact(min_cost, f"{what} min notional") if min_cost is not None else Decimal(0),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    free: Decimal
-    locked: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.free + self.locked
-
-
-@dataclass(frozen=True, slots=True)
-class DepositAddress:
-    asset: str
-    address: str
-    tag: str | None
-    network: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """A deposit or a withdrawal as the venue reports it. `request_id` is our idempotency key
-    (a withdrawal's `withdrawOrderId`), None for deposits."""
-
-    exchange_id: str
-    request_id: str | None
-    asset: str
-    amount: Decimal
-    fee: Decimal
-    address: str | None
-    status: str  # ccxt's: pending, ok, failed, canceled
-    txid: str | None
-    time_ms: int
+    try:
+        return MarketRules(
+            symbol=market["id"], unified=market["symbol"], base=market["base"], quote=market["quote"],
+            price_decimals=pd, size_decimals=sd, tick=to_units(tick, pd), lot=to_units(lot, sd),
+            min_size=to_units(_text(min_amount, f"{what} min size"), sd) if min_amount is not None else 0,
+            # A minimum finer than price x size could express is rounded up: below it is refused.
+            min_notional=(to_units(_text(min_cost, f"{what} min notional"), pd + sd, rounding=Rounding.CEIL)
+                          if min_cost is not None else 0),
+        )
+    except AmountError as e:
+        raise MarketRulesError(f"{what}: {e}") from None
 
 
 def _transfer(t: dict[str, Any]) -> Transfer:
@@ -196,7 +131,7 @@ class CcxtVenue:
         self.clock_resyncs = 0
         self.limiter = limiter
         self.name = name or exchange.id
-        self.markets: dict[str, MarketScale] = {}
+        self.markets: dict[str, MarketRules] = {}
         self.binance_like = exchange.id in _BINANCE_LIKE
         self.trade_page_limit = MAX_PAGE if self.binance_like else 100
         self.max_trade_pages = MAX_PAGES
@@ -212,16 +147,16 @@ class CcxtVenue:
         """The venue's clock as we track it: ours less the offset ccxt measured."""
         return int(self.exchange.milliseconds()) - self.time_difference_ms
 
-    async def load_markets(self) -> dict[str, MarketScale]:
+    async def load_markets(self) -> dict[str, MarketRules]:
         markets = await self._call(lambda: self.exchange.load_markets())
-        self.markets = {m["id"]: market_scale(m) for m in markets.values() if m.get("spot", True)}
+        self.markets = {m["id"]: market_rules(m) for m in markets.values() if m.get("spot", True)}
         return self.markets
 
-    def market(self, symbol: str) -> MarketScale:
+    def market(self, symbol: str) -> MarketRules:
         try:
             return self.markets[symbol]
         except KeyError:
-            raise MarketScaleError(f"{self.name}: unknown market {symbol!r} (load_markets first?)") from None
+            raise MarketRulesError(f"{self.name}: unknown market {symbol!r} (load_markets first?)") from None
 
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:
@@ -271,7 +206,7 @@ class CcxtVenue:
                                   limit=self.trade_page_limit, max_pages=self.max_trade_pages,
                                   what=f"{self.name} {symbol} order {exchange_id} trades")
 
-    async def _trade_page(self, m: MarketScale, q: TradePage) -> list[TradeReport]:
+    async def _trade_page(self, m: MarketRules, q: TradePage) -> list[TradeReport]:
         params: dict[str, Any] = {}
         if q.from_id is not None:
             params["fromId"] = q.from_id
@@ -331,34 +266,34 @@ class CcxtVenue:
         raise VenueUnavailableError(f"{self.name}: withdrawal {request_id} not visible yet; ask again with the same id")
 
     # ------------------------------------------------------------------ conversions
-    def market_of_unified(self, unified: str | None) -> MarketScale | None:
+    def market_of_unified(self, unified: str | None) -> MarketRules | None:
         """The market ccxt calls `unified` (e.g. BTC/USDT), or None if it is not loaded."""
         return next((m for m in self.markets.values() if m.unified == unified), None)
 
-    def _market_of(self, o: dict[str, Any]) -> MarketScale:
+    def _market_of(self, o: dict[str, Any]) -> MarketRules:
         mid = (o.get("info") or {}).get("symbol")
         m = self.markets.get(mid) if mid else None
         m = m or self.market_of_unified(o.get("symbol"))
         if m is None:
-            raise MarketScaleError(f"{self.name}: an order in an unknown market: {o.get('symbol')!r}")
+            raise MarketRulesError(f"{self.name}: an order in an unknown market: {o.get('symbol')!r}")
         return m
 
-    def _report(self, o: dict[str, Any], m: MarketScale) -> OrderReport:
-        qty, filled = m.size(o.get("amount") or "0"), m.size(o.get("filled") or "0")
+    def _report(self, o: dict[str, Any], m: MarketRules) -> OrderReport:
+        qty, filled = m.size(_text(o.get("amount") or "0", "amount")), m.size(_text(o.get("filled") or "0", "filled"))
         return OrderReport(
             client_id=o.get("clientOrderId"), exchange_id=str(o["id"]), symbol=m.symbol, side=o["side"],
-            status=_status(o.get("status"), filled, qty), price=m.price(o.get("price") or "0"),
+            status=_status(o.get("status"), filled, qty), price=m.price(_text(o.get("price") or "0", "price")),
             quantity=qty, filled=filled,
         )
 
     @staticmethod
-    def trade_report(t: dict[str, Any], m: MarketScale) -> TradeReport:
+    def trade_report(t: dict[str, Any], m: MarketRules) -> TradeReport:
         """A ccxt unified trade as the tracker's exact `TradeReport`."""
         fee = t.get("fee") or {}
         return TradeReport(
             trade_id=str(t["id"]), exchange_id=str(t["order"]), client_id=t.get("clientOrderId"), symbol=m.symbol,
-            side=t["side"], price=m.price(t["price"]), qty=m.size(t["amount"]),
-            fee=to_units(fee.get("cost") or "0", FEE_DECIMALS, f"{m.symbol} fee"), fee_asset=fee.get("currency") or "",
+            side=t["side"], price=m.price(_text(t["price"], "price")), qty=m.size(_text(t["amount"], "amount")),
+            fee=fee_of(fee.get("cost") or "0", m), fee_asset=fee.get("currency") or "",
             is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
         )
 
@@ -426,3 +361,7 @@ def _status(status: str | None, filled: int, qty: int) -> VenueStatus:
     if status in ("canceled", "expired", "rejected"):
         return status  # type: ignore[return-value]
     raise VenueError(f"unknown order status from ccxt: {status!r}")
+
+
+if TYPE_CHECKING:
+    _implements: type[VenueAccount] = CcxtVenue  # mypy checks CcxtVenue against the protocol

@@ -10,20 +10,21 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from mixmaker.book import OrderBook
-from mixmaker.connectors.ccxt_venue import CcxtVenue, MarketScale
+from mixmaker.connectors.account import VenueAccount
 from mixmaker.connectors.limiter import RateLimiter
+from mixmaker.markets import MarketRules
 from mixmaker.orders import ClientOrderTracker
 
 
 @runtime_checkable
 class Connector(Protocol):
-    venue: CcxtVenue  # OrderVenue for the tracker; balances, funds, histories
+    venue: VenueAccount  # the tracker's OrderVenue; market rules, balances, funds, histories
     limiter: RateLimiter  # the account's one rate limiter
 
     async def start(self, symbols: list[str]) -> None:
         """Loads the markets and starts keeping a live book per symbol."""
 
-    def market(self, symbol: str) -> MarketScale:
+    def market(self, symbol: str) -> MarketRules:
         """Tick, lot, minimums and the integer scales of a market."""
 
     def book(self, symbol: str) -> OrderBook | None:

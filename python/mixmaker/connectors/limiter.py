@@ -28,6 +28,7 @@ from enum import IntEnum
 from typing import Mapping
 
 from mixmaker.connectors.backoff import Backoff
+from mixmaker.errors import MixmakerError
 
 
 class Priority(IntEnum):
@@ -49,7 +50,7 @@ class Pool:
             raise ValueError(f"pool {self.name!r}: limit and window must be positive, got {self.limit}/{self.window_s}s")
 
 
-class RateLimitError(Exception):
+class RateLimitError(MixmakerError):
     """Base of the limiter's errors."""
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
+from mixmaker.errors import MixmakerError
+
 PREFIX = "XIN"
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
-class AddressError(ValueError):
+class AddressError(MixmakerError, ValueError):
     pass
 
 

@@ -1,40 +1,27 @@
-"""Exact amounts: Mixin's kernel precision is 8 decimals; integers of 1e-8 units inside."""
+"""Mixin amounts: integers of 1e-8 (the kernel's precision), as `mixmaker.money` at 8 decimals."""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-PRECISION = 8
-UNIT = Decimal(1).scaleb(-PRECISION)
+from mixmaker import money
+from mixmaker.money import MIXIN_DECIMALS, AmountError
 
+PRECISION = MIXIN_DECIMALS
 
-class AmountError(ValueError):
-    pass
+__all__ = ["PRECISION", "AmountError", "format_units", "from_units", "to_units"]
 
 
 def to_units(amount: Decimal | str | int) -> int:
-    """Decimal or decimal string -> integer units. Floats and more than 8 decimals are refused."""
-    if isinstance(amount, float):
-        raise AmountError(f"amounts are never floats, got {amount!r}: pass a Decimal or a string")
-    try:
-        d = Decimal(amount)
-    except (InvalidOperation, TypeError):
-        raise AmountError(f"not a decimal amount: {amount!r}") from None
-    if not d.is_finite():
-        raise AmountError(f"not a finite amount: {amount!r}")
-    units = d.scaleb(PRECISION)
-    if units != units.to_integral_value():
-        raise AmountError(f"{amount} has more than {PRECISION} decimals")
-    return int(units)
+    """Decimal, decimal string or int -> integer units. Floats and more than 8 decimals are refused."""
+    return money.to_units(amount, MIXIN_DECIMALS)
 
 
 def from_units(units: int) -> Decimal:
-    return Decimal(units).scaleb(-PRECISION).quantize(UNIT)
+    """The exact Decimal, with its 8 places (`from_units(150_000_000) == Decimal("1.50000000")`)."""
+    return money.to_decimal(units, MIXIN_DECIMALS)
 
 
 def format_units(units: int) -> str:
     """The API's string form: no exponent, trailing zeros dropped (e.g. '1', '0.0001', '-2.5')."""
-    s = format(from_units(units), "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return s
+    return money.format_units(units, MIXIN_DECIMALS, trim=True)

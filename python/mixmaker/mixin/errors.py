@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mixmaker.errors import MixmakerError
 
-class MixinError(Exception):
+
+class MixinError(MixmakerError):
     """Anything that went wrong talking to Mixin or preparing a call."""
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import blake3
 
+from mixmaker.errors import MixmakerError
 from mixmaker.mixin import curve
 
 MAGIC = b"\x77\x77"
@@ -30,7 +31,7 @@ def threshold_script(threshold: int) -> bytes:
     return b"\xff\xfe" + bytes([threshold])
 
 
-class KernelDecodeError(ValueError):
+class KernelDecodeError(MixmakerError, ValueError):
     pass
 
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from mixmaker.errors import MixmakerError
 from mixmaker.mixin import curve
 from mixmaker.mixin.ids import parse_uuid
 from mixmaker.mixin.secret import Secret
 
 
-class KeystoreError(ValueError):
+class KeystoreError(MixmakerError, ValueError):
     """The keystore is missing, unsafe or malformed; the message says which field or what to do."""
 
 

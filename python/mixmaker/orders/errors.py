@@ -17,9 +17,10 @@ from mixmaker._core import (
     OrderInputError,
     UnknownOrderError,
 )
+from mixmaker.errors import MixmakerError
 
 
-class VenueError(Exception):
+class VenueError(MixmakerError):
     """Base of what a venue adapter raises to the tracker."""
 
 
@@ -39,11 +40,11 @@ class VenueUnavailableError(VenueError):
     """No definitive answer: timeout, disconnect, 5xx, rate limit. The request may have acted."""
 
 
-class TrackerNotReadyError(RuntimeError):
+class TrackerNotReadyError(MixmakerError, RuntimeError):
     """The tracker has not finished startup reconciliation: nothing may trade yet."""
 
 
-class JournalCorruptError(RuntimeError):
+class JournalCorruptError(MixmakerError, RuntimeError):
     """The durable order journal does not replay through the state machine: do not trade on it."""
 
 

@@ -13,12 +13,14 @@ ledger's idempotency key, and `delivered` records that the ledger took it, so a 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from mixmaker._core import OrderSet
 from mixmaker.orders.errors import JournalCorruptError, OrderError
+from mixmaker.orders.venue import FeeAmount
 from mixmaker.store import Store
+from mixmaker.store.base import Row, Transaction
 
 SCHEMA = [
     """CREATE TABLE orders (
@@ -58,7 +60,7 @@ class FillEvent:
     side: str
     price: int
     qty: int
-    fee: int
+    fee: FeeAmount  # 1e-12 of fee_asset
     fee_asset: str
     is_maker: bool
 
@@ -76,7 +78,7 @@ class JournalEvent:
     trade_id: str | None = None
     price: int = 0
     qty: int = 0
-    fee: int = 0
+    fee: FeeAmount = FeeAmount(0)
     fee_asset: str = ""
     is_maker: bool = False
 
@@ -107,7 +109,7 @@ class OrderJournal:
         store.migrate("orders", SCHEMA)
 
     # ------------------------------------------------------------------ writes (one commit each)
-    def record_order(self, o: JournalOrder, nonce: int, events: list[JournalEvent] = ()) -> None:
+    def record_order(self, o: JournalOrder, nonce: int, events: Sequence[JournalEvent] = ()) -> None:
         """The order, the id generator's position and any first events, in one commit."""
         with self.store.transaction() as tx:
             tx.execute(
@@ -128,7 +130,7 @@ class OrderJournal:
     def append(self, client_id: str, e: JournalEvent) -> None:
         self.append_many([(client_id, e, None)])
 
-    def append_many(self, rows: list[tuple[str, JournalEvent, FillEvent | None]]) -> None:
+    def append_many(self, rows: Sequence[tuple[str, JournalEvent, FillEvent | None]]) -> None:
         """Events (and the fills among them, into the outbox) in one commit."""
         with self.store.transaction() as tx:
             for client_id, e, fill in rows:
@@ -154,7 +156,7 @@ class OrderJournal:
                 (self.venue, f"trades_scanned_ms:{symbol}", ms),
             )
 
-    def _insert_event(self, tx, client_id: str, e: JournalEvent) -> None:
+    def _insert_event(self, tx: Transaction, client_id: str, e: JournalEvent) -> None:
         tx.execute(
             "INSERT INTO order_events (venue, client_id, event, exchange_id, trade_id, price, qty, fee, fee_asset, "
             "is_maker, at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -181,7 +183,7 @@ class OrderJournal:
             (self.venue,),
         ):
             ev, eid, tid, px, q, fee, asset, maker = fields
-            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, fee, asset, bool(maker)))
+            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, FeeAmount(fee), asset, bool(maker)))
         for row in self.store.query(
             "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, request_ms, recv_window_ms "
             "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
@@ -215,7 +217,7 @@ class OrderJournal:
             "WHERE venue = ? AND delivered = 0 ORDER BY at_ns, trade_id",
             (self.venue,),
         )
-        return [FillEvent(*r[:9], is_maker=bool(r[9])) for r in rows]
+        return [_fill(r) for r in rows]
 
     def fills(self) -> list[FillEvent]:
         rows = self.store.query(
@@ -223,4 +225,9 @@ class OrderJournal:
             "WHERE venue = ? ORDER BY at_ns, trade_id",
             (self.venue,),
         )
-        return [FillEvent(*r[:9], is_maker=bool(r[9])) for r in rows]
+        return [_fill(r) for r in rows]
+
+
+def _fill(r: Row) -> FillEvent:
+    """A `SELECT venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, is_maker` row."""
+    return FillEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], FeeAmount(r[7]), r[8], bool(r[9]))

@@ -23,9 +23,10 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from typing import Awaitable, Callable, Iterable, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Literal, TypeVar
 
-from mixmaker._core import Exposure, OrderSet, OrderView
+from mixmaker._core import Exposure, OrderSet, OrderState, OrderView, Outcome
 from mixmaker.orders.errors import (
     OrderError,
     OrderNotFoundError,
@@ -41,7 +42,9 @@ from mixmaker.orders.venue import (
     OrderRequest,
     OrderTradesVenue,
     OrderVenue,
+    Side,
     TradeReport,
+    VenueStatus,
     recv_window_of,
     venue_clock_ms,
 )
@@ -51,8 +54,9 @@ log = logging.getLogger("mixmaker.orders")
 
 T = TypeVar("T")
 # Venue statuses that are news for the state machine; "open"/"filled" come through acks and fills.
-_STATUS_EVENT = {"canceled": "canceled", "expired": "expired", "rejected": "rejected"}
-_NEVER_ACKED = ("INITIALIZED", "FAILED")
+_STATUS_EVENT: dict[VenueStatus, str] = {"canceled": "canceled", "expired": "expired", "rejected": "rejected"}
+_NEVER_ACKED = (OrderState.INITIALIZED, OrderState.FAILED)
+_RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 # Trades whose order we cannot name yet (their exchange id arrives with a later ack).
 _MAX_ORPHAN_TRADES = 10_000
 
@@ -122,8 +126,8 @@ class ClientOrderTracker:
         self._meta: dict[str, JournalOrder] = {}
         self._ids = generator_for(venue.name, prefix, 0, instance)
         self._last_change: dict[str, float] = {}
-        self._cancels: dict[str, asyncio.Future] = {}
-        self._resolving: dict[str, asyncio.Future] = {}
+        self._cancels: dict[str, asyncio.Future[OrderState]] = {}
+        self._resolving: dict[str, asyncio.Future[OrderState]] = {}
         self._orphans: OrderedDict[str, list[TradeReport]] = OrderedDict()
         # LOST orders' backoff: client id -> (checks so far, next check at, on `clock`).
         self._lost_checks: dict[str, tuple[int, float]] = {}
@@ -144,17 +148,17 @@ class ClientOrderTracker:
         self._lost_checks = {}
         self.redeliver()
         for cid in self.orders.live_ids():
-            if self.orders.state(cid) == "INITIALIZED":
+            if self.orders.state(cid) == OrderState.INITIALIZED:
                 # Journaled, never marked sent: the request never left.
                 self._apply(cid, JournalEvent("rejected"))
                 self.stats["never_sent"] += 1
         reports = await self._with_retries(lambda: self.venue.fetch_open_orders(None))
         seen: set[str] = set()
         for rep in reports:
-            cid = self._name(rep.client_id, rep.exchange_id)
-            if cid is not None:
-                seen.add(cid)
-                await self._apply_report(cid, rep)
+            named = self._name(rep.client_id, rep.exchange_id)
+            if named is not None:
+                seen.add(named)
+                await self._apply_report(named, rep)
             elif rep.client_id and self._ids.is_ours(rep.client_id):
                 await self._unknown_own_order(rep)
         for cid in self.orders.live_ids():
@@ -173,11 +177,12 @@ class ClientOrderTracker:
             self.stats["unknown_cancelled"] += 1
             log.warning("%s: cancelling our unknown open order %s", self.venue.name, rep.client_id)
             try:
-                await self._call(self.venue.cancel_order(rep.symbol, rep.client_id, rep.exchange_id))
+                await self._call(self.venue.cancel_order(rep.symbol, rep.client_id or "", rep.exchange_id))
             except (OrderNotFoundError, OrderRejectedError, VenueUnavailableError) as e:
                 self._anomaly(f"cancel of unknown order {rep.client_id} failed: {e}")
             return
         cid = rep.client_id
+        assert cid is not None, "only our own client ids are adopted"
         self.stats["adopted"] += 1
         self.orders.add(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after)
         o = JournalOrder(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after, time.time_ns(), True)
@@ -192,7 +197,7 @@ class ClientOrderTracker:
         if not self.ready:
             raise TrackerNotReadyError(f"{self.venue.name}: the order tracker has not finished reconciling with the venue")
 
-    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str:
+    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str:
         """Places a limit order; returns its client id once the outcome is known or being resolved.
         The order is journaled before the request leaves."""
         self._require_ready()
@@ -222,7 +227,7 @@ class ClientOrderTracker:
         await self._apply_report(cid, rep)
         return cid
 
-    async def cancel(self, client_id: str) -> str:
+    async def cancel(self, client_id: str) -> OrderState:
         """Cancels an order; returns its state afterwards. A second call while one is in flight
         waits for the first instead of sending another request."""
         if client_id not in self.orders:
@@ -231,14 +236,14 @@ class ClientOrderTracker:
             self.stats["cancel_deduplicated"] += 1
         return await self._once(self._cancels, client_id, self._cancel)
 
-    async def _cancel(self, cid: str) -> str:
-        v = self.orders.get(cid)
-        if v.state == "INITIALIZED":
+    async def _cancel(self, cid: str) -> OrderState:
+        v = self._view(cid)
+        if v.state == OrderState.INITIALIZED:
             self._apply(cid, JournalEvent("rejected"))
             return self.orders.state(cid)
         if not v.is_live:
             return v.state
-        if v.state != "PENDING_CANCEL":
+        if v.state != OrderState.PENDING_CANCEL:
             self._apply(cid, JournalEvent("cancel_requested"))
         self._step("cancel_requested", cid)
         try:
@@ -261,7 +266,7 @@ class ClientOrderTracker:
     def abandon(self, client_id: str) -> None:
         """Operator action: give up on a LOST order (it stops counting in exposure)."""
         v = self.orders.get(client_id)
-        if v is None or v.state != "LOST":
+        if v is None or v.state != OrderState.LOST:
             raise ValueError(f"only a LOST order can be abandoned; {client_id} is {v.state if v else 'unknown'}")
         # One the venue never acknowledged and that never traded ends FAILED; one it knew, or
         # that traded, ends CANCELED (a reject would contradict its history).
@@ -277,7 +282,7 @@ class ClientOrderTracker:
         """Applies a list of fills in one state-machine call and one journal commit; returns how
         many were new. Trades of orders we cannot name yet are kept until their ack arrives."""
         self._learn_exchange_ids(trades)
-        batch: list[tuple] = []
+        batch: list[tuple[str, str, None, str, int, int, int, str, bool]] = []
         named: list[tuple[str, TradeReport]] = []
         for t in trades:
             cid = self._name(t.client_id, t.exchange_id)
@@ -289,16 +294,16 @@ class ClientOrderTracker:
         if not batch:
             return 0
         outcomes = self.orders.apply_many(batch)
-        rows: list[tuple[str, JournalEvent, FillEvent | None]] = []
-        for (cid, t), out in zip(named, outcomes):
+        rows: list[tuple[str, JournalEvent, FillEvent]] = []
+        for (cid, t), out in zip(named, outcomes, strict=True):
             if out.applied:
                 ev = JournalEvent("fill", None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
                 fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side,
                                  t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
                 rows.append((cid, ev, fill))
                 self._last_change[cid] = self._clock()
-                if out.after == "FILLED" and self.orders.get(cid).overfill:
-                    self._anomaly(f"order {cid} overfilled by {self.orders.get(cid).overfill}")
+                if out.after == OrderState.FILLED and (overfill := self._view(cid).overfill):
+                    self._anomaly(f"order {cid} overfilled by {overfill}")
             elif out.ignored == "duplicate_fill":
                 self.stats["duplicate_fills"] += 1
             elif out.error:
@@ -321,16 +326,16 @@ class ClientOrderTracker:
         await self._apply_report(cid, rep)
 
     async def _apply_report(self, cid: str, rep: OrderReport) -> None:
-        v = self.orders.get(cid)
-        if rep.exchange_id and v.state not in _NEVER_ACKED and (v.exchange_id is None or v.state == "LOST"):
+        v = self._view(cid)
+        if rep.exchange_id and v.state not in _NEVER_ACKED and (v.exchange_id is None or v.state == OrderState.LOST):
             self._apply(cid, JournalEvent("accepted", exchange_id=rep.exchange_id))
             self._drain_orphans(rep.exchange_id)
-        elif v.state == "INITIALIZED":
+        elif v.state == OrderState.INITIALIZED:
             self._anomaly(f"venue reports order {cid} that was never sent")
             return
-        if rep.filled > self.orders.get(cid).filled:
+        if rep.filled > self._view(cid).filled:
             await self._fetch_fills(cid)
-            if rep.filled > self.orders.get(cid).filled:
+            if rep.filled > self._view(cid).filled:
                 self.stats["fills_pending"] += 1  # the trades are not visible yet; the poll asks again
         event = _STATUS_EVENT.get(rep.status)
         if event is not None:
@@ -349,7 +354,7 @@ class ClientOrderTracker:
         """Every trade that may be this order's, all pages: by its exchange id where the venue
         can, else the symbol's since the order was made (or the last complete scan, whichever is
         later: trades before that scan were applied then, if they named this order)."""
-        v, meta = self.orders.get(cid), self._meta[cid]
+        v, meta = self._view(cid), self._meta[cid]
         since = max(meta.since_ms, self.journal.trades_scanned(meta.symbol) or 0) - self.trade_lookback_ms
         if v.exchange_id and isinstance(self.venue, OrderTradesVenue):
             return await self.venue.fetch_order_trades(meta.symbol, v.exchange_id, since)
@@ -357,13 +362,13 @@ class ClientOrderTracker:
         return [t for t in trades if t.client_id == cid or (v.exchange_id and t.exchange_id == v.exchange_id)]
 
     # ================================================================== resolving doubt
-    async def resolve(self, client_id: str) -> str:
+    async def resolve(self, client_id: str) -> OrderState:
         """Asks the venue about one order: by client id, then open orders and recent trades.
         Only a definitive "not found" from all three counts towards LOST."""
         return await self._once(self._resolving, client_id, self._resolve)
 
-    async def _resolve(self, cid: str) -> str:
-        v = self.orders.get(cid)
+    async def _resolve(self, cid: str) -> OrderState:
+        v = self._view(cid)
         self.stats["queries"] += 1
         asked_at_ms = venue_clock_ms(self.venue)  # the answers below are from after this
         try:
@@ -388,9 +393,9 @@ class ClientOrderTracker:
                                 self.venue.name, cid)
                     self._apply(cid, JournalEvent("rejected"))
                     return self.orders.state(cid)
-                was_lost = v.state == "LOST" or (v.state == "PENDING_CANCEL" and v.previous == "LOST")
+                was_lost = self._lost(v)
                 out = self._apply(cid, JournalEvent("not_found"))
-                if out is not None and out.after == "LOST" and not was_lost:
+                if out is not None and out.after == OrderState.LOST and not was_lost:
                     log.warning("%s: order %s is LOST after %d definitive not-found answers", self.venue.name, cid, self.lost_after)
                     self.stats["lost"] += 1
                 return self.orders.state(cid)
@@ -404,7 +409,7 @@ class ClientOrderTracker:
         """True if the venue's "not found" (asked at `asked_at_ms`, venue clock) proves the order
         was never placed: never acked, never traded, and asked after its create's signed timestamp
         plus the recvWindow it carried (plus a margin), so no copy of the request can still land."""
-        v, meta = self.orders.get(cid), self._meta[cid]
+        v, meta = self._view(cid), self._meta[cid]
         if v.exchange_id is not None or v.filled or meta.request_ms is None or meta.recv_window_ms is None:
             return False
         return asked_at_ms > meta.request_ms + meta.recv_window_ms + self.unsent_margin_ms
@@ -425,16 +430,16 @@ class ClientOrderTracker:
         self.redeliver()
         now = self._clock()
         for cid in self.orders.live_ids():
-            v = self.orders.get(cid)
+            v = self._view(cid)
             state = v.state
-            lost = state == "LOST" or (state == "PENDING_CANCEL" and v.previous == "LOST")
+            lost = self._lost(v)
             if not lost:
                 self._lost_checks.pop(cid, None)
             if lost:
                 if self._lost_check_due(cid, now):
                     self.stats["lost_checks"] += 1
                     await self.cancel(cid)
-            elif state in ("PENDING_CREATE", "PENDING_CANCEL") and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
+            elif state in (OrderState.PENDING_CREATE, OrderState.PENDING_CANCEL) and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
                 await self.resolve(cid)
         if self.trade_scan_interval_s is not None and now >= self._next_scan:
             await self.catch_up()
@@ -446,11 +451,11 @@ class ClientOrderTracker:
         at_venue = {self._name(r.client_id, r.exchange_id): r for r in opens}
         for cid in self.orders.live_ids():
             rep = at_venue.get(cid)
-            state = self.orders.state(cid)
+            v = self._view(cid)
             if rep is not None:
-                if rep.filled > self.orders.get(cid).filled or (rep.exchange_id and self.orders.get(cid).exchange_id is None):
+                if rep.filled > v.filled or (rep.exchange_id and v.exchange_id is None):
                     await self._apply_report(cid, rep)
-            elif state in ("OPEN", "PARTIALLY_FILLED") and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
+            elif v.state in _RESTING and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
                 await self.resolve(cid)  # gone from the venue's open orders: filled or cancelled unseen
 
     async def catch_up(self, symbols: Iterable[str] | None = None) -> bool:
@@ -475,7 +480,9 @@ class ClientOrderTracker:
         if since is None:
             return  # no order of ours there, ever
         started = venue_clock_ms(self.venue)
-        fetch = lambda: self.venue.fetch_my_trades(symbol, since)
+        def fetch() -> Awaitable[list[TradeReport]]:
+            return self.venue.fetch_my_trades(symbol, since)
+
         trades = await (self._with_retries(fetch, self.history_timeout) if retries
                         else self._call(fetch(), self.history_timeout))
         self.apply_trades(trades)
@@ -498,11 +505,23 @@ class ClientOrderTracker:
 
     def open_orders(self) -> dict[str, OrderView]:
         """Orders the tracker believes rest on the venue (acked, not closed)."""
-        views = (self.orders.get(c) for c in self.orders.live_ids())
-        return {v.client_id: v for v in views if v.state in ("OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL")}
+        views = (self._view(c) for c in self.orders.live_ids())
+        return {v.client_id: v for v in views if v.state in (*_RESTING, OrderState.PENDING_CANCEL)}
 
     # ================================================================== internals
-    def _apply(self, cid: str, e: JournalEvent):
+    def _view(self, cid: str) -> OrderView:
+        """The view of an order the tracker holds (every internal caller has a known id)."""
+        v = self.orders.get(cid)
+        if v is None:
+            raise UnknownOrderError(f"no order with client id {cid!r}")
+        return v
+
+    @staticmethod
+    def _lost(v: OrderView) -> bool:
+        """LOST, or a cancel in flight on a LOST order."""
+        return v.state == OrderState.LOST or (v.state == OrderState.PENDING_CANCEL and v.previous == OrderState.LOST)
+
+    def _apply(self, cid: str, e: JournalEvent) -> Outcome | None:
         """Applies one event to the state machine and journals it if it changed anything."""
         try:
             out = self.orders.apply(cid, e.event, e.exchange_id, e.trade_id, e.price, e.qty, e.fee, e.fee_asset, e.is_maker)
@@ -515,7 +534,8 @@ class ClientOrderTracker:
         return out
 
     @staticmethod
-    async def _once(running: dict[str, asyncio.Future], cid: str, work: Callable[[str], Awaitable[str]]) -> str:
+    async def _once(running: dict[str, asyncio.Future[OrderState]], cid: str,
+                    work: Callable[[str], Awaitable[OrderState]]) -> OrderState:
         """One `work(cid)` in flight per order: later callers wait for the running one."""
         task = running.get(cid)
         if task is None:
@@ -527,7 +547,7 @@ class ClientOrderTracker:
         """A fill proves the venue accepted the order: record its exchange id first."""
         for t in trades:
             if t.client_id and t.client_id in self.orders and t.exchange_id:
-                v = self.orders.get(t.client_id)
+                v = self._view(t.client_id)
                 if v.exchange_id is None and v.state not in _NEVER_ACKED:
                     self._apply(t.client_id, JournalEvent("accepted", exchange_id=t.exchange_id))
 
@@ -578,7 +598,7 @@ class ClientOrderTracker:
     async def _call(self, aw: Awaitable[T], timeout: float | None = None) -> T:
         try:
             return await asyncio.wait_for(aw, timeout or self.request_timeout)
-        except (asyncio.TimeoutError, ConnectionError) as e:
+        except (TimeoutError, ConnectionError) as e:
             raise VenueUnavailableError(f"{type(e).__name__}: {e}") from e
 
     async def _with_retries(self, make: Callable[[], Awaitable[T]], timeout: float | None = None) -> T:

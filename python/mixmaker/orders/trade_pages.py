@@ -19,9 +19,9 @@ cannot reach the end must say so, never return part of the history as if it were
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Awaitable, Callable
 
 from mixmaker.orders.errors import VenueUnavailableError
 from mixmaker.orders.venue import TradeReport

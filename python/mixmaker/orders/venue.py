@@ -17,10 +17,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from decimal import Decimal
+from typing import Literal, NewType, Protocol, runtime_checkable
+
+from mixmaker.money import to_units
 
 Side = Literal["buy", "sell"]
 VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
+
+#: A trading fee is an integer of 10**-FEE_DECIMALS of its own asset (`fee_asset`), on every
+#: venue: venues quote fees to 8 decimals, but a fee rate times an exact notional can have more
+#: (the order set sums fees as i64: up to 9.2 million of an asset).
+FEE_DECIMALS = 12
+FeeAmount = NewType("FeeAmount", int)
+"""A fee in integer units of 10**-FEE_DECIMALS (1e-12) of its asset. Never a market's value units."""
+
+
+def fee_amount(value: Decimal | str | int, *, what: str = "fee") -> FeeAmount:
+    """A fee as the venue states it (decimal text in its asset) as a `FeeAmount`."""
+    return FeeAmount(to_units(value, FEE_DECIMALS, what=what))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +66,8 @@ class OrderReport:
 
 @dataclass(frozen=True, slots=True)
 class TradeReport:
-    """One execution of one of our orders. `client_id` may be missing (Binance myTrades)."""
+    """One execution of one of our orders. `client_id` may be missing (Binance myTrades). `fee`
+    is in 1e-12 of `fee_asset` (`FeeAmount`), whatever the market's scales."""
 
     trade_id: str
     exchange_id: str
@@ -60,7 +76,7 @@ class TradeReport:
     side: Side
     price: int
     qty: int
-    fee: int
+    fee: FeeAmount
     fee_asset: str
     is_maker: bool
     time_ms: int = 0

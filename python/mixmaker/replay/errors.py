@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mixmaker.errors import MixmakerError
 
-class ReplayError(Exception):
+
+class ReplayError(MixmakerError):
     """Base class: a replay could not start or could not read its input."""
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from mixmaker.money import format_units
 from mixmaker.replay.runner import ReplayResult
-from mixmaker.replay.scaled import format_scaled
 from mixmaker.replay.ticker_check import Bbo
 
 
@@ -49,7 +49,7 @@ def _side(price: str | None, size: str | None, levels: int) -> str:
 
 def _bbo(b: Bbo, r: ReplayResult) -> str:
     def fmt(v: int | None, d: int) -> str:
-        return "-" if v is None else format_scaled(v, d)
+        return "-" if v is None else format_units(v, d)
 
     pd, sd = r.price_decimals, r.size_decimals
     return f"{fmt(b[0], pd)} x {fmt(b[1], sd)} / {fmt(b[2], pd)} x {fmt(b[3], sd)}"

@@ -12,8 +12,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
+from mixmaker.money import format_units
 from mixmaker.replay.errors import BookSettingsError, CoreNotBuiltError
-from mixmaker.replay.scaled import format_scaled
 from mixmaker.replay.ticker_check import TickerCheck, TickerMismatch
 from mixmaker.replay.venue import VenueSpec
 
@@ -189,10 +189,10 @@ def _result(sync: BookSync, book: Any, spec: VenueSpec, source: str, n: int, ela
         diffs_applied=st.applied,
         elapsed_s=elapsed,
         messages_per_s=n / elapsed if elapsed > 0 else 0.0,
-        best_bid=format_scaled(bid[0], pd) if bid else None,
-        best_bid_size=format_scaled(bid[1], sd) if bid else None,
-        best_ask=format_scaled(ask[0], pd) if ask else None,
-        best_ask_size=format_scaled(ask[1], sd) if ask else None,
+        best_bid=format_units(bid[0], pd) if bid else None,
+        best_bid_size=format_units(bid[1], sd) if bid else None,
+        best_ask=format_units(ask[0], pd) if ask else None,
+        best_ask_size=format_units(ask[1], sd) if ask else None,
         # The book itself reports 0 levels while it is not synced.
         bid_levels=book.bid_levels,
         ask_levels=book.ask_levels,

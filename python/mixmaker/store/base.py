@@ -5,10 +5,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Iterable, Protocol, Sequence
 
+from mixmaker.errors import MixmakerError
+
 Row = tuple[Any, ...]
 
 
-class StoreError(Exception):
+class StoreError(MixmakerError):
     """The store cannot be opened, migrated or written: stop, do not carry on in memory."""
 
 

@@ -16,9 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mixmaker import money
+from mixmaker.markets import MarketRules
+from mixmaker.money import AmountError
 from mixmaker.strategy.errors import ConfigError
 from mixmaker.strategy.kernel import MAX_LEVELS_PER_SIDE, SCALE, ProposalParams
-from mixmaker.strategy.market import MarketRules
 
 NS = 1_000_000_000
 
@@ -36,10 +38,12 @@ def seconds_to_ns(s: Decimal) -> int:
 
 
 def to_units(amount: Decimal, decimals: int, name: str) -> int:
-    v = amount.scaleb(decimals)
-    if v != v.to_integral_value():
-        raise ConfigError(f"{name}={amount} has more than {decimals} decimals")
-    return int(v)
+    """A configured amount as integer units (`money.to_units`); a ConfigError naming the field
+    if it has more than `decimals` decimals."""
+    try:
+        return money.to_units(amount, decimals, what=name)
+    except AmountError as e:
+        raise ConfigError(str(e)) from None
 
 
 class _Strict(BaseModel):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mixmaker.errors import MixmakerError
 
-class StrategyError(Exception):
+
+class StrategyError(MixmakerError):
     """Base of the strategy layer's errors."""
 
 

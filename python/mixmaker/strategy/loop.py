@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Awaitable, Protocol
 
 from mixmaker.clock import TimeIterator
-from mixmaker.strategy.background import SingleFlight
+from mixmaker.strategy.single_flight import SingleFlight
 from mixmaker.strategy.decision import Decision
 from mixmaker.strategy.market import MarketSnapshot, MarketView
 from mixmaker.strategy.quote_executor import QuoteExecutor

@@ -10,40 +10,15 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
+from mixmaker.markets import MarketRules
 
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
 
 Side = Literal["buy", "sell"]
-
-
-@dataclass(frozen=True, slots=True)
-class MarketRules:
-    symbol: str
-    base: str
-    quote: str
-    price_decimals: int
-    size_decimals: int
-    tick: int  # price units
-    lot: int  # size units
-    min_size: int = 0  # size units
-
-    @property
-    def value_decimals(self) -> int:
-        return self.price_decimals + self.size_decimals
-
-    def price(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.price_decimals)
-
-    def size(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.size_decimals)
-
-    def value(self, raw: int) -> Decimal:
-        return Decimal(raw).scaleb(-self.value_decimals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from mixmaker.orders import ClientOrderTracker, FillEvent
-from mixmaker.strategy.background import SingleFlight
+from mixmaker.strategy.single_flight import SingleFlight
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Iterable, Mapping, Union
+from typing import Iterable, Mapping
 
 from mixmaker.funds import accounts
 from mixmaker.funds.accounts import Account
@@ -29,7 +29,7 @@ from mixmaker.funds.assets import AssetMap, AssetSpec
 from mixmaker.strategy.config import AvellanedaConfig, PMMConfig
 from mixmaker.users.errors import CatalogError
 
-StrategyConfig = Union[PMMConfig, AvellanedaConfig]
+StrategyConfig = PMMConfig | AvellanedaConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")  # venue accounts and presets
 _SYMBOL = re.compile(r"^[A-Za-z0-9_.\-]{1,20}/[A-Za-z0-9_.\-]{1,20}$")

@@ -13,8 +13,10 @@ refund and the snapshot cursor commit together or not at all.
   `mixin_payments`. A refund or payout Mixin has is booked here too if the payout worker has not
   yet (same key, so never twice). An outgoing nobody of ours made raises an alert.
 - CHANGE: our own change coming back (opponent is the bot itself): no effect.
-- OWN_DEPOSIT: the arrival of one of our exchange withdrawals (matched on `deposit_hash`, never on
-  the amount) — issue 16's `OwnDeposits` books it; without one, deposits are UNKNOWN.
+- OWN_DEPOSIT: the arrival of our own funds back from an exchange — a chain deposit matched on
+  `deposit_hash` (never on the amount; issue 16), or the stand-in allocator's transfer from the
+  exchange simulator's custody user. `OwnDeposits` recognises and books it; without one, deposits
+  are UNKNOWN.
 - UNKNOWN: any other incoming money: wallet +, `unclaimed:unknown` -, and an alert.
 - NOT_OURS: a snapshot of another user than the bot (a sub-user): recorded and alerted, no money.
 """
@@ -36,6 +38,7 @@ from mixmaker.store.base import Transaction
 from mixmaker.users import alerts
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.catalog import Catalog
+from mixmaker.users.errors import UserError
 from mixmaker.users.memo import AddMemo, CreateMemo, MemoError, StopMemo, decode_extra
 from mixmaker.users.orders import OrderBook, OrderEvent, OrderState, UserOrder, accepts
 from mixmaker.users.payouts import Outbox, PayoutKind
@@ -84,15 +87,18 @@ class RefundReason(enum.Enum):
 
 
 class OwnDeposits(Protocol):
-    """Issue 16's seam: recognises (by `deposit.deposit_hash`) and books the arrival of one of
-    our own exchange withdrawals."""
+    """The funds layer's seam: recognises and books the arrival of our own funds back on Mixin
+    (a withdrawal from an exchange matched on `deposit.deposit_hash`, or the stand-in allocator's
+    custody transfer). Asked about every incoming snapshot before it is taken as a payment."""
 
     def matches(self, tx: Transaction, snapshot: Snapshot) -> bool: ...
 
     def book(self, tx: Transaction, snapshot: Snapshot) -> None: ...
 
 
-class _Refuse(Exception):
+class _Refuse(UserError):
+    """Inside intake only: this payment is refunded for `reason` (never escapes `handle`)."""
+
     def __init__(self, reason: RefundReason, detail: str = "") -> None:
         self.reason, self.detail = reason, detail
 
@@ -140,9 +146,11 @@ class Intake:
             return SnapshotClass.OUR_OUTGOING
         if s.units == 0:
             return SnapshotClass.UNKNOWN
+        # Our own funds coming back: a chain deposit (issue 16), or issue 15's stand-in, a
+        # transfer from the exchange simulator's custody user. Asked before anything else.
+        if self.own_deposits is not None and self.own_deposits.matches(tx, s):
+            return SnapshotClass.OWN_DEPOSIT
         if s.deposit is not None:
-            if self.own_deposits is not None and self.own_deposits.matches(tx, s):
-                return SnapshotClass.OWN_DEPOSIT
             return SnapshotClass.UNKNOWN
         if s.opponent_id == self.app_id:
             return SnapshotClass.CHANGE

@@ -30,7 +30,6 @@ import re
 import struct
 import uuid
 from dataclasses import dataclass
-from typing import Union
 
 from mixmaker.users.catalog import CatalogError, _check_name, parse_market_name
 from mixmaker.users.errors import UserError
@@ -116,7 +115,7 @@ class StopMemo:
     action = Action.STOP
 
 
-Memo = Union[CreateMemo, AddMemo, StopMemo]
+Memo = CreateMemo | AddMemo | StopMemo
 
 
 # --- encoding ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
@@ -312,9 +312,8 @@ class OrderBook:
         tx.execute("INSERT INTO user_order_events (order_id, seq, event, cause, from_state, to_state, at_ns, detail) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (order_id, o.seq + 1, event.value, cause, o.state.value, nxt.value,
                                                        now, json.dumps(detail or {}, sort_keys=True, default=str)))
-        after = self.get(tx, order_id)
-        assert after is not None
-        return Fired(after, True)
+        changed = {k: bool(v) if k == "stop_requested" else v for k, v in fields.items()}
+        return Fired(replace(o, state=nxt, seq=o.seq + 1, updated_ns=now, **changed), True)  # type: ignore[arg-type]
 
     # --- tranches and returns ---------------------------------------------------------------
 

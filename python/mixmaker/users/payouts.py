@@ -28,6 +28,7 @@ from mixmaker.mixin.errors import MixinError
 from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
+from mixmaker.store.lease import LeaseError
 from mixmaker.store.base import Transaction
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.catalog import Limits
@@ -234,7 +235,7 @@ class PayoutWorker:
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, str(e))
             return False
-        except MixinError as e:  # not enough outputs yet, the network, a 5xx: the same call later
+        except (MixinError, LeaseError) as e:  # outputs in flight, the network, a 5xx, another payer: later
             log.warning("payout %s not sent yet: %s", p.payout_id, e)
             return False
         if paid.state not in ("sent", "confirmed"):

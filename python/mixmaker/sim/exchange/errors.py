@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from mixmaker.errors import MixmakerError
 
-class ExchangeError(Exception):
+
+class ExchangeError(MixmakerError):
     """A request the venue refuses; `code`/`msg` go on the wire exactly as Binance sends them."""
 
     code = -1000

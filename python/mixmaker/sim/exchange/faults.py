@@ -11,6 +11,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from mixmaker.errors import MixmakerError
+
 FAULTS: dict[str, str] = {
     "ws_drop": "close a market-stream WebSocket connection (drawn per message pushed)",
     "diff_skip": "leave a depth diff out (the U/u chain breaks)",
@@ -29,7 +31,7 @@ FAULTS: dict[str, str] = {
 DEFAULT_DELAY = {"ack_delay": 1.0, "act_then_timeout": 30.0, "slow_snapshot": 1.0, "event_delay": 1.0}
 
 
-class UnknownFaultError(ValueError):
+class UnknownFaultError(MixmakerError, ValueError):
     pass
 
 

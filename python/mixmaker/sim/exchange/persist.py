@@ -12,6 +12,7 @@ file), faults and rate-limit windows. Decimals travel as strings, exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -26,9 +27,14 @@ _FILL_DECIMALS = ("price", "qty", "quote_qty", "commission")
 _TRANSFER_DECIMALS = ("amount", "fee")
 
 
+@functools.cache
+def _names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _out(obj: Any, decimals: tuple[str, ...]) -> dict[str, Any]:
-    d = dataclasses.asdict(obj)
-    return {k: str(v) if k in decimals else v for k, v in d.items()}
+    # Every field is a plain value (str, int, bool, Decimal): no deep copy needed (asdict is 10x slower).
+    return {name: str(v) if name in decimals else v for name in _names(type(obj)) for v in (getattr(obj, name),)}
 
 
 def _in(d: dict[str, Any], decimals: tuple[str, ...]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ replay guard of token ids (`seen_jti`; tokens carry their own expiry) and the co
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import dataclasses
 from typing import Any
 
 from mixmaker.mixin import kernel
@@ -21,6 +21,12 @@ FORMAT = 1
 
 def _hex(items: Any) -> list[str]:
     return [b.hex() for b in items]
+
+
+def asdict(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, one level deep: its dicts are copied, its other values are immutable."""
+    return {f.name: dict(v) if isinstance(v, dict) else v
+            for f in dataclasses.fields(obj) for v in (getattr(obj, f.name),)}
 
 
 def dump(state: SimState) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import blake3
 
+from mixmaker.errors import MixmakerError
 from mixmaker.mixin import curve, kernel
 from mixmaker.mixin.amounts import format_units
 from mixmaker.mixin.errors import DESCRIPTIONS
@@ -28,7 +29,7 @@ FEE_USER_ID = "674d6776-d600-4346-af46-58e77d8df185"  # Mixin's withdrawal-fee r
 PAGE_LIMIT = 500
 
 
-class SimError(Exception):
+class SimError(MixmakerError):
     """An application error the server answers as HTTP 202 with Mixin's code."""
 
     def __init__(self, code: int, extra: Any = None, description: str = "") -> None:
