@@ -177,3 +177,70 @@ def test_release_frees_a_members_part_without_stopping_the_pool(tmp_path):
             store.close()
 
     asyncio.run(go())
+
+
+def test_a_restart_cancels_the_previous_runs_orders_and_books_their_fills(tmp_path):
+    async def go():
+        async with exchange_sim({"BTC": "0.02", "USDT": "1200"}, feed=None) as sim:
+            quiet_book(sim, "59999", "60001")
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            tranche = fund_order(ledger, "a", "0.02", "1200")
+            pid = pool_id("p")
+            async with connector_for(sim) as conn:
+                rt, pools, fills = runtime_for(store, ledger, conn, {"p": pmm(bid_spread=Decimal("0.01"),
+                                                                             ask_spread=Decimal("0.01"))})
+                await rt.start()
+                await until(lambda: rt.mid(pid) is not None, "a synced book")
+                with store.transaction() as tx:
+                    pools.mint(tx, "a", pid, rt.mid(pid), tranche)
+                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == "OPEN"]) == 2, "two quotes")
+                old = {v.client_id for v in rt.live_orders(pid)}
+                rt.clock.stop()  # the process dies: nothing is cancelled
+                for t in rt._tasks:
+                    t.cancel()
+            store.close()
+            # while it is down, one of its orders fills
+            sell = next(o for o in sim.open_orders("mm") if o.side == "SELL")
+            sim.venue.market_trade("BTCUSDT", sell.price, 3 + sell.orig_qty, buyer_is_maker=False)  # through the book
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            async with connector_for(sim) as conn:
+                rt, pools, fills = runtime_for(store, ledger, conn, {"p": pmm(bid_spread=Decimal("0.01"),
+                                                                             ask_spread=Decimal("0.01"))})
+                await rt.start()
+                assert rt.stats["cancels_for_restart"] == 1  # the buy; the sell had filled
+                assert not [o for o in sim.open_orders("mm") if o.client_order_id in old]
+                assert [t.ref for t in ledger.transactions(ref=pid) if t.cause == "fill"] == [pid]
+                assert await rt.stop()
+            for asset in ("BTC", "USDT"):
+                assert ledger.owed(exchange(ACCOUNT), asset) == sim_units(sim, asset)
+            assert ledger.verify() == []
+            store.close()
+
+    asyncio.run(go())
+
+
+def test_an_avellaneda_pool_hears_the_public_prints_and_quotes(tmp_path):
+    from mixmaker.strategy import AvellanedaConfig
+
+    async def go():
+        async with exchange_sim({"BTC": "0.05", "USDT": "3000"}) as sim:
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            tranche = fund_order(ledger, "a", "0.05", "3000")
+            pid = pool_id("as")
+            cfg = AvellanedaConfig(order_amount=Decimal("0.001"), volatility_buffer_size=10,
+                                   trading_intensity_buffer_size=10, order_refresh_time=Decimal("1"))
+            async with connector_for(sim) as conn:
+                rt, pools, _ = runtime_for(store, ledger, conn, {"as": cfg})
+                await rt.start()
+                await until(lambda: rt.mid(pid) is not None, "a synced book")
+                with store.transaction() as tx:
+                    pools.mint(tx, "a", pid, rt.mid(pid), tranche)
+                await until(lambda: rt.engines[pid].executor.stats["created"] >= 2, "Avellaneda's quotes", timeout=60)
+                assert rt._trade_streams[0].stats.trades > 0
+                assert await rt.stop()
+            store.close()
+
+    asyncio.run(go())

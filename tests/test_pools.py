@@ -263,3 +263,81 @@ def test_mint_burn_match_the_fraction_model(ops, bot, mid0):
         assert pools.total_shares(PID) == sum(model.shares.values())
     assert ledger.verify() == []
     store.close()
+
+
+class FakeMarkets:
+    """A runtime stand-in: a mid that can be missing, a release that can take a while."""
+
+    def __init__(self) -> None:
+        self.mid_now: Fraction | None = None
+        self.hold = 0
+        self.released: list[str] = []
+
+    def mid(self, pool_id: str) -> Fraction | None:
+        return self.mid_now
+
+    async def release(self, order_id: str) -> bool:
+        self.released.append(order_id)
+        if self.hold:
+            self.hold -= 1
+            return False
+        return True
+
+
+def test_the_pool_book_waits_for_a_mid_and_repeats_each_step_identically():
+    import asyncio
+
+    from mixmaker.users.errors import PoolNotReadyError
+    from mixmaker.users.pools import Pools
+
+    store, ledger, book = setup()
+    markets = FakeMarkets()
+    pools = Pools(book, {"binance": markets})
+    pay(ledger, "a", 1, 10**8, 60_000 * 10**8)
+    assert not pools.ready(PID) and not pools.ready("nope:X/Y:z")
+    with store.transaction() as tx, pytest.raises(PoolNotReadyError):
+        pools.mint(tx, "a", PID, {"BTC": 10**8})
+    assert ledger.transactions(ref="a")[-1].cause == "payment"  # nothing written
+    markets.mid_now = Fraction(60_000)
+    assert pools.ready(PID)
+    with store.transaction() as tx:
+        s0 = pools.mint(tx, "a", PID, {"BTC": 10**8})
+    markets.mid_now = Fraction(70_000)
+    with store.transaction() as tx:
+        assert pools.mint(tx, "a", PID, {"BTC": 10**8}) == s0  # repeated after a crash: the same shares
+        s1 = pools.mint(tx, "a", PID, {"USDT": 60_000 * 10**8}, tranche=1)  # a top-up, at today's value
+    assert s1 == floor(s0 * Fraction(60_000 * 10**8, 70_000 * 10**8))
+    assert ledger.transaction("mint:a:1") is not None and pools.shares("a") == s0 + s1
+    markets.hold = 1
+    assert not asyncio.run(pools.release("a")) and asyncio.run(pools.release("a"))
+    with store.transaction() as tx:
+        credited = pools.burn(tx, "a")
+    markets.mid_now = None  # a repeated burn needs no mid: it answers what it did
+    with store.transaction() as tx:
+        assert pools.burn(tx, "a") == credited
+        assert pools.burn(tx, "never-minted") == {}
+    # worth 130000 at the burn's mid for 120000 brought: a tenth of the gain is the bot's, from each asset
+    cut = Fraction(1, 10) * Fraction(10_000, 130_000)
+    assert pools.shares("a") == 0 and credited == {"BTC": floor(10**8 * (1 - cut)),
+                                                   "USDT": floor(60_000 * 10**8 * (1 - cut))}
+    assert ledger.verify() == []
+
+
+def test_member_figures_for_statements():
+    store, ledger, pools = setup(Fraction(1, 10))
+    pay(ledger, "a", 1, 10**8, 0)
+    pay(ledger, "b", 1, 0, 60_000 * 10**8)
+    with store.transaction() as tx:
+        pools.mint(tx, "a", PID, Fraction(60_000), {"BTC": 10**8})
+        pools.mint(tx, "b", PID, Fraction(60_000), {"USDT": 60_000 * 10**8})
+    fa = pools.member("a", Fraction(66_000))
+    assert fa.shares * 2 == fa.pool_shares and fa.value_at_mint == 60_000 * 10**8
+    assert fa.entitlement == {"BTC": 5 * 10**7, "USDT": 30_000 * 10**8}
+    assert fa.value_now == 5 * 10**7 * 66_000 + 30_000 * 10**8 and fa.burned is None
+    with store.transaction() as tx:
+        pools.burn(tx, "a", Fraction(66_000))
+    fa = pools.member("a")
+    assert fa.burned is not None and fa.value_now == 63_000 * 10**8 and fa.burned.gain == 3_000 * 10**8
+    assert sum(fa.entitlement.values()) == sum(fa.burned.to_order.values()) + sum(fa.burned.to_bot.values()) + sum(
+        fa.burned.to_rounding.values())
+    assert pools.member("nobody") is None and pools.members(PID) == ["b"]

@@ -33,7 +33,7 @@ from mixmaker.store import SqliteStore  # noqa: E402
 from mixmaker.strategy import PMMConfig  # noqa: E402
 from mixmaker.users import memo as m  # noqa: E402
 from mixmaker.users.catalog import AssetLimits, Catalog, Limits, MarketSpec, Preset  # noqa: E402
-from mixmaker.users.intake import Intake, RefundReason, SnapshotClass  # noqa: E402
+from mixmaker.users.intake import Intake, RefundReason  # noqa: E402
 from mixmaker.users.lifecycle import OrderWorker  # noqa: E402
 from mixmaker.users.orders import OrderBook, OrderState  # noqa: E402
 from mixmaker.users.payouts import Outbox, PayoutWorker  # noqa: E402
@@ -62,18 +62,6 @@ def catalog() -> Catalog:
         Limits({"BTC": AssetLimits(u("0.0001"), u("1"), u("0.00000100")),
                 "USDT": AssetLimits(u("10"), u("100000"), u("0.01"))}, bot_share=Fraction(1, 10)),
     )
-
-
-class StandInIntake(Intake):
-    """Intake as it stands, plus one question: issue 15's `SimDirectAllocator` brings funds back as a
-    TRANSFER from the exchange's custody user (not a chain deposit), so intake must ask the
-    allocator about incoming transfers too, not only about deposits. (Proposed as a change to
-    `Intake.classify`; see the allocator's docstring.)"""
-
-    def classify(self, tx, s):
-        if s.units > 0 and s.deposit is None and self.own_deposits is not None and self.own_deposits.matches(tx, s):
-            return SnapshotClass.OWN_DEPOSIT
-        return super().classify(tx, s)
 
 
 @dataclass
@@ -112,7 +100,7 @@ async def wired(world, path, custody: str) -> AsyncIterator[Wired]:
         allocator = SimDirectAllocator(store, ledger, cat.assets, payments, mixin_sim_url=world.server.url,
                                        custody_user_id=custody,
                                        venues={"binance": SimVenueAccount(conn.venue, xsim.rest_url, "mm")})
-        intake = StandInIntake(store, ledger, cat, orders, outbox, app_id=world.bot["app_id"], own_deposits=allocator)
+        intake = Intake(store, ledger, cat, orders, outbox, app_id=world.bot["app_id"], own_deposits=allocator)
         book = PoolLedger(store, ledger, terms_from_catalog(cat))
         rt = PoolRuntime(conn, store, book, FillBook(store, ledger), setups_from_catalog(cat, "binance"),
                          assets=cat.assets, tick_s="0.1", poll_s=0.5)
@@ -208,6 +196,8 @@ def test_four_users_pay_trade_stop_and_every_unit_is_accounted_for(tmp_path):
                 assert st.mints and st.burn
             fill_txs = {pid: [t for t in w.ledger.transactions(ref=pid) if t.cause == "fill"] for pid in (TIGHT, WIDE)}
             assert sum(len(v) for v in fill_txs.values()) == len(w.xsim.venue.engine.my_trades("mm", "BTCUSDT"))
+            # the two pools never met each other: no order of ours was expired by the venue's STP
+            assert not [o for o in w.xsim.venue.engine.orders.values() if o.status == "EXPIRED_IN_MATCH"]
             for pid, members in ((TIGHT, (o2, o3)), (WIDE, (o4,))):
                 assert w.ledger.holdings_of(acc.pool(pid)) == {}  # its last member took the rest
                 traded: Counter[str] = Counter()

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import aiohttp
 
@@ -139,8 +139,12 @@ class SimDirectAllocator:
     """
 
     def __init__(self, store: Store, ledger: Ledger, assets: AssetMap, payments: Payments, *, mixin_sim_url: str,
-                 custody_user_id: str, venues: Mapping[str, SimVenueAccount]) -> None:
+                 custody_user_id: str, venues: Mapping[str, SimVenueAccount],
+                 crash_at: Callable[[str, str], None] | None = None) -> None:
+        """`crash_at(step, move_id)` lets a test stop the process right after an external call
+        and before it is recorded: steps "paid", "deposited", "withdrawn", "custody_paid"."""
         self.store, self.ledger, self.assets, self.payments = store, ledger, assets, payments
+        self._crash_at = crash_at or (lambda step, mid: None)
         self.mixin_sim_url = mixin_sim_url.rstrip("/")
         self.custody = custody_user_id
         self.venues = dict(venues)
@@ -270,6 +274,7 @@ class SimDirectAllocator:
             with self.store.transaction() as tx:
                 self._set(tx, mid, MoveState.FAILED, str(e))
             return
+        self._crash_at("paid", mid)
         with self.store.transaction() as tx:
             self.ledger.post(tx, tx_key(Cause.MOVE_SENT, mid), transfer(Flow.MOVE, spec.symbol, units, WALLET, transit(mid)),
                              ref=mid, detail={"to": "exchange custody", "custody": self.custody})
@@ -287,6 +292,7 @@ class SimDirectAllocator:
                     if r.status != 200:
                         raise VenueUnavailableError(f"the exchange simulator's deposit call answered {r.status}: "
                                                     f"{await r.text()}")
+        self._crash_at("deposited", mid)
         with self.store.transaction() as tx:
             self._post_arrived(tx, mid, spec.symbol, units, exchange(venue_account))
             self._set(tx, mid, MoveState.ARRIVED)
@@ -305,6 +311,7 @@ class SimDirectAllocator:
             with self.store.transaction() as tx:
                 self._set(tx, mid, MoveState.FAILED, str(e))
             return
+        self._crash_at("withdrawn", mid)
         with self.store.transaction() as tx:
             self.ledger.post(tx, tx_key(Cause.MOVE_SENT, mid),
                              transfer(Flow.MOVE, spec.symbol, units, exchange(venue_account), transit(mid)),
@@ -324,6 +331,7 @@ class SimDirectAllocator:
                     body = await r.json(content_type=None)
                     if r.status != 200 or "data" not in body:
                         raise VenueUnavailableError(f"the Mixin simulator's transfer call answered {r.status}: {body}")
+        self._crash_at("custody_paid", mid)
         with self.store.transaction() as tx:
             self._post_arrived(tx, mid, spec.symbol, units, WALLET)
             self._set(tx, mid, MoveState.ARRIVED)

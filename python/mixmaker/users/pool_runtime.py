@@ -91,7 +91,7 @@ class SelfTradeGuard:
             if owner is None or owner == pool_id:
                 continue
             v = self.tracker.get(cid)
-            if v.symbol != req.symbol or v.side == req.side:
+            if v is None or v.symbol != req.symbol or v.side == req.side:
                 continue
             if (req.side == "buy" and req.price >= v.price) or (req.side == "sell" and req.price <= v.price):
                 return cid
@@ -260,6 +260,10 @@ class PoolRuntime:
         await self.connector.start(symbols)
         self.connector.attach(self.tracker)
         await self.tracker.start()
+        # Orders a previous run left live belong to no executor now: nobody would refresh them.
+        # Cancel them before trading (their fills, if any come, are still booked to their pool).
+        leftovers = [v for pid in self.setups for v in self.live_orders(pid)]
+        await self._cancel_all(leftovers, "restart")
         for s in self.setups.values():
             self._engine(s)
         self._start_public_trades(symbols)

@@ -254,9 +254,10 @@ class PoolLedger:
                 out[a] = out.get(a, 0) + ceil(e)
         return out
 
-    def burned(self, order_id: str) -> Burned | None:
-        row = self._burn_row(self.store, order_id)
-        return self._burned_from(row) if row is not None else None
+    def burned(self, order_id: str, q: Query | None = None) -> Burned | None:
+        """The order's burn as it was booked, or None if it has not burned."""
+        row = self._burn_row(q or self.store, order_id)
+        return self._burned_from(row, q) if row is not None else None
 
     # --- mint ---------------------------------------------------------------------------------
 
@@ -451,8 +452,9 @@ class Pools:
         pid = self.book.pool_of(order_id, tx)
         if pid is None:
             return {}
-        if self.book._burn_row(tx, order_id) is not None:
-            return dict(self.book._burned_from(self.book._burn_row(tx, order_id), tx).to_order)
+        done = self.book.burned(order_id, tx)
+        if done is not None:
+            return dict(done.to_order)  # repeated after a crash: what it credited, whatever the mid is now
         return dict(self.book.burn(tx, order_id, self._mid(pid)).to_order)
 
     def shares(self, order_id: str) -> int:
