@@ -9,9 +9,10 @@ import collections
 import json
 import logging
 import time
-from decimal import Decimal
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from decimal import Decimal
+from typing import Any
 
 from mixmaker.engine.logs import event
 from mixmaker.funds.ledger import Ledger
@@ -83,13 +84,13 @@ class ActivityTail:
             c = self.cursors["order"]
             rows = self.store.query("SELECT at_ns, order_id, seq, event, cause, from_state, to_state FROM user_order_events "
                                     "WHERE at_ns >= ?", (c.t,))
-            for t, _, (at, oid, seq, ev, cause, frm, to) in c.fresh([(r[0], f"{r[1]}:{r[2]}", r) for r in rows]):
+            for t, _, (_at, oid, _seq, ev, cause, frm, to) in c.fresh([(r[0], f"{r[1]}:{r[2]}", r) for r in rows]):
                 new.append(Activity(t, "order", f"user order {frm} -> {to} on {ev} ({cause})", {"user_order": oid}))
         if "ledger_transactions" in tables:
             c = self.cursors["fill"]
             rows = self.store.query("SELECT created_ns, tx_key, ref, detail FROM ledger_transactions "
                                     "WHERE cause = 'fill' AND created_ns >= ?", (c.t,))
-            for t, key, (_, _, pool, detail) in c.fresh([(r[0], r[1], r) for r in rows]):
+            for t, _key, (_, _, pool, detail) in c.fresh([(r[0], r[1], r) for r in rows]):
                 d = json.loads(detail or "{}")
                 new.append(Activity(t, "fill", f"fill {d.get('side')} {self._fill_text(pool, d)}",
                                     {"pool": pool, "order": str(d.get("client_id", ""))}))

@@ -24,9 +24,10 @@ SWITCH (issue 16): the periodic check moves to `mixmaker.funds.reconcile` (and i
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import FEES, AccountKind, Flow

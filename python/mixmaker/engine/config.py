@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from mixmaker.engine.errors import ConfigInvalidError
 from mixmaker.errors import MixmakerError
 from mixmaker.funds.assets import AssetMap, AssetSpec, TagRule, VenueAsset
 from mixmaker.money import AmountError, to_units
@@ -48,7 +49,6 @@ from mixmaker.users.catalog import (
     parse_market_name,
     parse_pool_id,
 )
-from mixmaker.engine.errors import ConfigInvalidError
 
 NS = 1_000_000_000
 
@@ -157,7 +157,7 @@ class PaperSection(_Strict):
     sims: Path = Field(default=Path("sims"), description="the folder of `mixmaker sim all --state DIR`, or its sims.json")
 
 
-StrategyConfig = Annotated[Union[PMMConfig, AvellanedaConfig], Field(discriminator="kind")]
+StrategyConfig = Annotated[PMMConfig | AvellanedaConfig, Field(discriminator="kind")]
 
 _SECTIONS: dict[str, Any] = {
     "engine": EngineSection, "mixin": MixinSection, "exchanges": ExchangeSection, "assets": AssetModel,

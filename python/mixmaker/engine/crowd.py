@@ -33,7 +33,6 @@ from mixmaker.mixin.amounts import to_units as mixin_units
 from mixmaker.mixin.client import MixinClient
 from mixmaker.sim import statefile
 from mixmaker.users import memo as m
-from mixmaker.users.catalog import Catalog
 
 log = logging.getLogger("mixmaker.crowd")
 
@@ -243,7 +242,8 @@ class Crowd:
         for p in self.people:
             self.doc["after"][p.user_id] = await self.balances(p.user_id)
         self._save()
-        return self.doc["after"]
+        after: dict[str, dict[str, str]] = self.doc["after"]
+        return after
 
     async def wait(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

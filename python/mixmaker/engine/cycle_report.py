@@ -20,8 +20,9 @@ and its identity whole, every user order settled (or refunded) and nothing left 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from mixmaker.engine.audit import identity_gap, ledger_figures, observed_units
 from mixmaker.funds import accounts as acc

@@ -5,9 +5,10 @@ each user order's state and balance, moves in transit, the last reconciliation, 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group, RenderableType

@@ -6,8 +6,8 @@ withdraw call and a transfer from the custody user), for `--paper` and the demo.
 
 SWITCH (issue 16): when `mixmaker.funds.moves` (the funds mover, confirmed through the simulated
 chain) and `mixmaker.funds.reconcile` are on main, `allocator_for` returns the real mover for
-BOTH live and paper runs, intake uses the stock `Intake` (arrivals are chain deposits matched on
-`deposit_hash`), and `sim_all_command` drops its zero withdrawal fees. Until then a live run is
+BOTH live and paper runs (their arrivals are chain deposits intake matches on `deposit_hash`),
+and `sim_all_command` drops its zero withdrawal fees. Until then a live run is
 refused: there is no way to move real funds that was built for it.
 """
 
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -25,11 +26,8 @@ from mixmaker.engine.venues import Links
 from mixmaker.funds.allocation import Allocator, SimDirectAllocator, SimVenueAccount
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Ledger
-from mixmaker.mixin.models import Snapshot
 from mixmaker.mixin.payments import Payments
 from mixmaker.store import Store
-from mixmaker.store.base import Transaction
-from mixmaker.users.intake import Intake, SnapshotClass
 
 log = logging.getLogger("mixmaker.engine")
 
@@ -38,17 +36,6 @@ CUSTODY_NAMESPACE = uuid.UUID("4f1c2a57-6d0e-4b8e-9a43-0c7c1d6b2e11")
 # back from it, so it holds a float of every asset the catalog trades.
 CUSTODY_FLOAT = {"BTC": "10", "ETH": "100", "USDT": "1000000"}
 DEFAULT_FLOAT = "1000000"
-
-
-class StandInIntake(Intake):
-    """Intake, plus one question the stand-in needs: its funds come back as a TRANSFER from the
-    custody user (not a chain deposit), so incoming transfers are offered to the allocator too.
-    (Issue 16's arrivals are deposits, which the stock `Intake` already asks about.)"""
-
-    def classify(self, tx: Transaction, s: Snapshot) -> SnapshotClass:
-        if s.units > 0 and s.deposit is None and self.own_deposits is not None and self.own_deposits.matches(tx, s):
-            return SnapshotClass.OWN_DEPOSIT
-        return super().classify(tx, s)
 
 
 def custody_user_id(app_id: str) -> str:
@@ -76,8 +63,8 @@ async def ensure_custody(mixin_url: str, app_id: str, assets: AssetMap) -> str:
 
 
 async def allocator_for(links: Links, store: Store, ledger: Ledger, assets: AssetMap, payments: Payments,
-                        connectors: Mapping[str, Any]) -> tuple[Allocator, type[Intake], Any]:
-    """(the allocator, the intake class to use, the intake's OwnDeposits)."""
+                        connectors: Mapping[str, Any]) -> tuple[Allocator, Any]:
+    """(the allocator, what intake asks about our own funds coming back: its OwnDeposits)."""
     if links.mode is Mode.LIVE or links.sims is None:
         raise EngineError("a live run needs issue 16's funds mover (Mixin <-> exchange moves confirmed on chain), "
                           "which is not built yet; run with --paper against the simulators")
@@ -87,4 +74,4 @@ async def allocator_for(links: Links, store: Store, ledger: Ledger, assets: Asse
                                    custody_user_id=custody,
                                    venues={name: SimVenueAccount(conn.venue, sims.rest_url, sims.account)
                                            for name, conn in connectors.items()})
-    return allocator, StandInIntake, allocator
+    return allocator, allocator

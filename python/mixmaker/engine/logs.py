@@ -19,18 +19,19 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Iterator, TextIO
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 from mixmaker.engine.config import LogFormat
 
 IDS = ("user_order", "pool", "order", "move", "request", "snapshot", "payout")
-_IDS: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("mixmaker_log_ids", default={})
+_IDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("mixmaker_log_ids", default=None)
 
 
 @contextlib.contextmanager
 def log_ids(**ids: str | None) -> Iterator[None]:
     """Adds ids to every line logged inside (nested calls add to the outer ones)."""
-    merged = {**_IDS.get(), **{k: v for k, v in ids.items() if v}}
+    merged = {**(_IDS.get() or {}), **{k: v for k, v in ids.items() if v}}
     token = _IDS.set(merged)
     try:
         yield
@@ -39,7 +40,7 @@ def log_ids(**ids: str | None) -> Iterator[None]:
 
 
 def current_ids() -> dict[str, str]:
-    ids = dict(_IDS.get())
+    ids = dict(_IDS.get() or {})
     try:
         from mixmaker.users.pool_runtime import CURRENT_POOL
 

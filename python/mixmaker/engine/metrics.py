@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -60,11 +61,11 @@ class EngineCollector(Collector):
         members = GaugeMetricFamily("mixmaker_pool_members", "user orders holding shares of the pool", labels=["pool"])
         value = GaugeMetricFamily("mixmaker_pool_value", "the pool's value at the synced mid, in its quote asset "
                                   "(analytics: a float)", labels=["pool", "quote"])
-        for p in ov.pools:
-            fills.add_metric([p.pool_id], p.fills)
-            members.add_metric([p.pool_id], len(p.members))
-            if p.value is not None:
-                value.add_metric([p.pool_id, p.quote], float(p.value) / 10 ** e.ledger.decimals(p.quote))
+        for pool in ov.pools:
+            fills.add_metric([pool.pool_id], pool.fills)
+            members.add_metric([pool.pool_id], len(pool.members))
+            if pool.value is not None:
+                value.add_metric([pool.pool_id, pool.quote], float(pool.value) / 10 ** e.ledger.decimals(pool.quote))
         yield from (fills, members, value)
         yield from self._limiters()
         yield from self._moves(ov)

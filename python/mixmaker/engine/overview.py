@@ -119,7 +119,7 @@ def books(engine: Engine) -> list[BookLine]:
 def pools(engine: Engine) -> list[PoolLine]:
     out = []
     book = engine.pool_book
-    for name, rt in engine.runtimes.items():
+    for rt in engine.runtimes.values():
         for pid, eng in rt.engines.items():
             spec = engine.catalog.pool_by_id(pid)
             m = rt.connector.market(eng.rules.symbol)
@@ -140,6 +140,7 @@ def pools(engine: Engine) -> list[PoolLine]:
 def user_orders(engine: Engine) -> list[OrderLine]:
     out = []
     book = engine.pool_book
+    assert engine.store is not None
     for o in engine.orders.all():
         owed = engine.ledger.holdings_of(acc.user_order(o.order_id))
         in_pool: dict[str, Fraction] = {}

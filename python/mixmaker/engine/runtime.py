@@ -49,6 +49,7 @@ from mixmaker.mixin.payments import Payments
 from mixmaker.mixin.snapshots import SnapshotReader
 from mixmaker.store import SqliteStore
 from mixmaker.users import alerts
+from mixmaker.users.intake import Intake
 from mixmaker.users.lifecycle import DRIVEN, OrderWorker
 from mixmaker.users.orders import OrderBook
 from mixmaker.users.payouts import Outbox, PayoutWorker
@@ -128,9 +129,9 @@ class Engine:
         await self._until_ok("mixin", self.mixin.me)
         self.payments = Payments(self.mixin, store)
         self.connectors = {name: link.connector() for name, link in self.links.exchanges.items()}
-        self.allocator, intake_cls, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets,
+        self.allocator, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets,
                                                               self.payments, self.connectors)
-        self.intake = intake_cls(store, self.ledger, self.catalog, self.orders, self.outbox,
+        self.intake = Intake(store, self.ledger, self.catalog, self.orders, self.outbox,
                                  app_id=self.links.keystore.app_id, own_deposits=own)
         self.pool_book = PoolLedger(store, self.ledger, terms_from_catalog(self.catalog))
         for name, conn in self.connectors.items():
@@ -150,9 +151,9 @@ class Engine:
             rt.clock.add_iterator(TickTimer(name, False, shared))  # before the pools' loops (added by start)
             try:
                 await rt.start()
-            except Exception as e:
-                self.health.set(f"exchange:{name}", False, f"{type(e).__name__}: {e}")
-                raise EngineError(f"exchange:{name} did not start: {type(e).__name__}: {e}") from e
+            except Exception as err:
+                self.health.set(f"exchange:{name}", False, f"{type(err).__name__}: {err}")
+                raise EngineError(f"exchange:{name} did not start: {type(err).__name__}: {err}") from err
             self.health.set(f"exchange:{name}", True)
             rt.clock.add_iterator(TickTimer(name, True, shared))
         for name in self.links.exchanges:

@@ -105,7 +105,7 @@ async def reachable(sims: Sims, timeout_s: float = 2.0) -> bool:
                     return False
             async with http.post(f"{sims.mixin_url}/_sim/balances", json={"user_id": sims.app_id}) as r:
                 return r.status == 200
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return False
 
 
