@@ -164,3 +164,35 @@ def test_the_first_signal_stops_gracefully_and_the_second_exits_at_once():
     finally:
         if p.poll() is None:
             p.kill()
+
+
+def test_the_dashboard_draws_every_pane_wide_and_narrow():
+    import time
+    from decimal import Decimal
+    from fractions import Fraction
+
+    from rich.console import Console
+
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.overview import BookLine, MoveLine, OrderLine, Overview, PoolLine, Quote
+    from mixmaker.users.orders import OrderState
+
+    ov = Overview(time.time_ns(), "running")
+    ov.books = [BookLine("binance:BTC/USDT", True, "", Decimal("59999.9"), Decimal("60000.1"), {})]
+    ov.pools = [PoolLine("binance:BTC/USDT:tight", "binance:BTC/USDT", "BTC", "USDT", ["o1"], {"BTC": 1_000_000},
+                         Fraction(600_000_000_000), [Quote("buy", Decimal("59999.8"), Decimal("0.001"), "OPEN")], 3,
+                         "RUNNING")]
+    ov.orders = [OrderLine("o1" * 18, OrderState.ACTIVE, "binance:BTC/USDT:tight", "payer-1", {"BTC": 1_000_000}, {},
+                           {"BTC": Fraction(1_000_000)})]
+    ov.moves = [MoveLine("o2.in.BTC", "in", "BTC", 500_000, "sent", 2.0)]
+    ov.audit = {"at_ns": ov.at_ns, "clean": True, "settled": True, "in_flight": {}, "errors": [], "checks": []}
+    for width in (80, 180):
+        console = Console(width=width, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(dashboard.render(ov, "mixmaker demo t=1s", ["08:00:00 fill buy 0.001 BTC"], {"BTC": 8, "USDT": 8},
+                                       width))
+        text = console.export_text()
+        for pane in ("books and our quotes", "pools", "user orders", "moves in transit", "reconciliation and activity",
+                     "59999.8", "0.01 BTC (in pool)", "o2.in.BTC", "to the unit", "fill buy"):
+            assert pane in text, (width, pane)
+    line = dashboard.progress_line(ov, "t=1s")
+    assert "orders: active 1" in line and "fills 0" in line and "moves in transit 1" in line

@@ -11,11 +11,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from mixmaker.engine.logs import event
 from mixmaker.funds.ledger import Ledger
+from mixmaker.money import to_decimal
 from mixmaker.store import Store
 from mixmaker.users.catalog import Catalog
 
@@ -65,7 +65,7 @@ class ActivityTail:
         if spec is None:
             return f"{qty} @ {price} (venue units)"
         m = spec.market
-        return (f"{Decimal(qty).scaleb(-m.size_decimals)} {m.base} @ {Decimal(price).scaleb(-m.price_decimals)} "
+        return (f"{to_decimal(qty, m.size_decimals)} {m.base} @ {to_decimal(price, m.price_decimals)} "
                 f"{m.quote}")
 
     def _amount(self, asset: str, units: int) -> str:

@@ -33,7 +33,7 @@ from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import FEES, AccountKind, Flow
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Ledger
-from mixmaker.money import Rounding, format_units, to_units
+from mixmaker.money import MIXIN_DECIMALS, Rounding, format_units, to_decimal, to_units
 from mixmaker.store import Store
 
 _HELD = (AccountKind.POOL, AccountKind.USER_ORDER, AccountKind.REFUND, AccountKind.ROUNDING, AccountKind.UNCLAIMED)
@@ -155,7 +155,7 @@ async def wallet_balances(mixin: Any, assets: AssetMap) -> dict[str, Decimal]:
         units = 0
         async for o in mixin.iter_outputs(asset=spec.mixin_asset_id):
             units += o.units
-        out[spec.symbol] = Decimal(units).scaleb(-8)
+        out[spec.symbol] = to_decimal(units, MIXIN_DECIMALS)
     return out
 
 

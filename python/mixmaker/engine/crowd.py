@@ -31,6 +31,7 @@ from mixmaker.engine.logs import event
 from mixmaker.funds.assets import AssetMap
 from mixmaker.mixin.amounts import to_units as mixin_units
 from mixmaker.mixin.client import MixinClient
+from mixmaker.money import to_decimal
 from mixmaker.sim import statefile
 from mixmaker.users import memo as m
 
@@ -78,7 +79,7 @@ def plan(seed: int, users: int, market: str, presets: tuple[str, str]) -> list[P
             continue
         oid = str(uuid.uuid5(NAMESPACE, f"{seed}:order:{i}"))
         preset = presets[(i - 1) % 2]
-        btc = Decimal(rng.randrange(400, 2000)).scaleb(-5)  # 0.004 .. 0.02 BTC
+        btc = to_decimal(rng.randrange(400, 2000), 5)  # 0.004 .. 0.02 BTC
         usdt = Decimal(rng.randrange(200, 1200))
         at = 0.05 + 0.2 * rng.random()
         p = Person(i, uid, f"user{i}", oid, preset)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -18,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mixmaker.engine.overview import Overview
+from mixmaker.money import to_decimal
 from mixmaker.users.orders import OrderState
 
 _STATE_STYLE = {OrderState.SETTLED: "green", OrderState.REFUNDED: "green", OrderState.FAILED: "bold red",
@@ -29,8 +29,7 @@ def _short(s: str, n: int = 8) -> str:
 
 
 def _dec(units: int | Fraction, decimals: int, places: int = 8) -> str:
-    v = Decimal(units.numerator) / Decimal(units.denominator) if isinstance(units, Fraction) else Decimal(units)
-    v = v.scaleb(-decimals)
+    v = to_decimal(units.numerator // units.denominator if isinstance(units, Fraction) else units, decimals)
     return f"{v:.{places}f}".rstrip("0").rstrip(".") if v else "0"
 
 
@@ -101,16 +100,23 @@ def audit_text(ov: Overview) -> Text:
     return Text(f"last reconciliation {age:.0f}s ago: {diffs or '; '.join(a['errors'])}{why}", style)
 
 
-def render(ov: Overview, header: str, activity: Iterable[str], decimals: dict[str, int]) -> RenderableType:
+def render(ov: Overview, header: str, activity: Iterable[str], decimals: dict[str, int],
+           width: int = 200) -> RenderableType:
+    """Two columns on a wide terminal; one, without the empty moves table, on a narrow one."""
     layout = Layout()
     layout.split_column(Layout(name="head", size=3), Layout(name="body"), Layout(name="foot", size=9))
     head = Text(header, style="bold")
     if ov.not_ready:
         head.append("   not ready: " + ", ".join(f"{k} ({v})" for k, v in list(ov.not_ready.items())[:3]), style="yellow")
     layout["head"].update(Panel(head, box=box.ROUNDED))
-    layout["body"].split_row(Layout(name="left"), Layout(name="right"))
-    layout["left"].update(Group(books_table(ov), pools_table(ov, decimals)))
-    layout["right"].update(Group(orders_table(ov, decimals), moves_table(ov, decimals)))
+    if width >= 140:
+        layout["body"].split_row(Layout(name="left"), Layout(name="right"))
+        layout["left"].update(Group(books_table(ov), pools_table(ov, decimals)))
+        layout["right"].update(Group(orders_table(ov, decimals), moves_table(ov, decimals)))
+    else:
+        parts: list[RenderableType] = [books_table(ov), pools_table(ov, decimals), orders_table(ov, decimals)]
+        parts.append(moves_table(ov, decimals) if ov.moves else Text(" moves in transit: none", style="dim"))
+        layout["body"].update(Group(*parts))
     lines = list(activity)[-6:]
     layout["foot"].update(Panel(Group(audit_text(ov), *(Text(x, overflow="ellipsis", no_wrap=True) for x in lines)),
                                 title="reconciliation and activity", box=box.ROUNDED))

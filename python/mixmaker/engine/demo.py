@@ -216,9 +216,9 @@ async def _play(engine: Engine, crowd: Crowd, opts: DemoOptions, signals: StopSi
     with Live(console=console, refresh_per_second=4, screen=False, transient=False) as live:
         while not signals.stop.is_set():
             if await step():
-                live.update(dashboard.render(overview(engine), header(), activity(), decimals))
+                live.update(dashboard.render(overview(engine), header(), activity(), decimals, console.width))
                 return True
-            live.update(dashboard.render(overview(engine), header(), activity(), decimals))
+            live.update(dashboard.render(overview(engine), header(), activity(), decimals, console.width))
             await asyncio.sleep(0.25)
     return False
 

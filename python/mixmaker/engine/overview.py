@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from mixmaker.funds import accounts as acc
+from mixmaker.money import to_decimal
 from mixmaker.users.orders import OrderState
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class Overview:
 
 
 def _decimal(units: int, decimals: int) -> Decimal:
-    return Decimal(units).scaleb(-decimals)
+    return to_decimal(units, decimals)
 
 
 def books(engine: Engine) -> list[BookLine]:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from mixmaker.money import to_decimal
 from mixmaker.store import Store
 
 if TYPE_CHECKING:
@@ -51,8 +52,7 @@ class Samples:
             if p.value is not None:
                 quote_decimals = e.ledger.decimals(p.quote)
                 rows.append((now, f"value:{p.pool_id}",
-                             str((Decimal(p.value.numerator) / Decimal(p.value.denominator)).scaleb(-quote_decimals)
-                                 .quantize(Decimal(1).scaleb(-quote_decimals)))))
+                             str(to_decimal(p.value.numerator // p.value.denominator, quote_decimals))))
         if rows:
             with self.store.transaction() as tx:
                 for r in rows:
