@@ -121,3 +121,23 @@ def test_mixmaker_run_refuses_an_invalid_file_listing_every_problem(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "2 problems" in r.stderr and "engine.metrics_port" in r.stderr and "engine.tick_s" in r.stderr
     json.dumps(r.stderr)  # one plain text message
+
+
+def test_a_live_run_with_its_secrets_in_place_is_refused_before_connecting_until_funds_can_move(tmp_path):
+    """Issue 16's mover is the only safe way to move real funds; until it is wired a live run
+    says so at once (and never reaches for the internet)."""
+    from engine_helpers import env
+
+    from mixmaker.sim.mixin.setup import new_bot, seeded_world
+
+    ks = tmp_path / "keystore.json"
+    ks.write_text(json.dumps(new_bot(seeded_world(3))))
+    ks.chmod(0o600)
+    cfg = tmp_path / "live.toml"
+    cfg.write_text(LIVE.read_text().replace('keystore = "keystore.json"', f'keystore = "{ks}"')
+                   .replace('database = "mixmaker-state/mixmaker.db"', f'database = "{tmp_path / "live.db"}"'))
+    secret = "live-secret-never-printed-42"
+    r = subprocess.run([sys.executable, "-m", "mixmaker.cli", "run", str(cfg)], capture_output=True, text=True,
+                       env={**env(), "BINANCE_API_KEY": "k", "BINANCE_API_SECRET": secret}, timeout=60)
+    assert r.returncode == 2 and "issue 16's funds mover" in r.stderr, r.stderr
+    assert secret not in r.stdout + r.stderr and not (tmp_path / "live.db").exists()

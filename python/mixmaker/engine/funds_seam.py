@@ -62,13 +62,19 @@ async def ensure_custody(mixin_url: str, app_id: str, assets: AssetMap) -> str:
     return custody
 
 
-async def allocator_for(links: Links, store: Store, ledger: Ledger, assets: AssetMap, payments: Payments,
-                        connectors: Mapping[str, Any]) -> tuple[Allocator, Any]:
-    """(the allocator, what intake asks about our own funds coming back: its OwnDeposits)."""
+def check_supported(links: Links) -> None:
+    """Refuses, before anything connects, a run whose funds could not move."""
     if links.mode is Mode.LIVE or links.sims is None:
         raise EngineError("a live run needs issue 16's funds mover (Mixin <-> exchange moves confirmed on chain), "
                           "which is not built yet; run with --paper against the simulators")
+
+
+async def allocator_for(links: Links, store: Store, ledger: Ledger, assets: AssetMap, payments: Payments,
+                        connectors: Mapping[str, Any]) -> tuple[Allocator, Any]:
+    """(the allocator, what intake asks about our own funds coming back: its OwnDeposits)."""
+    check_supported(links)
     sims = links.sims
+    assert sims is not None
     custody = await ensure_custody(links.mixin_url, links.keystore.app_id, assets)
     allocator = SimDirectAllocator(store, ledger, assets, payments, mixin_sim_url=links.mixin_url,
                                    custody_user_id=custody,

@@ -37,6 +37,7 @@ from mixmaker.engine.audit import record as record_audit
 from mixmaker.engine.config import EngineConfig
 from mixmaker.engine.errors import EngineError
 from mixmaker.engine.funds_seam import allocator_for
+from mixmaker.engine.funds_seam import check_supported as check_funds
 from mixmaker.engine.health import Health
 from mixmaker.engine.logs import log_ids
 from mixmaker.engine.metrics import MetricsServer
@@ -106,6 +107,7 @@ class Engine:
 
     async def start(self) -> None:
         e = self.config.engine
+        check_funds(self.links)
         self.health.phase = "starting"
         for part in ("database", "mixin", *(f"exchange:{n}" for n in self.links.exchanges), "intake", "orders",
                      "payouts", "audit"):
