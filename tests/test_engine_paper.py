@@ -89,6 +89,9 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
                          lambda: _diagnosis(db, logs))
             status, body = await _get(f"http://127.0.0.1:{port}/health")
             assert status == 200, body
+            parts = json.loads(body)["parts"]
+            assert {"database", "mixin", "exchange:binance", "book:binance:BTC/USDT", "intake", "orders", "payouts",
+                    "audit"} <= set(parts) and all(p["ready"] for p in parts.values())
             status, text = await _get(f"http://127.0.0.1:{port}/metrics")
             for name in ("mixmaker_book_synced{market=\"binance:BTC/USDT\"} 1.0", "mixmaker_fills_total",
                          "mixmaker_tick_duration_seconds", "mixmaker_limiter_429_total", "mixmaker_moves{",

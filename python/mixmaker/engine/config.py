@@ -78,6 +78,7 @@ class EngineSection(_Strict):
     worker_interval_s: Decimal = Field(default=Decimal(1), gt=0, description="user orders and payouts are driven")
     tracker_poll_s: Decimal = Field(default=Decimal(2), gt=0, description="open orders asked by REST")
     audit_interval_s: Decimal = Field(default=Decimal(30), gt=0, description="ledger vs what the venues hold")
+    sample_interval_s: Decimal = Field(default=Decimal(5), gt=0, description="the run report's samples")
     stop_timeout_s: Decimal = Field(default=Decimal(20), gt=0, description="a graceful stop's cancels and steps")
 
 

@@ -20,6 +20,7 @@ intake_poll_s = 0.5            # Mixin snapshots read this often
 worker_interval_s = 0.5        # user orders and payouts driven this often
 tracker_poll_s = 2
 audit_interval_s = 5           # ledger compared with what the venues hold
+sample_interval_s = 1          # the run report's samples (price, quotes, inventory, pool value)
 stop_timeout_s = 20
 
 [paper]

@@ -131,10 +131,10 @@ class Engine:
         await self._until_ok("mixin", self.mixin.me)
         self.payments = Payments(self.mixin, store)
         self.connectors = {name: link.connector() for name, link in self.links.exchanges.items()}
-        self.allocator, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets,
-                                                              self.payments, self.connectors)
+        self.allocator, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets, self.payments,
+                                                  self.connectors)
         self.intake = Intake(store, self.ledger, self.catalog, self.orders, self.outbox,
-                                 app_id=self.links.keystore.app_id, own_deposits=own)
+                             app_id=self.links.keystore.app_id, own_deposits=own)
         self.pool_book = PoolLedger(store, self.ledger, terms_from_catalog(self.catalog))
         for name, conn in self.connectors.items():
             setups = setups_from_catalog(self.catalog, name)
@@ -173,7 +173,7 @@ class Engine:
             Periodic("payouts", interval, self._payouts_pass),
             Periodic("audit", float(e.audit_interval_s), self._audit_pass),
             Periodic("activity", 0.5, self._activity_pass),
-            Periodic("samples", 1.0, self.samples.record),
+            Periodic("samples", float(e.sample_interval_s), self.samples.record),
         )}
         self.health.phase = "running"
         log.info("engine running: %d pools on %s, database %s", len(self.catalog.pools),
@@ -274,6 +274,13 @@ class Engine:
     async def _activity_pass(self) -> None:
         assert self.activity is not None
         self.activity.poll()
+        for name, rt in self.runtimes.items():  # books: quoted only while synced
+            for symbol, sync in rt.connector.syncs.items():
+                synced = rt.connector.book(symbol) is not None
+                market = rt.connector.market(symbol).unified
+                why = "" if synced else (f"{getattr(sync.state, 'name', sync.state)}: "
+                                         f"{sync.desync_reason or 'waiting for a snapshot'}")
+                self.health.set(f"book:{name}:{market}", synced, why)
 
     # --- stop -------------------------------------------------------------------------------------
 
