@@ -75,6 +75,61 @@ fn bench(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same levels with sides alternating level by level (bid, ask, bid, ...): the layout
+    // of a batch that interleaves the sides, which `set_columns` must take as fast as runs.
+    let (mut alt_sides, mut alt_prices, mut alt_sizes) = (vec![], vec![], vec![]);
+    type Update = (bool, i64, i64);
+    let (bids, asks): (Vec<&Update>, Vec<&Update>) = updates.iter().partition(|u| u.0);
+    for (b, a) in bids.iter().zip(&asks) {
+        for u in [b, a] {
+            alt_sides.push(u.0 as u8);
+            alt_prices.push(u.1);
+            alt_sizes.push(u.2);
+        }
+    }
+    g.throughput(Throughput::Elements(alt_sides.len() as u64));
+    g.bench_function("set_columns_alternating_sides", |b| {
+        b.iter_batched(
+            || L2Book::new(2, 3).unwrap(),
+            |mut book| {
+                book.set_columns(&alt_sides, &alt_prices, &alt_sizes);
+                book
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // ...and the same levels in runs of 16 of one side, then 16 of the other (the layout of a
+    // stream of diff messages: a message's bids, then its asks), for comparison.
+    let (mut run_sides, mut run_prices, mut run_sizes) = (vec![], vec![], vec![]);
+    for (bc, ac) in bids.chunks(16).zip(asks.chunks(16)) {
+        for u in bc.iter().chain(ac) {
+            run_sides.push(u.0 as u8);
+            run_prices.push(u.1);
+            run_sizes.push(u.2);
+        }
+    }
+    g.bench_function("set_columns_sides_in_runs_of_16", |b| {
+        b.iter_batched(
+            || L2Book::new(2, 3).unwrap(),
+            |mut book| {
+                book.set_columns(&run_sides, &run_prices, &run_sizes);
+                book
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("set_alternating_sides", |b| {
+        b.iter_batched(
+            || L2Book::new(2, 3).unwrap(),
+            |mut book| {
+                for i in 0..alt_sides.len() {
+                    book.set(alt_sides[i] != 0, alt_prices[i], alt_sizes[i]);
+                }
+                book
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.finish();
 
     let Some(lines) = usdm_lines() else {

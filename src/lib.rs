@@ -10,6 +10,7 @@ mod py_book;
 mod py_enums;
 mod py_orders;
 mod py_sync;
+mod py_tape;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,6 +23,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_sync::PyBookTicker>()?;
     m.add_function(wrap_pyfunction!(py_sync::parse_book_ticker, m)?)?;
     m.add_function(wrap_pyfunction!(py_sync::parse_decimal, m)?)?;
+    m.add_class::<py_tape::PyTape>()?;
+    m.add_class::<py_tape::PyTapePlayer>()?;
     m.add_class::<py_orders::PyOrderSet>()?;
     m.add_class::<py_orders::PyOrderView>()?;
     m.add_class::<py_orders::PyOutcome>()?;

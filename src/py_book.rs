@@ -246,6 +246,31 @@ impl PyOrderBook {
         (bp, bs, ap, asz)
     }
 
+    /// The size of the level at `price` (scaled) when it lies within the best `within` levels
+    /// of its side, 0 when no level sits there (or the side is empty or not readable), None
+    /// when it lies beyond those levels: what a lookup in `top_raw(within)` answers, without
+    /// building the arrays.
+    fn level_within_raw(&self, is_bid: bool, price: i64, within: usize) -> Option<i64> {
+        let Some(side) = self.ready_side(is_bid) else {
+            return Some(0);
+        };
+        let mut seen = 0;
+        for (p, s) in side.iter().take(within) {
+            seen += 1;
+            if p == price {
+                return Some(s);
+            }
+            if (is_bid && p < price) || (!is_bid && p > price) {
+                return Some(0);
+            }
+        }
+        if seen == 0 {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
     fn mid(&self) -> Option<f64> {
         self.ready.then(|| self.inner.mid_f64()).flatten()
     }

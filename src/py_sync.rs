@@ -135,8 +135,8 @@ impl PySyncStats {
 /// Keeps one `OrderBook` true under one venue rule, fed raw exchange bytes.
 #[pyclass(module = "mixmaker._core", name = "BookSync")]
 pub struct PyBookSync {
-    core: BookSync,
-    book: Py<PyOrderBook>,
+    pub(crate) core: BookSync,
+    pub(crate) book: Py<PyOrderBook>,
 }
 
 impl PyBookSync {

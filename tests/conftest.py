@@ -33,6 +33,13 @@ RECORDINGS = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tape_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Backtest tapes are cached in a session folder, not in the user's ~/.cache."""
+    if "MIXMAKER_CACHE" not in os.environ:
+        os.environ["MIXMAKER_CACHE"] = str(tmp_path_factory.mktemp("tapes"))
+
+
 def data_dir() -> Path:
     """`$MIXMAKER_DATA`, else `../shared/data/market/` next to the repository."""
     env = os.environ.get("MIXMAKER_DATA")

@@ -84,3 +84,22 @@ async def test_risk_averse_queue_moves_up_when_the_level_shrinks():
     assert v.orders["a"].filled == 200 and v.orders["a"].status == "partially_filled"
     assert (await v.fetch_order("TESTUSDT", "a")).filled == 200
     assert [r.client_id for r in await v.fetch_open_orders()] == ["a"]
+
+
+def test_level_within_answers_what_a_top_raw_lookup_answers():
+    """The venue places us in the queue with `OrderBook.level_within_raw`; it must say what the
+    lookup in `top_raw(n)` arrays says, for prices on both sides, inside, between and beyond."""
+    import random
+
+    rnd = random.Random(7)
+    for _ in range(200):
+        bids = sorted({rnd.randrange(9000, 9990) for _ in range(rnd.randrange(0, 30))}, reverse=True)
+        asks = sorted({rnd.randrange(10010, 11000) for _ in range(rnd.randrange(0, 30))})
+        b = book([(f"{p / 100:.2f}", str(rnd.randrange(1, 9))) for p in bids],
+                 [(f"{p / 100:.2f}", str(rnd.randrange(1, 9))) for p in asks])
+        n = rnd.randrange(1, 12)
+        levels = b.top_raw(n)
+        for _ in range(20):
+            side = rnd.choice(["buy", "sell"])
+            price = rnd.randrange(8990, 11010)
+            assert b.level_within_raw(side == "buy", price, n) == _level_size(levels, side, price), (side, price, n)

@@ -211,3 +211,24 @@ async def test_the_same_loop_runs_on_a_realtime_clock():
     assert sorted(o.price for o in r.ex.own_orders()) == [9900, 10100] and r.venue.stats["create"] == 2
     assert r.ex.status == RunnableStatus.RUNNING
     assert loop.decisions + r.ex.stats["ticks_skipped_busy"] == clock.ticks
+
+
+@in_loop
+async def test_a_repeated_decision_is_answered_again_only_while_nothing_changed():
+    """The executor answers the same decision on the same orders without redoing it, and redoes
+    it as soon as an order changed (here: the venue cancelled one on its own)."""
+    r = Rig()
+    await r.start()
+    d = decision(quotes([9900], [10100]))
+    await r.ex.apply(d, r.now)
+    kept_before = r.ex.stats["kept"]
+    for _ in range(3):
+        rep = await r.ex.apply(d, r.now)
+        assert (rep.created, rep.cancelled, rep.kept) == (0, 0, 2)
+    assert r.ex.stats["kept"] == kept_before + 6 and r.calls() == (2, 0)
+    buy = next(o.client_id for o in r.ex.own_orders() if o.side == "buy")
+    r.venue._close(r.venue.orders[buy], "canceled")  # the venue drops it (e.g. expiry)
+    await r.deliver()
+    rep = await r.ex.apply(d, r.now)
+    assert (rep.created, rep.kept) == (1, 1) and r.calls() == (3, 0)  # the buy is placed again
+    assert r.listener.closed == [buy]

@@ -394,3 +394,19 @@ def test_config_errors_name_the_field():
                       ({"price_floor": "110", "price_ceiling": "100"}, "price_floor")]:
         with pytest.raises(ConfigError, match=word):
             parse_config({**base, "strategy": {**base["strategy"], **bad}})
+
+
+def test_a_hanging_order_that_left_is_forgotten_and_the_rest_still_hang():
+    """The hanging and candidate sets lose the orders no longer live, in place of the
+    controller's own sets (a copy kept aside would leave a gone order hanging for ever and make
+    the refresh promote candidates into a set the controller no longer reads)."""
+    ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, order_refresh_time=Decimal(30), filled_order_delay=Decimal(60)), RULES)
+    for cid, side, px in (("b1", "buy", 9900), ("s1", "sell", 10100), ("b2", "buy", 9800), ("s2", "sell", 10200)):
+        ctl.on_placed(cid, Quote(side, 0 if cid.endswith("1") else 1, px, 1000), int(1000e9))
+    ctl.on_fill("b1", "buy", 9900, 1000, True, int(1001e9))
+    ctl.on_fill("b2", "buy", 9800, 1000, True, int(1001e9))
+    s1, s2 = own("s1", "sell", "101.00", created_s=1000), own("s2", "sell", "102.00", created_s=1000)
+    ctl.decide(snapshot(mid100(), now_s=1030, own=(s1, s2)))  # the refresh: both partners hang
+    assert ctl.hanging == {"s1", "s2"} and ctl.candidates == set()
+    d = ctl.decide(snapshot(mid100(), now_s=1031, own=(s2,)))  # s1 is gone (filled or cancelled)
+    assert ctl.hanging == {"s2"} and d.hold == {"s2"}

@@ -10,6 +10,7 @@ pub mod json;
 pub mod messages;
 pub mod orders;
 pub mod sync;
+pub mod tape;
 
 pub use book::{BookSide, L2Book};
 pub use fixed::{format_fixed, parse_fixed, parse_lenient, parse_size, FixedError};

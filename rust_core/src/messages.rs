@@ -93,6 +93,9 @@ pub enum Message {
     Ignored,
 }
 
+/// One message's levels by reference: (bids, asks), (price, size) in message order.
+pub type LevelSlices<'a> = (&'a [(i64, i64)], &'a [(i64, i64)]);
+
 /// Reusable level buffers: (price, size) as scaled integers, in message order.
 #[derive(Debug, Default, Clone)]
 pub struct Levels {

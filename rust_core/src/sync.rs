@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::book::L2Book;
 use crate::fixed::{format_fixed, FixedError};
-use crate::messages::{parse_message, DiffIds, Levels, Message, MessageError, Rule};
+use crate::messages::{parse_message, DiffIds, LevelSlices, Levels, Message, MessageError, Rule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum State {
@@ -172,7 +172,27 @@ impl BookSync {
 
     /// Feed one raw stream message (diffs, and for Bybit also snapshots).
     pub fn on_message(&mut self, book: &mut L2Book, raw: &[u8]) -> State {
-        match parse_message(raw, self.rule, book.price_decimals(), book.size_decimals(), &mut self.scratch) {
+        let parsed = parse_message(raw, self.rule, book.price_decimals(), book.size_decimals(), &mut self.scratch);
+        self.on_parsed_scratch(book, parsed)
+    }
+
+    /// What `on_message` does once the message is parsed, for a message `parse_message` read
+    /// ahead of time (a prepared recording): `levels` are the levels it filled.
+    pub fn on_parsed(
+        &mut self,
+        book: &mut L2Book,
+        parsed: Result<Message, MessageError>,
+        levels: LevelSlices<'_>,
+    ) -> State {
+        self.scratch.bids.clear();
+        self.scratch.bids.extend_from_slice(levels.0);
+        self.scratch.asks.clear();
+        self.scratch.asks.extend_from_slice(levels.1);
+        self.on_parsed_scratch(book, parsed)
+    }
+
+    fn on_parsed_scratch(&mut self, book: &mut L2Book, parsed: Result<Message, MessageError>) -> State {
+        match parsed {
             Err(e) => self.unreadable(e),
             Ok(Message::Ignored) => self.stats.ignored += 1,
             Ok(Message::Snapshot { last_update_id }) => {

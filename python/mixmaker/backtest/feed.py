@@ -1,17 +1,29 @@
-"""The backtest feed: each message of a recording with its local receive time, and how far
-into the file the reader is (for the progress bar). Containers are detected by
-`mixmaker.replay.open_recording`; lines are `<ts_ns> <json>` (hftbacktest's collector)."""
+"""The backtest feed: a recording of `<ts_ns> <json>` lines (hftbacktest's collector), read in
+one pass in Rust into a `Tape` (every line's time and kind in columns, book messages parsed to
+integers, trades as integers, bookTickers kept only when asked for).
+
+A tape is cached on disk so repeated runs skip decompressing and parsing: beside the recording
+(`<file>.mmtape`) when that folder is writable, else in `$MIXMAKER_CACHE` (default
+`~/.cache/mixmaker/tapes`). It is used only while it matches the recording's path, size and
+modification time and the venue rule and decimals; `mixmaker backtest --prepare` writes it ahead.
+Containers are detected by `mixmaker.replay.open_recording`."""
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
+import stat
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
-from mixmaker.replay import Recording, open_recording
+from mixmaker.replay import Recording, VenueSpec, open_recording
 from mixmaker.replay.errors import UnreadableRecordingError
+
+TAPE_SUFFIX = ".mmtape"
+TAPE_FORMAT = "mmtape-1"
 
 
 class UntimedRecordingError(UnreadableRecordingError):
@@ -22,13 +34,82 @@ class UntimedRecordingError(UnreadableRecordingError):
 class TimedFeed:
     recording: Recording
     size: int  # bytes on disk
-    position: int = 0  # bytes of the file consumed so far
+    position: int = 0  # bytes of the file consumed so far (the line-by-line reader)
+    cache: bool = True  # read and write the tape cache
+    tape_source: str = field(default="", init=False)  # "cache" or "recording": where the last tape came from
 
     @property
     def path(self) -> Path:
         return self.recording.path
 
+    def tape(self, spec: VenueSpec, *, keep_tickers: bool = False) -> Any:
+        """The recording as a `mixmaker._core.Tape` for `spec`: from a fresh cache, or read now
+        (and cached, unless `cache` is off)."""
+        from mixmaker._core import Tape
+
+        fp = self.fingerprint(spec, keep_tickers)
+        if self.cache:
+            for where in cache_paths(self.path):
+                if where.is_file():
+                    try:
+                        if Tape.read_source(str(where)) == fp:
+                            tape, _ = Tape.load(str(where))
+                            self.tape_source = "cache"
+                            return tape
+                    except (OSError, ValueError):
+                        pass  # unreadable or stale: rebuilt below
+        tape = self.read(spec, keep_tickers=keep_tickers)
+        self.tape_source = "recording"
+        if self.cache:
+            self.save(tape, spec, keep_tickers=keep_tickers)
+        return tape
+
+    def read(self, spec: VenueSpec, *, keep_tickers: bool = False) -> Any:
+        """Read the recording itself (no cache) into a Tape."""
+        from mixmaker._core import Tape
+
+        rec = self.recording
+        try:
+            if rec.container == "zip":
+                with zipfile.ZipFile(rec.path) as z:
+                    data = z.read(rec.member or "")
+                tape = Tape.from_bytes(data, spec.rule, spec.price_decimals, spec.size_decimals, keep_tickers)
+            else:
+                tape = Tape.build(str(rec.path), spec.rule, spec.price_decimals, spec.size_decimals, keep_tickers)
+        except ValueError as e:
+            if getattr(e, "kind", None) == "untimed":
+                raise UntimedRecordingError(rec.path, str(e)) from None
+            raise UnreadableRecordingError(rec.path, str(e)) from None
+        except (OSError, EOFError, zipfile.BadZipFile) as e:
+            raise UnreadableRecordingError(rec.path, str(e)) from e
+        self.position = self.size
+        return tape
+
+    def save(self, tape: Any, spec: VenueSpec, *, keep_tickers: bool = False) -> Path | None:
+        """Write the tape to the first writable cache place; None if there is none."""
+        fp = self.fingerprint(spec, keep_tickers)
+        for where in cache_paths(self.path):
+            try:
+                where.parent.mkdir(parents=True, exist_ok=True)
+                tmp = where.with_name(f".{where.name}.{os.getpid()}.tmp")
+                tape.save(str(tmp), fp)
+                os.replace(tmp, where)
+                return where
+            except OSError:
+                try:
+                    tmp.unlink(missing_ok=True)
+                except (OSError, UnboundLocalError):
+                    pass
+                continue
+        return None
+
+    def fingerprint(self, spec: VenueSpec, keep_tickers: bool) -> bytes:
+        st = self.path.stat()
+        return (f"{TAPE_FORMAT}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{spec.rule}|"
+                f"{spec.price_decimals}|{spec.size_decimals}|tickers={int(keep_tickers)}").encode()
+
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        """(receive time, raw JSON) of each line, in Python (the tape is the fast path)."""
         rec = self.recording
         with open(rec.path, "rb") as raw:
             if rec.container == "gzip":
@@ -47,6 +128,35 @@ class TimedFeed:
         self.position = self.size
 
 
-def open_feed(path: str | Path) -> TimedFeed:
+def cache_paths(recording: Path) -> list[Path]:
+    """Where a recording's tape may live, in order of preference."""
+    home = Path(os.environ.get("MIXMAKER_CACHE") or Path.home() / ".cache" / "mixmaker" / "tapes")
+    tag = hashlib.sha256(str(recording.resolve()).encode()).hexdigest()[:12]
+    out = []
+    if _writable(recording.parent):
+        out.append(recording.with_name(recording.name + TAPE_SUFFIX))
+    out.append(home / f"{recording.name}-{tag}{TAPE_SUFFIX}")
+    return out
+
+
+def _writable(folder: Path) -> bool:
+    """Writable by its mode bits and for us: root may write anywhere, but a folder made read-only
+    (a shared data set) is left alone."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)) and os.access(folder, os.W_OK)
+
+
+def open_feed(path: str | Path, *, cache: bool = True) -> TimedFeed:
     rec = open_recording(path)
-    return TimedFeed(rec, rec.path.stat().st_size)
+    return TimedFeed(rec, rec.path.stat().st_size, cache=cache)
+
+
+def prepare(path: str | Path, spec: VenueSpec | None = None) -> tuple[Path | None, Any]:
+    """Read a recording into a tape and write it to the cache: (where, tape)."""
+    feed = open_feed(path)
+    spec = spec or feed.recording.detect_venue()
+    tape = feed.read(spec)
+    return feed.save(tape, spec), tape

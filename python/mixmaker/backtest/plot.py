@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from mixmaker.backtest.runner import Sample
+from mixmaker.backtest.outcome import Sample
 from mixmaker.errors import MixmakerError
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from mixmaker.backtest.runner import Backtest
+from mixmaker.backtest.outcome import RunOutcome
 
 
 def exact(value: Fraction | int, decimals: int) -> str:
     """A value in scaled units as a decimal string at its scale; a half (from a mid mark) gets
     the digits it needs."""
+    if type(value) is int:  # the common case, without Decimal: digits with the point put in
+        if not decimals:
+            return str(value)
+        digits = str(-value if value < 0 else value).rjust(decimals + 1, "0")
+        return f"{'-' if value < 0 else ''}{digits[:-decimals]}.{digits[-decimals:]}"
     f = Fraction(value) / 10**decimals
     with localcontext() as ctx:
         ctx.prec = 60
@@ -33,27 +37,27 @@ def average(value: int, qty: int, price_decimals: int) -> str | None:
         return str((Decimal(q.numerator) / Decimal(q.denominator)).quantize(Decimal(1).scaleb(-price_decimals - 2)))
 
 
-def build_report(bt: Backtest) -> dict[str, Any]:
-    r, acc, ex, venue = bt.rules, bt.accounting, bt.executor, bt.venue
+def build_report(o: RunOutcome) -> dict[str, Any]:
+    r, acc = o.rules, o.accounting
     vd, sd, pd = r.value_decimals, r.size_decimals, r.price_decimals
-    mark = bt.mark()
+    mark = o.mark
     unreal = acc.unrealised(mark) if mark is not None else Fraction(0)
     total = acc.total(mark) if mark is not None else Fraction(acc.realised - acc.fees)
-    placed = ex.stats["created"]
-    quoted_qty = sum(o.quantity for o in venue.orders.values())
+    placed = o.executor_stats["created"]
     filled_qty = acc.buy_qty + acc.sell_qty
-    inv = [s.inventory for s in bt.sampler.samples]
-    start_value = bt.base0 * mark + bt.quote0 if mark is not None else None
-    end_value = venue.base * mark + venue.quote if mark is not None else None
+    holdings = o.ticks_rows.holdings()
+    inv = [h for _t, h in holdings]
+    start_value = o.base0 * mark + o.quote0 if mark is not None else None
+    end_value = o.base_end * mark + o.quote_end if mark is not None else None
     return {
-        "feed": bt.feed.path.name,
-        "venue": bt.spec.describe(),
-        "strategy": bt.cfg.strategy.kind,
-        "span_s": exact(bt.last_ns - bt.first_ns, 9),
-        "messages": bt.messages,
-        "public_trades": bt.trades_seen,
-        "ticks": bt.clock.ticks if bt.clock is not None else 0,
-        "book": {"state": bt.sync.state.name, "diffs_applied": bt.sync.stats.applied, "gaps": bt.sync.stats.gaps},
+        "feed": o.feed_name,
+        "venue": o.venue,
+        "strategy": o.strategy,
+        "span_s": exact(o.last_ns - o.first_ns, 9),
+        "messages": o.messages,
+        "public_trades": o.public_trades,
+        "ticks": o.ticks,
+        "book": {"state": o.book_state, "diffs_applied": o.diffs_applied, "gaps": o.gaps},
         "final_mid": exact(mark, pd) if mark is not None else None,
         "pnl": {
             "realised": exact(acc.realised, vd),
@@ -65,13 +69,14 @@ def build_report(bt: Backtest) -> dict[str, Any]:
         "portfolio": {
             "start_value": exact(start_value, vd) if start_value is not None else None,
             "end_value": exact(end_value, vd) if end_value is not None else None,
-            "base_start": exact(bt.base0, sd), "base_end": exact(venue.base, sd),
-            "quote_start": exact(bt.quote0, vd), "quote_end": exact(venue.quote, vd),
+            "base_start": exact(o.base0, sd), "base_end": exact(o.base_end, sd),
+            "quote_start": exact(o.quote0, vd), "quote_end": exact(o.quote_end, vd),
         },
         "inventory": {
             "position": exact(acc.position, sd),
-            "min": f"{min(inv):.{sd}f}" if inv else None,
-            "max": f"{max(inv):.{sd}f}" if inv else None,
+            # the float of the exact amount, as the series has always been summarised
+            "min": f"{min(inv) / 10.0 ** sd:.{sd}f}" if inv else None,
+            "max": f"{max(inv) / 10.0 ** sd:.{sd}f}" if inv else None,
         },
         "fills": {
             "count": acc.fills, "maker": acc.maker_fills,
@@ -83,24 +88,23 @@ def build_report(bt: Backtest) -> dict[str, Any]:
             "placed": placed,
             "filled": len(acc.filled_orders),
             "fill_ratio": f"{len(acc.filled_orders) / placed:.4f}" if placed else None,
-            "quoted_qty": exact(quoted_qty, sd),
-            "qty_fill_ratio": f"{filled_qty / quoted_qty:.4f}" if quoted_qty else None,
-            "cancelled": ex.stats["cancelled"],
-            "rejected": ex.stats["rejected"],
-            "kept_within_tolerance": ex.stats["kept"],
+            "quoted_qty": exact(o.quoted_qty, sd),
+            "qty_fill_ratio": f"{filled_qty / o.quoted_qty:.4f}" if o.quoted_qty else None,
+            "cancelled": o.executor_stats["cancelled"],
+            "rejected": o.executor_stats["rejected"],
+            "kept_within_tolerance": o.executor_stats["kept"],
         },
-        "not_quoting_ticks": dict(sorted(bt.not_quoting.items())),
+        "not_quoting_ticks": dict(sorted(o.not_quoting.items())),
         # base held after each tick: [seconds since the first message, amount]
-        "inventory_series": [[exact(s.t_ns - bt.first_ns, 9), exact(s.holdings, sd)] for s in bt.sampler.samples],
+        "inventory_series": [[exact(t - o.first_ns, 9), exact(h, sd)] for t, h in holdings],
         "fill_log": [
-            {"t_s": exact(t - bt.first_ns, 9), "side": f.side, "price": exact(f.price, pd), "qty": exact(f.qty, sd),
+            {"t_s": exact(t - o.first_ns, 9), "side": f.side, "price": exact(f.price, pd), "qty": exact(f.qty, sd),
              "fee": exact(f.fee, vd), "maker": f.is_maker, "trade_id": f.trade_id}
-            for t, f in bt.fill_log
+            for t, f in o.fill_log
         ],
-        "executor": dict(sorted(ex.report().items())),
-        "venue_stats": dict(sorted(venue.stats.items())),
-        "tracker": {"anomalies": bt.tracker.stats["anomalies"], "late_fills": sum(
-            bt.tracker.get(c).late_fills for c in bt.tracker.orders.ids())},
+        "executor": dict(sorted(o.executor_report.items())),
+        "venue_stats": dict(sorted(o.venue_stats.items())),
+        "tracker": {"anomalies": o.anomalies, "late_fills": o.late_fills},
     }
 
 

@@ -1,11 +1,21 @@
 """Replay a recording through the live code path against the simulated venue.
 
-Per message, in order: time advances to the message's receive time (requests in flight reach
-the venue, and the user stream is delivered to the tracker); every clock boundary up to that
-time ticks (controller decides, executor acts, we wait for it); then the message updates the
-book, and public trades and book moves may fill our resting orders. The BookSync, Clock
-(BACKTEST mode), controller, QuoteExecutor and ClientOrderTracker are the live classes; only the
-venue is simulated.
+The recording is a `Tape` (see `feed`); a `TapePlayer` replays it into the live `BookSync` in
+Rust and hands control back only when something here has to happen:
+- a line's receive time reaches the next clock boundary or a request's arrival at the venue:
+  time advances to that line's time (requests in flight reach the venue, the user stream is
+  delivered to the tracker), then every clock boundary up to it ticks (the controller decides,
+  the executor acts), and the line is applied after;
+- a public trade at or through one of our resting prices, or a book change that crosses one of
+  them or shrinks the queue ahead of one: the venue fills or moves it, and the user stream is
+  delivered.
+Everything else (every other diff, trade and bookTicker) stays in Rust. This is exactly the
+line-by-line replay, without the Python work for lines that cannot change anything we see.
+
+The BookSync, Clock (BACKTEST mode), controller, QuoteExecutor and ClientOrderTracker are the
+live classes; the venue is simulated and the tracker's journal is kept in memory. Every party is
+in-process, so every coroutine finishes without waiting and runs eagerly (`mixmaker.eager`):
+no tick makes a trip through the event loop.
 """
 
 from __future__ import annotations
@@ -15,19 +25,21 @@ import json
 import re
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Callable, TextIO
 
 from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
+from mixmaker.backtest.journal import MemoryJournal
+from mixmaker.backtest.outcome import RunOutcome, Sample, TickRows
 from mixmaker.backtest.venue import SimVenue
-from mixmaker.book import BookState, parse_decimal
+from mixmaker.book import BookState
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
 from mixmaker.errors import MixmakerError
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport
-from mixmaker.replay import new_sync, route
-from mixmaker.store import SqliteStore
+from mixmaker.replay import new_sync
 from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import PMMConfig, RunConfig, pct_to_fraction, to_units
 from mixmaker.strategy.errors import ConfigError
@@ -35,9 +47,11 @@ from mixmaker.strategy.loop import StrategyLoop
 from mixmaker.strategy.market import MarketRules, MarketView
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
+from mixmaker.strategy.reason import reason_category
 
 PROGRESS_SECONDS = 0.25
-
+_NEVER = (1 << 63) - 1
+_BEFORE_ALL = -(1 << 63)
 
 _TRADE = re.compile(rb'"p":"([0-9.]+)","q":"([0-9.]+)"')
 _MAKER = re.compile(rb'"m":(true|false)')
@@ -46,7 +60,7 @@ _MAKER = re.compile(rb'"m":(true|false)')
 def public_trade(raw: bytes) -> tuple[str, str, bool] | None:
     """(price, size, buyer is maker) of a Binance trade message; None for trades that are not
     market trades (insurance fund, ADL). The fields are found by pattern, with a JSON parse as
-    the fallback for any other field order."""
+    the fallback for any other field order. (The tape reads trades in Rust the same way.)"""
     if b'"X":"' in raw and b'"X":"MARKET"' not in raw:
         return None
     pq, m = _TRADE.search(raw), _MAKER.search(raw)
@@ -62,44 +76,6 @@ class BacktestError(MixmakerError, RuntimeError):
 
 
 @dataclass
-class Sample:
-    t_ns: int
-    holdings: int  # base held, exact (size units)
-    mid: float | None
-    bid_quote: float | None
-    ask_quote: float | None
-    inventory: float
-    pnl: float
-
-
-class Sampler:
-    """Records one point per tick, after the executor acted, for the plot and the inventory
-    series (floats: analytics only, except the exact holdings)."""
-
-    def __init__(self, runner: Backtest) -> None:
-        self.r = runner
-        self.samples: list[Sample] = []
-
-    def take(self, now_ns: int) -> None:
-        r = self.r
-        rules = r.rules
-        mark = r.mark()
-        own = r.executor.own_orders()
-        bids = [o.price for o in own if o.side == "buy"]
-        asks = [o.price for o in own if o.side == "sell"]
-        scale_p, scale_v = 10.0 ** rules.price_decimals, 10.0 ** rules.value_decimals
-        self.samples.append(Sample(
-            now_ns,
-            r.base0 + r.accounting.position,
-            float(mark) / scale_p if mark is not None else None,
-            max(bids) / scale_p if bids else None,
-            min(asks) / scale_p if asks else None,
-            (r.base0 + r.accounting.position) / 10.0 ** rules.size_decimals,
-            float(r.accounting.total(mark)) / scale_v if mark is not None else 0.0,
-        ))
-
-
-@dataclass
 class Backtest:
     cfg: RunConfig
     feed: TimedFeed
@@ -107,6 +83,9 @@ class Backtest:
     progress_to: TextIO = field(default_factory=lambda: sys.stderr)
     # Builds the controller from (strategy config, rules, starting base); None: by config kind.
     controller_factory: Callable[[Any, MarketRules, int], Any] | None = None
+    # Record, after each tick, what the plot draws (mid, our best quotes, PnL) besides the
+    # holdings the report needs.
+    samples: bool = True
 
     def __post_init__(self) -> None:
         if self.cfg.backtest is None:
@@ -131,8 +110,8 @@ class Backtest:
             post_only=bt.post_only)
         self.venue.book = self.sync.book
         self.accounting = Accounting()
-        self.store = SqliteStore(":memory:")
-        self.tracker = ClientOrderTracker(self.venue, self.store, fill_sink=self._on_fill, retry_delay=0.0)
+        self.tracker = ClientOrderTracker(self.venue, None, journal=MemoryJournal(), fill_sink=self._on_fill,
+                                          retry_delay=0.0, request_timeout=None)
         self.market = MarketView(self.rules, self.sync, self.venue)
         s = self.cfg.strategy
         if self.controller_factory is not None:
@@ -145,13 +124,14 @@ class Backtest:
         self.clock: Clock | None = None
         self.executor = QuoteExecutor(self.tracker, self.rules, self.venue, self.controller, self._now)
         self.loop = StrategyLoop(self.controller, self.executor, self.market)
-        self.sampler = Sampler(self)
+        self.rows = TickRows(self.rules, self.base0)
         self.messages = 0
         self.fill_log: list[tuple[int, FillEvent]] = []  # (venue time, fill)
         self.trades_seen = 0
         self.not_quoting: dict[str, int] = {}
         self.first_ns = self.last_ns = 0
         self.elapsed_s = 0.0
+        self.player: Any = None
 
     def _now(self) -> int:
         return self.clock.current_timestamp_ns if self.clock is not None else 0
@@ -170,70 +150,118 @@ class Backtest:
     async def _deliver(self) -> None:
         """The user stream: fills and order updates from the venue to the tracker, in order."""
         stream = self.venue.stream
+        tracker = self.tracker
         while stream:
             batch = stream[:]
             stream.clear()
             for ev in batch:
                 if isinstance(ev, OrderReport):
-                    await self.tracker.on_order_update(ev)
+                    await tracker.on_order_update(ev)
                 else:
-                    self.tracker.on_trade(ev)
+                    tracker.on_trade(ev)
+
+    def _sample(self, now_ns: int) -> None:
+        """One row per tick, after the executor acted (exact integers; floats only on demand)."""
+        if not self.samples:
+            self.rows.rows.append((now_ns, self.accounting.position))
+            return
+        book = self.sync.book
+        mark2 = None
+        if self.sync.state == BookState.SYNCED:
+            bid, ask = book.best_bid_raw(), book.best_ask_raw()
+            if bid and ask:
+                mark2 = bid[0] + ask[0]
+        qb = qa = None
+        for o in self.executor.own_orders():
+            if o.side == "buy":
+                if qb is None or o.price > qb:
+                    qb = o.price
+            elif qa is None or o.price < qa:
+                qa = o.price
+        acc = self.accounting
+        self.rows.rows.append((now_ns, acc.position, mark2, qb, qa, acc.realised, acc.fees, acc._open_cost))
 
     async def _tick_until(self, ts: int) -> None:
-        clock = self.clock
-        nxt = clock.current_timestamp_ns + self.tick_ns
+        clock, venue, executor, loop = self.clock, self.venue, self.executor, self.loop
+        take_trades, market, sample, step = self.player.take_trades, self.market, self._sample, self.tick_ns
+        nxt = clock.current_timestamp_ns + step
         while nxt <= ts:
             # The venue's time is the tick's: requests sent now travel from now.
-            self.venue.advance(nxt)
-            if self.venue.stream:
+            venue.advance(nxt)
+            if venue.stream:
                 await self._deliver()
+            trades = take_trades()
+            if trades:
+                market.on_public_trades(trades)
             clock.backtest_til(nxt)
             if clock.iterator_errors:
                 raise BacktestError(f"a clock iterator failed: {clock.last_error}")
-            await self.executor.idle()
-            await self._deliver()
-            self.sampler.take(nxt)
-            d = self.loop.last_decision
+            if executor.busy:
+                await executor.idle()
+            if venue.stream:
+                await self._deliver()
+            sample(nxt)
+            d = loop.last_decision
             if d is not None and d.reason is not None:
-                kind = d.reason.split(":")[0]
+                kind = reason_category(d.reason)
                 self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
-            nxt += self.tick_ns
+            nxt += step
 
-    async def run_async(self) -> dict[str, Any]:
+    async def run_async(self) -> RunOutcome:
+        from mixmaker._core import TapePlayer
+
         await self.tracker.start()
-        venue, sync, market = self.venue, self.sync, self.market
-        pd, sd = self.rules.price_decimals, self.rules.size_decimals
-        progress = _Progress(self.feed, self.progress_to) if self.progress else None
-        started = time.perf_counter()
-        for ts, raw in self.feed:
-            if self.clock is None:
-                self.first_ns = ts
-                self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
-                                   start_ns=ts - ts % self.tick_ns)
-                self.clock.add_iterator(self.loop)
-                self.clock.start()
-            self.messages += 1
-            self.last_ns = ts
-            venue.advance(ts)
-            if venue.stream:
-                await self._deliver()
-            await self._tick_until(ts)
-            if b'"e":"trade"' in raw[:80]:
-                trade = public_trade(raw)
-                if trade is not None:
-                    self.trades_seen += 1
-                    price, size = parse_decimal(trade[0], pd), parse_decimal(trade[1], sd)
-                    market.on_public_trade(price, size, ts)
-                    venue.on_public_trade(price, size, trade[2])
+        venue = self.venue
+        started = time.perf_counter()  # reading the recording (or its tape) counts
+        tape = self.feed.tape(self.spec)
+        player = self.player = TapePlayer(tape, self.sync, keep_trades=True)
+        END, TIME, TRADE = TapePlayer.END, TapePlayer.TIME, TapePlayer.TRADE  # else BOOK
+        progress = _Progress(len(tape), self.progress_to) if self.progress else None
+        ev = player.next(_BEFORE_ALL)
+        if ev != END:
+            ts = player.ts
+            self.first_ns = ts
+            self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
+                               start_ns=ts - ts % self.tick_ns)
+            self.clock.add_iterator(self.loop)
+            self.clock.start()
+        clock = self.clock
+        seen = -1  # the venue version the player's watch and stop were taken at
+        next_tick = _NEVER
+        due: int | None = None
+        while ev != END:
+            if ev == TIME:
+                ts = player.ts
+                venue.advance(ts)
+                if venue.stream:
+                    await self._deliver()
+                if ts >= next_tick:
+                    await self._tick_until(ts)
+                if progress is not None:
+                    progress.update(player.position)
             else:
-                before = sync.last_update_id
-                route(sync, raw)
-                if sync.last_update_id != before and sync.state == BookState.SYNCED:
+                if not player.held:
+                    venue.now_ns = player.ts
+                if ev == TRADE:
+                    price, size, maker = player.trade
+                    venue.on_public_trade(price, size, maker)
+                else:
                     venue.on_book()
-            if venue.stream:
-                await self._deliver()
-            if progress is not None:
-                progress.update(self.messages)
+                if venue.stream:
+                    await self._deliver()
+            next_tick = clock.current_timestamp_ns + self.tick_ns
+            if venue.version != seen:
+                seen = venue.version
+                player.watch(*venue.watch())
+                due = venue.next_deadline()
+            stop = next_tick if due is None or due > next_tick else due
+            ev = player.next(stop)
+        self.messages = player.position
+        self.last_ns = tape.last_ts or 0
+        trades = player.take_trades()
+        if trades:
+            self.market.on_public_trades(trades)
+        self.trades_seen = player.market_trades
         await self.executor.stop()
         venue.advance(self.last_ns + venue.latency_ns)
         await self._deliver()
@@ -242,29 +270,43 @@ class Backtest:
         self.elapsed_s = time.perf_counter() - started
         if progress is not None:
             progress.done()
-        from mixmaker.backtest.report import build_report
+        return self.outcome()
 
-        return build_report(self)
+    def outcome(self) -> RunOutcome:
+        venue, tracker = self.venue, self.tracker
+        return RunOutcome(
+            feed_name=self.feed.path.name, venue=self.spec.describe(), strategy=self.cfg.strategy.kind,
+            rules=self.rules, first_ns=self.first_ns, last_ns=self.last_ns, messages=self.messages,
+            public_trades=self.trades_seen, ticks=self.clock.ticks if self.clock is not None else 0,
+            book_state=self.sync.state.name, diffs_applied=self.sync.stats.applied, gaps=self.sync.stats.gaps,
+            mark=self.mark(), accounting=self.accounting, base0=self.base0, quote0=self.quote0,
+            base_end=venue.base, quote_end=venue.quote,
+            quoted_qty=sum(o.quantity for o in venue.orders.values()),
+            executor_stats=Counter(self.executor.stats), executor_report=self.executor.report(),
+            venue_stats=dict(venue.stats), not_quoting=dict(self.not_quoting), ticks_rows=self.rows,
+            fill_log=list(self.fill_log), anomalies=tracker.stats["anomalies"],
+            late_fills=sum(tracker.get(c).late_fills for c in tracker.orders.ids()),
+        )
 
     def run(self) -> dict[str, Any]:
-        return asyncio.run(self.run_async())
+        from mixmaker.backtest.report import build_report
+
+        return build_report(asyncio.run(self.run_async()))
 
 
 class _Progress:
-    def __init__(self, feed: TimedFeed, out: TextIO) -> None:
-        self.feed, self.out = feed, out
+    def __init__(self, total: int, out: TextIO) -> None:
+        self.total, self.out = total, out
         self.start = self.next = time.perf_counter()
 
     def update(self, n: int) -> None:
-        if n & 1023:
-            return
         now = time.perf_counter()
         if now < self.next:
             return
         self.next = now + PROGRESS_SECONDS
-        frac = self.feed.position / self.feed.size if self.feed.size else 0.0
+        frac = n / self.total if self.total else 0.0
         bar = "#" * int(frac * 30)
-        self.out.write(f"\r  [{bar:<30}] {frac:6.1%}  {n:,} messages  {n / (now - self.start):,.0f} msg/s ")
+        self.out.write(f"\r  [{bar:<30}] {frac:6.1%}  {n:,} messages  {n / max(now - self.start, 1e-9):,.0f} msg/s ")
         self.out.flush()
 
     def done(self) -> None:
@@ -276,16 +318,23 @@ class _Progress:
 class BacktestResult:
     report: dict[str, Any]  # deterministic: the same feed and config give the same report
     timing: dict[str, float]  # wall-clock figures, which are not
-    samples: list[Sample]
+    rows: TickRows = field(repr=False)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """One point per tick (mid, our best quotes, inventory, PnL) for the plot."""
+        return self.rows.samples()
 
 
 def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
                  progress_to: TextIO | None = None,
-                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None) -> BacktestResult:
-    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory)
+                 controller_factory: Callable[[Any, MarketRules, int], Any] | None = None,
+                 samples: bool = True) -> BacktestResult:
+    """Run one backtest. `samples=False` records only what the report needs (no plot series)."""
+    bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory, samples)
     report = bt.run()
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
-    return BacktestResult(report, timing, bt.sampler.samples)
+    return BacktestResult(report, timing, bt.rows)
 
 
 __all__ = ["Backtest", "BacktestError", "BacktestResult", "Sample", "run_backtest"]

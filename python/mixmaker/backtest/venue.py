@@ -26,7 +26,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderReport, OrderRequest, TradeReport
+from mixmaker.orders import (
+    OrderNotFoundError,
+    OrderRejectedError,
+    OrderReport,
+    OrderRequest,
+    TradeReport,
+)
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
@@ -91,12 +97,26 @@ class SimVenue:
         self.reject_next_creates = 0  # fault injection for tests
         self._next_order = 0
         self._next_trade = 0
+        # Bumped whenever a resting order, its queue place, or a request in flight changes: the
+        # replay asks for `watch()` and `next_deadline()` again only then.
+        self.version = 0
+        self._balances: Balances | None = None
+        self._balances_at = -1
 
     # ------------------------------------------------------------------ BalanceSource
     def balances(self) -> Balances:
-        locked_quote = sum(o.remaining * o.price for o in self._open.values() if o.side == "buy")
-        locked_base = sum(o.remaining for o in self._open.values() if o.side == "sell")
-        return Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        # Balances change only with an order, a fill or a cancel, each of which bumps the version.
+        if self._balances_at == self.version and self._balances is not None:
+            return self._balances
+        locked_quote = locked_base = 0
+        for o in self._open.values():
+            if o.side == "buy":
+                locked_quote += o.remaining * o.price
+            else:
+                locked_base += o.remaining
+        b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        self._balances_at = self.version
+        return b
 
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:
@@ -120,6 +140,7 @@ class SimVenue:
         o = SimOrder(req.client_id, f"S{self._next_order}", req.symbol, req.side, req.price, req.quantity,
                      self.now_ns + self.latency_ns)
         self.orders[o.client_id] = self._open[o.client_id] = o
+        self.version += 1
         if self.latency_ns == 0:
             self._arrive(o)
         else:
@@ -136,6 +157,7 @@ class SimVenue:
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
             self._in_flight[o.client_id] = o
+            self.version += 1
         return o.report()
 
     async def fetch_order(self, symbol: str, client_id: str) -> OrderReport:
@@ -164,6 +186,29 @@ class SimVenue:
                 self._close(o, "canceled")
             if not o.is_open or (o.live and o.cancel_at_ns is None):
                 del self._in_flight[o.client_id]
+                self.version += 1
+
+    def next_deadline(self) -> int | None:
+        """The earliest time a request in flight reaches the engine (None: nothing in flight)."""
+        due = None
+        for o in self._in_flight.values():
+            if not o.is_open:
+                continue
+            if not o.live and (due is None or o.live_at_ns < due):
+                due = o.live_at_ns
+            if o.cancel_at_ns is not None and (due is None or o.cancel_at_ns < due):
+                due = o.cancel_at_ns
+        return due
+
+    def watch(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(price, size queued ahead) of our live buys and of our live sells: the trades and
+        book changes that may fill or move them are those the replay must hand over."""
+        bids: list[tuple[int, int]] = []
+        asks: list[tuple[int, int]] = []
+        for o in self._open.values():
+            if o.live:
+                (bids if o.side == "buy" else asks).append((o.price, o.queue_ahead))
+        return bids, asks
 
     def on_public_trade(self, price: int, qty: int, buyer_is_maker: bool) -> None:
         """A public trade: the aggressor sold (hits bids) when the buyer was the maker."""
@@ -177,6 +222,7 @@ class SimVenue:
             elif price == o.price:
                 left = qty - o.queue_ahead
                 o.queue_ahead = max(0, o.queue_ahead - qty)
+                self.version += 1
                 if left > 0:
                     self._fill(o, min(left, o.remaining))
 
@@ -185,7 +231,6 @@ class SimVenue:
         if not self._open or self.book is None:
             return
         bid, ask = self.book.best_bid_raw(), self.book.best_ask_raw()
-        levels = None
         for o in list(self._open.values()):
             if not o.live:
                 continue
@@ -194,11 +239,10 @@ class SimVenue:
                 self.stats["filled_by_book"] += 1
                 self._fill(o, o.remaining)
             elif o.queue_ahead:
-                if levels is None:
-                    levels = self.book.top_raw(QUEUE_LEVELS)
-                size = _level_size(levels, o.side, o.price)
+                size = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS)
                 if size is not None and size < o.queue_ahead:
                     o.queue_ahead = size
+                    self.version += 1
 
     # ------------------------------------------------------------------ internals
     def _would_take(self, side: str, price: int) -> bool:
@@ -217,11 +261,12 @@ class SimVenue:
             if not o.is_open:
                 return
         o.live = True
+        self.version += 1
         if self.queue_model == "risk_averse" and self.book is not None:
-            levels = self.book.top_raw(QUEUE_LEVELS)
-            o.queue_ahead = _level_size(levels, o.side, o.price) or 0
+            o.queue_ahead = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS) or 0
 
     def _close(self, o: SimOrder, status: str) -> None:
+        self.version += 1
         o.status = status
         self._open.pop(o.client_id, None)
         self.stream.append(o.report())
@@ -248,6 +293,7 @@ class SimVenue:
             self.base -= qty
             self.quote += notional - fee
         o.filled += qty
+        self.version += 1
         self._next_trade += 1
         t = TradeReport(f"ST{self._next_trade}", o.exchange_id, o.client_id, o.symbol, o.side, price, qty, fee,
                         self.rules.quote, maker, self.now_ns // 1_000_000)

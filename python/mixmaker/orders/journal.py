@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from mixmaker._core import OrderSet
+from mixmaker.frozen import quick_init
 from mixmaker.orders.errors import JournalCorruptError, OrderError
 from mixmaker.orders.venue import FeeAmount
 from mixmaker.store import Store
@@ -49,6 +50,7 @@ SCHEMA = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class FillEvent:
     """One fill for the ledger. `key` is its idempotency key: (venue, symbol, trade id)."""
@@ -69,6 +71,7 @@ class FillEvent:
         return (self.venue, self.symbol, self.trade_id)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JournalEvent:
     """One event as applied to the state machine (the fields `OrderSet.apply` takes)."""
@@ -83,6 +86,7 @@ class JournalEvent:
     is_maker: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class JournalOrder:
     client_id: str

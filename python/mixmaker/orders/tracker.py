@@ -26,6 +26,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Literal, TypeVar
 
+from mixmaker import eager
 from mixmaker._core import Exposure, OrderSet, OrderState, OrderView, Outcome
 from mixmaker.orders.errors import (
     OrderError,
@@ -65,13 +66,13 @@ class ClientOrderTracker:
     def __init__(
         self,
         venue: OrderVenue,
-        store: Store,
+        store: Store | None,
         *,
         prefix: str = DEFAULT_PREFIX,
         lost_after: int = 3,
         unknown_orders: Literal["cancel", "adopt"] = "cancel",
         fill_sink: Callable[[FillEvent], None] | None = None,
-        request_timeout: float = 10.0,
+        request_timeout: float | None = 10.0,
         inflight_timeout: float = 5.0,
         trade_lookback_ms: int = 60_000,
         startup_attempts: int = 5,
@@ -85,13 +86,16 @@ class ClientOrderTracker:
         trade_scan_interval_s: float | None = 300.0,
         history_timeout: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        journal: OrderJournal | None = None,
     ) -> None:
         """`lost_retry_s`..`lost_retry_max_s`: the backoff between checks of one LOST order
         (doubling). `unsent_margin_ms`: past the recvWindow, how much longer before "not found"
         proves an order was never placed (clock measurement error, the venue's visibility lag).
         `trade_scan_interval_s`: how often `poll` reads the trades since the last complete scan
         (None: only at startup and on `catch_up`). `history_timeout`: the bound on reading a trade
-        history to its end (many pages; each page is bounded by the venue's own timeout). `clock`: monotonic seconds (tests pass a fake)."""
+        history to its end (many pages; each page is bounded by the venue's own timeout). `clock`: monotonic seconds (tests pass a fake).
+        `journal` replaces the SQLite journal on `store` (a backtest's keeps nothing to recover);
+        `request_timeout=None` waits on the venue without a timer (an in-process venue)."""
         if unknown_orders not in ("cancel", "adopt"):
             raise ValueError(f"unknown_orders must be 'cancel' or 'adopt', not {unknown_orders!r}")
         if lost_after < 1:
@@ -101,7 +105,11 @@ class ClientOrderTracker:
         if unsent_margin_ms < 0:
             raise ValueError("unsent_margin_ms must not be negative")
         self.venue = venue
-        self.journal = OrderJournal(store, venue.name)
+        if journal is None:
+            if store is None:
+                raise ValueError("the tracker needs a store for its journal, or a journal")
+            journal = OrderJournal(store, venue.name)
+        self.journal = journal
         self.prefix = prefix
         self.lost_after = lost_after
         self.unknown_orders = unknown_orders
@@ -133,6 +141,8 @@ class ClientOrderTracker:
         self._lost_checks: dict[str, tuple[int, float]] = {}
         self._next_scan = 0.0
         self.ready = False
+        # Bumped on every change to any order: readers may cache what they derived from the orders.
+        self.version = 0
         self.stats: Counter[str] = Counter()
         self.anomalies: list[str] = []
 
@@ -142,6 +152,7 @@ class ClientOrderTracker:
         Raises VenueUnavailableError if the venue cannot be reached after `startup_attempts`."""
         self.ready = False
         self.orders, self._meta = self.journal.rebuild(self._order_set)
+        self.version += 1
         self._ids = generator_for(self.venue.name, self.prefix, self.journal.last_nonce(), self._instance)
         now = self._clock()
         self._last_change = {cid: now for cid in self.orders.live_ids()}
@@ -188,6 +199,7 @@ class ClientOrderTracker:
         o = JournalOrder(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after, time.time_ns(), True)
         first = [JournalEvent("submitted")]
         self.orders.apply(cid, "submitted")
+        self.version += 1
         self.journal.record_order(o, 0, first)
         self._meta[cid] = o
         await self._apply_report(cid, rep)
@@ -203,6 +215,7 @@ class ClientOrderTracker:
         self._require_ready()
         cid = self._ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
+        self.version += 1
         # The create is signed with this venue-clock time and window, both journaled first.
         request_ms = venue_clock_ms(self.venue)
         o = JournalOrder(cid, symbol, side, price, quantity, self.lost_after, time.time_ns(), False,
@@ -294,6 +307,7 @@ class ClientOrderTracker:
         if not batch:
             return 0
         outcomes = self.orders.apply_many(batch)
+        self.version += 1
         rows: list[tuple[str, JournalEvent, FillEvent]] = []
         for (cid, t), out in zip(named, outcomes, strict=True):
             if out.applied:
@@ -529,6 +543,7 @@ class ClientOrderTracker:
             self._anomaly(str(err))
             return None
         if out.applied:
+            self.version += 1
             self.journal.append(cid, e)
             self._last_change[cid] = self._clock()
         return out
@@ -539,7 +554,10 @@ class ClientOrderTracker:
         """One `work(cid)` in flight per order: later callers wait for the running one."""
         task = running.get(cid)
         if task is None:
-            task = running[cid] = asyncio.ensure_future(work(cid))
+            started = eager.start(work(cid))  # runs now; a task only if it has to wait
+            if started.done:
+                return started.value()
+            task = running[cid] = started.task
             task.add_done_callback(lambda _t: running.pop(cid, None))
         return await asyncio.shield(task)
 

@@ -22,6 +22,8 @@ from typing import Literal, NewType, Protocol, runtime_checkable
 
 from mixmaker.money import to_units
 
+from mixmaker.frozen import quick_init
+
 Side = Literal["buy", "sell"]
 VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
 
@@ -38,6 +40,7 @@ def fee_amount(value: Decimal | str | int, *, what: str = "fee") -> FeeAmount:
     return FeeAmount(to_units(value, FEE_DECIMALS, what=what))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderRequest:
     client_id: str
@@ -50,6 +53,7 @@ class OrderRequest:
     timestamp_ms: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OrderReport:
     """The venue's view of one order (a REST answer or a user-stream update)."""
@@ -64,6 +68,7 @@ class OrderReport:
     filled: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TradeReport:
     """One execution of one of our orders. `client_id` may be missing (Binance myTrades). `fee`

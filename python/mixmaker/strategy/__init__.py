@@ -6,7 +6,8 @@
 
 Modules: `config` (validated parameters), `market` (what a controller sees), `decision`
 (what it hands the executor), `pmm` and `avellaneda` (controllers), `estimators`, `timers`,
-`quote_executor`, `position_executor` (triple barrier), `twap_executor`, `loop` (the tick).
+`quote_executor`, `position_executor` (triple barrier), `twap_executor`, `loop` (the tick),
+`reason` (why a controller is not quoting: a category and a detail).
 The per-tick proposal math is the Cython kernel `mixmaker._proposal`.
 """
 
@@ -27,6 +28,7 @@ from mixmaker.strategy.loop import ExecutorLoop, StrategyLoop
 from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, MarketView, OwnOrder
 from mixmaker.strategy.pmm import PureMarketMaking
 from mixmaker.strategy.quote_executor import QuoteExecutor
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.runnable import CloseType, RunnableStatus
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "Decision",
     "ExecutorLoop",
     "ExecutorStateError",
+    "IdleKind",
     "MarketConfig",
     "MarketRules",
     "MarketSnapshot",
@@ -50,6 +53,7 @@ __all__ = [
     "PureMarketMaking",
     "Quote",
     "QuoteExecutor",
+    "Reason",
     "RunConfig",
     "RunnableStatus",
     "StrategyError",

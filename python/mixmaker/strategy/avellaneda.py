@@ -21,6 +21,7 @@ import numpy as np
 
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
 from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
@@ -79,20 +80,21 @@ class AvellanedaStoikov:
         now = snap.now_ns
         live = sorted(o.client_id for o in snap.own_orders)
         if snap.book is None:
-            return self._idle(snap.not_ready or "book not synced", live)
+            return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), live)
         mid_f = snap.mid_fraction()
         if mid_f is None:
-            return self._idle("empty book side: no mid", live)
+            return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no mid"), live)
         mid = mid_f[0] / mid_f[1] / self._px
         self.volatility.add(mid)
         self.intensity.add(mid, [(p / self._px, q / self._sz) for _, p, q in snap.trades])
         if not (self.volatility.ready and self.intensity.ready):
             return self._idle(
-                f"warming up: volatility {len(self.volatility.samples)}/{self.volatility.samples.maxlen}, "
-                f"intensity {len(self.intensity.buckets)}/{self.intensity.buckets.maxlen} ticks", [])
+                Reason(IdleKind.WARMING_UP,
+                       f"volatility {len(self.volatility.samples)}/{self.volatility.samples.maxlen}, "
+                       f"intensity {len(self.intensity.buckets)}/{self.intensity.buckets.maxlen} ticks"), [])
         tau = self._tau(now)
         if tau is None:
-            return self._idle("outside the execution timeframe", live)
+            return self._idle(Reason(IdleKind.OUTSIDE_TIMEFRAME), live)
         cancels = [(o.client_id, "max_order_age") for o in snap.own_orders
                    if (now - o.created_ns) // NS > self.cfg.max_order_age]
         proposal = None
@@ -101,9 +103,9 @@ class AvellanedaStoikov:
             proposal = self._proposal(snap, mid, tau)
         reason = None
         if self.model is None:
-            reason = "no model prices yet (kappa, sigma or inventory is zero)"
+            reason = Reason(IdleKind.NO_MODEL_PRICES)
         elif proposal is None and self.timers.after_fill:
-            reason = f"filled_order_delay: no new orders before {self.timers.create_ts} ns"
+            reason = Reason(IdleKind.FILLED_ORDER_DELAY, f"no new orders before {self.timers.create_ts} ns")
         waiting = snap.cancels_in_flight > 0
         return Decision(proposal, tuple(cancels), self.timers.refresh_due(now), proposal is not None and not waiting,
                         self.tolerance, frozenset(), reason)

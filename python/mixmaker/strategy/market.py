@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mixmaker.book import BookState
+from mixmaker.frozen import quick_init
 from mixmaker.markets import MarketRules
+from mixmaker.strategy.reason import IdleKind, Reason
+
+_SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
 
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
 Side = Literal["buy", "sell"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Balances:
     """Holdings of one account in one market: totals and what is not locked in open orders."""
@@ -35,6 +40,7 @@ class BalanceSource(Protocol):
     def balances(self) -> Balances: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OwnOrder:
     """One of our live orders as the executor knows it."""
@@ -48,6 +54,7 @@ class OwnOrder:
     state: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MarketSnapshot:
     """The settled view of one tick. `book` is None when the book is not synced; then
@@ -95,18 +102,31 @@ class MarketView:
         self.last_trade_price = price
         self._trades.append((ts_ns, price, size))
 
+    def on_public_trades(self, trades: list[tuple[int, int, int]]) -> None:
+        """Several public trades at once: (ts_ns, price, size), oldest first."""
+        if trades:
+            self.last_trade_price = trades[-1][1]
+            self._trades.extend(trades)
+
     def snapshot(self, now_ns: int, own_orders: tuple[OwnOrder, ...] = (), cancels_in_flight: int = 0) -> MarketSnapshot:
         sync = self.sync
         book, not_ready = None, None
-        if sync.state == BookState.SYNCED:
+        state = sync.state
+        if state is _SYNCED:
             book = sync.book
         else:
             reason = sync.desync_reason
-            not_ready = f"book {sync.state.name}" + (f": {reason}" if reason else "")
+            try:
+                not_ready = Reason(IdleKind(f"book {state.name}"), reason or "")
+            except ValueError:  # a state without its own category
+                not_ready = Reason(IdleKind.BOOK_NOT_SYNCED, f"{state.name}: {reason}" if reason else state.name)
         external = None
-        if self.external is not None and self.external.state == BookState.SYNCED:
+        if self.external is not None and self.external.state is _SYNCED:
             external = self.external.book
-        trades = tuple(self._trades)
-        self._trades.clear()
+        if self._trades:
+            trades = tuple(self._trades)
+            self._trades.clear()
+        else:
+            trades = ()
         return MarketSnapshot(now_ns, self.rules, book, self.balance_source.balances(), own_orders,
                               self.last_trade_price, external, not_ready, cancels_in_flight, trades)

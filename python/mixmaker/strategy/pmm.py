@@ -19,6 +19,7 @@ Where this differs from Hummingbot, on purpose:
 from __future__ import annotations
 
 import logging
+import math
 from fractions import Fraction
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.kernel import SCALE, propose
 from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
 from mixmaker.strategy.timers import RefreshTimers
@@ -33,6 +35,8 @@ from mixmaker.strategy.timers import RefreshTimers
 log = logging.getLogger("mixmaker.strategy.pmm")
 
 _EMPTY = np.empty(0, dtype=np.int64)
+_NO_HOLD: frozenset[str] = frozenset()
+_NO_LIVE: dict[str, OwnOrder] = {}  # read only
 
 
 class InventoryCost:
@@ -85,72 +89,120 @@ class PureMarketMaking:
         self.hanging: set[str] = set()
         self.renewals: dict[str, Quote] = {}  # hanging order cancelled for its age -> its copy
         self.last_reason: str | None = None
+        # The per-tick rules read these as plain ints and flags (the config is frozen).
+        self._hc = (self.hanging_cancel.numerator, self.hanging_cancel.denominator)
+        self._ms = (self.min_spread.numerator, self.min_spread.denominator)
+        # (now - oldest) // NS is an int, and for an int x: x > max_order_age <=> x > floor(max_order_age)
+        self._max_age_whole = math.floor(cfg.max_order_age)
+        self._external = cfg.price_source == "external_market"
+        self._wait_cancels = cfg.should_wait_order_cancel_confirmation
+        self._bounded = self.ceiling is not None or self.floor is not None or cfg.moving_price_band_enabled
+        self._book_levels = cfg.optimization_book_levels if self.params.optimize else 1
+        self._read_book = self.params.optimize or not self.params.take_if_crossed
+        self._ping_pong = cfg.ping_pong_enabled
+        self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
+        self._last_decision: Decision | None = None  # reused while a tick decides the same
+        self._memo_key: tuple | None = None  # the scalar inputs of the last kernel call (None: not memoised)
+        self._last_proposal = Proposal()
+        self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
 
     # ------------------------------------------------------------------ the tick
+    # Prices of the rules are exact ratios kept as (numerator, denominator) int pairs in lowest
+    # terms (what a Fraction would hold, without building one per tick).
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
-        live = {o.client_id: o for o in snap.own_orders}
+        own = snap.own_orders
+        # Our live orders by id, built when a rule below reads them (renewals, hanging orders,
+        # cancelling everything when idle).
+        need_live = bool(own) and bool(self.renewals or self.hanging or self.candidates)
+        live = {o.client_id: o for o in own} if need_live else _NO_LIVE
         # Renew (place again as they were) old hanging orders whose cancel has been confirmed.
-        renew = tuple(q for cid, q in sorted(self.renewals.items()) if cid not in live)
-        self.renewals = {cid: q for cid, q in self.renewals.items() if cid in live}
-        self.hanging &= live.keys()
-        self.candidates &= live.keys()
-        book = snap.external_book if self.cfg.price_source == "external_market" else snap.book
+        renew: tuple[Quote, ...] = ()
+        if self.renewals:
+            renew = tuple(q for cid, q in sorted(self.renewals.items()) if cid not in live)
+            self.renewals = {cid: q for cid, q in self.renewals.items() if cid in live}
+        hanging, candidates = self.hanging, self.candidates
+        # `set & dict_keys` is a new set: keep the attribute and the local the same object.
+        if hanging:
+            self.hanging = hanging = hanging & live.keys()
+        if candidates:
+            self.candidates = candidates = candidates & live.keys()
+        book = snap.external_book if self._external else snap.book
         if snap.book is None:
-            return self._idle(snap.not_ready or "book not synced", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(snap.not_ready or Reason(IdleKind.BOOK_NOT_SYNCED), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         if book is None:
-            return self._idle("external price source not synced", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EXTERNAL_NOT_SYNCED), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         ref = self._reference(snap, book)
         if ref is None:
-            return self._idle("empty book side: no reference price", live, cancel_all=self.cfg.cancel_on_desync)
+            return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no reference price"), {o.client_id: o for o in own}, cancel_all=self.cfg.cancel_on_desync)
         ref_buy, ref_sell = ref
         price = ref_buy  # Hummingbot's get_price(): the band, skew and cancel rules use it
         cancels: list[tuple[str, str]] = []
         # Our ordinary quotes: neither hanging nor about to hang (a filled order's partner).
-        non_hanging = [o for o in live.values() if o.client_id not in self.hanging and o.client_id not in self.candidates]
+        if hanging or candidates:
+            non_hanging: tuple[OwnOrder, ...] | list[OwnOrder] = [
+                o for o in own if o.client_id not in hanging and o.client_id not in candidates]
+        else:
+            non_hanging = own
 
+        timers = self.timers
         proposal = None
-        if self.timers.may_create(now):
+        if timers.create_ts <= now:
             proposal = self._proposal(snap, ref_buy, ref_sell, price, non_hanging)
 
         # Ratio rules in integers: price = pn / pd, so (x - price) / price = (x pd - pn) / pn.
-        pn, pd = price.numerator, price.denominator
-        hc, ms = self.hanging_cancel, self.min_spread
+        pn, pd = price
         # hanging orders: too far from the price, or too old
-        for cid in sorted(self.hanging):
-            o = live[cid]
-            if abs(o.price * pd - pn) * hc.denominator > hc.numerator * pn:
-                cancels.append((cid, "hanging order too far from the price"))
-            elif (now - o.created_ns) // NS > self.max_age_s:
-                cancels.append((cid, "hanging order renewed after max_order_age"))
-                self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
+        if hanging:
+            hc_n, hc_d = self._hc
+            for cid in sorted(hanging):
+                o = live[cid]
+                if abs(o.price * pd - pn) * hc_d > hc_n * pn:
+                    cancels.append((cid, "hanging order too far from the price"))
+                elif (now - o.created_ns) // NS > self._max_age_whole:
+                    cancels.append((cid, "hanging order renewed after max_order_age"))
+                    self.renewals[cid] = Quote(o.side, HANGING_LEVEL, o.price, o.remaining)
         # max order age: one old order refreshes them all
-        oldest = min((o.created_ns for o in non_hanging), default=now)
-        if (now - oldest) // NS > self.max_age_s:
-            cancels += [(o.client_id, "max_order_age") for o in non_hanging]
-        else:
+        if non_hanging:
+            oldest = now
             for o in non_hanging:
-                sign = -1 if o.side == "buy" else 1
-                if sign * (o.price * pd - pn) * ms.denominator < ms.numerator * pn:
-                    cancels.append((o.client_id, "below minimum_spread"))
+                if o.created_ns < oldest:
+                    oldest = o.created_ns
+            if (now - oldest) // NS > self._max_age_whole:
+                cancels += [(o.client_id, "max_order_age") for o in non_hanging]
+            else:
+                ms_n, ms_d = self._ms
+                for o in non_hanging:
+                    if o.side == "buy":
+                        below = -(o.price * pd - pn) * ms_d < ms_n * pn
+                    else:
+                        below = (o.price * pd - pn) * ms_d < ms_n * pn
+                    if below:
+                        cancels.append((o.client_id, "below minimum_spread"))
 
-        refresh = self.timers.refresh_due(now)
-        if refresh and self.cfg.hanging_orders_enabled:
+        refresh = timers.cancel_ts <= now
+        if refresh and candidates and self.cfg.hanging_orders_enabled:
             # Candidates still live when the refresh comes are kept as hanging orders.
-            for cid in sorted(self.candidates):
-                self.hanging.add(cid)
+            for cid in sorted(candidates):
+                hanging.add(cid)
                 self.level_of.pop(cid, None)
-            self.candidates.clear()
-        waiting = self.cfg.should_wait_order_cancel_confirmation and snap.cancels_in_flight > 0
+            candidates.clear()
+        waiting = self._wait_cancels and snap.cancels_in_flight > 0
         create = proposal is not None and not waiting
         reason = None
-        if proposal is None and self.timers.after_fill:
-            reason = f"filled_order_delay: no new orders before {self.timers.create_ts} ns"
-        elif proposal is not None and not len(proposal):
-            reason = "proposal is empty (budget, bands, or every quote would take)"
+        if proposal is None and timers.after_fill:
+            reason = Reason(IdleKind.FILLED_ORDER_DELAY, f"no new orders before {timers.create_ts} ns")
+        elif proposal is not None and not proposal.buys and not proposal.sells:
+            reason = Reason(IdleKind.EMPTY_PROPOSAL)
         self.last_reason = reason
-        hold = frozenset(self.hanging | self.candidates)
-        return Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
+        hold = frozenset(hanging | candidates) if hanging or candidates else _NO_HOLD
+        last = self._last_decision
+        if (last is not None and not cancels and not renew and last.proposal is proposal and not last.cancel
+                and not last.renew and last.refresh == refresh and last.create == create and last.hold == hold
+                and last.reason == reason):
+            return last  # the same decision as last tick: the same (immutable) object
+        d = self._last_decision = Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
+        return d
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
@@ -159,71 +211,118 @@ class PureMarketMaking:
         cancels = tuple((cid, reason) for cid in sorted(live)) if cancel_all else ()
         return Decision.idle(reason, cancels)
 
-    def _reference(self, snap: MarketSnapshot, book) -> tuple[Fraction, Fraction] | None:
+    def _reference(self, snap: MarketSnapshot, book) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """(buy reference, sell reference) as (num, den) in lowest terms."""
         bid, ask = book.best_bid_raw(), book.best_ask_raw()
         if bid is None or ask is None:
             return None
-        mid = Fraction(bid[0] + ask[0], 2)
+        m = bid[0] + ask[0]
+        mid = (m >> 1, 1) if not m & 1 else (m, 2)
         t = self.cfg.price_type
+        if t == "mid_price":
+            return mid, mid
         if t == "last_price" and snap.last_trade_price is not None:
-            return Fraction(snap.last_trade_price), Fraction(snap.last_trade_price)
+            return (snap.last_trade_price, 1), (snap.last_trade_price, 1)
         if t == "last_own_trade_price" and self.last_own_trade_price is not None:
-            return Fraction(self.last_own_trade_price), Fraction(self.last_own_trade_price)
+            return (self.last_own_trade_price, 1), (self.last_own_trade_price, 1)
         if t == "best_bid":
-            return Fraction(bid[0]), Fraction(bid[0])
+            return (bid[0], 1), (bid[0], 1)
         if t == "best_ask":
-            return Fraction(ask[0]), Fraction(ask[0])
+            return (ask[0], 1), (ask[0], 1)
         if t == "inventory_cost":
             cost = self.inventory_cost.price()
-            return mid, max(cost, mid) if cost is not None else mid
+            if cost is None:
+                return mid, mid
+            top = max(cost, Fraction(*mid))
+            return mid, (top.numerator, top.denominator)
         return mid, mid
 
-    def _sides_allowed(self, now: int, price: Fraction) -> tuple[bool, bool]:
+    def _sides_allowed(self, now: int, price: tuple[int, int]) -> tuple[bool, bool]:
+        if not self._bounded:
+            return True, True
         buys = sells = True
-        if self.ceiling is not None and price >= self.ceiling:
+        pn, pd = price
+        if self.ceiling is not None and pn >= self.ceiling * pd:
             buys = False
-        if self.floor is not None and price <= self.floor:
+        if self.floor is not None and pn <= self.floor * pd:
             sells = False
         if self.cfg.moving_price_band_enabled:
+            p = Fraction(pn, pd)
             if self.band_set_ns is None or now >= self.band_set_ns + self.band_refresh_ns:
-                self.band = (price * (100 + Fraction(self.cfg.price_floor_pct)) / 100,
-                             price * (100 + Fraction(self.cfg.price_ceiling_pct)) / 100)
+                self.band = (p * (100 + Fraction(self.cfg.price_floor_pct)) / 100,
+                             p * (100 + Fraction(self.cfg.price_ceiling_pct)) / 100)
                 self.band_set_ns = now
             floor, ceiling = self.band
-            if price >= ceiling:
+            if p >= ceiling:
                 buys = False
-            if price <= floor:
+            if p <= floor:
                 sells = False
         return buys, sells
 
-    def _proposal(self, snap: MarketSnapshot, ref_buy: Fraction, ref_sell: Fraction, price: Fraction,
-                  non_hanging: list[OwnOrder]) -> Proposal:
-        allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price)
+    def _proposal(self, snap: MarketSnapshot, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
+                  price: tuple[int, int], non_hanging: tuple[OwnOrder, ...] | list[OwnOrder]) -> Proposal:
+        allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price) if self._bounded else (True, True)
         drop_buys = drop_sells = 0
-        if self.cfg.ping_pong_enabled:
+        if self._ping_pong:
             drop_buys, drop_sells = self.filled_buys, self.filled_sells
-        n = self.cfg.optimization_book_levels
-        bp, bs, ap, as_ = snap.book.top_raw(n) if self.params.optimize or not self.params.take_if_crossed else (_EMPTY,) * 4
-        if not self.params.optimize:
-            bp, bs, ap, as_ = bp[:1], bs[:1], ap[:1], as_[:1]  # only the taker filter reads them
-        own_buy = sum(o.remaining for o in snap.own_orders if o.side == "buy")
-        own_sell = sum(o.remaining for o in snap.own_orders if o.side == "sell")
-        locked_quote = sum(o.remaining * o.price for o in snap.own_orders if o.side == "buy")
+        # Without order optimization only the taker filter reads the book: its best levels,
+        # copied into arrays kept for it (what top_raw(1) would return, without four new arrays).
+        # The proposal is memoised on the kernel's inputs when they are scalars (the book read
+        # is its best levels, or nothing); with order optimization it reads a depth array.
+        memo = True
+        bid = ask = None
+        if not self._read_book:
+            bp = bs = ap = as_ = _EMPTY
+        elif self.params.optimize:
+            bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
+            memo = False
+        else:
+            book = snap.book
+            bid, ask = book.best_bid_raw(), book.best_ask_raw()
+        own_buy = own_sell = locked_quote = 0
+        for o in snap.own_orders:
+            if o.side == "buy":
+                own_buy += o.remaining
+                locked_quote += o.remaining * o.price
+            else:
+                own_sell += o.remaining
         locked_base = own_sell
-        nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == "buy")
-        nh_base = sum(o.remaining for o in non_hanging if o.side == "sell")
+        if len(non_hanging) == len(snap.own_orders):  # nothing hangs: the same orders
+            nh_quote, nh_base = locked_quote, own_sell
+        else:
+            nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == "buy")
+            nh_base = sum(o.remaining for o in non_hanging if o.side == "sell")
         b = snap.balances
         # A common denominator: the kernel takes (buy num, sell num, den).
-        den = ref_buy.denominator * ref_sell.denominator
-        rb, rs = ref_buy.numerator * ref_sell.denominator, ref_sell.numerator * ref_buy.denominator
-        raw = self.propose(
-            self.params, rb, rs, den, bp, bs, ap, as_,
-            skew_base=b.base_free + locked_base, skew_quote=b.quote_free + locked_quote,
-            budget_base=b.base_free + nh_base, budget_quote=b.quote_free + nh_quote,
-            own_buy=own_buy, own_sell=own_sell, allow_buys=allow_buys, allow_sells=allow_sells,
-            drop_buys=drop_buys, drop_sells=drop_sells,
-        )
-        return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+        (bn, bd), (sn, sd) = ref_buy, ref_sell
+        args = (bn * sd, sn * bd, bd * sd, b.base_free + locked_base, b.quote_free + locked_quote,
+                b.base_free + nh_base, b.quote_free + nh_quote, own_buy, own_sell, allow_buys, allow_sells,
+                drop_buys, drop_sells,
+                # without optimization the kernel reads only the best prices (its taker filter)
+                bid[0] if bid is not None else None, ask[0] if ask is not None else None)
+        if memo:
+            if args == self._memo_key:
+                return self._last_proposal  # the kernel is a pure function of these inputs
+        if self._read_book and memo:
+            bp, bs, ap, as_ = self._best
+            if bid is None:
+                bp = bs = _EMPTY
+            else:
+                bp[0], bs[0] = bid
+            if ask is None:
+                ap = as_ = _EMPTY
+            else:
+                ap[0], as_[0] = ask
+        raw = self.propose(  # positionally: skew base, quote; budget base, quote; own buy, sell; allow; drop
+            self.params, args[0], args[1], args[2], bp, bs, ap, as_, *args[3:13])
+        self._memo_key = args if memo else None
+        last = self._last_raw
+        if (last is not None and raw.buy_prices == last.buy_prices and raw.sell_prices == last.sell_prices
+                and raw.buy_sizes == last.buy_sizes and raw.sell_sizes == last.sell_sizes):
+            return self._last_proposal  # the same quotes as last tick: the same (immutable) proposal
+        self._last_raw = raw
+        self._last_proposal = p = Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+        return p
 
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:

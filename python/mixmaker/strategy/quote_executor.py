@@ -14,16 +14,17 @@ States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMI
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
+from mixmaker import eager
 from mixmaker.orders import ClientOrderTracker, FillEvent
 from mixmaker.strategy.single_flight import SingleFlight
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError
+from mixmaker.frozen import quick_init
 from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus
@@ -45,6 +46,7 @@ class Placed:
     created_ns: int
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ActionReport:
     created: int
@@ -79,6 +81,15 @@ class QuoteExecutor:
         self.backoff: dict[tuple[str, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
         self.stats: Counter[str] = Counter()
         self._flight = SingleFlight(f"quote executor {rules.symbol}")
+        # own_orders() as of a tracker version, and the version the last sweep looked at
+        self._own: tuple[OwnOrder, ...] | None = None
+        self._own_at = -1
+        self._swept_at = -1
+        self._cancelling_of: tuple[OwnOrder, ...] | None = None  # the own orders counted below
+        self._cancelling = 0
+        # (own orders, proposal, refresh, create, tolerance, hold, report) of the last apply that
+        # changed nothing, to answer the same decision on the same orders without redoing it.
+        self._idle_after: tuple | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -99,16 +110,29 @@ class QuoteExecutor:
 
     # ------------------------------------------------------------------ views
     def own_orders(self) -> tuple[OwnOrder, ...]:
+        own = self._own
+        if (own is not None and self._own_at == self.tracker.version == self._swept_at
+                and self.status is RunnableStatus.RUNNING):
+            return own  # nothing changed in the tracker since it was built and swept
         self._sweep()
+        if self._own is not None and self._own_at == self.tracker.version:
+            return self._own
         out = []
+        get = self.tracker.get
         for cid, p in self.placed.items():
-            v = self.tracker.get(cid)
+            v = get(cid)
             out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
-        return tuple(out)
+        self._own = own = tuple(out)
+        self._own_at = self.tracker.version
+        return own
 
     @property
     def cancels_in_flight(self) -> int:
-        return sum(1 for cid in self.placed if self.tracker.get(cid).state == "PENDING_CANCEL")
+        own = self.own_orders()
+        if self._cancelling_of is not own:
+            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling_of = own
+        return self._cancelling
 
     @property
     def busy(self) -> bool:
@@ -128,36 +152,72 @@ class QuoteExecutor:
         next tick's decision will be fresher."""
         if self.status != RunnableStatus.RUNNING:
             return False
+        if not self._flight.busy and self._repeat(decision) is not None:
+            return True  # carried out already: the same decision on the same orders changed nothing
         return self._flight.start(lambda: self.apply(decision, now_ns))
 
     async def idle(self) -> None:
         """Wait for the decision being carried out, if any."""
         await self._flight.idle()
 
+    def _repeat(self, d: Decision) -> ActionReport | None:
+        """The report of `d` when it is the decision last carried out, on the same orders, and
+        that changed nothing: it changes nothing again (nothing in `_apply` depends on the time
+        when nothing is created). None otherwise."""
+        idle = self._idle_after
+        if idle is None or idle[0] is not self.own_orders():
+            return None
+        if idle[7] is d or (not d.cancel and not d.renew and d.proposal is idle[1] and d.refresh == idle[2]
+                            and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
+            self.stats["kept"] += idle[6].kept
+            return idle[6]
+        return None
+
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
-        self._sweep()
-        cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in self.placed}
+        repeated = self._repeat(d)
+        if repeated is not None:
+            return repeated
+        own = self.own_orders()  # swept: only live orders
+        report = await self._apply(d, now_ns, own)
+        if not report.created and not report.cancelled and not report.backed_off and not d.cancel and not d.renew:
+            self._idle_after = (self.own_orders(), d.proposal, d.refresh, d.create, d.tolerance, d.hold, report, d)
+        else:
+            self._idle_after = None
+        return report
+
+    async def _apply(self, d: Decision, now_ns: int, own: tuple[OwnOrder, ...]) -> ActionReport:
+        placed = self.placed
+        cancels: dict[str, str] = {cid: why for cid, why in d.cancel if cid in placed} if d.cancel else {}
         creates: list[Quote] = []
         kept = 0
         if d.refresh or d.create:
-            working = {cid: p for cid, p in self.placed.items()
-                       if cid not in cancels and cid not in d.hold and self.tracker.get(cid).state not in _LEAVING}
+            hold = d.hold
+            working = [o for o in own if o.client_id not in cancels and o.client_id not in hold and o.state not in _LEAVING]
             wanted = d.proposal
+            tol = d.tolerance
             for side in ("buy", "sell"):
-                live = sorted(((cid, self.tracker.get(cid).price) for cid, p in working.items() if p.quote.side == side),
-                              key=lambda x: -x[1] if side == "buy" else x[1])
-                quotes = list(wanted.side(side)) if wanted is not None else []
-                for cid, price in live:
-                    match = next((q for q in quotes if within_tolerance(price, q.price, d.tolerance)), None)
-                    if match is not None:
-                        quotes.remove(match)
-                        kept += 1
-                    elif d.refresh:
-                        cancels[cid] = "out of tolerance" if wanted is not None else "refresh without a proposal"
-                if d.create:
+                live = [o for o in working if o.side == side]
+                if len(live) > 1:
+                    live.sort(key=_best_first_buy if side == "buy" else _best_first_sell)
+                quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
+                for o in live:
+                    price = o.price
+                    for i, q in enumerate(quotes):
+                        if within_tolerance(price, q.price, tol):
+                            del quotes[i]
+                            kept += 1
+                            break
+                    else:
+                        if not d.refresh:
+                            continue
+                        cancels[o.client_id] = "out of tolerance" if wanted is not None else "refresh without a proposal"
+                if d.create and quotes:
                     creates += quotes
-        creates += d.renew
-        creates, backed_off = self._not_backed_off(creates, now_ns)
+        if d.renew:
+            creates += d.renew
+        backed_off = 0
+        if creates and self.backoff:
+            creates, backed_off = self._not_backed_off(creates, now_ns)
         cancel_first = bool(creates) and bool(cancels) and not self._affordable(creates)
         rejected = 0
         if cancel_first:
@@ -170,8 +230,10 @@ class QuoteExecutor:
                 creates = []
             rejected = await self._create_all(creates, now_ns)
         else:
-            rejected = await self._create_all(creates, now_ns)
-            await self._cancel_all(list(cancels), cancels)
+            if creates:
+                rejected = await self._create_all(creates, now_ns)
+            if cancels:
+                await self._cancel_all(list(cancels), cancels)
         self._sweep()
         self.stats["kept"] += kept
         return ActionReport(len(creates), len(cancels), kept, rejected, backed_off, cancel_first)
@@ -189,7 +251,9 @@ class QuoteExecutor:
     async def _create_all(self, quotes: list[Quote], now_ns: int) -> int:
         if not quotes:
             return 0
-        results = await asyncio.gather(*(self._create(q, now_ns) for q in quotes))
+        if len(quotes) == 1:
+            return 0 if await self._create(quotes[0], now_ns) else 1
+        results = await eager.gather(*(self._create(q, now_ns) for q in quotes))
         return sum(1 for ok in results if not ok)
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
@@ -204,6 +268,7 @@ class QuoteExecutor:
             return False
         self.backoff.pop(key, None)
         self.placed[cid] = Placed(q, now_ns)
+        self._own = None
         self.stats["created"] += 1
         self.listener.on_placed(cid, q, now_ns)
         return True
@@ -215,7 +280,10 @@ class QuoteExecutor:
         for c in todo:
             why = reasons if isinstance(reasons, str) else reasons.get(c, "")
             self.stats[f"cancel: {why}"] += 1
-        await asyncio.gather(*(self.tracker.cancel(c) for c in todo))
+        if len(todo) == 1:
+            await self.tracker.cancel(todo[0])
+        else:
+            await eager.gather(*(self.tracker.cancel(c) for c in todo))
         self.stats["cancelled"] += len(todo)
 
     # ------------------------------------------------------------------ news
@@ -230,9 +298,22 @@ class QuoteExecutor:
 
     def _sweep(self) -> None:
         """Forget orders that are closed; tell the controller about those that did not fill."""
-        for cid in [c for c in self.placed if not self.tracker.get(c).is_live]:
-            del self.placed[cid]
-            if self.tracker.get(cid).state != "FILLED":
-                self.listener.on_closed(cid)
+        version = self.tracker.version
+        if version != self._swept_at:  # an order can only close by a change in the tracker
+            get = self.tracker.get
+            for cid in [c for c in self.placed if not get(c).is_live]:
+                del self.placed[cid]
+                self._own = None
+                if get(cid).state != "FILLED":
+                    self.listener.on_closed(cid)
+            self._swept_at = version
         if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
+
+
+def _best_first_buy(o: OwnOrder) -> int:
+    return -o.price
+
+
+def _best_first_sell(o: OwnOrder) -> int:
+    return o.price

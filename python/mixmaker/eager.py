@@ -1,0 +1,105 @@
+"""Eager coroutines: start one at once, in the caller, and make it a task only if it has to wait.
+
+This is what Python 3.12's eager task factory does, for 3.11. A coroutine that never waits (an
+in-process venue, a journal in memory) then costs a function call instead of a task and a trip
+through the event loop; one that does wait (a network venue) carries on as an ordinary task from
+where it stopped. Either way it runs the same code: live and backtest differ only in whether
+anything had to wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Coroutine, TypeVar
+
+T = TypeVar("T")
+
+
+class Started:
+    """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`."""
+
+    __slots__ = ("done", "result", "error", "task")
+
+    def __init__(self, done: bool, result: Any = None, error: BaseException | None = None,
+                 task: asyncio.Task | None = None) -> None:
+        self.done = done
+        self.result = result
+        self.error = error
+        self.task = task
+
+    def value(self) -> Any:
+        """The result of a finished coroutine (its exception is raised)."""
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    async def wait(self) -> Any:
+        """The result, waiting for the task if the coroutine had to wait."""
+        if self.done:
+            return self.value()
+        return await self.task  # type: ignore[misc]
+
+    def future(self) -> asyncio.Future:
+        """An awaitable future of the outcome (a finished one when nothing waited)."""
+        if self.task is not None:
+            return self.task
+        f = asyncio.get_running_loop().create_future()
+        if self.error is not None:
+            f.set_exception(self.error)
+        else:
+            f.set_result(self.result)
+        return f
+
+
+def start(coro: Coroutine[Any, Any, T]) -> Started:
+    """Run `coro` until it finishes or first waits. Needs a running event loop only if it waits."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as e:
+        return Started(True, e.value)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it
+        return Started(True, error=e)
+    return Started(False, task=asyncio.ensure_future(_carry_on(coro, waiting_on)))
+
+
+async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
+    """Drive a started coroutine the way a Task would: wait for what it yielded, then resume it."""
+    while True:
+        try:
+            if waiting_on is None:
+                await asyncio.sleep(0)  # a bare yield: give the loop one turn
+            elif asyncio.isfuture(waiting_on):
+                waiting_on._asyncio_future_blocking = False
+                await asyncio.wait([waiting_on])
+            else:
+                waiting_on = coro.throw(RuntimeError(f"coroutine yielded {waiting_on!r}, not a future"))
+                continue
+        except asyncio.CancelledError:
+            if asyncio.isfuture(waiting_on):
+                waiting_on.cancel()
+            try:
+                waiting_on = coro.throw(asyncio.CancelledError())
+            except StopIteration as e:
+                return e.value
+            continue
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as e:
+            return e.value
+
+
+async def gather(*coros: Coroutine[Any, Any, Any]) -> list[Any]:
+    """`asyncio.gather` for coroutines, each started eagerly in turn: every one runs until it
+    finishes or waits before the next starts; the first error is raised once all have started."""
+    started = [start(c) for c in coros]
+    if all(s.done for s in started):
+        results = []
+        for s in started:
+            results.append(s.value())
+        return results
+    return list(await asyncio.gather(*(s.future() for s in started)))
+
+
+__all__ = ["Started", "gather", "start"]
