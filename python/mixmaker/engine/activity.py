@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from mixmaker.store import Store
 from mixmaker.users.catalog import Catalog
 
 log = logging.getLogger("mixmaker.activity")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")  # a snapshot caused it
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ class ActivityTail:
             rows = self.store.query("SELECT at_ns, order_id, seq, event, cause, from_state, to_state FROM user_order_events "
                                     "WHERE at_ns >= ?", (c.t,))
             for t, _, (_at, oid, _seq, ev, cause, frm, to) in c.fresh([(r[0], f"{r[1]}:{r[2]}", r) for r in rows]):
-                new.append(Activity(t, "order", f"user order {frm} -> {to} on {ev} ({cause})", {"user_order": oid}))
+                new.append(Activity(t, "order", f"user order {oid[:8]}: {frm or 'new'} -> {to} on {ev}",
+                                    {"user_order": oid, **({"snapshot": cause} if _UUID.match(cause) else {})}))
         if "ledger_transactions" in tables:
             c = self.cursors["fill"]
             rows = self.store.query("SELECT created_ns, tx_key, ref, detail FROM ledger_transactions "
@@ -101,7 +104,8 @@ class ActivityTail:
             for t, _, (_, pid, kind, oid, asset, units, state, reason, req) in c.fresh(
                     [(r[0], f"{r[1]}:{r[6]}", r) for r in rows]):
                 amount = self._amount(asset, units)
-                text = f"{kind} {amount} {asset} {state}" + (f" ({reason})" if reason else "")
+                text = f"{kind} {amount} {asset} {state}" + (f" ({reason})" if reason else "") + (
+                    f" for user order {oid[:8]}" if oid else "")
                 new.append(Activity(t, "payout", text, {"user_order": oid, "payout": pid, "request": req}))
         for a in sorted(new, key=lambda a: a.at_ns):
             self.recent.append(a)
