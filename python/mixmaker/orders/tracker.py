@@ -209,9 +209,10 @@ class ClientOrderTracker:
         if not self.ready:
             raise TrackerNotReadyError(f"{self.venue.name}: the order tracker has not finished reconciling with the venue")
 
-    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str:
+    async def create(self, symbol: str, side: Side, price: int, quantity: int, *, owner: str | None = None) -> str:
         """Places a limit order; returns its client id once the outcome is known or being resolved.
-        The order is journaled before the request leaves."""
+        The order is journaled before the request leaves. `owner` rides on the request to the venue
+        (a wrapper that attributes fills to it, as a pool's does)."""
         self._require_ready()
         cid = self._ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
@@ -226,7 +227,7 @@ class ClientOrderTracker:
         self._apply(cid, JournalEvent("submitted"))
         self._step("submitted", cid)
         try:
-            rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms)))
+            rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms, owner)))
         except OrderRejectedError as e:
             log.info("%s: order %s rejected: %s", self.venue.name, cid, e)
             self._apply(cid, JournalEvent("rejected"))

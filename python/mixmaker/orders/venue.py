@@ -51,6 +51,8 @@ class OrderRequest:
     # The venue-clock time (ms) the request is signed with. A `RequestWindowVenue` signs the
     # create with exactly this, or refuses to send it; other venues ignore it.
     timestamp_ms: int | None = None
+    # Who placed it (e.g. a pool id), for a venue wrapper that attributes fills; venues ignore it.
+    owner: str | None = None
 
 
 @quick_init

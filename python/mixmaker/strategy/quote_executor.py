@@ -19,15 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol
 
 from mixmaker import eager
-from mixmaker.orders import ClientOrderTracker, FillEvent
-from mixmaker.strategy.single_flight import SingleFlight
+from mixmaker._core import OrderView
+from mixmaker.frozen import quick_init
+from mixmaker.orders import FillEvent
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Quote
 from mixmaker.strategy.errors import ExecutorStateError
-from mixmaker.frozen import quick_init
 from mixmaker.strategy.kernel import within_tolerance
 from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus
+from mixmaker.strategy.single_flight import SingleFlight
 
 _LEAVING = ("PENDING_CANCEL",)
 
@@ -38,6 +39,17 @@ class QuoteListener(Protocol):
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None: ...
     def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None: ...
     def on_closed(self, client_id: str) -> None: ...
+
+
+class OrderEntry(Protocol):
+    """What the executor needs of the order tracker (a `ClientOrderTracker`, or a view of it
+    that names who owns the orders, as a pool's does)."""
+
+    @property
+    def version(self) -> int: ...
+    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str: ...
+    async def cancel(self, client_id: str) -> str: ...
+    def get(self, client_id: str) -> OrderView | None: ...
 
 
 @dataclass(slots=True)
@@ -60,7 +72,7 @@ class ActionReport:
 class QuoteExecutor:
     def __init__(
         self,
-        tracker: ClientOrderTracker,
+        tracker: OrderEntry,
         rules: MarketRules,
         balances: BalanceSource,
         listener: QuoteListener,

@@ -1,8 +1,8 @@
 """The pools of one exchange account, trading: one controller and one `QuoteExecutor` per pool,
 over the account's ONE connector and ONE `ClientOrderTracker`.
 
-- Attribution: every pool places orders through a `PoolOrders` facade that names the pool in a
-  context variable; the tracker's venue is a `PoolVenue` that writes the (client id -> pool)
+- Attribution: every pool places orders through a `PoolOrders` facade that names the pool as the
+  request's `owner`; the tracker's venue is a `PoolVenue` that writes the (client id -> pool)
   row before the request leaves, so a fill always finds its pool (`FillBook`).
 - Fills: the tracker's fill outbox calls `_on_fill`: one ledger transaction per fill
   (`FillBook.book`), then the pool's executor hears of it (its controller's timers and pairs).
@@ -20,7 +20,6 @@ over the account's ONE connector and ONE `ClientOrderTracker`.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import time
 from collections import Counter
@@ -53,7 +52,6 @@ from mixmaker.users.pools import PoolError, PoolLedger, mid_units
 log = logging.getLogger("mixmaker.pools")
 
 #: The pool on whose behalf the current task places an order (set by `PoolOrders.create`).
-CURRENT_POOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("mixmaker_current_pool", default=None)
 
 _LIVE_LOCKING = ("INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL", "LOST")
 
@@ -117,7 +115,7 @@ class PoolVenue:
         self.name = inner.name
 
     async def create_order(self, req: OrderRequest) -> OrderReport:
-        pool_id = CURRENT_POOL.get()
+        pool_id = req.owner
         if pool_id is None:
             raise OrderRejectedError(f"order {req.client_id} placed outside any pool: refused (no owner for its fills)")
         self.guard.check(pool_id, req)
@@ -145,11 +143,12 @@ class PoolOrders:
         self.pool_id = pool_id
 
     async def create(self, symbol: str, side: str, price: int, quantity: int) -> str:
-        token = CURRENT_POOL.set(self.pool_id)
-        try:
-            return await self.tracker.create(symbol, side, price, quantity)
-        finally:
-            CURRENT_POOL.reset(token)
+        return await self.tracker.create(symbol, side, price, quantity, owner=self.pool_id)
+
+    @property
+    def version(self) -> int:
+        """The shared tracker's change counter (the executor caches its view of orders by it)."""
+        return self.tracker.version
 
     def get(self, client_id: str) -> OrderView | None:
         return self.tracker.get(client_id)
