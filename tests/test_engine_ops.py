@@ -18,7 +18,6 @@ from mixmaker.engine.health import Health
 from mixmaker.engine.logs import REDACT, event, log_ids, setup
 from mixmaker.engine.metrics import MetricsServer
 from mixmaker.engine.workers import Periodic
-from mixmaker.users.pool_runtime import CURRENT_POOL
 
 
 @pytest.fixture(autouse=True)
@@ -40,12 +39,13 @@ def test_json_lines_carry_the_ids_of_the_step_they_belong_to():
     out, log = _capture(LogFormat.JSON)
     with log_ids(user_order="o-1"):
         log.info("outer")
-        with log_ids(move="o-1.in.BTC", request="r-9"):
-            token = CURRENT_POOL.set("binance:BTC/USDT:tight")  # the pool runtime names the pool placing an order
-            try:
+        with log_ids(move="o-1.in.BTC", request="r-9", pool="binance:BTC/USDT:tight"):
+
+            async def layer_code() -> None:  # a layer's own line, in a task started inside the step
+                await asyncio.sleep(0)
                 logging.getLogger("mixmaker.orders").warning("create of %s uncertain", "mm123")
-            finally:
-                CURRENT_POOL.reset(token)
+
+            asyncio.run(layer_code())
     event(log, "paid", ids={"payout": "payout:o-1:BTC"}, amount="0.1")
     lines = [json.loads(x) for x in out.getvalue().splitlines()]
     assert lines[0]["user_order"] == "o-1" and "move" not in lines[0]

@@ -4,9 +4,9 @@ a pool, an exchange order, a move, a Mixin request or a snapshot, and never a se
     with log_ids(user_order=o.order_id):     # every line logged inside carries it
         await worker.step(o.order_id)
 
-- Ids come from context variables (`log_ids`), so a layer's own log lines inside an engine step
-  carry the step's ids; the pool placing an exchange order is read from the pool runtime's own
-  context variable.
+- Ids come from a context variable (`log_ids`), set and reset by the engine around each step in
+  its own task, so a layer's own log lines inside the step carry the step's ids (a coroutine that
+  goes on as a task of its own takes a copy of them).
 - `Redactor` replaces every registered secret (exchange API secrets, the keystore's keys) by
   `***` in the rendered line, whatever path it took there (a message, an argument, a traceback).
 """
@@ -40,16 +40,7 @@ def log_ids(**ids: str | None) -> Iterator[None]:
 
 
 def current_ids() -> dict[str, str]:
-    ids = dict(_IDS.get() or {})
-    try:
-        from mixmaker.users.pool_runtime import CURRENT_POOL
-
-        pool = CURRENT_POOL.get()
-        if pool and "pool" not in ids:
-            ids["pool"] = pool
-    except ImportError:  # pragma: no cover - the pools are part of the package
-        pass
-    return ids
+    return dict(_IDS.get() or {})
 
 
 class _IdsFilter(logging.Filter):
