@@ -108,6 +108,16 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
         row = db.execute("SELECT finished_ns, ok, summary FROM reconciliations ORDER BY finished_ns DESC LIMIT 1").fetchone()
         if row:
             report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+    elif "engine_audit" in tables:  # the engine's own check (mixmaker.engine.audit) until issue 16's
+        row = db.execute("SELECT at_ns, clean, summary FROM engine_audit WHERE name = 'last'").fetchone()
+        if row:
+            report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+    report["moves"] = []
+    if "fund_moves" in tables:  # moves in flight (issue 15's stand-in table; issue 16's moves when they land)
+        report["moves"] = [{"move_id": m, "direction": d, "asset": a, "amount": fmt(a, u), "state": st}
+                           for m, d, a, u, st in db.execute(
+                               "SELECT move_id, direction, asset, units, state FROM fund_moves "
+                               "WHERE state IN ('new', 'sent') ORDER BY updated_ns")]
     return report
 
 
@@ -142,6 +152,8 @@ def render_text(r: dict[str, Any]) -> str:
     if r["alerts"]:
         out.append("ALERTS")
         out += [f"  {a['kind']} {a['subject']}: {a['message']}" for a in r["alerts"]]
+    out.append("MOVES IN FLIGHT" + ("" if r.get("moves") else "  none"))
+    out += [f"  {m['move_id']}  {m['direction']:<5} {m['amount']} {m['asset']}  {m['state']}" for m in r.get("moves", [])]
     rec = r["reconciliation"]
     out.append("LAST RECONCILIATION  " + (rec if isinstance(rec, str) else
                                            f"{'ok' if rec['ok'] else 'DIFFERENCES'} at {rec['finished_ns']}: {rec['summary']}"))
