@@ -2,6 +2,8 @@
 
 Contenders, in one process, interleaved round by round:
   (a) mixmaker RateLimiter.acquire, Binance spot pools (a create draws on 4 pools, a query on 2)
+  (t) mixmaker RateLimiter.start + finish: what a routed REST request pays (it holds an
+      in-flight slot and its weight counts from its answer), one in flight as Binance's default
   (b) ccxt's async Throttler (ccxt 4.5.90's leaky bucket, its default), with a refill so large
       nothing waits: the same "free pass" case
   (c) a bare `await` of a finished future: the floor of any awaitable gate
@@ -43,6 +45,18 @@ async def run_mixmaker(n: int, priority: Priority, cost: dict[str, int]) -> int:
     return ns
 
 
+async def run_tracked(n: int, priority: Priority, cost: dict[str, int]) -> int:
+    lim = RateLimiter(big_pools(), max_in_flight=bl.MAX_IN_FLIGHT)
+    start, finish = lim.start, lim.finish
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        await start(cost, priority)
+        finish(cost)
+    ns = time.perf_counter_ns() - t0
+    assert lim.stats.admitted == n and lim.stats.waited_s_max < 1.0 and lim.stats.in_flight == 0
+    return ns
+
+
 async def run_ccxt(n: int) -> int:
     from ccxt.async_support.base.throttler import Throttler
 
@@ -74,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     contenders = {
         "(a) mixmaker RateLimiter.acquire, query (2 pools)": lambda: run_mixmaker(args.n, Priority.QUERY, query_cost),
         "(a') mixmaker RateLimiter.acquire, create (4 pools)": lambda: run_mixmaker(args.n, Priority.CREATE, create_cost),
+        "(t) mixmaker start + finish, query (2 pools)": lambda: run_tracked(args.n, Priority.QUERY, query_cost),
+        "(t') mixmaker start + finish, create (4 pools)": lambda: run_tracked(args.n, Priority.CREATE, create_cost),
         "(b) ccxt async Throttler (leaky bucket)": lambda: run_ccxt(args.n),
         "(c) floor: await a finished future": lambda: run_floor(args.n),
     }

@@ -27,5 +27,15 @@ cargo fmt --check
 echo "==> the extension's stubs match it (mypy.stubtest)"
 MYPYPATH=python "$venv/bin/python" -m mypy.stubtest mixmaker._core --allowlist tests/stubtest_allowlist.txt
 
+# The dashboard's test runs the demo in a real terminal (tmux); install it where we can, else
+# that one test skips and says why.
+if ! command -v tmux >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && apt-get install -y -qq tmux >/dev/null) || echo "tests/run.sh: could not install tmux" >&2
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null && command -v apt-get >/dev/null; then
+        (sudo -n apt-get update -qq && sudo -n apt-get install -y -qq tmux >/dev/null) || echo "tests/run.sh: could not install tmux" >&2
+    fi
+fi
+
 echo "==> Python tests"
 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -79,6 +79,13 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def clear_of_interval_end(sim: ExchangeSim, span_ms: int = 60_000, need_ms: int = 3_000) -> None:
+    """Wait until the venue's current rate-limit interval has `need_ms` left: a test that fills
+    one interval must not straddle two (the simulator counts fixed intervals, as Binance does)."""
+    while span_ms - sim.venue.clock() % span_ms < need_ms:
+        await asyncio.sleep(0.05)
+
+
 def as_floats(levels: list[tuple[Decimal, Decimal]]) -> list[list[float]]:
     return [[float(p), float(q)] for p, q in levels]
 

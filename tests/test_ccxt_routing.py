@@ -77,9 +77,9 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def routed(base: str, pools: list[Pool]):
+def routed(base: str, pools: list[Pool], **limiter_kw):
     ex = exchange(base)
-    lim = RateLimiter(pools, seed=5)
+    lim = RateLimiter(pools, seed=5, **limiter_kw)
     route_through(ex, lim, cost=bl.request_cost, usage=bl.usage_from_headers, retry_after=bl.retry_after_s)
     return ex, lim
 
@@ -151,6 +151,82 @@ def test_after_a_429_nobody_sends_until_retry_after_so_the_venue_never_bans():
     assert 418 not in srv.statuses
     assert srv.statuses.count(429) == 1 and srv.statuses.count(200) == 20
     assert lim.stats.rate_limited == 1
+
+
+def test_a_request_holds_its_in_flight_slot_until_its_answer_arrives():
+    async def go():
+        srv = LimitServer()
+        srv.hold.clear()  # answers wait: the first request stays on the wire
+        runner, base = await serve(srv)
+        ex, lim = routed(base, bl.spot_pools(), max_in_flight=1)
+        try:
+            calls = [asyncio.create_task(ex.public_get_ping()) for _ in range(3)]
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+            assert len(srv.arrivals) == 1 and lim.stats.in_flight == 1 and lim.stats.queued == 2
+            srv.hold.set()
+            await asyncio.gather(*calls)
+        finally:
+            await ex.close()
+            await runner.cleanup()
+        return srv, lim
+
+    srv, lim = run(go())
+    assert len(srv.arrivals) == 3 and lim.stats.max_in_flight == 1 and lim.stats.in_flight == 0
+    # Each one's weight counts until a window after its answer.
+    assert lim.stats.used[bl.REQUEST_WEIGHT] == 3
+
+
+def test_a_request_that_times_out_frees_its_slot_and_still_counts_as_possibly_arriving():
+    async def go():
+        srv = LimitServer()
+        srv.hold.clear()
+        runner, base = await serve(srv)
+        ex, lim = routed(base, bl.spot_pools(), max_in_flight=1, unanswered_s=5.0)
+        ex.timeout = 100  # ms
+        try:
+            with pytest.raises(ccxt.RequestTimeout):
+                await ex.public_get_ping()
+            srv.hold.set()
+            await ex.public_get_ping()  # the slot came back
+        finally:
+            await ex.close()
+            await runner.cleanup()
+        return lim
+
+    lim = run(go())
+    assert lim.stats.unanswered == 1 and lim.stats.in_flight == 0 and lim.stats.admitted == 2
+
+
+def test_a_429_holds_back_the_request_queued_behind_it_until_retry_after():
+    """With one in flight, the request waiting for the slot goes only after the Retry-After of
+    the 429 that freed it: the limiter hears the 429 before it frees the slot."""
+
+    async def go():
+        srv = LimitServer()
+        srv.answer_429, srv.retry_after_s = 1, 0.3
+        runner, base = await serve(srv)
+        ex, lim = routed(base, bl.spot_pools(), max_in_flight=1)
+        loop = asyncio.get_running_loop()
+        times: list[float] = []
+
+        async def ping() -> None:
+            try:
+                await ex.public_get_ping()
+            except ccxt.DDoSProtection:
+                pass
+            times.append(loop.time())
+
+        try:
+            await asyncio.gather(ping(), ping())
+        finally:
+            await ex.close()
+            await runner.cleanup()
+        return srv, times
+
+    srv, times = run(go())
+    assert srv.statuses == [429, 200], "the second never reached the venue inside the Retry-After"
+    assert times[1] - times[0] >= 0.29
 
 
 def test_without_the_limiter_the_same_burst_gets_banned():

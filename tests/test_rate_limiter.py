@@ -15,6 +15,8 @@ from mixmaker.connectors.limiter import (
     Pool,
     Priority,
     RateLimiter,
+    RateLimitError,
+    RequestNotSentError,
 )
 
 WEIGHT = Pool("weight", 10, 60.0)
@@ -271,3 +273,169 @@ def test_a_429_holds_everyone_back_and_close_fails_the_waiters():
 
     stats = run(go())
     assert (stats.rate_limited, stats.banned, stats.queued) == (1, 1, 0)
+
+
+# ------------------------------------------------------------------ in flight, against the venue's clock
+def test_a_request_counts_from_admission_until_a_window_after_its_answer():
+    """The venue counts a request when it arrives, somewhere between our admission and its
+    answer: so it leaves our window a full window after the answer, not after the admission."""
+    c = core()
+    assert c.pass_now({"weight": 10}, 0.0, tracked=True)
+    late = c.submit({"weight": 1}, Priority.QUERY, 1.0)
+    assert c.admit(30.0) == ([], None)  # still on the wire: no time can be promised yet
+    c.finish({"weight": 10}, 5.0)  # answered at t=5
+    assert c.admit(5.0) == ([], 65.0)
+    assert c.admit(64.999)[0] == []
+    assert seqs(c.admit(65.0)[0]) == [late.seq]
+
+
+def test_an_unanswered_request_may_still_arrive_later_and_one_never_sent_costs_nothing():
+    c = LimiterCore([WEIGHT], unanswered_s=2.0)
+    assert c.pass_now({"weight": 6}, 0.0, tracked=True)
+    assert c.pass_now({"weight": 4}, 0.0, tracked=True)
+    c.finish({"weight": 6}, 5.0, answered=False)  # timed out at 5: it may arrive up to 7
+    c.finish({"weight": 4}, 5.0, sent=False)  # never left: its weight is free at once
+    assert c.stats.used["weight"] == 6 and c.stats.unanswered == 1
+    waiter = c.submit({"weight": 5}, Priority.QUERY, 5.0)
+    assert c.admit(5.0) == ([], 67.0)
+    assert seqs(c.admit(67.0)[0]) == [waiter.seq]
+
+
+def test_at_most_max_in_flight_on_the_wire_and_a_free_slot_goes_by_priority():
+    c = LimiterCore([Pool("weight", 100, 60.0)], max_in_flight=2)
+    assert c.pass_now({"weight": 1}, 0.0, tracked=True)
+    assert c.pass_now({"weight": 1}, 0.0, tracked=True)
+    assert not c.pass_now({"weight": 1}, 0.0, tracked=True), "both slots are taken"
+    q = c.submit({"weight": 1}, Priority.QUERY, 0.0, tracked=True)
+    cancel = c.submit({"weight": 1}, Priority.CANCEL, 0.1, tracked=True)
+    untracked = c.submit({"weight": 1}, Priority.QUERY, 0.2)
+    assert seqs(c.admit(0.2)[0]) == [untracked.seq], "work that holds no slot is not held back"
+    c.finish({"weight": 1}, 0.3)
+    assert seqs(c.admit(0.3)[0]) == [cancel.seq]
+    c.finish({"weight": 1}, 0.4)
+    assert seqs(c.admit(0.4)[0]) == [q.seq]
+    assert c.stats.max_in_flight == 2 and c.in_flight == 2
+    with pytest.raises(ValueError, match="max_in_flight"):
+        LimiterCore([WEIGHT], max_in_flight=0)
+
+
+def test_after_a_429_nothing_goes_until_retry_after_then_one_at_a_time_until_a_success():
+    c = LimiterCore([Pool("weight", 100, 60.0)], max_in_flight=4)
+    c.rate_limited(0.0, 1.0)
+    assert not c.pass_now({"weight": 1}, 0.5, tracked=True)
+    assert c.pass_now({"weight": 1}, 1.0, tracked=True)
+    assert not c.pass_now({"weight": 1}, 1.0, tracked=True), "probing: one at a time"
+    c.finish({"weight": 1}, 1.1)
+    c.succeeded()
+    assert all(c.pass_now({"weight": 1}, 1.2, tracked=True) for _ in range(4))
+
+
+def test_headroom_keeps_a_fraction_of_every_limit_unused():
+    c = LimiterCore([Pool("weight", 6000, 60.0), Pool("orders", 10, 10.0)], headroom=0.05)
+    assert c.stats.limits == {"weight": 5700, "orders": 10}
+    assert c.pass_now({"weight": 5700}, 0.0)
+    assert not c.pass_now({"weight": 1}, 0.0)
+    with pytest.raises(CostError, match="usable limit 5700"):
+        c.submit({"weight": 5701}, Priority.QUERY, 0.0)
+    with pytest.raises(ValueError, match="headroom"):
+        LimiterCore([WEIGHT], headroom=1.0)
+
+
+@settings(max_examples=300, derandomize=True, database=None, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from(list(Priority)), st.integers(0, 30),
+                          st.integers(0, 40), st.integers(0, 40), st.booleans()), min_size=1, max_size=60),
+       st.integers(1, 4))
+def test_the_venue_never_counts_more_than_the_limit_whatever_the_latency(requests, cap):
+    """Requests arrive at the venue some time after admission and are answered some time after
+    that (or never: a timeout). Whatever those delays, no interval of the window's length at the
+    venue, sliding or aligned on its clock at any offset, holds more than the limit: the venue
+    never sees a reason for a 429."""
+    pool = Pool("weight", 10, 6.0)
+    c = LimiterCore([pool], max_in_flight=cap, unanswered_s=3.0, headroom=0.0)
+    now = 0.0
+    arrivals: list[tuple[float, int]] = []
+    answers: list[tuple[float, dict, bool]] = []  # (when, cost, answered)
+    pending: dict[int, tuple[dict, float, float, bool]] = {}  # seq -> (cost, to arrival, to answer, answered)
+
+    def went(cost: dict, at: float, to_arrival: float, to_answer: float, answered: bool) -> None:
+        arrivals.append((at + to_arrival, cost["weight"]))
+        # A timeout is given up on before the (unseen) arrival may even have happened.
+        answers.append((at + to_arrival + to_answer if answered else at + to_answer / 2, cost, answered))
+
+    def step(until: float) -> float:
+        nonlocal now
+        while True:
+            admitted, wake = c.admit(now)
+            for t in admitted:
+                went(t.cost, now, *pending.pop(t.seq)[1:])
+            answers.sort(key=lambda a: a[0])
+            nxt = min([a[0] for a in answers[:1]] + ([wake] if wake is not None else []) + [until])
+            if nxt >= until and not (answers and answers[0][0] <= until):
+                now = until
+                return now
+            now = max(now, nxt)
+            while answers and answers[0][0] <= now:
+                _, cost, answered = answers.pop(0)
+                c.finish(cost, now, answered=answered)
+
+    for weight, prio, gap, d1, d2, answered in requests:
+        step(now + gap / 10)
+        cost = {"weight": weight}
+        spec = (d1 / 10, d2 / 10, answered)
+        if c.pass_now(cost, now, tracked=True):
+            went(cost, now, *spec)
+        else:
+            t = c.submit(cost, prio, now, tracked=True)
+            pending[t.seq] = (cost, *spec)
+    step(now + 1000.0)
+    assert not pending and c.in_flight == 0, "every request went out in the end"
+    arrivals.sort()
+    times = [t for t, _ in arrivals]
+    for start in times:  # sliding intervals starting at each arrival
+        assert sum(w for t, w in arrivals if start <= t < start + pool.window_s) <= pool.limit
+    for offset in (0.0, 1.3, 2.9, 4.4):  # fixed intervals of several alignments
+        counts: dict[int, int] = {}
+        for t, w in arrivals:
+            k = int((t - offset) // pool.window_s)
+            counts[k] = counts.get(k, 0) + w
+        assert max(counts.values()) <= pool.limit
+
+
+def test_tracked_requests_on_the_event_loop_hold_a_slot_until_they_finish():
+    async def go():
+        lim = RateLimiter([Pool("weight", 100, 60.0)], max_in_flight=1)
+        order: list[str] = []
+
+        async def req(name: str, prio: Priority) -> None:
+            async with lim.request({"weight": 1}, prio):
+                order.append(f"{name} out")
+                await asyncio.sleep(0.01)
+                order.append(f"{name} back")
+
+        await asyncio.gather(req("a", Priority.QUERY), req("b", Priority.QUERY), req("c", Priority.CANCEL))
+        # Never two on the wire; the cancel takes the first free slot.
+        assert order == ["a out", "a back", "c out", "c back", "b out", "b back"]
+        assert lim.stats.max_in_flight == 1 and lim.stats.in_flight == 0
+
+        # A request given up in the queue raises RequestNotSentError and uses nothing.
+        await lim.start({"weight": 1})
+        with pytest.raises(RequestNotSentError, match="not sent"):
+            await lim.start({"weight": 1}, timeout=0.01)
+        assert lim.stats.queued == 0
+        lim.finish({"weight": 1})
+
+        # Cancelled between admission and sending: the slot comes back.
+        await lim.start({"weight": 1})
+        waiter = asyncio.create_task(lim.start({"weight": 1}))
+        await asyncio.sleep(0)
+        lim.finish({"weight": 1})  # admits the waiter...
+        waiter.cancel()  # ...which is cancelled before it runs
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert lim.stats.in_flight == 0
+        await asyncio.wait_for(lim.start({"weight": 1}), 1.0)  # the slot is free
+        lim.finish({"weight": 1})
+        with pytest.raises(RateLimitError, match="without a tracked request"):
+            lim.finish({"weight": 1})
+
+    run(go())

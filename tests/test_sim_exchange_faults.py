@@ -17,6 +17,7 @@ from sim_exchange_helpers import (
     MARKET,
     SYMBOL,
     as_floats,
+    clear_of_interval_end,
     pro_client,
     rest_client,
     run,
@@ -164,6 +165,7 @@ def test_order_acted_on_but_client_gets_no_answer(fault: str, error: type[Except
 def test_weight_limit_429_then_418_when_ignored() -> None:
     async def scenario() -> None:
         async with started_sim(weight_limit=12) as sim, aiohttp.ClientSession() as http:
+            await clear_of_interval_end(sim)
             url = f"{sim.rest_url}/api/v3/depth?symbol={SYMBOL}&limit=100"  # weight 5
             used = []
             for _ in range(2):
@@ -258,6 +260,7 @@ def test_fault_spec_parsing() -> None:
 def test_order_rate_limit_per_account_rest_and_ws_api() -> None:
     async def scenario() -> None:
         async with started_sim(order_limit=2) as sim, pro_client(sim) as pro:
+            await clear_of_interval_end(sim, 10_000)
             await pro.create_order(MARKET, "limit", "buy", 0.01, 59000)
             assert pro.last_response_headers["X-MBX-ORDER-COUNT-10S"] == "1"
             await pro.create_order_ws(MARKET, "limit", "buy", 0.01, 59001)  # the same account's budget
@@ -274,6 +277,7 @@ def test_order_rate_limit_per_account_rest_and_ws_api() -> None:
 def test_ws_api_pays_the_same_weight_and_is_told_when_to_retry() -> None:
     async def scenario() -> None:
         async with started_sim(weight_limit=3) as sim, aiohttp.ClientSession() as http:
+            await clear_of_interval_end(sim)
             async with http.ws_connect(f"{sim.ws_url}/ws-api/v3") as ws:
                 replies = []
                 for rid in range(4):
@@ -292,6 +296,7 @@ def test_ws_api_pays_the_same_weight_and_is_told_when_to_retry() -> None:
 def test_ban_tolerance_lets_in_flight_requests_through_but_bans_a_client_that_keeps_sending() -> None:
     async def scenario() -> None:
         async with started_sim(weight_limit=5, ban_tolerance=2) as sim, aiohttp.ClientSession() as http:
+            await clear_of_interval_end(sim)
             url = f"{sim.rest_url}/api/v3/depth?symbol={SYMBOL}&limit=100"  # weight 5
             statuses = []
             for _ in range(5):

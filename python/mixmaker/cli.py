@@ -10,6 +10,8 @@
     mixmaker memo create --market binance:BTC/USDT --preset NAME [--base AMOUNT] [--quote AMOUNT]
     mixmaker memo decode HEX|BASE64 # any memo explained in words
     mixmaker status [--db PATH]     # user orders, pools, balances, last reconciliation
+    mixmaker demo [--headless] [--json PATH] [--state DIR]   # the whole money cycle on the simulators
+    mixmaker run [--paper] CONFIG   # the engine on a config (examples/live.toml, examples/paper.toml)
 
 Exit codes: 0 clean replay; 1 the replay ran but something is wrong (bookTicker mismatches,
 book not synced at the end, crossed book, unreadable messages); 2 bad input or usage.
@@ -90,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     from mixmaker.funds.cli import register as register_funds
 
     register_funds(sub)
+    from mixmaker.engine.cli import register as register_engine
+
+    register_engine(sub)
     return parser
 
 

@@ -5,7 +5,11 @@
 - `book(symbol)`: the live book, or None while it is not synced (never stale data).
 - `attach(tracker)`: the user data stream feeds the tracker's fills and order updates, with a
   REST catch-up after every reconnect.
-- `limiter`: the one rate limiter every request of this account waits in, REST and WebSocket.
+- `limiter`: the one rate limiter every request of this account waits in, REST and WebSocket,
+  with at most `max_in_flight` of them on the wire at once (see `binance_limits.MAX_IN_FLIGHT`).
+
+The API secret stays in `ApiCredentials`: ccxt signs through it (`ccxt_sealed`), and nothing
+here prints the key either (ccxt's verbose output is forced off, its log lines masked).
 
 Venue-specific details (URLs, signing, weights, error codes) stay in here and in the modules
 it composes. `BinanceEndpoints.LIVE` is Binance itself; tests and the demo pass the local
@@ -25,6 +29,7 @@ from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.binance_depth import DepthStream
 from mixmaker.connectors.binance_user import UserStream
 from mixmaker.connectors.ccxt_routing import route_through
+from mixmaker.connectors.ccxt_sealed import sealed_exchange
 from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Pool, RateLimiter
@@ -48,13 +53,15 @@ LIVE = BinanceEndpoints("https://api.binance.com", "wss://stream.binance.com:944
 
 class BinanceSpotConnector:
     def __init__(self, credentials: ApiCredentials, endpoints: BinanceEndpoints = LIVE, *,
-                 pools: list[Pool] | None = None, timeout_ms: int = 10_000, name: str = "binance") -> None:
+                 pools: list[Pool] | None = None, timeout_ms: int = 10_000, name: str = "binance",
+                 max_in_flight: int | None = bl.MAX_IN_FLIGHT, headroom: float = bl.HEADROOM) -> None:
+        """`pools`: the account's limits (Binance spot's by default); `max_in_flight`: requests
+        on the wire at once (None: no cap); `headroom`: the fraction of each limit left unused."""
         self.endpoints = endpoints
         self.credentials = credentials
-        self.limiter = RateLimiter(pools or bl.spot_pools())
-        exchange = ccxt.binance({
-            "apiKey": credentials.key,
-            "secret": credentials.reveal(),  # ccxt signs REST itself
+        self.name = name
+        self.limiter = RateLimiter(pools or bl.spot_pools(), max_in_flight=max_in_flight, headroom=headroom)
+        exchange = sealed_exchange(ccxt.binance, credentials, {
             "urls": {"api": endpoints.ccxt_urls()},
             # Open orders without a symbol cost 80 weight; the limiter charges that, so ccxt's
             # warning (an exception) is off.
@@ -79,6 +86,14 @@ class BinanceSpotConnector:
                                  limiter=self.limiter)
             self.syncs[symbol], self.depth[symbol] = sync, stream
             self._tasks.append(asyncio.create_task(stream.run(), name=f"depth {symbol}"))
+
+    def __repr__(self) -> str:
+        return f"BinanceSpotConnector(name={self.name!r}, rest={self.endpoints.rest!r}, symbols={sorted(self.syncs)})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # it holds the credentials and live sockets: nothing to copy
+        raise TypeError("BinanceSpotConnector cannot be pickled")
 
     def market(self, symbol: str) -> MarketRules:
         return self.venue.market(symbol)

@@ -143,19 +143,21 @@ class DepthStream(ReconnectingSocket):
     async def fetch_snapshot(self) -> bytes:
         """GET /api/v3/depth through the rate limiter; raw bytes for BookSync."""
         assert self._session is not None, "run() opens the session"
-        await self.limiter.acquire({bl.REQUEST_WEIGHT: self.snapshot_weight, bl.RAW_REQUESTS: 1}, Priority.QUERY)
-        try:
-            async with self._session.get(self.snapshot_url, timeout=aiohttp.ClientTimeout(total=10)) as r:
-                body = await r.read()
-                for pool, used in bl.usage_from_headers(r.headers).items():
-                    self.limiter.observe_used(pool, used)
-                if r.status in (418, 429):
-                    self.limiter.rate_limited(bl.retry_after_s(r.status, r.headers, body.decode(errors="replace"), 0),
-                                              banned=r.status == 418)
-                if r.status != 200:
-                    raise SnapshotError(f"{self.symbol} snapshot: HTTP {r.status}: {body[:200]!r}")
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise SnapshotError(f"{self.symbol} snapshot: {type(e).__name__}: {e}") from None
+        # Tracked from admission to answer: it holds one of the account's in-flight slots.
+        async with self.limiter.request({bl.REQUEST_WEIGHT: self.snapshot_weight, bl.RAW_REQUESTS: 1}, Priority.QUERY) as req:
+            try:
+                async with self._session.get(self.snapshot_url, timeout=aiohttp.ClientTimeout(total=10)) as r:
+                    req.answered()
+                    body = await r.read()
+                    for pool, used in bl.usage_from_headers(r.headers).items():
+                        self.limiter.observe_used(pool, used)
+                    if r.status in (418, 429):
+                        self.limiter.rate_limited(bl.retry_after_s(r.status, r.headers, body.decode(errors="replace"), 0),
+                                                  banned=r.status == 418)
+                    if r.status != 200:
+                        raise SnapshotError(f"{self.symbol} snapshot: HTTP {r.status}: {body[:200]!r}")
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                raise SnapshotError(f"{self.symbol} snapshot: {type(e).__name__}: {e}") from None
         self.limiter.succeeded()
         self.stats.snapshots += 1
         return body

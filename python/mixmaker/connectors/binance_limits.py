@@ -24,6 +24,16 @@ SAPI_WEIGHT = "SAPI_IP_WEIGHT_1M"
 
 _SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400}
 
+#: Requests on the wire at once. Binance may ban (418) an IP whose requests arrive inside the
+#: Retry-After of a 429, and a 429 can come at any time (another process on the IP, a weight
+#: table out of date): every request already on the wire then lands inside it. With one in
+#: flight none does, whatever the venue's tolerance; raise it for throughput where a few
+#: in-flight requests after a 429 are acceptable (Binance documents bans for *repeated*
+#: violations), knowing each 429 can then meet up to `max_in_flight - 1` of them.
+MAX_IN_FLIGHT = 1
+#: Fraction of every limit left unused: weights Binance counts that our table does not know yet.
+HEADROOM = 0.05
+
 
 def spot_pools() -> list[Pool]:
     """Binance spot's published limits (the same numbers Hummingbot's connector uses)."""
@@ -102,6 +112,18 @@ def retry_after_s(status: int, headers: Mapping[str, str], body: str, now_ms: in
         if m:
             return max(0.0, (int(m.group(1)) - now_ms) / 1000)
     return None
+
+
+def ws_retry_after_s(error: Mapping[str, Any]) -> float | None:
+    """How long a WebSocket API 429/418 asks us to stay away: its `data.retryAfter` (ms, the
+    venue's clock) less `data.serverTime`, else None."""
+    data = error.get("data") if isinstance(error, Mapping) else None
+    if not isinstance(data, Mapping):
+        return None
+    try:
+        return max(0.0, (int(data["retryAfter"]) - int(data["serverTime"])) / 1000)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def depth_weight(limit: int) -> int:

@@ -76,16 +76,6 @@ def trade_report(e: dict[str, Any], m: MarketRules) -> TradeReport:
     )
 
 
-def _retry_after_s(error: dict[str, Any], now_ms: int) -> float | None:
-    """How long a WS-API 429/418 asks us to stay away: `data.retryAfter` (ms, venue clock, next
-    to its `serverTime`); None if absent (the limiter backs off on its own)."""
-    data = error.get("data") or {}
-    at, server = data.get("retryAfter"), data.get("serverTime")
-    if not isinstance(at, int):
-        return None
-    return max(0.0, (at - (server if isinstance(server, int) else now_ms)) / 1000)
-
-
 class UserStream(ReconnectingSocket):
     """`await run()` until `close()`; callbacks get exact reports as events arrive."""
 
@@ -144,23 +134,28 @@ class UserStream(ReconnectingSocket):
             log.warning("user stream: %s", self.stats.last_error)
 
     async def _subscribe(self, transport: WSTransport) -> None:
-        await self.limiter.acquire({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY)
-        params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
-                                  "timestamp": self.now_ms()}
-        # The WS-API signs its params sorted by key and raw-encoded.
-        params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
-        self._reply = asyncio.get_running_loop().create_future()
-        transport.send(WSMsgType.TEXT, json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature",
-                                                    "params": params}).encode())
-        reply = await asyncio.wait_for(self._reply, 10)
+        async with self.limiter.request({bl.REQUEST_WEIGHT: 2, bl.RAW_REQUESTS: 1}, Priority.QUERY) as req:
+            self._reply = asyncio.get_running_loop().create_future()
+            # No local of this frame (which can raise) holds the signed request: it carries the key.
+            transport.send(WSMsgType.TEXT, self._subscription())
+            reply = await asyncio.wait_for(self._reply, 10)
+            req.answered()
+            if reply.get("status") in (418, 429):  # before the slot frees, or a waiter would go out now
+                self.limiter.rate_limited(bl.ws_retry_after_s(reply.get("error") or {}), banned=reply.get("status") == 418)
         if reply.get("status") != 200:
             err = reply.get("error") or {}
             if reply.get("status") in (418, 429):
-                self.limiter.rate_limited(_retry_after_s(err, self.now_ms()), banned=reply.get("status") == 418)
                 raise RuntimeError(f"user stream subscription rate limited: {err}")
             raise UserStreamError(f"user stream subscription refused: {err.get('code')} {err.get('msg')}")
         self.stats.subscriptions += 1
         self.subscribed.set()
+
+    def _subscription(self) -> bytes:
+        params: dict[str, Any] = {"apiKey": self.credentials.key, "recvWindow": self.recv_window_ms,
+                                  "timestamp": self.now_ms()}
+        # The WS-API signs its params sorted by key and raw-encoded.
+        params["signature"] = self.credentials.sign("&".join(f"{k}={v}" for k, v in sorted(params.items())))
+        return json.dumps({"id": "sub", "method": "userDataStream.subscribe.signature", "params": params}).encode()
 
     def _on_frame(self, raw: bytes) -> None:
         try:

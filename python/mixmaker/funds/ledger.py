@@ -41,6 +41,20 @@ MIGRATIONS = [
 ]
 
 
+# What one balance or entry can hold: a BIGINT (i64) in SQLite and PostgreSQL. SQLite turns an
+# overflowing `+` into a REAL and fails a SUM that passes it, so the ledger checks the first and
+# never sums raw units in SQL (see `_SUM`).
+MAX_UNITS = 2**63 - 1
+# SUM over units is taken as SUM(units / 2**32) and SUM(units % 2**32) (both truncate toward zero
+# in SQLite and PostgreSQL, so units = high * 2**32 + low exactly): neither half can overflow.
+_SPLIT = 2**32
+_SUM = f"SUM(units / {_SPLIT}), SUM(units % {_SPLIT})"
+
+
+def _joined(high: object, low: object) -> int:
+    return int(high) * _SPLIT + int(low)  # type: ignore[call-overload]
+
+
 class Cause(enum.Enum):
     """What a transaction records; with the cause's own id it makes the idempotency key."""
 
@@ -60,10 +74,12 @@ class Cause(enum.Enum):
 
 
 def tx_key(cause: Cause, *parts: str) -> str:
-    """The idempotency key of a transaction: `cause:part:part`."""
+    """The idempotency key of a transaction: `cause:part:part`. A ':' inside a part (a venue's
+    trade id, say) is escaped as %3A (and '%' as %25), so two different causes never share a key
+    (`fill:a:b:c` could otherwise be ("a:b", "c") or ("a", "b:c")); ids without them read as is."""
     if not parts or any(not isinstance(p, str) or not p for p in parts):
         raise LedgerError(f"a {cause.value} key needs its cause's ids, got {parts!r}")
-    return ":".join((cause.value, *parts))
+    return ":".join((cause.value, *(p.replace("%", "%25").replace(":", "%3A") for p in parts)))
 
 
 # Fills may be delivered in any order (a sell before the buy that funded it), and an operator's
@@ -178,6 +194,8 @@ class Ledger:
             if not isinstance(e, Entry):
                 raise LedgerError(f"transaction {key!r}: not an Entry: {e!r}")
             self.decimals(e.asset)
+            if not -MAX_UNITS <= e.units <= MAX_UNITS:
+                raise LedgerError(f"transaction {key!r}: {e.units} units of {e.asset} is more than the ledger holds")
             sums[e.asset] += e.units
         off = {a: s for a, s in sums.items() if s}
         if off:
@@ -185,13 +203,16 @@ class Ledger:
 
     def _check_overdraft(self, tx: Transaction, key: str, lines: Sequence[Entry]) -> None:
         for e in lines:
+            units = tx.query("SELECT units FROM ledger_balances WHERE account = ? AND asset = ?",
+                             (e.account.name, e.asset))[0][0]
+            if type(units) is not int:  # SQLite made the overflowing sum a REAL
+                raise LedgerError(f"transaction {key!r}: {e.account} would hold more {e.asset} than the ledger "
+                                  f"holds ({MAX_UNITS} units)")
             if e.flow in _UNCHECKED:
                 continue
             leaving = e.units < 0 if e.account.side is Side.HOLDING else e.units > 0
             if not leaving:
                 continue
-            units = tx.query("SELECT units FROM ledger_balances WHERE account = ? AND asset = ?",
-                             (e.account.name, e.asset))[0][0]
             if (units < 0) if e.account.side is Side.HOLDING else (units > 0):
                 have = -units if e.account.side is Side.CLAIM else units
                 raise OverdraftError(
@@ -234,15 +255,15 @@ class Ledger:
     def flows(self, asset: str | None = None) -> dict[tuple[Flow, str], int]:
         """What each flow brought into the system's claims, per asset (payments positive; refunds,
         payouts and fees negative; the trading result either way; internal flows sum to zero)."""
-        sql = "SELECT flow, asset, account, SUM(units) FROM ledger_entries"
+        sql = f"SELECT flow, asset, account, {_SUM} FROM ledger_entries"
         params: tuple[object, ...] = ()
         if asset is not None:
             sql += " WHERE asset = ?"
             params = (asset,)
         out: Counter[tuple[Flow, str]] = Counter()
-        for flow, a, account, units in self.store.query(sql + " GROUP BY flow, asset, account", params):
+        for flow, a, account, high, low in self.store.query(sql + " GROUP BY flow, asset, account", params):
             if Account.parse(account).side is Side.CLAIM:
-                out[(Flow(flow), a)] -= units
+                out[(Flow(flow), a)] -= _joined(high, low)
         return dict(out)
 
     def fees(self, asset: str) -> dict[Flow, int]:
@@ -275,8 +296,8 @@ class Ledger:
         """Problems found, none when all is well: every asset sums to zero, and every kept balance
         equals the sum of its entries."""
         problems = []
-        derived = {(a, s): u for a, s, u in self.store.query(
-            "SELECT account, asset, SUM(units) FROM ledger_entries GROUP BY account, asset")}
+        derived = {(a, s): _joined(high, low) for a, s, high, low in self.store.query(
+            f"SELECT account, asset, {_SUM} FROM ledger_entries GROUP BY account, asset")}
         kept = {(a, s): u for a, s, u in self.store.query("SELECT account, asset, units FROM ledger_balances")}
         for k in sorted(set(derived) | set(kept)):
             if derived.get(k, 0) != kept.get(k, 0):
@@ -287,9 +308,12 @@ class Ledger:
         for asset, total in sorted(per_asset.items()):
             if total:
                 problems.append(f"{asset}: accounts sum to {total}, not 0 (where the money is != whose it is)")
-        unbalanced = self.store.query(
-            "SELECT tx_key, asset, SUM(units) FROM ledger_entries GROUP BY tx_key, asset HAVING SUM(units) <> 0")
-        problems += [f"transaction {k} does not balance in {a}: {u}" for k, a, u in unbalanced]
+        # Only the groups whose halves are not both zero come back; their exact sums decide.
+        suspect = self.store.query(
+            f"SELECT tx_key, asset, {_SUM} FROM ledger_entries GROUP BY tx_key, asset "
+            f"HAVING SUM(units / {_SPLIT}) <> 0 OR SUM(units % {_SPLIT}) <> 0")
+        problems += [f"transaction {k} does not balance in {a}: {_joined(h, lo)}" for k, a, h, lo in suspect
+                     if _joined(h, lo)]
         return problems
 
     @staticmethod

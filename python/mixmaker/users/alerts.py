@@ -25,6 +25,7 @@ class AlertKind(enum.Enum):
     NOT_OUR_SNAPSHOT = "not_our_snapshot"  # a snapshot of another user than the bot
     PAYMENT_REFUSED = "payment_refused"  # Mixin refused a refund or payout for good
     RETURN_FAILED = "return_failed"  # an order's funds could not come back from the exchange
+    WALLET_SHORT = "wallet_short"  # a refund or payout waits: the wallet holds too little of its asset
 
 
 def migrate(store: Store) -> None:

@@ -34,6 +34,7 @@ StrategyConfig = PMMConfig | AvellanedaConfig
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")  # venue accounts and presets
 _SYMBOL = re.compile(r"^[A-Za-z0-9_.\-]{1,20}/[A-Za-z0-9_.\-]{1,20}$")
 MAX_NAME = 32
+MAX_MARKET_NAME = 64  # a memo names its market in at most this many bytes (users.memo)
 
 DEFAULT_FUNDING_TIMEOUT_NS = 3600 * 1_000_000_000
 
@@ -207,6 +208,9 @@ class Catalog:
             self.assets.symbol(symbol)
 
     def _check_market(self, m: MarketSpec) -> None:
+        if len(m.name.encode()) > MAX_MARKET_NAME:
+            raise CatalogError(f"market {m.name}: its name is longer than the {MAX_MARKET_NAME} bytes a memo can "
+                               "carry, so no user could pay into it (use a shorter venue account name)")
         base, quote = self._asset_of(m, m.base), self._asset_of(m, m.quote)
         if m.symbol != f"{m.base}/{m.quote}":
             raise CatalogError(f"market {m.name}: symbol must be {m.base}/{m.quote} (base/quote as configured assets)")

@@ -59,8 +59,8 @@ def _memo_create(args: argparse.Namespace) -> int:
         if base < 0 or quote < 0:
             raise AmountError("amounts must not be negative")
         order_id = args.order_id or m.new_order_id()
-        memo = m.CreateMemo(order_id, args.market, args.preset, base, quote)
-        text = m.to_text(memo)
+        text = m.to_text(m.CreateMemo(order_id, args.market, args.preset, base, quote))
+        memo = m.decode_extra(text.encode())  # the order id as intake and status will show it (canonical)
     except (AmountError, m.MemoError) as e:
         return _fail("memo create", e)
     print(text)
@@ -74,8 +74,8 @@ def _memo_simple(args: argparse.Namespace) -> int:
 
     cls = m.AddMemo if args.kind == "add" else m.StopMemo
     try:
-        memo = cls(args.order_id)
-        text = m.to_text(memo)
+        text = m.to_text(cls(args.order_id))
+        memo = m.decode_extra(text.encode())
     except m.MemoError as e:
         return _fail(f"memo {args.kind}", e)
     print(text)

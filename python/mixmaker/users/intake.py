@@ -17,7 +17,8 @@ refund and the snapshot cursor commit together or not at all.
   `deposit_hash` (never on the amount; issue 16), or the stand-in allocator's transfer from the
   exchange simulator's custody user. `OwnDeposits` recognises and books it; without one, deposits
   are UNKNOWN.
-- UNKNOWN: any other incoming money: wallet +, `unclaimed:unknown` -, and an alert.
+- UNKNOWN: any other incoming money (an opponent that is not a Mixin user id included: it could
+  not be paid back): wallet +, `unclaimed:unknown` -, and an alert.
 - NOT_OURS: a snapshot of another user than the bot (a sub-user): recorded and alerted, no money.
 """
 
@@ -29,8 +30,9 @@ from typing import Protocol
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Flow
 from mixmaker.funds.assets import AssetSpec
-from mixmaker.funds.ledger import Cause, Ledger, tx_key
+from mixmaker.funds.ledger import MAX_UNITS, Cause, Ledger, tx_key
 from mixmaker.mixin import payments as mixin_payments
+from mixmaker.mixin.ids import parse_uuid
 from mixmaker.mixin.models import Snapshot
 from mixmaker.money import MIXIN_DECIMALS
 from mixmaker.store import Store
@@ -96,6 +98,14 @@ class OwnDeposits(Protocol):
     def book(self, tx: Transaction, snapshot: Snapshot) -> None: ...
 
 
+def _is_user_id(opponent_id: str) -> bool:
+    try:
+        parse_uuid(opponent_id)
+    except ValueError:
+        return False
+    return True
+
+
 class _Refuse(UserError):
     """Inside intake only: this payment is refunded for `reason` (never escapes `handle`)."""
 
@@ -154,7 +164,7 @@ class Intake:
             return SnapshotClass.UNKNOWN
         if s.opponent_id == self.app_id:
             return SnapshotClass.CHANGE
-        if s.opponent_id:
+        if _is_user_id(s.opponent_id):  # a payer we can pay back (refunds go to it, and only to it)
             return SnapshotClass.USER_PAYMENT
         return SnapshotClass.UNKNOWN
 
@@ -199,6 +209,12 @@ class Intake:
         p = self.outbox.get(tx, cause)
         if p is None:
             return Outcome.NOTHING, "", "", cause  # a move or another component's payment: theirs to book
+        if (-s.units, s.asset_id.lower()) != (p.mixin_units, p.mixin_asset_id):
+            # Booking our row's amount for what Mixin shows would make the books lie: an operator looks.
+            alert(tx, AlertKind.UNEXPECTED_OUTGOING, s.snapshot_id,
+                  f"{-s.units} units of {s.asset_id} left the wallet under {p.kind.value} {p.payout_id}'s request "
+                  f"{s.request_id}, which was to send {p.mixin_units} units of {p.mixin_asset_id}: not booked")
+            return Outcome.ALERT, p.order_id, "", cause
         booked = self.outbox.book(tx, p, s.request_id)
         return (Outcome.BOOKED if booked else Outcome.NOTHING), p.order_id, "", cause
 
@@ -279,9 +295,11 @@ class Intake:
             if expected and expected < lim.min_units:
                 raise _Refuse(RefundReason.BELOW_MINIMUM, f"{asset}: expects {self.ledger.format(asset, expected)}, "
                               f"the minimum is {self.ledger.format(asset, lim.min_units)}")
-            if lim.max_units_per_user is not None and expected > lim.max_units_per_user:
+            # No configured cap still leaves the ledger's own (a memo's u64 may not fit a BIGINT).
+            cap = MAX_UNITS if lim.max_units_per_user is None else min(lim.max_units_per_user, MAX_UNITS)
+            if expected > cap:
                 raise _Refuse(RefundReason.ABOVE_CAP, f"{asset}: expects {self.ledger.format(asset, expected)}, "
-                              f"the cap is {self.ledger.format(asset, lim.max_units_per_user)}")
+                              f"the cap is {self.ledger.format(asset, cap)}")
         self._check_amount(tx, s, symbol, units, minimum=0)
         return self.orders.create(
             tx, order_id=memo.order_id, payer=s.opponent_id, pool_id=pool.pool_id, market=market.name,

@@ -18,6 +18,11 @@ A CREATE memo is about 75 bytes (100 characters), well inside Mixin's 256-byte e
 Decoding is strict: anything that is not exactly a valid memo raises `MemoError` with a `MemoFault`
 reason (the payment is then refunded with it), never a guess. Unknown action values are their own
 fault ("unknown action"), so later actions fit in version 1.
+
+A memo pasted with whitespace around it (a trailing newline copied from a terminal or a chat; a
+wallet's memo field keeps what was pasted) is refused too, with a detail that says so, not
+trimmed: one memo has exactly one spelling, and the refund costs the user only a retry.
+`mixmaker memo decode` trims its command-line argument, but not the bytes of a snapshot's hex.
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from mixmaker.users.catalog import CatalogError, _check_name, parse_market_name
+from mixmaker.users.catalog import MAX_MARKET_NAME, CatalogError, _check_name, parse_market_name
 from mixmaker.users.errors import UserError
 
 MAGIC = b"MM"
 VERSION = 1
 CHECKSUM_BYTES = 4
 EXTRA_LIMIT = 256  # Mixin's general extra size limit
-MAX_MARKET = 64
+MAX_MARKET = MAX_MARKET_NAME
 MAX_PRESET = 32
 MAX_UNITS = 2**64 - 1
 _HEAD = len(MAGIC) + 2 + 16  # magic, version, action, order id
@@ -268,7 +273,9 @@ def _order_id_bytes(order_id: str) -> bytes:
 def _unbase64url(text: bytes) -> bytes:
     # Strict: the alphabet only, no padding, and the canonical form (unused bits zero), so one
     # memo has exactly one spelling.
-    if not _B64URL.match(text) or len(text) % 4 == 1:
+    if text != text.strip():
+        raise MemoError(MemoFault.NOT_BASE64URL, "whitespace around the memo (pasted with a newline?)")
+    if not _B64URL.fullmatch(text) or len(text) % 4 == 1:
         raise MemoError(MemoFault.NOT_BASE64URL)
     try:
         data = base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))

@@ -25,7 +25,8 @@ from mixmaker.funds.accounts import Account, Flow
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.mixin.errors import MixinError
-from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments
+from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Payments, PaymentState
+from mixmaker.mixin.utxo import InsufficientOutputsError
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
 from mixmaker.store.lease import LeaseError
@@ -155,10 +156,14 @@ class Outbox:
 
     def book(self, tx: Transaction, p: Payout, request_id: str) -> bool:
         """Mixin has the payment: books it (REFUND or PAYOUT) and marks the row SENT. Returns
-        False if it was booked before (by the worker or by intake seeing the outgoing snapshot)."""
+        False if it was booked before (by the worker or by intake seeing the outgoing snapshot).
+        A row FAILED before is booked too (with an alert): Mixin's snapshot is the truth."""
         current = tx.query("SELECT state FROM user_payouts WHERE payout_id = ?", (p.payout_id,))
-        if not current or current[0][0] != PayoutState.QUEUED.value:
+        if not current or current[0][0] not in (PayoutState.QUEUED.value, PayoutState.FAILED.value):
             return False
+        if current[0][0] == PayoutState.FAILED.value:  # refused, yet Mixin shows it paid: its truth is booked
+            alert(tx, AlertKind.PAYMENT_REFUSED, f"{p.payout_id}:paid", f"{p.kind.value} {p.payout_id} was recorded "
+                  f"as refused, but Mixin shows it paid (request {request_id}): booked as sent")
         self.ledger.post(tx, tx_key(p.kind.cause, *p.ids), acc.outflow(p.kind.flow, p.asset, p.units, acc.WALLET, p.account),
                          ref=p.order_id or p.snapshot_id,
                          detail={"to": p.opponent, "request_id": request_id, "reason": p.reason})
@@ -231,12 +236,24 @@ class PayoutWorker:
         amount = format_units(p.mixin_units, MIXIN_DECIMALS, trim=True)
         try:
             paid = await self.payments.transfer(p.payout_id, p.mixin_asset_id, amount, p.opponent, p.memo.encode())
-        except (PaymentFailedError, PaymentConflictError) as e:
+        except (PaymentFailedError, PaymentConflictError, ValueError) as e:
+            # ValueError: Payments refuses the row's own ids (an asset no longer configured, say);
+            # raised on, it stopped every later row of the outbox at each pass.
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, str(e))
             return False
+        except InsufficientOutputsError as e:  # not a guess: it waits, queued, and an operator is told
+            with self.outbox.store.transaction() as tx:
+                alert(tx, AlertKind.WALLET_SHORT, p.payout_id, f"{p.kind.value} of "
+                      f"{format_units(p.mixin_units, MIXIN_DECIMALS)} {p.asset} to {p.opponent} waits: the wallet "
+                      f"holds too little ({e}); it is sent once the wallet holds enough")
+            return False
         except (MixinError, LeaseError) as e:  # outputs in flight, the network, a 5xx, another payer: later
             log.warning("payout %s not sent yet: %s", p.payout_id, e)
+            return False
+        if paid.state == PaymentState.FAILED:  # refused in an earlier run that died before the outbox knew
+            with self.outbox.store.transaction() as tx:
+                self.outbox.fail(tx, p, paid.error)
             return False
         if paid.state not in ("sent", "confirmed"):
             return False  # an unclear outcome Payments keeps; the next pass asks again

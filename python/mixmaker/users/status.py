@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mixmaker.money import format_units
+from mixmaker.users.errors import UserError
 from mixmaker.users.orders import OrderState
 
 MEMBER_STATES = ("allocating", "active", "stopping")
@@ -28,11 +29,31 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 
 def collect(path: str | Path) -> dict[str, Any]:
-    db = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+    # as_uri() escapes '#', '?' and '%': a bare "file:{path}" opened "a" for "a#b.db"
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
     try:
+        _check_schema(db, path)
         return _collect(db)
+    except sqlite3.Error as e:  # not a database at all, a damaged one, another program's tables
+        raise UserError(f"cannot read {path}: {e}") from None
     finally:
         db.close()
+
+
+def _check_schema(db: sqlite3.Connection, path: str | Path) -> None:
+    """A database this mixmaker can read, or a UserError that says why not (an empty file or
+    another program's database would otherwise read as an empty engine; a newer schema as ours)."""
+    from mixmaker.funds import ledger
+    from mixmaker.users import alerts, intake, orders, payouts
+
+    if "schema_versions" not in _tables(db):
+        raise UserError(f"{path} is not a mixmaker database (empty, or another program's)")
+    known = {"ledger": ledger.MIGRATIONS, "user_orders": orders.MIGRATIONS, "user_payouts": payouts.MIGRATIONS,
+             "user_alerts": alerts.MIGRATIONS, "user_intake": intake.MIGRATIONS}
+    for component, version in db.execute("SELECT component, version FROM schema_versions ORDER BY component"):
+        if component in known and version > len(known[component]):
+            raise UserError(f"{path} was written by a newer mixmaker ({component} schema version {version}, this "
+                            f"one reads up to {len(known[component])}): upgrade mixmaker to read it")
 
 
 def _collect(db: sqlite3.Connection) -> dict[str, Any]:
@@ -92,16 +113,27 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
                            for h, k, a, asset, u, msg in db.execute(
                                "SELECT halt_id, kind, account, asset, units, message FROM funds_halts "
                                "WHERE cleared_ns = 0 ORDER BY raised_ns")]
-    if "funds_moves" in tables:
-        report["moves"] = [{"move": mid, "direction": d, "account": a, "asset": asset, "amount": fmt(asset, u),
-                            "state": st, "last_signal": sig}
-                           for mid, d, a, asset, u, st, sig in db.execute(
-                               "SELECT move_id, direction, venue_account, asset, send_units, state, last_signal "
-                               "FROM funds_moves WHERE state NOT IN ('arrived', 'failed') ORDER BY planned_ns")]
     if "reconciliations" in tables:
         row = db.execute("SELECT finished_ns, ok, summary FROM reconciliations ORDER BY finished_ns DESC LIMIT 1").fetchone()
         if row:
             report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+    elif "engine_audit" in tables:  # the engine's own check (mixmaker.engine.audit) until issue 16's
+        row = db.execute("SELECT at_ns, clean, summary FROM engine_audit WHERE name = 'last'").fetchone()
+        if row:
+            report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+    report["moves"] = []
+    if "fund_moves" in tables:  # moves in flight of issue 15's stand-in allocator
+        report["moves"] = [{"move_id": m, "direction": d, "asset": a, "amount": fmt(a, u), "state": st,
+                            "account": "", "last_signal": ""}
+                           for m, d, a, u, st in db.execute(
+                               "SELECT move_id, direction, asset, units, state FROM fund_moves "
+                               "WHERE state IN ('new', 'sent') ORDER BY updated_ns")]
+    if "funds_moves" in tables:  # the funds layer's moves (mixmaker.funds.moves)
+        report["moves"] += [{"move_id": mid, "direction": d, "account": a, "asset": asset, "amount": fmt(asset, u),
+                             "state": st, "last_signal": sig}
+                            for mid, d, a, asset, u, st, sig in db.execute(
+                                "SELECT move_id, direction, venue_account, asset, send_units, state, last_signal "
+                                "FROM funds_moves WHERE state NOT IN ('arrived', 'failed') ORDER BY planned_ns")]
     return report
 
 
@@ -136,10 +168,9 @@ def render_text(r: dict[str, Any]) -> str:
     if r["alerts"]:
         out.append("ALERTS")
         out += [f"  {a['kind']} {a['subject']}: {a['message']}" for a in r["alerts"]]
-    if r.get("moves"):
-        out.append("MOVES IN FLIGHT")
-        out += [f"  {m['move']}  {m['direction']:<11} {m['account']:<10} {m['amount']:>20} {m['asset']:<6} "
-                f"{m['state']:<8} {m['last_signal']}" for m in r["moves"]]
+    out.append("MOVES IN FLIGHT" + ("" if r.get("moves") else "  none"))
+    out += [f"  {m['move_id']}  {m['direction']:<11} {m.get('account', ''):<10} {m['amount']:>20} {m['asset']:<6} "
+            f"{m['state']:<8} {m.get('last_signal', '')}" for m in r.get("moves", [])]
     if r.get("halts"):
         out.append("MOVES HALTED (mixmaker funds clear-halt --db PATH --reason TEXT once fixed)")
         out += [f"  {h['kind']} {h['account']} {h['asset']}: {h['message']}" for h in r["halts"]]

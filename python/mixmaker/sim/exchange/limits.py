@@ -1,13 +1,21 @@
 """Binance's rate limits: request weight per IP (1 minute) and new orders per account (10 s).
 
-Over the weight limit the answer is 429 with Retry-After; a client that asks again before the
-Retry-After has run out is banned (418) for `ban_ms`, doubled for each further ban, as Binance
-escalates for repeat offenders. Over the order limit the answer is 429 with -1015 (no ban).
+Binance counts both in fixed intervals of its own clock, not in sliding windows: "a 1 MINUTE
+interval starts every minute. A request submitted at 00:01:23.456 counts towards the 00:01:00
+minute's limit. Once the 00:02:00 minute starts, the count will reset to zero again" (spot API
+docs, rate limits). So does this simulator: a request counts in the interval it arrived in, by
+the venue's clock, and `X-MBX-USED-WEIGHT-1M` is the count of the current interval.
+
+Over the weight limit the answer is 429 with Retry-After (the seconds until the interval ends);
+a client that asks again before the Retry-After has run out is banned (418) for `ban_ms`, doubled
+for each further ban, as Binance escalates for repeat offenders. Over the order limit the answer
+is 429 with -1015 (no ban).
+
+The intervals' lengths are parameters so that a test can compress time (a "minute" of one
+second); headers and messages keep Binance's names.
 """
 
 from __future__ import annotations
-
-from collections import deque
 
 from mixmaker.sim.exchange.errors import IpBanned, TooManyOrders, TooMuchWeight
 
@@ -15,28 +23,29 @@ WEIGHT_WINDOW_MS = 60_000
 ORDER_WINDOW_MS = 10_000
 
 
-class SlidingWindow:
-    """A sum of counts over the last `span_ms`."""
+class FixedWindow:
+    """A count per interval `[k * span_ms, (k + 1) * span_ms)` of the venue's clock."""
 
     def __init__(self, span_ms: int) -> None:
+        if span_ms <= 0:
+            raise ValueError(f"a rate limit interval must be positive, got {span_ms} ms")
         self.span_ms = span_ms
-        self._entries: deque[tuple[int, int]] = deque()  # (ms, count)
-        self._total = 0
+        self._index = -1  # the interval `_count` belongs to
+        self._count = 0
 
     def total(self, now_ms: int) -> int:
-        while self._entries and self._entries[0][0] <= now_ms - self.span_ms:
-            self._total -= self._entries.popleft()[1]
-        return self._total
+        return self._count if now_ms // self.span_ms == self._index else 0
 
     def add(self, now_ms: int, count: int) -> int:
-        self._entries.append((now_ms, count))
-        self._total += count
-        return self._total
+        index = now_ms // self.span_ms
+        if index != self._index:
+            self._index, self._count = index, 0
+        self._count += count
+        return self._count
 
     def retry_after_s(self, now_ms: int) -> int:
-        """Whole seconds until the oldest entry leaves the window (at least 1)."""
-        free_at = self._entries[0][0] + self.span_ms if self._entries else now_ms
-        return _seconds(free_at - now_ms)
+        """Whole seconds until the current interval ends (at least 1)."""
+        return _seconds((now_ms // self.span_ms + 1) * self.span_ms - now_ms)
 
 
 class WeightLimiter:
@@ -46,11 +55,12 @@ class WeightLimiter:
     in flight when the 429 went out arrive without a ban, while a client that keeps sending is
     still banned."""
 
-    def __init__(self, limit: int = 6000, ban_ms: int = 120_000, ban_tolerance: int = 0) -> None:
+    def __init__(self, limit: int = 6000, ban_ms: int = 120_000, ban_tolerance: int = 0,
+                 window_ms: int = WEIGHT_WINDOW_MS) -> None:
         self.limit = limit
         self.ban_ms = ban_ms
         self.ban_tolerance = ban_tolerance
-        self._window = SlidingWindow(WEIGHT_WINDOW_MS)
+        self._window = FixedWindow(window_ms)
         self._retry_until = 0  # a 429 was answered; asking before this is ignoring it
         self._violations = 0  # requests inside the current Retry-After
         self._banned_until = 0
@@ -88,12 +98,13 @@ class WeightLimiter:
 class OrderCounter:
     """New orders per account in 10 s (`X-MBX-ORDER-COUNT-10S`)."""
 
-    def __init__(self, limit: int = 100) -> None:
+    def __init__(self, limit: int = 100, window_ms: int = ORDER_WINDOW_MS) -> None:
         self.limit = limit
-        self._windows: dict[str, SlidingWindow] = {}
+        self.window_ms = window_ms
+        self._windows: dict[str, FixedWindow] = {}
 
     def charge(self, account: str, now_ms: int) -> int:
-        window = self._windows.setdefault(account, SlidingWindow(ORDER_WINDOW_MS))
+        window = self._windows.setdefault(account, FixedWindow(self.window_ms))
         if window.total(now_ms) + 1 > self.limit:
             raise TooManyOrders(
                 window.retry_after_s(now_ms),

@@ -44,6 +44,10 @@ class SimConfig:
     ban_ms: int = 120_000  # first 418 ban; doubles for each further one
     ban_tolerance: int = 0  # requests inside a Retry-After answered 429 before the ban (see limits.py)
     order_limit: int = 100  # new orders per account per 10 s
+    # How long Binance's 1-minute weight and 10-second order intervals last here. Shorter ones
+    # compress time, so a test crosses many interval edges quickly; names stay Binance's.
+    weight_window_ms: int = 60_000
+    order_window_ms: int = 10_000
     clock_offset_ms: int = 0  # the venue's clock minus ours: skew for clients' time sync
     withdraw_delay_ms: int = 0  # withdrawals report "processing" this long, then "completed"
     withdraw_fees: Mapping[str, Decimal] = field(default_factory=dict)  # coin -> network fee per withdrawal
@@ -59,8 +63,8 @@ class ExchangeSim:
         self.config = cfg = config or SimConfig()
         self.faults = Faults(cfg.seed)
         self.faults.configure(cfg.faults)
-        self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms, cfg.ban_tolerance)
-        self.order_counter = OrderCounter(cfg.order_limit)
+        self.limiter = WeightLimiter(cfg.weight_limit, cfg.ban_ms, cfg.ban_tolerance, cfg.weight_window_ms)
+        self.order_counter = OrderCounter(cfg.order_limit, cfg.order_window_ms)
         self.clock_offset_ms = cfg.clock_offset_ms  # may be changed while running
         self.venue = Venue(cfg.rules, cfg.maker_fee, cfg.taker_fee, self.faults, self._clock)
         self.venue.weight_limit, self.venue.order_limit = cfg.weight_limit, cfg.order_limit

@@ -72,6 +72,7 @@ class MixinSimServer:
         for method, path, handler in routes:
             app.router.add_route(method, path, self._wrap(handler))
         # Scripting for the demo and other processes: no auth, and only ever on 127.0.0.1.
+        app.router.add_post("/_sim/balances", self._sim_balances)
         app.router.add_post("/_sim/users", self._sim_user)
         app.router.add_post("/_sim/deposits", self._sim_deposit)
         app.router.add_post("/_sim/transfers", self._sim_transfer)
@@ -276,6 +277,12 @@ class MixinSimServer:
             return _error(e.code, e.extra, description=e.description)
         except (ValueError, KeyError, TypeError) as e:
             return _error(10002, {"reason": f"{type(e).__name__}: {e}"})
+
+    async def _sim_balances(self, request: web.Request) -> web.Response:
+        """{user_id}: the user's unspent amount per asset id, as decimal text (what the demo observes)."""
+        return await self._sim_call(request, lambda b: {
+            a.asset_id: format_units(self.state.balance(b["user_id"], a.asset_id))
+            for a in list(self.state.assets.values())})
 
     async def _sim_user(self, request: web.Request) -> web.Response:
         return await self._sim_call(request, lambda b: {"user_id": self.state.add_user(

@@ -1,0 +1,319 @@
+"""The engine: one process, one store, every layer wired.
+
+    engine = Engine(config, links)          # links: live_links(config) or paper_links(config, sims)
+    await engine.start()                    # the start order below; raises if a part cannot start
+    ...                                     # workers run; engine.health, engine.overview()
+    await engine.stop()                     # graceful: stop quoting, cancel, finish the steps in flight
+
+Start order (nothing moves or trades before the parts it depends on are ready):
+1. the store (SQLite: the ledger, user orders, payouts, the order journal, the snapshot cursor)
+   and the metrics/health endpoint (it shows what is not ready yet);
+2. Mixin reachable (the bot's `/me`); the exchange connectors;
+3. the pools' runtimes: markets loaded and checked against the catalog, books subscribed, the
+   order tracker reconciled with the venue (orders in doubt asked, fills caught up into the
+   ledger) -- only then do the pools' clocks start quoting (and only on a synced book);
+4. a first audit of the ledger against what Mixin and the exchanges hold;
+5. the workers: snapshot intake, the user-order lifecycle, refunds and payouts, the audit, the
+   activity log and the samples for the run report.
+
+Stop: the workers end after the pass in flight (each step of theirs is durable and idempotent),
+the pools stop quoting and cancel every open order (asking the venue about any in doubt), the
+connections close. A hard kill at any point leaves state the next start reconciles: the tracker
+with the venue, the intake from its cursor, the lifecycle from each order's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from mixmaker.clock import TimeIterator
+from mixmaker.engine.activity import ActivityTail
+from mixmaker.engine.audit import AUDIT_MIGRATIONS, Audit, audit
+from mixmaker.engine.audit import record as record_audit
+from mixmaker.engine.config import EngineConfig
+from mixmaker.engine.errors import EngineError
+from mixmaker.engine.funds_seam import allocator_for
+from mixmaker.engine.funds_seam import check_supported as check_funds
+from mixmaker.engine.health import Health
+from mixmaker.engine.logs import log_ids
+from mixmaker.engine.metrics import MetricsServer
+from mixmaker.engine.samples import Samples
+from mixmaker.engine.venues import Links
+from mixmaker.engine.workers import Periodic
+from mixmaker.funds.ledger import Ledger
+from mixmaker.mixin.client import MixinClient
+from mixmaker.mixin.payments import Payments
+from mixmaker.mixin.snapshots import SnapshotReader
+from mixmaker.store import SqliteStore
+from mixmaker.users import alerts
+from mixmaker.users.intake import Intake
+from mixmaker.users.lifecycle import DRIVEN, OrderWorker
+from mixmaker.users.orders import OrderBook
+from mixmaker.users.payouts import Outbox, PayoutWorker
+from mixmaker.users.pool_fills import FillBook
+from mixmaker.users.pool_runtime import PoolRuntime, setups_from_catalog
+from mixmaker.users.pools import PoolLedger, Pools, terms_from_catalog
+
+log = logging.getLogger("mixmaker.engine")
+
+STEPS_PER_PASS = 8
+
+
+class TickTimer(TimeIterator):
+    """Two of these around a clock's iterators measure how long each tick's work takes."""
+
+    def __init__(self, runtime_name: str, is_end: bool, shared: dict[str, Any]) -> None:
+        self.name, self.is_end, self.shared = runtime_name, is_end, shared
+
+    def tick(self, now_ns: int) -> None:
+        if not self.is_end:
+            self.shared["t0"] = time.perf_counter()
+            return
+        t0 = self.shared.get("t0")
+        if t0 is not None:
+            d = time.perf_counter() - t0
+            self.shared["last_s"] = d
+            self.shared["max_s"] = max(self.shared.get("max_s", 0.0), d)
+            self.shared["sum_s"] = self.shared.get("sum_s", 0.0) + d
+            self.shared["count"] = self.shared.get("count", 0) + 1
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, links: Links) -> None:
+        self.config = config
+        self.catalog = config.catalog
+        self.links = links
+        self.health = Health()
+        self.started_ns = time.time_ns()
+        self.workers: dict[str, Periodic] = {}
+        self.runtimes: dict[str, PoolRuntime] = {}
+        self.connectors: dict[str, Any] = {}
+        self.tick_times: dict[str, dict[str, Any]] = {}
+        self.last_audit: Audit | None = None
+        self.store: SqliteStore | None = None
+        self.mixin: MixinClient | None = None
+        self.activity: ActivityTail | None = None
+        self.samples: Samples | None = None
+        self._stopped = False
+        self.metrics: MetricsServer | None = None
+        self.metrics_port: int | None = None
+        self._intake_lock = asyncio.Lock()
+
+    # --- start ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        e = self.config.engine
+        check_funds(self.links)
+        self.health.phase = "starting"
+        for part in ("database", "mixin", *(f"exchange:{n}" for n in self.links.exchanges), "intake", "orders",
+                     "payouts", "audit"):
+            self.health.set(part, False, "not started")
+        if e.metrics_port is not None:  # first: /health tells what is not ready yet
+            self.metrics = MetricsServer(self, e.metrics_host, e.metrics_port)
+            self.metrics_port = await self.metrics.start()
+            log.info("metrics and health on http://%s:%d/metrics and /health", e.metrics_host, self.metrics_port)
+        db = Path(e.database)
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self.store = store = SqliteStore(db)
+        self.ledger = Ledger(store)
+        self.catalog.assets.register(self.ledger)
+        self.orders = OrderBook(store)
+        self.outbox = Outbox(store, self.ledger, self.catalog.assets, self.catalog.limits, self.orders)
+        alerts.migrate(store)
+        store.migrate("engine_audit", AUDIT_MIGRATIONS)
+        self.health.set("database", True, str(db))
+
+        self.mixin = MixinClient(self.links.keystore, self.links.mixin_url)
+        await self._until_ok("mixin", self.mixin.me)
+        self.payments = Payments(self.mixin, store)
+        self.connectors = {name: link.connector() for name, link in self.links.exchanges.items()}
+        self.allocator, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets, self.payments,
+                                                  self.connectors)
+        self.intake = Intake(store, self.ledger, self.catalog, self.orders, self.outbox,
+                             app_id=self.links.keystore.app_id, own_deposits=own)
+        self.pool_book = PoolLedger(store, self.ledger, terms_from_catalog(self.catalog))
+        for name, conn in self.connectors.items():
+            setups = setups_from_catalog(self.catalog, name)
+            if setups:
+                self.runtimes[name] = PoolRuntime(conn, store, self.pool_book, FillBook(store, self.ledger), setups,
+                                                  assets=self.catalog.assets, tick_s=str(e.tick_s),
+                                                  poll_s=float(e.tracker_poll_s))
+        self.worker = OrderWorker(store, self.ledger, self.orders, self.outbox, self.allocator,
+                                  Pools(self.pool_book, self.runtimes))
+        self.payer = PayoutWorker(self.outbox, self.payments)
+        self.reader = SnapshotReader(self.mixin, store)
+
+        for name, rt in self.runtimes.items():
+            shared: dict[str, Any] = {}
+            self.tick_times[name] = shared
+            rt.clock.add_iterator(TickTimer(name, False, shared))  # before the pools' loops (added by start)
+            try:
+                await rt.start()
+            except Exception as err:
+                self.health.set(f"exchange:{name}", False, f"{type(err).__name__}: {err}")
+                raise EngineError(f"exchange:{name} did not start: {type(err).__name__}: {err}") from err
+            self.health.set(f"exchange:{name}", True)
+            rt.clock.add_iterator(TickTimer(name, True, shared))
+        for name in self.links.exchanges:
+            if name not in self.runtimes:
+                self.health.set(f"exchange:{name}", True, "no pools here")
+
+        self.last_audit = await self._audit()
+        record_audit(store, self.ledger, self.last_audit)
+        self.activity = ActivityTail(store, self.ledger, catalog=self.catalog)
+        self.samples = Samples(store, self)
+        interval = float(e.worker_interval_s)
+        self.workers = {w.name: w.start() for w in (
+            Periodic("intake", float(e.intake_poll_s), self._intake_pass),
+            Periodic("orders", interval, self._orders_pass),
+            Periodic("payouts", interval, self._payouts_pass),
+            Periodic("audit", float(e.audit_interval_s), self._audit_pass),
+            Periodic("activity", 0.5, self._activity_pass),
+            Periodic("samples", float(e.sample_interval_s), self.samples.record),
+        )}
+        self.health.phase = "running"
+        log.info("engine running: %d pools on %s, database %s", len(self.catalog.pools),
+                 ", ".join(sorted(self.runtimes)) or "no exchange", db)
+
+    async def _until_ok(self, part: str, call: Any, timeout_s: float = 60.0) -> Any:
+        """A part's first call, retried while its venue is not there yet (shown in /health)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout_s
+        delay = 0.2
+        while True:
+            try:
+                result = await call()
+                self.health.set(part, True)
+                return result
+            except Exception as e:  # noqa: BLE001 - any failure to start is retried, then reported
+                why = f"{type(e).__name__}: {e}"
+                self.health.set(part, False, why)
+                if loop.time() + delay > end or isinstance(e, EngineError):
+                    raise EngineError(f"{part} did not start: {why}") from e
+                log.warning("%s not ready: %s (retrying)", part, why)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # --- the workers' passes -------------------------------------------------------------------
+
+    async def _take_in(self) -> int:
+        """One intake poll (the intake worker's and the audit's, never two at once)."""
+
+        def handle(tx: Any, snapshot: Any) -> None:
+            with log_ids(snapshot=snapshot.snapshot_id):
+                self.intake.handle(tx, snapshot)
+
+        async with self._intake_lock:
+            try:
+                n = await self.reader.poll(handle)
+            except Exception as e:
+                self.health.set("intake", False, f"{type(e).__name__}: {e}")
+                raise
+        self.health.set("intake", True)
+        if n and "orders" in self.workers:
+            self.workers["orders"].wake()
+        return n
+
+    async def _intake_pass(self) -> None:
+        await self._take_in()
+
+    async def _orders_pass(self) -> None:
+        failed = 0
+        for o in self.orders.in_states(*DRIVEN):
+            with log_ids(user_order=o.order_id, pool=o.pool_id):
+                try:
+                    for _ in range(STEPS_PER_PASS):
+                        if not await self.worker.step(o.order_id):
+                            break
+                except Exception as e:  # noqa: BLE001 - one order's failed step does not hold the others
+                    failed += 1
+                    log.warning("user order step failed: %s: %s", type(e).__name__, e)
+        self.health.set("orders", failed == 0, f"{failed} orders' steps failed (retried)" if failed else "")
+        if self.outbox.queued():
+            self.workers["payouts"].wake()
+
+    async def _payouts_pass(self) -> None:
+        for p in self.outbox.queued():
+            with log_ids(user_order=p.order_id or None, payout=p.payout_id, snapshot=p.snapshot_id or None):
+                await self.payer.send(p)
+        self.health.set("payouts", True)
+
+    def _fills_booked(self) -> int:
+        return sum(rt.stats["fills_booked"] for rt in self.runtimes.values())
+
+    async def _audit(self) -> Audit:
+        """The ledger against Mixin and the exchanges, with what is on its way caught up first:
+        snapshots are taken in before and after the venues are read (anything the second poll
+        finds arrived during the reading), and fills booked meanwhile mark the check as moving."""
+        assert self.store is not None
+        await self._take_in()
+        fills = self._fills_booked()
+        a = await audit(self.ledger, self.store, self.catalog.assets, self.mixin,
+                        {name: conn.venue for name, conn in self.connectors.items()})
+        a.flight["snapshots"] = await self._take_in()
+        a.flight["fills"] = self._fills_booked() - fills
+        if a.errors:
+            self.health.set("audit", False, "; ".join(a.errors))
+        elif a.differences and a.settled and self.last_audit is not None and self.last_audit.differences \
+                and self.last_audit.settled:
+            self.health.set("audit", False, "difference over two checks: " + ", ".join(
+                f"{c.place} {c.asset} {self.ledger.format(c.asset, c.difference)}" for c in a.differences))
+        else:
+            self.health.set("audit", True, "clean" if a.clean else "moves in flight")
+        return a
+
+    async def _audit_pass(self) -> None:
+        self.last_audit = await self._audit()
+        assert self.store is not None
+        record_audit(self.store, self.ledger, self.last_audit)
+
+    async def _activity_pass(self) -> None:
+        assert self.activity is not None
+        self.activity.poll()
+        for name, rt in self.runtimes.items():  # books: quoted only while synced
+            for symbol, sync in rt.connector.syncs.items():
+                synced = rt.connector.book(symbol) is not None
+                market = rt.connector.market(symbol).unified
+                why = "" if synced else (f"{getattr(sync.state, 'name', sync.state)}: "
+                                         f"{sync.desync_reason or 'waiting for a snapshot'}")
+                self.health.set(f"book:{name}:{market}", synced, why)
+
+    # --- stop -------------------------------------------------------------------------------------
+
+    async def stop(self) -> bool:
+        """Graceful: True if every worker ended after its pass and no order of ours is left open."""
+        if self._stopped:
+            return True
+        self._stopped = True
+        self.health.phase = "stopping"
+        timeout = float(self.config.engine.stop_timeout_s)
+        log.info("stopping: quoting stops, open orders are cancelled, steps in flight finish")
+        results = await asyncio.gather(*(w.stop(timeout) for w in self.workers.values()),
+                                       *(rt.stop(timeout) for rt in self.runtimes.values()), return_exceptions=True)
+        clean = all(r is True for r in results)
+        if self.store is not None and self.health.parts.get("intake") is not None and self.last_audit is not None:
+            try:  # the books at rest: what `mixmaker status` shows as the last reconciliation
+                self.last_audit = await self._audit()
+                record_audit(self.store, self.ledger, self.last_audit)
+            except Exception as e:  # noqa: BLE001 - a venue gone by now: the last periodic check stays
+                log.warning("the audit at stop failed: %s", e)
+        if self.activity is not None:
+            try:
+                self.activity.poll()
+            except Exception:  # noqa: BLE001 - the store may already be gone after a failed start
+                pass
+        for conn in self.connectors.values():
+            await asyncio.gather(conn.close(), return_exceptions=True)
+        if self.mixin is not None:
+            await asyncio.gather(self.mixin.close(), return_exceptions=True)
+        if self.store is not None:
+            self.store.close()
+        self.health.phase = "stopped"
+        if self.metrics is not None:
+            await self.metrics.stop()
+        log.info("stopped%s", "" if clean else " (some steps or cancels did not finish in time: the next start resumes them)")
+        return clean
