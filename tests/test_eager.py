@@ -4,6 +4,7 @@ waits runs to the end in the caller; one that waits carries on as a task, exactl
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 
 import pytest
@@ -47,6 +48,28 @@ async def test_a_coroutine_that_waits_carries_on_as_a_task():
     assert not s.done and log == ["before"]  # ran up to its first wait, in the caller
     ev.set()
     assert await s.wait() == "done" and log == ["before", "after"]
+
+
+OWNER: contextvars.ContextVar[str | None] = contextvars.ContextVar("test_eager_owner", default=None)
+
+
+async def _owned(ev: asyncio.Event, seen: list):
+    token = OWNER.set("pool-a")
+    try:
+        await ev.wait()
+        seen.append(OWNER.get())
+    finally:
+        OWNER.reset(token)  # after a wait: must find its token in the same context
+    return "done"
+
+
+@in_loop
+async def test_a_context_variable_set_across_a_wait_stays_the_coroutines_own():
+    ev, seen = asyncio.Event(), []
+    s = eager.start(_owned(ev, seen))
+    assert OWNER.get() is None  # nothing leaks into the caller, as with a task
+    ev.set()
+    assert await s.wait() == "done" and seen == ["pool-a"] and OWNER.get() is None
 
 
 @in_loop

@@ -10,6 +10,7 @@ anything had to wait.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
@@ -52,16 +53,22 @@ class Started:
 
 
 def start(coro: Coroutine[Any, Any, T]) -> Started:
-    """Run `coro` until it finishes or first waits. Needs a running event loop only if it waits."""
+    """Run `coro` until it finishes or first waits. Needs a running event loop only if it waits.
+
+    Like a task (and 3.12's eager tasks), it runs in a copy of the caller's context: a context
+    variable it sets stays its own, and the task that carries it on runs in that same copy (so a
+    `ContextVar.reset` after a wait finds the token it set)."""
+    ctx = contextvars.copy_context()
     try:
-        waiting_on = coro.send(None)
+        waiting_on = ctx.run(coro.send, None)
     except StopIteration as e:
         return Started(True, e.value)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it
         return Started(True, error=e)
-    return Started(False, task=asyncio.ensure_future(_carry_on(coro, waiting_on)))
+    task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=ctx)
+    return Started(False, task=task)
 
 
 async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:

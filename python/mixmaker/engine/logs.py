@@ -20,7 +20,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from mixmaker.engine.config import LogFormat
 
@@ -54,17 +54,24 @@ class _IdsFilter(logging.Filter):
 
 
 class Redactor:
-    """The secrets a line must never show."""
+    """The secrets a line must never show: strings, or maskers (an object that keeps its secret to
+    itself, such as `ApiCredentials`, masks a line without handing the secret out)."""
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._maskers: list[Callable[[str], str]] = []
 
     def add(self, *secrets: str | None) -> None:
         for s in secrets:
             if s and len(s) >= 6:  # a short string would mask ordinary words
                 self._secrets.add(s)
 
+    def add_masker(self, mask: Callable[[str], str]) -> None:
+        self._maskers.append(mask)
+
     def __call__(self, text: str) -> str:
+        for mask in self._maskers:
+            text = mask(text)
         for s in self._secrets:
             if s in text:
                 text = text.replace(s, "***")

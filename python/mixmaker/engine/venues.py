@@ -40,7 +40,8 @@ class Links:
 
 
 def _register_secrets(keystore: Keystore, creds: list[ApiCredentials]) -> None:
-    REDACT.add(*(c.reveal() for c in creds))
+    for c in creds:
+        REDACT.add_masker(c.redact)
     for s in (keystore.session_private_key, keystore.spend_private_key):
         if s is not None:
             REDACT.add(s.reveal().hex())
