@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+import mixmaker
+
 pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the exchange simulator needs picows")
 
@@ -41,7 +43,9 @@ SEED0 = int(os.environ.get("MIXMAKER_CRASH_SEED0", "0"))
 # (paid), intake (inside a page's transaction).
 STEPS = ["sent", "planned", "broadcast", "seen", "to_exchange", "arrived", "minted", "signed", "released",
          "to_mixin", "paid", "intake"]
-ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent / "python"), str(HERE)])}
+# The children import mixmaker from where this process did (the installed wheel in CI, the source
+# tree with its built extension in development), and the test helpers from here.
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(mixmaker.__file__).parent.parent), str(HERE)])}
 
 
 def start_sims(state: Path, seed: int) -> subprocess.Popen:

@@ -14,7 +14,7 @@ __all__ = [
     "DecimalFormatError", "MessageFormatError", "BookLockedError", "InvalidTransitionError", "ExchangeIdConflictError",
     "UnknownOrderError", "OrderInputError", "ClientIdError", "OrderError", "ArgumentError", "MixmakerError",
     "OrderState", "OrderEvent", "Side", "SyncRule", "OrderBook", "BookState", "SyncStats", "BookSync", "BookTicker",
-    "parse_book_ticker", "parse_decimal", "OrderSet", "OrderView", "Outcome", "Exposure", "ClientIdGenerator",
+    "parse_book_ticker", "parse_decimal", "OrderSet", "OrderView", "Outcome", "Exposure", "ClientIdGenerator", "Tape", "TapePlayer",
     "_clock", "_proposal",
 ]
 
@@ -256,7 +256,7 @@ class TapePlayer:
     TIME: int
     TRADE: int
     BOOK: int
-    def __init__(self, tape: Tape, sync: BookSync, keep_trades: bool = True) -> None: ...
+    def __new__(cls, tape: Tape, sync: BookSync, keep_trades: bool = True) -> Self: ...
     def next(self, stop_ns: int) -> int: ...
     def watch(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None: ...
     def take_trades(self) -> list[tuple[int, int, int]]: ...
