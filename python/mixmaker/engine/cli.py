@@ -109,7 +109,6 @@ async def _serve(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
     import logging
 
     from mixmaker.engine.errors import EngineError
-    from mixmaker.engine.funds_seam import check_supported as check_funds
     from mixmaker.engine.logs import setup
     from mixmaker.engine.runtime import Engine
     from mixmaker.engine.signals import StopSignals
@@ -124,7 +123,6 @@ async def _serve(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
             links = paper_links(cfg, await wait_for_sims(args.sims or cfg.paper.sims, 60))
         else:
             links = live_links(cfg)
-        check_funds(links)
     except EngineError as e:
         print(f"mixmaker run: error: {e}", file=sys.stderr)
         return 2

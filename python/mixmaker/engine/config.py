@@ -9,6 +9,9 @@ listed, each naming its key (`engine.metrics_port: ...`, `presets.tight.bid_spre
     [presets.NAME]    a strategy config (mixmaker.strategy.config: kind = "pmm" | "avellaneda")
     [limits]      bot share, funding timeout; [limits.assets.SYMBOL] min, max_per_user, dust
     [pools]       which market x preset pairs are offered (default all), which are paused
+    [funds]       moving funds Mixin <-> exchange: batching, fee limits, the per-asset minimum of a
+                  move, how long each stage may take, retries, the fee float's payers, and how
+                  often the ledger is reconciled with the venues
     [paper]       where `--paper` finds the simulators (`mixmaker sim all --state DIR`)
 
 Numbers in the file are read as `Decimal` exactly as written (never through a float). Secrets
@@ -27,7 +30,7 @@ import enum
 import re
 import tomllib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -38,6 +41,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from mixmaker.engine.errors import ConfigInvalidError
 from mixmaker.errors import MixmakerError
 from mixmaker.funds.assets import AssetMap, AssetSpec, TagRule, VenueAsset
+from mixmaker.funds.mover import MoverConfig
+from mixmaker.funds.moves import Timing
+from mixmaker.funds.outcomes import RetryPolicy
+from mixmaker.funds.worker import FundsConfig
 from mixmaker.money import AmountError, to_units
 from mixmaker.strategy.config import AvellanedaConfig, PMMConfig
 from mixmaker.users.catalog import (
@@ -77,7 +84,7 @@ class EngineSection(_Strict):
     intake_poll_s: Decimal = Field(default=Decimal(1), gt=0, description="how often Mixin snapshots are read")
     worker_interval_s: Decimal = Field(default=Decimal(1), gt=0, description="user orders and payouts are driven")
     tracker_poll_s: Decimal = Field(default=Decimal(2), gt=0, description="open orders asked by REST")
-    audit_interval_s: Decimal = Field(default=Decimal(30), gt=0, description="ledger vs what the venues hold")
+    connect_timeout_s: Decimal = Field(default=Decimal(60), gt=0, description="how long a venue may not answer at start")
     sample_interval_s: Decimal = Field(default=Decimal(5), gt=0, description="the run report's samples")
     stop_timeout_s: Decimal = Field(default=Decimal(20), gt=0, description="a graceful stop's cancels and steps")
 
@@ -121,9 +128,10 @@ class ExchangeSection(_Strict):
 
 
 class VenueAssetModel(_Strict):
-    currency: str = Field(min_length=1)
-    network: str = ""
-    tag_rule: TagRule = TagRule.NONE
+    currency: str = Field(min_length=1, description="the exchange's code of the asset")
+    network: str = Field(default="", description="the exchange's network (chain) it moves on")
+    tag_rule: TagRule = Field(default=TagRule.NONE, description="the chain's tag/memo rule for deposits")
+    chain_symbol: str = Field(default="", description="Mixin's chain asset symbol, if not the network's name")
 
 
 class AssetModel(_Strict):
@@ -154,6 +162,36 @@ class PoolsModel(_Strict):
     paused: list[str] = Field(default_factory=list)
 
 
+class FundsSection(_Strict):
+    """How users' funds move between the Mixin wallet and the exchange accounts (mixmaker.funds)."""
+
+    reconcile_interval_s: Decimal = Field(default=Decimal(30), gt=0, description="ledger vs what the venues hold")
+    batch_wait_s: Decimal = Field(default=Decimal(2), ge=0, description="a request waits for others to join its move")
+    max_fee_fraction: Decimal = Field(default=Decimal("0.05"), ge=0, lt=1, description="of a move, its fee at most")
+    fee_hold_s: Decimal = Field(default=Decimal(600), ge=0, description="then a move not worth its fee is decided")
+    consolidate_at: int = Field(default=200, ge=2, le=256, description="unspent outputs of an asset, then merged")
+    min: dict[str, Decimal] = Field(default_factory=dict, description="per asset: the smallest move to an exchange")
+    to_send_s: Decimal = Field(default=Decimal(600), gt=0, description="planned -> the source has it, else stuck")
+    to_chain_s: Decimal = Field(default=Decimal(3600), gt=0, description="sent -> its hash on chain, else stuck")
+    to_credit_s: Decimal = Field(default=Decimal(3600), gt=0, description="on chain -> credited, else stuck")
+    retry_attempts: int = Field(default=3, ge=1, le=20, description="attempts of a move that failed, the first included")
+    retry_delay_s: Decimal = Field(default=Decimal(5), ge=0, description="a retry waits this long after the failure")
+    fee_payers: list[uuid.UUID] = Field(default_factory=list, description="Mixin users whose payments fund the fee float")
+    defer_s: Decimal = Field(default=Decimal(600), gt=0, description="a deposit that may be ours waits for its hash")
+
+    def funds_config(self, assets: AssetMap) -> FundsConfig:
+        """The funds layer's config (`min` in each asset's ledger units, checked exact by `parse`)."""
+        mins = {sym: to_units(v, assets.symbol(sym).decimals, what=f"funds.min.{sym}") for sym, v in self.min.items()}
+        return FundsConfig(
+            mover=MoverConfig(min_units=mins, max_fee_fraction=Fraction(self.max_fee_fraction),
+                              batch_wait_s=float(self.batch_wait_s), fee_hold_s=float(self.fee_hold_s),
+                              consolidate_at=self.consolidate_at,
+                              retry=RetryPolicy(max_attempts=self.retry_attempts, delay_s=float(self.retry_delay_s))),
+            timing=Timing(float(self.to_send_s), float(self.to_chain_s), float(self.to_credit_s)),
+            reconcile_every_s=float(self.reconcile_interval_s), fee_payers=frozenset(str(u) for u in self.fee_payers),
+            defer_s=float(self.defer_s))
+
+
 class PaperSection(_Strict):
     sims: Path = Field(default=Path("sims"), description="the folder of `mixmaker sim all --state DIR`, or its sims.json")
 
@@ -162,7 +200,7 @@ StrategyConfig = Annotated[PMMConfig | AvellanedaConfig, Field(discriminator="ki
 
 _SECTIONS: dict[str, Any] = {
     "engine": EngineSection, "mixin": MixinSection, "exchanges": ExchangeSection, "assets": AssetModel,
-    "markets": MarketModel, "limits": LimitsModel, "pools": PoolsModel, "paper": PaperSection,
+    "markets": MarketModel, "limits": LimitsModel, "pools": PoolsModel, "funds": FundsSection, "paper": PaperSection,
 }
 _TABLES = {"exchanges": dict[str, ExchangeSection], "assets": dict[str, AssetModel], "markets": dict[str, MarketModel]}
 _REQUIRED = ("exchanges", "assets", "markets", "presets")
@@ -178,6 +216,10 @@ class EngineConfig:
     exchanges: dict[str, ExchangeSection]
     catalog: Catalog
     paper: PaperSection
+    funds: FundsSection = field(default_factory=FundsSection)
+
+    def funds_config(self) -> FundsConfig:
+        return self.funds.funds_config(self.catalog.assets)
 
     def with_database(self, path: Path) -> EngineConfig:
         return _replace(self, engine=self.engine.model_copy(update={"database": path}))
@@ -252,7 +294,8 @@ def parse(data: dict[str, Any], source: str = "config", *, mode: Mode = Mode.PAP
         problems += live_problems(parsed.get("mixin"), parsed.get("exchanges") or {})
     if problems or catalog is None:
         raise ConfigInvalidError(source, problems or ["the catalog could not be built"])
-    return EngineConfig(source, parsed["engine"], parsed["mixin"], parsed["exchanges"], catalog, parsed["paper"])
+    return EngineConfig(source, parsed["engine"], parsed["mixin"], parsed["exchanges"], catalog, parsed["paper"],
+                        parsed["funds"])
 
 
 # --- cross-checks --------------------------------------------------------------------------------
@@ -276,7 +319,8 @@ def _catalog(data: dict[str, Any], parsed: dict[str, Any], presets: dict[str, An
                                 f"(configured: {', '.join(sorted(exchange_names)) or 'none'})")
         try:
             specs.append(AssetSpec(symbol, str(a.mixin_asset_id), a.decimals,
-                                   {v: VenueAsset(va.currency, va.network, va.tag_rule) for v, va in a.venues.items()}))
+                                   {v: VenueAsset(va.currency, va.network, va.tag_rule, va.chain_symbol)
+                                    for v, va in a.venues.items()}))
         except MixmakerError as e:
             problems.append(f"{key_path(('assets', symbol))}: {e}")
     try:
@@ -315,6 +359,7 @@ def _catalog(data: dict[str, Any], parsed: dict[str, Any], presets: dict[str, An
             problems.append(f"{key_path(('presets', pname))}: {e}")
 
     limits = _limits(parsed.get("limits"), assets, asset_names, problems)
+    _funds(parsed.get("funds"), assets, asset_names, problems)
     pools = parsed.get("pools")
     pairs: list[tuple[str, str]] | None = None
     market_names, preset_names = _names(data, "markets"), _names(data, "presets")
@@ -365,15 +410,15 @@ def _limits(lm: LimitsModel | None, assets: AssetMap, asset_names: set[str], pro
             continue
         decimals = assets.symbol(symbol).decimals
         units: dict[str, int | None] = {}
-        for field in ("min", "max_per_user", "dust"):
-            value = getattr(al, field)
+        for name in ("min", "max_per_user", "dust"):
+            value = getattr(al, name)
             if value is None:
-                units[field] = None
+                units[name] = None
                 continue
             try:
-                units[field] = to_units(value, decimals, what=field)
+                units[name] = to_units(value, decimals, what=name)
             except AmountError:
-                problems.append(f"{key_path((*base, field))}: {value:f} is finer than {symbol}'s {decimals} decimals")
+                problems.append(f"{key_path((*base, name))}: {value:f} is finer than {symbol}'s {decimals} decimals")
         if len(units) == 3:
             per_asset[symbol] = AssetLimits(units["min"] or 0, units["max_per_user"], units["dust"] or 0)
     timeout_ns = lm.funding_timeout_s * NS
@@ -381,6 +426,29 @@ def _limits(lm: LimitsModel | None, assets: AssetMap, asset_names: set[str], pro
         problems.append("limits.funding_timeout_s: finer than a nanosecond")
         return None
     return Limits(per_asset, bot_share=Fraction(lm.bot_share), funding_timeout_ns=int(timeout_ns))
+
+
+def _funds(fs: FundsSection | None, assets: AssetMap, asset_names: set[str], problems: list[str]) -> None:
+    if fs is None:
+        return
+    for symbol, value in fs.min.items():
+        key = key_path(("funds", "min", symbol))
+        if symbol not in assets:
+            if symbol not in asset_names:
+                problems.append(f"{key}: asset {symbol} is not configured under [assets]")
+            continue
+        if value < 0:
+            problems.append(f"{key}: must be >= 0")
+            continue
+        try:
+            to_units(value, assets.symbol(symbol).decimals, what="min")
+        except AmountError:
+            problems.append(f"{key}: {value:f} is finer than {symbol}'s {assets.symbol(symbol).decimals} decimals")
+    seen: set[uuid.UUID] = set()
+    for i, payer in enumerate(fs.fee_payers):
+        if payer in seen:
+            problems.append(f"{key_path(('funds', 'fee_payers', i))}: {payer} is listed twice")
+        seen.add(payer)
 
 
 def live_problems(mixin: MixinSection | None, exchanges: dict[str, ExchangeSection]) -> list[str]:

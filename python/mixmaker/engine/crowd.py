@@ -4,7 +4,9 @@ The plan comes from the seed and the number of users, on a timeline in fractions
 length: every user is created and funded at once (their balance is then noted: "before"); user 0
 pays with a memo that is not one (refunded); user 1 funds one order in two payments (create,
 then add); the others fund one order each, in the two pools in turn; later each member stops
-(a small payment with a stop memo, returned with the payout).
+(a small payment with a stop memo, returned with the payout). With an `operator` (one of the
+config's `[funds] fee_payers`), the operator first pays the bot's fee float in ETH: Mixin takes
+the network fee of an ERC-20 withdrawal (USDT going to the exchange) in ETH, from that float.
 
 Durable and resumable: the plan's start time and every action's intent and completion are kept
 in `DIR/crowd.json` (written atomically). A restarted demo carries on from there; an action
@@ -42,6 +44,8 @@ FORMAT = 1
 NAMESPACE = uuid.UUID("0b7f6c8e-2d1a-4c3b-9e5f-7a6d5c4b3a21")
 WALLET = {"BTC": Decimal("1"), "USDT": Decimal("5000")}  # each user's balance before paying
 STOP_PAYMENT = ("USDT", Decimal("1"))
+OPERATOR_WALLET = {"ETH": Decimal("1")}
+FEE_FLOAT = ("ETH", Decimal("0.05"))  # the operator's payment into bot:fees
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,20 @@ class Person:
     pool: str | None  # preset name
     payments: list[Payment] = field(default_factory=list)
     stop: Payment | None = None
+    wallet: dict[str, Decimal] = field(default_factory=lambda: dict(WALLET))  # funded at the start
+    operator: bool = False  # pays the fee float, has no order
 
 
-def plan(seed: int, users: int, market: str, presets: tuple[str, str]) -> list[Person]:
-    """Who pays what and when. Needs at least 3 users (a refund, and both pools)."""
+def plan(seed: int, users: int, market: str, presets: tuple[str, str], operator: str | None = None) -> list[Person]:
+    """Who pays what and when. Needs at least 3 users (a refund, and both pools); the operator
+    (if any) comes last and pays the fee float at once."""
     if users < 3:
         raise ValueError("the demo needs at least 3 users: one refunded, and members in both pools")
     rng = random.Random(seed)
     people = []
+    if operator is not None:
+        op = Person(users, operator, "operator", None, None, wallet=dict(OPERATOR_WALLET), operator=True)
+        op.payments.append(Payment("fee-float", 0.0, FEE_FLOAT[0], FEE_FLOAT[1], b"fee float"))
     for i in range(users):
         uid = str(uuid.uuid5(NAMESPACE, f"{seed}:user:{i}"))
         if i == 0:
@@ -98,6 +108,8 @@ def plan(seed: int, users: int, market: str, presets: tuple[str, str]) -> list[P
         stop_at = 0.6 + 0.3 * (i - 1) / max(1, users - 2)
         p.stop = Payment(f"stop:{i}", stop_at, STOP_PAYMENT[0], STOP_PAYMENT[1], m.to_extra(m.StopMemo(oid)))
         people.append(p)
+    if operator is not None:
+        people.append(op)
     return people
 
 
@@ -203,7 +215,7 @@ class Crowd:
             await self._post("/_sim/users", {"user_id": p.user_id, "full_name": p.name})
             self._did(key)
             did.append(key)
-        for asset, amount in WALLET.items():
+        for asset, amount in p.wallet.items():
             key = f"fund:{p.index}:{asset}"
             if key in self.done:
                 continue
@@ -238,6 +250,10 @@ class Crowd:
             if s.units == units and s.memo == pay.memo:
                 return True
         return False
+
+    @property
+    def operators(self) -> set[str]:
+        return {p.user_id for p in self.people if p.operator}
 
     async def note_after(self) -> dict[str, dict[str, str]]:
         for p in self.people:

@@ -4,6 +4,7 @@ two, and every user order's final state and statement.
 
     {"assets": {"BTC": {"ledger": {payments, refunds, payouts, fees, bot_share, trading_result, held},
                         "observed": {"users": {id: {"before", "after"}}, "users_change",
+                                     "fee_payers": {id: {"before", "after"}},
                                      "bot_wallet", "exchange": {account: amount}},
                         "difference": "0"}},
      "user_orders": [{"id", "state", "statement": {...}}],
@@ -14,13 +15,14 @@ two, and every user order's final state and statement.
 simulator| + the same for each exchange account (floored at the ledger's scale: the ledger books a
 fee finer than a unit at its ceiling, so it holds the floor of the venue's balance) + |what the
 ledger says the users got back net (refunds + payouts - payments) - the change of the users' own
-balances on the simulator|. "0" when all is well. `ok`: every difference 0, the ledger balanced
+balances on the simulator| (the users' and the operator's who funds the fee float, `fee_payers`:
+their payments are payments too). "0" when all is well. `ok`: every difference 0, the ledger balanced
 and its identity whole, every user order settled (or refunded) and nothing left to pay.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -69,8 +71,10 @@ def statement_json(ledger: Ledger, orders: OrderBook, outbox: Outbox, order_id: 
 
 def build(ledger: Ledger, orders: OrderBook, outbox: Outbox, assets: AssetMap, *,
           users_before: Mapping[str, Mapping[str, str]], users_after: Mapping[str, Mapping[str, str]],
-          bot_wallet: Mapping[str, Decimal], exchanges: Mapping[str, Mapping[str, Decimal]]) -> dict[str, Any]:
-    """`users_*`: each payer's balance per asset symbol on the Mixin simulator (decimal text);
+          bot_wallet: Mapping[str, Decimal], exchanges: Mapping[str, Mapping[str, Decimal]],
+          fee_payers: Collection[str] = ()) -> dict[str, Any]:
+    """`users_*`: each payer's balance per asset symbol on the Mixin simulator (decimal text),
+    the fee payers' (`fee_payers`: Mixin user ids) among them;
     `bot_wallet`: the bot's balance there; `exchanges`: each exchange account's free + locked."""
     report: dict[str, Any] = {"assets": {}, "user_orders": [], "reconciliation": {}, "ok": True}
     places, users_rec, identity = [], {}, {}
@@ -92,12 +96,13 @@ def build(ledger: Ledger, orders: OrderBook, outbox: Outbox, assets: AssetMap, *
             observed_ex[name] = _dec(e_seen)
             places.append({"place": f"exchange:{name}", "asset": sym, "ledger": _text(ledger, sym, e_ledger),
                            "observed": _dec(e_seen), "difference": _text(ledger, sym, e_ledger - observed_units(e_seen, dec))})
-        users = {}
+        users: dict[str, dict[str, str]] = {}
+        payers: dict[str, dict[str, str]] = {}
         change = 0
         for uid in sorted(users_before):
             before = users_before[uid].get(sym, "0")
             after = users_after.get(uid, {}).get(sym, before)
-            users[uid] = {"before": before, "after": after}
+            (payers if uid in fee_payers else users)[uid] = {"before": before, "after": after}
             change += to_units(after, dec) - to_units(before, dec)
         users_ledger = fig["refunds"] + fig["payouts"] - fig["payments"]
         difference += abs(users_ledger - change)
@@ -105,8 +110,8 @@ def build(ledger: Ledger, orders: OrderBook, outbox: Outbox, assets: AssetMap, *
                           "difference": _text(ledger, sym, users_ledger - change)}
         report["assets"][sym] = {
             "ledger": {k: _text(ledger, sym, fig[k]) for k in LEDGER_KEYS},
-            "observed": {"users": users, "users_change": _text(ledger, sym, change), "bot_wallet": _dec(w_seen),
-                         "exchange": observed_ex},
+            "observed": {"users": users, "users_change": _text(ledger, sym, change), "fee_payers": payers,
+                         "bot_wallet": _dec(w_seen), "exchange": observed_ex},
             "difference": _text(ledger, sym, difference),
         }
         ok = ok and difference == 0 and gap == 0

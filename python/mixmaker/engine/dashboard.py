@@ -77,27 +77,29 @@ def orders_table(ov: Overview, decimals: dict[str, int]) -> Table:
 
 def moves_table(ov: Overview, decimals: dict[str, int]) -> Table:
     t = Table(box=box.SIMPLE_HEAD, expand=True, title="moves in transit", title_justify="left")
-    for c in ("move", "way", "amount", "state", "age"):
+    for c in ("move", "asset", "side", "amount", "state", "age"):
         t.add_column(c)
     for mv in ov.moves:
-        t.add_row(mv.move_id[:24], mv.direction, f"{_dec(mv.units, decimals.get(mv.asset, 8))} {mv.asset}", mv.state,
+        state = Text(mv.state, "bold red" if mv.state == "stuck" else "")
+        t.add_row(mv.move_id[:16], mv.asset, mv.direction, _dec(mv.units, decimals.get(mv.asset, 8)), state,
                   f"{mv.age_s:.0f}s")
     if not ov.moves:
-        t.add_row("none", "", "", "", "")
+        t.add_row("none", "", "", "", "", "")
     return t
 
 
 def audit_text(ov: Overview) -> Text:
-    a = ov.audit
+    """The last reconciliation (funds.reconcile) and any halt of moves, in one line."""
+    a = ov.reconciliation
+    halted = f"  MOVES HALTED: {'; '.join(ov.halts)}" if ov.halts else ""
     if a is None:
-        return Text("last reconciliation: not yet", "yellow")
+        return Text("last reconciliation: not yet" + halted, "red" if halted else "yellow")
     age = (ov.at_ns - a["at_ns"]) / 1e9
-    if a["clean"]:
+    if a["ok"] and not halted:
         return Text(f"last reconciliation {age:.0f}s ago: ledger = Mixin wallet = exchange, to the unit", "green")
-    diffs = ", ".join(f"{c['place']} {c['asset']} {c['difference']}" for c in a["checks"] if c["difference"] not in ("0", "0.00000000"))
-    style = "yellow" if not a["settled"] else "red"
-    why = " (moves or payments in flight)" if not a["settled"] else ""
-    return Text(f"last reconciliation {age:.0f}s ago: {diffs or '; '.join(a['errors'])}{why}", style)
+    found = ", ".join(f"{d['account']} {d['asset']} {d['difference']}" for d in a["differences"])
+    found = "; ".join(x for x in (found, *a["errors"]) if x) or "ok"
+    return Text(f"last reconciliation {age:.0f}s ago: {found}{halted}", "red" if halted else "yellow")
 
 
 def render(ov: Overview, header: str, activity: Iterable[str], decimals: dict[str, int],
@@ -127,8 +129,10 @@ def progress_line(ov: Overview, header: str) -> str:
     states = ", ".join(f"{k} {v}" for k, v in sorted(ov.orders_by_state().items())) or "none yet"
     pools = "; ".join(f"{p.pool_id.rsplit(':', 1)[-1]} {len(p.members)} members {len(p.quotes)} quotes"
                       for p in ov.pools)
-    a = ov.audit
-    audit = "not yet" if a is None else ("clean" if a["clean"] else ("in flight" if not a["settled"] else "DIFFERENT"))
+    a = ov.reconciliation
+    audit = "not yet" if a is None else ("clean" if a["ok"] else "differs (checked again)")
+    if ov.halts:
+        audit += ", MOVES HALTED"
     books = ", ".join(f"{b.market} {'synced' if b.synced else 'not synced'}" for b in ov.books)
     return (f"{header} | orders: {states} | fills {ov.fills} | pools: {pools} | books: {books} | "
             f"moves in transit {len(ov.moves)} | reconciliation {audit}")

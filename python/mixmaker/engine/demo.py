@@ -3,8 +3,11 @@
 1. The simulators (`mixmaker sim all --state DIR/sims`: the exchange with a moving market, Mixin,
    the chain) start as their OWN process, so they outlive this one, as real venues would.
 2. The engine starts on SQLite in DIR (`examples/paper.toml`, the same code as `mixmaker run --paper`).
-3. Simulated users (`crowd.py`) pay by memo: one bad memo (refunded), one order in two payments,
-   orders in two pools; the pools make markets; the users stop; funds come back; users are paid.
+3. The operator pays the bot's fee float (ETH: Mixin's fee for moving USDT, an ERC-20 token, to
+   the exchange); simulated users (`crowd.py`) pay by memo: one bad memo (refunded), one order in two payments,
+   orders in two pools; the funds mover sends their money to the exchange by chain (a Mixin
+   withdrawal to the exchange's deposit address), the pools make markets; the users stop; funds
+   come back by chain (an exchange withdrawal to the bot's Mixin deposit entry); users are paid.
 4. The end: the engine stops, the report compares the ledger with what the simulators hold and
    paid (`cycle_report.py`), a summary table is printed (`--json PATH` writes it all), the
    run's PNG report is drawn, the simulators stop.
@@ -150,7 +153,9 @@ async def run(opts: DemoOptions, console: Console | None = None) -> int:
         assert engine.mixin is not None
         markets = cfg.catalog.markets
         presets = tuple(p.name for p in cfg.catalog.presets)[:2]
-        people = plan(opts.seed, opts.users, markets[0].name, (presets[0], presets[-1]))
+        payers = cfg.funds.fee_payers
+        people = plan(opts.seed, opts.users, markets[0].name, (presets[0], presets[-1]),
+                      operator=str(payers[0]) if payers else None)
         crowd = Crowd(state, people, cfg.catalog.assets, sims.mixin_url, engine.mixin, duration_s=opts.duration_s,
                       seed=opts.seed)
         interrupted = not await _play(engine, crowd, opts, signals, console)
@@ -231,7 +236,8 @@ async def _report(cfg: EngineConfig, sims: Sims, crowd: Crowd, state: Path) -> d
         orders = OrderBook(store)
         outbox = Outbox(store, ledger, cfg.catalog.assets, cfg.catalog.limits, orders)
         report = cycle_report.build(ledger, orders, outbox, cfg.catalog.assets, users_before=crowd.doc["before"],
-                                    users_after=crowd.doc["after"], bot_wallet=wallet, exchanges=exchanges)
+                                    users_after=crowd.doc["after"], bot_wallet=wallet, exchanges=exchanges,
+                                    fee_payers=crowd.operators)
     finally:
         store.close()
     (state / REPORT_JSON).write_text(json.dumps(report, indent=1))

@@ -19,8 +19,8 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from typing import Any, Callable, TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from mixmaker.engine.config import LogFormat
 

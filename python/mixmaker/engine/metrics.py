@@ -6,8 +6,8 @@ scrape reads the engine's state between two of its steps, never from another thr
 
 Metrics (all prefixed `mixmaker_`): book state, gaps, resyncs and messages (total and per second)
 per market; the tick's duration per exchange account; exchange orders by state; fills per pool;
-the rate limiter's waits, queue, 429s and 418s; moves by state and the oldest one's age; the
-last reconciliation's differences per place and asset; user orders by state; pools' members and
+the rate limiter's waits, queue, 429s and 418s; moves by state and the oldest one's age per state;
+the last reconciliation's differences per account and asset, its age, and the halts of moves; user orders by state; pools' members and
 value; the workers' runs and errors; Mixin snapshots taken in.
 """
 
@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from mixmaker.engine.overview import overview
+from mixmaker.funds.moves import MoveState
 from mixmaker.users.orders import OrderState
 
 if TYPE_CHECKING:
@@ -69,12 +70,7 @@ class EngineCollector(Collector):
         yield from (fills, members, value)
         yield from self._limiters()
         yield from self._moves(ov)
-        diffs = GaugeMetricFamily("mixmaker_reconciliation_difference", "ledger minus what the venue holds, in the "
-                                  "asset (last check)", labels=["place", "asset"])
-        if e.last_audit is not None:
-            for c in e.last_audit.checks:
-                diffs.add_metric([c.place, c.asset], c.difference / 10 ** e.ledger.decimals(c.asset))
-        yield diffs
+        yield from self._reconciliation(ov)
         users = GaugeMetricFamily("mixmaker_user_orders", "user orders by state", labels=["state"])
         counts = Counter(o.state.value for o in ov.orders)
         for s in OrderState:
@@ -139,12 +135,32 @@ class EngineCollector(Collector):
     def _moves(self, ov: Any) -> Iterator[Metric]:
         by_state = GaugeMetricFamily("mixmaker_moves", "moves between Mixin and the exchanges not finished, by state",
                                      labels=["state"])
-        age = GaugeMetricFamily("mixmaker_move_oldest_age_seconds", "the oldest unfinished move's age", labels=[])
+        oldest = GaugeMetricFamily("mixmaker_move_oldest_age_seconds", "the oldest unfinished move's age, by state",
+                                   labels=["state"])
         counts = Counter(m.state for m in ov.moves)
-        for state in ("new", "sent"):
-            by_state.add_metric([state], counts.get(state, 0))
-        age.add_metric([], max((m.age_s for m in ov.moves), default=0.0))
-        yield from (by_state, age)
+        for state in (s for s in MoveState if not s.terminal):
+            by_state.add_metric([state.value], counts.get(state.value, 0))
+            oldest.add_metric([state.value], max((m.age_s for m in ov.moves if m.state == state.value), default=0.0))
+        yield from (by_state, oldest)
+
+    def _reconciliation(self, ov: Any) -> Iterator[Metric]:
+        e = self.engine
+        diffs = GaugeMetricFamily("mixmaker_reconciliation_difference", "what the venue holds minus the ledger, in "
+                                  "the asset (last check; analytics: a float)", labels=["place", "asset"])
+        ok = GaugeMetricFamily("mixmaker_reconciliation_ok", "1 when the last check found no difference", labels=[])
+        age = GaugeMetricFamily("mixmaker_reconciliation_age_seconds", "since the last check", labels=[])
+        halted = GaugeMetricFamily("mixmaker_funds_halts", "active halts of moves (a difference at two checks, a "
+                                   "changed deposit address)", labels=[])
+        rec = ov.reconciliation
+        if rec is not None and e.store is not None:
+            lines = e.store.query("SELECT account, asset, diff_units FROM reconciliation_diffs WHERE check_id = ?",
+                                  (rec["check_id"],))
+            for account, asset, units in lines:
+                diffs.add_metric([account, asset], int(units) / 10 ** e.ledger.decimals(asset))
+            ok.add_metric([], 1.0 if rec["ok"] else 0.0)
+            age.add_metric([], (time.time_ns() - rec["at_ns"]) / 1e9)
+        halted.add_metric([], len(ov.halts))
+        yield from (diffs, ok, age, halted)
 
 
 class MetricsServer:

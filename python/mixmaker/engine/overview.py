@@ -1,10 +1,11 @@
 """One picture of the running engine, built on demand from its parts and its store: books and our
-quotes, pools with members and value, user orders with their balances, moves in flight, fills,
-the last audit. The dashboard draws it, the headless progress line summarises it, the metrics and
+quotes, pools with members and value, user orders with their balances, moves in transit, fills,
+the last reconciliation and the halts of moves. The dashboard draws it, the headless progress line summarises it, the metrics and
 the run report's samples read it."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -13,7 +14,10 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from mixmaker.funds import accounts as acc
-from mixmaker.money import to_decimal
+from mixmaker.funds import halts
+from mixmaker.funds.ledger import Ledger
+from mixmaker.money import format_units, to_decimal
+from mixmaker.store import Store
 from mixmaker.users.orders import OrderState
 
 if TYPE_CHECKING:
@@ -70,11 +74,13 @@ class OrderLine:
 @dataclass
 class MoveLine:
     move_id: str
-    direction: str
+    direction: str  # "mixin->exchange" | "exchange->mixin"
     asset: str
     units: int
     state: str
-    age_s: float
+    age_s: float  # since it was planned
+    account: str = ""
+    last_signal: str = ""
 
 
 @dataclass
@@ -87,7 +93,8 @@ class Overview:
     moves: list[MoveLine] = field(default_factory=list)
     order_states: Counter[str] = field(default_factory=Counter)  # exchange orders by state
     fills: int = 0
-    audit: dict[str, Any] | None = None
+    reconciliation: dict[str, Any] | None = None  # `last_reconciliation`
+    halts: list[str] = field(default_factory=list)  # why moves are halted (empty: they are not)
     not_ready: dict[str, str] = field(default_factory=dict)
 
     def orders_by_state(self) -> Counter[str]:
@@ -156,15 +163,38 @@ def user_orders(engine: Engine) -> list[OrderLine]:
 
 
 def moves(engine: Engine) -> list[MoveLine]:
-    store = engine.store
-    assert store is not None
-    tables = {r[0] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "fund_moves" not in tables:
+    """The funds layer's moves not finished (planned, sent, seen on chain, stuck), oldest first."""
+    if engine.funds is None:
         return []
     now = time.time_ns()
-    rows = store.query("SELECT move_id, direction, asset, units, state, updated_ns FROM fund_moves "
-                       "WHERE state IN ('new', 'sent') ORDER BY updated_ns")
-    return [MoveLine(r[0], r[1], r[2], r[3], r[4], (now - r[5]) / 1e9) for r in rows]
+    return [MoveLine(m.move_id, m.direction.side, m.asset, m.units, m.state.value, (now - m.planned_ns) / 1e9,
+                     m.venue_account, m.last_signal) for m in engine.funds.moves.in_flight()]
+
+
+def last_reconciliation(store: Store, ledger: Ledger) -> dict[str, Any] | None:
+    """The last check of `mixmaker.funds.reconcile` (its table, which `mixmaker status` reads):
+    when, ok or not, its summary, the lines that differed and the venues not compared."""
+    try:
+        rows = store.query("SELECT check_id, finished_ns, ok, summary, detail FROM reconciliations "
+                           "ORDER BY finished_ns DESC LIMIT 1")
+    except Exception:  # noqa: BLE001 - no check table yet
+        return None
+    if not rows:
+        return None
+    check_id, at_ns, ok, summary, detail = rows[0]
+    diffs = store.query("SELECT account, asset, ledger_units, actual_units, diff_units FROM reconciliation_diffs "
+                        "WHERE check_id = ? AND diff_units != 0 ORDER BY account, asset", (check_id,))
+    errors = list(json.loads(detail).get("errors", [])) if detail else []
+
+    def fmt(asset: str, units: int) -> str:
+        try:
+            return format_units(int(units), ledger.decimals(asset), trim=True)
+        except Exception:  # noqa: BLE001 - an asset no longer configured
+            return str(units)
+
+    return {"check_id": check_id, "at_ns": int(at_ns), "ok": bool(ok), "summary": summary, "errors": errors,
+            "differences": [{"account": a, "asset": asset, "ledger": fmt(asset, lu), "observed": fmt(asset, au),
+                             "difference": fmt(asset, d)} for a, asset, lu, au, d in diffs]}
 
 
 def exchange_order_states(engine: Engine) -> Counter[str]:
@@ -187,6 +217,6 @@ def overview(engine: Engine) -> Overview:
     ov.order_states = exchange_order_states(engine)
     ov.fills = engine.activity.counts["fill"] if engine.activity is not None else 0
     ov.fills = sum(p.fills for p in ov.pools) or ov.fills
-    if engine.last_audit is not None:
-        ov.audit = engine.last_audit.as_json(engine.ledger)
+    ov.reconciliation = last_reconciliation(engine.store, engine.ledger)
+    ov.halts = [f"{h.account} {h.asset}: {h.message}" for h in halts.active(engine.store)]
     return ov

@@ -2,24 +2,30 @@
 
     engine = Engine(config, links)          # links: live_links(config) or paper_links(config, sims)
     await engine.start()                    # the start order below; raises if a part cannot start
-    ...                                     # workers run; engine.health, engine.overview()
+    ...                                     # workers run; engine.health, overview(engine)
     await engine.stop()                     # graceful: stop quoting, cancel, finish the steps in flight
 
 Start order (nothing moves or trades before the parts it depends on are ready):
-1. the store (SQLite: the ledger, user orders, payouts, the order journal, the snapshot cursor)
-   and the metrics/health endpoint (it shows what is not ready yet);
-2. Mixin reachable (the bot's `/me`); the exchange connectors;
+1. the store (SQLite: the ledger, user orders, payouts, moves, the order journal, the snapshot
+   cursor) and the metrics/health endpoint (it shows what is not ready yet);
+2. Mixin reachable (the bot's `/me`); the exchange connectors; the funds layer
+   (`mixmaker.funds.worker.FundsWorker`: mover, confirmation worker, reconciliation) on them;
 3. the pools' runtimes: markets loaded and checked against the catalog, books subscribed, the
    order tracker reconciled with the venue (orders in doubt asked, fills caught up into the
    ledger) -- only then do the pools' clocks start quoting (and only on a synced book);
-4. a first audit of the ledger against what Mixin and the exchanges hold;
-5. the workers: snapshot intake, the user-order lifecycle, refunds and payouts, the audit, the
-   activity log and the samples for the run report.
+4. the funds layer's start-up comparison (`FundsWorker.start`): the asset map against Mixin and
+   the exchanges, the deposit addresses, payments a previous run left, every move in flight asked
+   at its venue, intake read to the end, transit accounts and user orders' requests against their
+   moves, a first reconciliation. Only then may anything move;
+5. the workers: the cycle (in FundsWorker's order: follow the moves, take in Mixin snapshots,
+   drive the user orders, move funds and reconcile when due, pay out), the activity log and the
+   samples for the run report.
 
 Stop: the workers end after the pass in flight (each step of theirs is durable and idempotent),
-the pools stop quoting and cancel every open order (asking the venue about any in doubt), the
-connections close. A hard kill at any point leaves state the next start reconciles: the tracker
-with the venue, the intake from its cursor, the lifecycle from each order's state.
+the pools stop quoting and cancel every open order (asking the venue about any in doubt), a last
+reconciliation is recorded, the connections close. A hard kill at any point leaves state the next
+start reconciles: the tracker with the venue, the intake from its cursor, the moves from their
+venues, the lifecycle from each order's state.
 """
 
 from __future__ import annotations
@@ -27,24 +33,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from mixmaker.clock import TimeIterator
 from mixmaker.engine.activity import ActivityTail
-from mixmaker.engine.audit import AUDIT_MIGRATIONS, Audit, audit
-from mixmaker.engine.audit import record as record_audit
 from mixmaker.engine.config import EngineConfig
 from mixmaker.engine.errors import EngineError
-from mixmaker.engine.funds_seam import allocator_for
-from mixmaker.engine.funds_seam import check_supported as check_funds
 from mixmaker.engine.health import Health
 from mixmaker.engine.logs import log_ids
 from mixmaker.engine.metrics import MetricsServer
 from mixmaker.engine.samples import Samples
 from mixmaker.engine.venues import Links
 from mixmaker.engine.workers import Periodic
+from mixmaker.errors import MixmakerError
+from mixmaker.funds import halts
+from mixmaker.funds.assets import AssetCheckError
 from mixmaker.funds.ledger import Ledger
+from mixmaker.funds.moves import MoveState
+from mixmaker.funds.reconcile import Check
+from mixmaker.funds.worker import FundsWorker
 from mixmaker.mixin.client import MixinClient
 from mixmaker.mixin.payments import Payments
 from mixmaker.mixin.snapshots import SnapshotReader
@@ -61,6 +70,7 @@ from mixmaker.users.pools import PoolLedger, Pools, terms_from_catalog
 log = logging.getLogger("mixmaker.engine")
 
 STEPS_PER_PASS = 8
+PARTS = ("database", "mixin", "funds", "intake", "orders", "payouts", "reconciliation")
 
 
 class TickTimer(TimeIterator):
@@ -93,9 +103,10 @@ class Engine:
         self.runtimes: dict[str, PoolRuntime] = {}
         self.connectors: dict[str, Any] = {}
         self.tick_times: dict[str, dict[str, Any]] = {}
-        self.last_audit: Audit | None = None
         self.store: SqliteStore | None = None
         self.mixin: MixinClient | None = None
+        self.funds: FundsWorker | None = None
+        self.last_check: Check | None = None  # the last reconciliation of this process (the store has all)
         self.activity: ActivityTail | None = None
         self.samples: Samples | None = None
         self._stopped = False
@@ -107,10 +118,8 @@ class Engine:
 
     async def start(self) -> None:
         e = self.config.engine
-        check_funds(self.links)
         self.health.phase = "starting"
-        for part in ("database", "mixin", *(f"exchange:{n}" for n in self.links.exchanges), "intake", "orders",
-                     "payouts", "audit"):
+        for part in (*PARTS[:2], *(f"exchange:{n}" for n in self.links.exchanges), *PARTS[2:]):
             self.health.set(part, False, "not started")
         if e.metrics_port is not None:  # first: /health tells what is not ready yet
             self.metrics = MetricsServer(self, e.metrics_host, e.metrics_port)
@@ -124,17 +133,12 @@ class Engine:
         self.orders = OrderBook(store)
         self.outbox = Outbox(store, self.ledger, self.catalog.assets, self.catalog.limits, self.orders)
         alerts.migrate(store)
-        store.migrate("engine_audit", AUDIT_MIGRATIONS)
         self.health.set("database", True, str(db))
 
         self.mixin = MixinClient(self.links.keystore, self.links.mixin_url)
-        await self._until_ok("mixin", self.mixin.me)
+        await self._until_ok("mixin", self.mixin.me, float(e.connect_timeout_s))
         self.payments = Payments(self.mixin, store)
         self.connectors = {name: link.connector() for name, link in self.links.exchanges.items()}
-        self.allocator, own = await allocator_for(self.links, store, self.ledger, self.catalog.assets, self.payments,
-                                                  self.connectors)
-        self.intake = Intake(store, self.ledger, self.catalog, self.orders, self.outbox,
-                             app_id=self.links.keystore.app_id, own_deposits=own)
         self.pool_book = PoolLedger(store, self.ledger, terms_from_catalog(self.catalog))
         for name, conn in self.connectors.items():
             setups = setups_from_catalog(self.catalog, name)
@@ -142,7 +146,13 @@ class Engine:
                 self.runtimes[name] = PoolRuntime(conn, store, self.pool_book, FillBook(store, self.ledger), setups,
                                                   assets=self.catalog.assets, tick_s=str(e.tick_s),
                                                   poll_s=float(e.tracker_poll_s))
-        self.worker = OrderWorker(store, self.ledger, self.orders, self.outbox, self.allocator,
+        self.funds = funds = FundsWorker(
+            store, self.ledger, self.catalog.assets, self.payments,
+            {name: conn.venue for name, conn in self.connectors.items()}, config=self.config.funds_config(),
+            catch_up={name: self._catch_up(rt) for name, rt in self.runtimes.items()})
+        self.intake = Intake(store, self.ledger, self.catalog, self.orders, self.outbox,
+                             app_id=self.links.keystore.app_id, own_deposits=funds.snapshots)
+        self.worker = OrderWorker(store, self.ledger, self.orders, self.outbox, funds.mover,
                                   Pools(self.pool_book, self.runtimes))
         self.payer = PayoutWorker(self.outbox, self.payments)
         self.reader = SnapshotReader(self.mixin, store)
@@ -162,22 +172,37 @@ class Engine:
             if name not in self.runtimes:
                 self.health.set(f"exchange:{name}", True, "no pools here")
 
-        self.last_audit = await self._audit()
-        record_audit(store, self.ledger, self.last_audit)
+        self.health.set("funds", False, "the start-up comparison runs: nothing moves before it passed")
+        try:
+            self.last_check = await funds.start(self._take_in)
+        except AssetCheckError as err:
+            self.health.set("funds", False, str(err))
+            raise EngineError(f"the asset map does not match the venues: {err}") from err
+        except (MixmakerError, OSError, TimeoutError) as err:
+            self.health.set("funds", False, f"{type(err).__name__}: {err}")
+            raise EngineError(f"the funds layer did not start: {type(err).__name__}: {err}") from err
+        self._funds_health()
         self.activity = ActivityTail(store, self.ledger, catalog=self.catalog)
         self.samples = Samples(store, self)
-        interval = float(e.worker_interval_s)
+        interval = float(min(e.intake_poll_s, e.worker_interval_s))
         self.workers = {w.name: w.start() for w in (
-            Periodic("intake", float(e.intake_poll_s), self._intake_pass),
-            Periodic("orders", interval, self._orders_pass),
-            Periodic("payouts", interval, self._payouts_pass),
-            Periodic("audit", float(e.audit_interval_s), self._audit_pass),
+            Periodic("cycle", interval, self._cycle),
             Periodic("activity", 0.5, self._activity_pass),
             Periodic("samples", float(e.sample_interval_s), self.samples.record),
         )}
         self.health.phase = "running"
         log.info("engine running: %d pools on %s, database %s", len(self.catalog.pools),
                  ", ".join(sorted(self.runtimes)) or "no exchange", db)
+
+    @staticmethod
+    def _catch_up(rt: PoolRuntime) -> Callable[[], Awaitable[None]]:
+        """Books the fills not in the ledger yet (before a reconciliation reads the exchange)."""
+
+        async def catch_up() -> None:
+            await rt.tracker.catch_up()
+            rt.tracker.redeliver()
+
+        return catch_up
 
     async def _until_ok(self, part: str, call: Any, timeout_s: float = 60.0) -> Any:
         """A part's first call, retried while its venue is not there yet (shown in /health)."""
@@ -193,33 +218,56 @@ class Engine:
                 why = f"{type(e).__name__}: {e}"
                 self.health.set(part, False, why)
                 if loop.time() + delay > end or isinstance(e, EngineError):
-                    raise EngineError(f"{part} did not start: {why}") from e
+                    raise EngineError(f"{part} did not start after {timeout_s:.0f} s: {why}") from e
                 log.warning("%s not ready: %s (retrying)", part, why)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    # --- the workers' passes -------------------------------------------------------------------
+    # --- the cycle -------------------------------------------------------------------------------
 
     async def _take_in(self) -> int:
-        """One intake poll (the intake worker's and the audit's, never two at once)."""
+        """One intake poll (the cycle's and the stop's, never two at once). May raise
+        `DepositNotYetKnown` (`FundsWorker.poll_intake` handles it)."""
 
         def handle(tx: Any, snapshot: Any) -> None:
             with log_ids(snapshot=snapshot.snapshot_id):
                 self.intake.handle(tx, snapshot)
 
         async with self._intake_lock:
-            try:
-                n = await self.reader.poll(handle)
-            except Exception as e:
-                self.health.set("intake", False, f"{type(e).__name__}: {e}")
-                raise
-        self.health.set("intake", True)
-        if n and "orders" in self.workers:
-            self.workers["orders"].wake()
-        return n
+            return await self.reader.poll(handle)
 
-    async def _intake_pass(self) -> None:
-        await self._take_in()
+    async def _cycle(self) -> None:
+        """One round in the funds layer's order: follow the moves (our withdrawals' hashes known
+        before intake reads the deposits), take in Mixin snapshots, drive the user orders, move
+        funds (and reconcile when due), pay out. A stage that fails is reported and the others
+        still run; the next round does it again."""
+        funds = self.funds
+        assert funds is not None
+        failed: list[str] = []
+
+        async def stage(part: str, run: Callable[[], Awaitable[Any]]) -> None:
+            try:
+                await run()
+            except Exception as e:  # noqa: BLE001 - one stage's failure does not hold the others
+                failed.append(f"{part}: {type(e).__name__}: {e}")
+                self.health.set(part, False, f"{type(e).__name__}: {e}")
+                log.warning("%s: %s: %s", part, type(e).__name__, e)
+
+        async def intake() -> None:
+            await funds.poll_intake(self._take_in)
+            self.health.set("intake", True)
+
+        async def move() -> None:
+            await funds.run_once()
+            self._funds_health()
+
+        await stage("funds", funds.confirm.run_once)
+        await stage("intake", intake)
+        await stage("orders", self._orders_pass)
+        await stage("funds", move)
+        await stage("payouts", self._payouts_pass)
+        if failed:
+            raise EngineError("; ".join(failed))
 
     async def _orders_pass(self) -> None:
         failed = 0
@@ -233,8 +281,6 @@ class Engine:
                     failed += 1
                     log.warning("user order step failed: %s: %s", type(e).__name__, e)
         self.health.set("orders", failed == 0, f"{failed} orders' steps failed (retried)" if failed else "")
-        if self.outbox.queued():
-            self.workers["payouts"].wake()
 
     async def _payouts_pass(self) -> None:
         for p in self.outbox.queued():
@@ -242,34 +288,40 @@ class Engine:
                 await self.payer.send(p)
         self.health.set("payouts", True)
 
-    def _fills_booked(self) -> int:
-        return sum(rt.stats["fills_booked"] for rt in self.runtimes.values())
-
-    async def _audit(self) -> Audit:
-        """The ledger against Mixin and the exchanges, with what is on its way caught up first:
-        snapshots are taken in before and after the venues are read (anything the second poll
-        finds arrived during the reading), and fills booked meanwhile mark the check as moving."""
-        assert self.store is not None
-        await self._take_in()
-        fills = self._fills_booked()
-        a = await audit(self.ledger, self.store, self.catalog.assets, self.mixin,
-                        {name: conn.venue for name, conn in self.connectors.items()})
-        a.flight["snapshots"] = await self._take_in()
-        a.flight["fills"] = self._fills_booked() - fills
-        if a.errors:
-            self.health.set("audit", False, "; ".join(a.errors))
-        elif a.differences and a.settled and self.last_audit is not None and self.last_audit.differences \
-                and self.last_audit.settled:
-            self.health.set("audit", False, "difference over two checks: " + ", ".join(
-                f"{c.place} {c.asset} {self.ledger.format(c.asset, c.difference)}" for c in a.differences))
+    def _funds_health(self) -> None:
+        """`funds`: halts and stuck moves; `reconciliation`: the last check's findings."""
+        funds, store = self.funds, self.store
+        if funds is None or store is None:
+            return
+        active = halts.active(store)
+        stuck = [m for m in funds.moves.in_flight() if m.state is MoveState.STUCK]
+        if active:
+            self.health.set("funds", False, "moves halted: " + "; ".join(h.message for h in active)
+                            + " (mixmaker funds clear-halt --db PATH --reason TEXT once fixed)")
+        elif stuck:
+            self.health.set("funds", False, "stuck: " + "; ".join(
+                f"move {m.move_id} ({m.direction.side} {m.asset} on {m.venue_account}, last: {m.last_signal})"
+                for m in stuck))
         else:
-            self.health.set("audit", True, "clean" if a.clean else "moves in flight")
-        return a
+            n = len(funds.moves.in_flight())
+            self.health.set("funds", True, f"{n} moves in flight" if n else "")
+        from mixmaker.engine.overview import last_reconciliation
 
-    async def _audit_pass(self) -> None:
-        self.last_audit = await self._audit()
-        assert self.store is not None
-        record_audit(self.store, self.ledger, self.last_audit)
+        rec = last_reconciliation(store, self.ledger)
+        if rec is None:
+            self.health.set("reconciliation", False, "no check yet")
+            return
+        halted = [h for h in active if h.kind is halts.HaltKind.RECONCILIATION]
+        diffs = ", ".join(f"{d['account']} {d['asset']} {d['difference']}" for d in rec["differences"])
+        if rec["errors"]:
+            self.health.set("reconciliation", False, "venues not compared: " + "; ".join(rec["errors"]))
+        elif halted:
+            self.health.set("reconciliation", False, "difference at two checks in a row: " + "; ".join(
+                f"{h.account} {h.asset} {self.ledger.format(h.asset, h.units)}" for h in halted))
+        elif diffs:
+            self.health.set("reconciliation", True, f"a difference seen once (checked again): {diffs}")
+        else:
+            self.health.set("reconciliation", True, "ledger = Mixin wallet = exchange accounts, to the unit")
 
     async def _activity_pass(self) -> None:
         assert self.activity is not None
@@ -295,12 +347,13 @@ class Engine:
         results = await asyncio.gather(*(w.stop(timeout) for w in self.workers.values()),
                                        *(rt.stop(timeout) for rt in self.runtimes.values()), return_exceptions=True)
         clean = all(r is True for r in results)
-        if self.store is not None and self.health.parts.get("intake") is not None and self.last_audit is not None:
+        if self.funds is not None and self.funds.started:
             try:  # the books at rest: what `mixmaker status` shows as the last reconciliation
-                self.last_audit = await self._audit()
-                record_audit(self.store, self.ledger, self.last_audit)
+                await self.funds.confirm.run_once()
+                await self.funds.poll_intake(self._take_in)
+                self.last_check = await self.funds.reconcile()
             except Exception as e:  # noqa: BLE001 - a venue gone by now: the last periodic check stays
-                log.warning("the audit at stop failed: %s", e)
+                log.warning("the reconciliation at stop failed: %s", e)
         if self.activity is not None:
             try:
                 self.activity.poll()

@@ -130,13 +130,13 @@ async def wait_for_sims(folder: Path, timeout_s: float = 60.0) -> Sims:
 
 
 def sim_all_command(state: Path, *, seed: int, feed: str = "synthetic") -> list[str]:
-    """The simulators as the demo starts them (and the paper tests, the same way).
-
-    The exchange's withdrawal fee is 0 while issue 15's stand-in allocator moves the funds (the
-    exchange simulator's custody pays the amount back on Mixin, so a fee would only be the
-    custody's); issue 16's moves through the chain take the venues' real fees."""
+    """The simulators as the demo starts them (and the paper tests, the same way): the chain
+    between them carries the moves (a withdrawal on one side is a deposit on the other after a
+    couple of seconds and two confirmations), and both venues take their usual withdrawal fees
+    (Mixin's in the asset or, for an ERC-20 token, in ETH; the exchange's per network)."""
     return [sys.executable, "-m", "mixmaker.cli", "sim", "all", "--state", str(state), "--seed", str(seed),
-            "--feed", feed, "--symbols", "BTCUSDT", "--withdraw-fees", "BTC=0,ETH=0,USDT=0"]
+            "--feed", feed, "--symbols", "BTCUSDT", "--send-delay", "1", "--block-time", "0.5",
+            "--confirmations", "2"]
 
 
 def sim_env() -> dict[str, Any]:
