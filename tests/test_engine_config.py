@@ -126,21 +126,51 @@ def test_mixmaker_run_refuses_an_invalid_file_listing_every_problem(tmp_path):
     json.dumps(r.stderr)  # one plain text message
 
 
-def test_a_live_run_with_its_secrets_in_place_is_refused_before_connecting_until_funds_can_move(tmp_path):
-    """Issue 16's mover is the only safe way to move real funds; until it is wired a live run
-    says so at once (and never reaches for the internet)."""
-    from engine_helpers import env
+def test_funds_settings_are_checked_each_problem_naming_its_key():
+    cfg = c.load(PAPER)
+    fc = cfg.funds_config()
+    assert fc.mover.min_units == {"BTC": 20_000, "USDT": 500_000_000}  # exact ledger units
+    assert fc.mover.max_fee_fraction == Fraction(1, 10) and fc.reconcile_every_s == 5.0
+    assert fc.fee_payers == frozenset({str(cfg.funds.fee_payers[0])})
+    assert cfg.catalog.assets.symbol("USDT").venues["binance"].network == "ETH"
+    text = (PAPER.read_text()
+            .replace('max_fee_fraction = "0.10"', 'max_fee_fraction = "1.5"')
+            .replace("to_send_s = 120", "to_send_s = 0")
+            .replace('fee_payers = ["5e7d0c1a-9b2f-4a63-8c4e-1f0a2b3c4d5e"]', 'fee_payers = ["the operator"]')
+            .replace('BTC = "0.0002"', 'BTC = "0.000000001"\nDOGE = "5"')
+            .replace('venues.binance = { currency = "USDT", network = "ETH" }',
+                     'venues.binance = { currency = "USDT", network = "ETH", tag_rule = "sometimes" }'))
+    ps = problems(text)
+    keys = ["funds.max_fee_fraction", "funds.to_send_s", "funds.fee_payers[0]", "funds.min.BTC", "funds.min.DOGE",
+            "assets.USDT.venues.binance.tag_rule"]
+    assert len(ps) == len(keys), ps
+    for key in keys:
+        assert sum(p.startswith(key + ":") for p in ps) == 1, (key, ps)
+    assert any("finer than BTC's 8 decimals" in p for p in ps) and any("DOGE is not configured" in p for p in ps)
+
+
+def test_a_live_run_validates_then_connects_and_says_clearly_that_the_venues_do_not_answer(tmp_path):
+    """A live run builds the same engine (the funds layer on the real venues): its config and
+    secrets are checked first, then it connects; venues that do not answer (here: a closed port
+    on 127.0.0.1, never the internet) end it with a clear error, and no secret is printed."""
+    from engine_helpers import env, free_port
 
     from mixmaker.sim.mixin.setup import new_bot, seeded_world
 
     ks = tmp_path / "keystore.json"
     ks.write_text(json.dumps(new_bot(seeded_world(3))))
     ks.chmod(0o600)
+    closed = f"http://127.0.0.1:{free_port()}"
     cfg = tmp_path / "live.toml"
     cfg.write_text(LIVE.read_text().replace('keystore = "keystore.json"', f'keystore = "{ks}"')
+                   .replace('url = "https://api.mixin.one"', f'url = "{closed}"')
+                   .replace("connect_timeout_s = 60", "connect_timeout_s = 2")
+                   .replace("metrics_port = 9108", "metrics_port = 0")
                    .replace('database = "mixmaker-state/mixmaker.db"', f'database = "{tmp_path / "live.db"}"'))
     secret = "live-secret-never-printed-42"
     r = subprocess.run([sys.executable, "-m", "mixmaker.cli", "run", str(cfg)], capture_output=True, text=True,
                        env={**env(), "BINANCE_API_KEY": "k", "BINANCE_API_SECRET": secret}, timeout=60)
-    assert r.returncode == 2 and "issue 16's funds mover" in r.stderr, r.stderr
-    assert secret not in r.stdout + r.stderr and not (tmp_path / "live.db").exists()
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "mixin did not start after 2 s" in out and "127.0.0.1" in out, out
+    assert "issue 16" not in out and secret not in out

@@ -34,12 +34,12 @@ def demo_cmd(state: Path, *extra: str) -> list[str]:
 
 def check_report(report: dict) -> None:  # type: ignore[type-arg]
     assert set(report) == {"assets", "user_orders", "reconciliation", "ok"}
-    assert set(report["assets"]) == {"BTC", "USDT"}
+    assert set(report["assets"]) == {"BTC", "USDT", "ETH"}  # ETH: Mixin's fee for moving USDT (ERC-20)
     for sym, a in report["assets"].items():
         assert set(a) == {"ledger", "observed", "difference"}, sym
         assert set(a["ledger"]) == {"payments", "refunds", "payouts", "fees", "bot_share", "trading_result", "held"}
-        assert {"users", "bot_wallet", "exchange"} <= set(a["observed"])
-        assert len(a["observed"]["users"]) == 4
+        assert {"users", "bot_wallet", "exchange", "fee_payers"} <= set(a["observed"])
+        assert len(a["observed"]["users"]) == 4 and len(a["observed"]["fee_payers"]) == 1
         assert all(set(u) == {"before", "after"} for u in a["observed"]["users"].values())
         assert a["difference"] == "0", (sym, json.dumps(report["reconciliation"], indent=1))
         assert a["ledger"]["held"] == "0"
@@ -50,6 +50,9 @@ def check_report(report: dict) -> None:  # type: ignore[type-arg]
         st = u["statement"]
         assert st["paid"] and st["payouts"] and st["mints"] and st["burn"] and not st["owed_now"] and not st["problems"]
     assert report["assets"]["USDT"]["ledger"]["refunds"] == "50"  # the bad memo, refunded in full
+    # the funds travelled by chain: network fees were paid and booked in every asset that moved
+    assert all(report["assets"][a]["ledger"]["fees"] != "0" for a in ("BTC", "USDT", "ETH"))
+    assert report["assets"]["ETH"]["ledger"]["payments"] == "0.05"  # the operator's fee float
     assert report["ok"] is True
 
 

@@ -184,15 +184,26 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
                          "RUNNING")]
     ov.orders = [OrderLine("o1" * 18, OrderState.ACTIVE, "binance:BTC/USDT:tight", "payer-1", {"BTC": 1_000_000}, {},
                            {"BTC": Fraction(1_000_000)})]
-    ov.moves = [MoveLine("o2.in.BTC", "in", "BTC", 500_000, "sent", 2.0)]
-    ov.audit = {"at_ns": ov.at_ns, "clean": True, "settled": True, "in_flight": {}, "errors": [], "checks": []}
+    ov.moves = [MoveLine("mv-0123456789ab", "mixin->exchange", "BTC", 500_000, "sent", 2.0, "binance")]
+    ov.reconciliation = {"check_id": "rc-1", "at_ns": ov.at_ns, "ok": True, "summary": "ok", "errors": [],
+                         "differences": []}
     for width in (80, 180):
         console = Console(width=width, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
         console.print(dashboard.render(ov, "mixmaker demo t=1s", ["08:00:00 fill buy 0.001 BTC"], {"BTC": 8, "USDT": 8},
                                        width))
         text = console.export_text()
         for pane in ("books and our quotes", "pools", "user orders", "moves in transit", "reconciliation and activity",
-                     "59999.8", "0.01 BTC (in pool)", "o2.in.BTC", "to the unit", "fill buy"):
+                     "59999.8", "0.01 BTC (in pool)", "mv-0123456789ab", "mixin->exchange", "to the unit", "fill buy"):
             assert pane in text, (width, pane)
     line = dashboard.progress_line(ov, "t=1s")
     assert "orders: active 1" in line and "fills 0" in line and "moves in transit 1" in line
+    assert "reconciliation clean" in line
+    # a difference at two checks in a row: moves halt, and the dashboard says where
+    ov.reconciliation = {**ov.reconciliation, "ok": False, "differences": [
+        {"account": "exchange:binance", "asset": "BTC", "ledger": "1", "observed": "0.9", "difference": "-0.1"}]}
+    ov.halts = ["exchange:binance BTC: the ledger says 1, the venue holds 0.9"]
+    console = Console(width=180, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(dashboard.render(ov, "t=2s", [], {"BTC": 8, "USDT": 8}, 180))
+    text = console.export_text()
+    assert "exchange:binance BTC -0.1" in text and "MOVES HALTED" in text
+    assert "MOVES HALTED" in dashboard.progress_line(ov, "t=2s")

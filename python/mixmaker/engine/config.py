@@ -359,7 +359,7 @@ def _catalog(data: dict[str, Any], parsed: dict[str, Any], presets: dict[str, An
             problems.append(f"{key_path(('presets', pname))}: {e}")
 
     limits = _limits(parsed.get("limits"), assets, asset_names, problems)
-    _funds(parsed.get("funds"), assets, asset_names, problems)
+    _funds(parsed.get("funds"), data.get("funds"), assets, asset_names, problems)
     pools = parsed.get("pools")
     pairs: list[tuple[str, str]] | None = None
     market_names, preset_names = _names(data, "markets"), _names(data, "presets")
@@ -428,10 +428,18 @@ def _limits(lm: LimitsModel | None, assets: AssetMap, asset_names: set[str], pro
     return Limits(per_asset, bot_share=Fraction(lm.bot_share), funding_timeout_ns=int(timeout_ns))
 
 
-def _funds(fs: FundsSection | None, assets: AssetMap, asset_names: set[str], problems: list[str]) -> None:
-    if fs is None:
-        return
-    for symbol, value in fs.min.items():
+def _funds(fs: FundsSection | None, raw: Any, assets: AssetMap, asset_names: set[str], problems: list[str]) -> None:
+    """The per-asset minimums against the assets (also when another key of [funds] is wrong: one
+    mistake never hides another), and the fee payers listed once."""
+    mins: dict[str, Decimal] = {}
+    if fs is not None:
+        mins = fs.min
+    elif isinstance(raw, dict):
+        try:
+            mins = TypeAdapter(dict[str, Decimal]).validate_python(raw.get("min", {}))
+        except ValidationError:
+            mins = {}  # its own message is listed already
+    for symbol, value in mins.items():
         key = key_path(("funds", "min", symbol))
         if symbol not in assets:
             if symbol not in asset_names:
@@ -445,7 +453,7 @@ def _funds(fs: FundsSection | None, assets: AssetMap, asset_names: set[str], pro
         except AmountError:
             problems.append(f"{key}: {value:f} is finer than {symbol}'s {assets.symbol(symbol).decimals} decimals")
     seen: set[uuid.UUID] = set()
-    for i, payer in enumerate(fs.fee_payers):
+    for i, payer in enumerate(fs.fee_payers if fs is not None else []):
         if payer in seen:
             problems.append(f"{key_path(('funds', 'fee_payers', i))}: {payer} is listed twice")
         seen.add(payer)
