@@ -161,11 +161,13 @@ class Engine:
             shared: dict[str, Any] = {}
             self.tick_times[name] = shared
             rt.clock.add_iterator(TickTimer(name, False, shared))  # before the pools' loops (added by start)
-            try:
-                await rt.start()
+            try:  # a venue that never answers must not hang the start: bounded, then said
+                await asyncio.wait_for(rt.start(), timeout=float(e.connect_timeout_s))
             except Exception as err:
-                self.health.set(f"exchange:{name}", False, f"{type(err).__name__}: {err}")
-                raise EngineError(f"exchange:{name} did not start: {type(err).__name__}: {err}") from err
+                why = f"no answer in {float(e.connect_timeout_s):.0f} s" if isinstance(err, TimeoutError) \
+                    else f"{type(err).__name__}: {err}"
+                self.health.set(f"exchange:{name}", False, why)
+                raise EngineError(f"exchange:{name} did not start: {why}") from err
             self.health.set(f"exchange:{name}", True)
             rt.clock.add_iterator(TickTimer(name, True, shared))
         for name in self.links.exchanges:
