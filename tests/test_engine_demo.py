@@ -22,6 +22,7 @@ import pytest
 pytest.importorskip("picows", reason="the connector and the simulator need picows")
 
 from engine_helpers import ROOT, env, order_states, stop, wait_until  # noqa: E402
+
 from mixmaker.engine.sims import folder_in_use  # noqa: E402
 
 DURATION = "30"

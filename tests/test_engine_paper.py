@@ -1,9 +1,9 @@
 """`mixmaker run --paper examples/paper.toml` against simulators started separately exactly as the
 demo starts them (the chain between them carries every move): the operator funds the fee float,
 users pay by memo (one refunded, one order in two payments, two pools), the funds go to the
-exchange by chain. The engine is SIGKILLed twice -- while a move is in flight, and later with the
-orders active and the pools trading -- and started again on the same database each time; the
-users stop, the funds come back by chain, and the cycle finishes with the ledger equal to what
+exchange by chain, the pools trade. The engine is SIGKILLed twice -- while a move to the exchange
+is on the chain, and while one back to Mixin is (users stopping, the pools still trading) -- and
+started again on the same database each time; the funds come back by chain, and the cycle finishes with the ledger equal to what
 the simulators hold and paid, to the unit, every user paid once. Along the way: /health and
 /metrics of the running engine, JSON logs with ids and no secret, and a graceful SIGTERM that
 leaves no order open on the exchange."""
@@ -32,6 +32,7 @@ from engine_helpers import (  # noqa: E402
     sims_process,
     stop,
 )
+
 from mixmaker.engine import config as c  # noqa: E402
 from mixmaker.engine import cycle_report  # noqa: E402
 from mixmaker.engine.audit import observe_paper  # noqa: E402
@@ -52,7 +53,7 @@ async def _get(url: str) -> tuple[int, str]:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http, http.get(url) as r:
             return r.status, await r.text()
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+    except (TimeoutError, aiohttp.ClientError, OSError):
         return 0, ""
 
 
@@ -78,8 +79,16 @@ async def _until(check, what: str, timeout: float, crowd: Crowd | None = None,  
         await asyncio.sleep(0.25)
 
 
-def moves_in_flight(db: Path) -> list[tuple]:  # type: ignore[type-arg]
-    return query(db, "SELECT move_id, state FROM funds_moves WHERE state IN ('sent', 'seen')")
+def moves_in_flight(db: Path, direction: str) -> list[tuple]:  # type: ignore[type-arg]
+    """Moves one way that left their source and have not arrived yet."""
+    return query(db, "SELECT move_id, state FROM funds_moves WHERE direction = ? AND state IN ('sent', 'seen')",
+                 (direction,))
+
+
+def arrived(db: Path, moves: list[tuple]) -> bool:  # type: ignore[type-arg]
+    states = dict(query(db, f"SELECT move_id, state FROM funds_moves WHERE move_id IN ({', '.join('?' for _ in moves)})",
+                        tuple(m for m, _ in moves)))
+    return len(states) == len(moves) and set(states.values()) == {"arrived"}
 
 
 async def sends_by_request(bot: MixinClient, people: set[str]) -> Counter[tuple[str, str]]:
@@ -111,12 +120,13 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
         async with MixinClient(sims.bot_keystore(), sims.mixin_url) as bot:
             crowd = Crowd(tmp_path, people, cfg.catalog.assets, sims.mixin_url, bot, duration_s=DURATION, seed=SEED)
             # a move on its way to the exchange (the Mixin withdrawal sent, not credited yet): killed
-            await _until(lambda: bool(moves_in_flight(db)), "a move in flight", 120, crowd, lambda: _diagnosis(db, logs))
-            in_flight = moves_in_flight(db)
+            await _until(lambda: bool(moves_in_flight(db, "to_exchange")), "a move to the exchange in flight", 120, crowd,
+                         lambda: _diagnosis(db, logs))
+            in_flight = moves_in_flight(db, "to_exchange")
             engine_procs[0].send_signal(signal.SIGKILL)
             engine_procs[0].wait(10)
             engine_procs.append(run_paper(db, sims_dir, port, logs[1], "--log-format", "json"))
-            # every order active and the pools trading: then the engine dies without a word again
+            # every order active and the pools trading: what the operator sees
             await _until(lambda: len(order_states(db)) == 3 and set(order_states(db).values()) == {"active"}
                          and fills(db) >= 1, "orders active and a fill", 120, crowd,
                          lambda: _diagnosis(db, logs))
@@ -126,9 +136,7 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
             assert {"database", "mixin", "exchange:binance", "book:binance:BTC/USDT", "funds", "intake", "orders",
                     "payouts", "reconciliation"} <= set(parts) and all(p["ready"] for p in parts.values()), parts
             # the move killed in flight was followed to its end by the next process
-            assert all(s == "arrived" for s in dict(query(db, "SELECT move_id, state FROM funds_moves WHERE move_id "
-                                                           f"IN ({', '.join('?' for _ in in_flight)})",
-                                                           tuple(m for m, _ in in_flight))).values())
+            assert arrived(db, in_flight), query(db, "SELECT move_id, state, last_signal FROM funds_moves")
             status, text = await _get(f"http://127.0.0.1:{port}/metrics")
             for name in ("mixmaker_book_synced{market=\"binance:BTC/USDT\"} 1.0", "mixmaker_fills_total",
                          "mixmaker_tick_duration_seconds", "mixmaker_limiter_429_total", 'mixmaker_moves{state="sent"}',
@@ -136,17 +144,21 @@ def test_paper_run_killed_mid_run_and_restarted_finishes_the_cycle(tmp_path: Pat
                          "mixmaker_reconciliation_ok ", "mixmaker_funds_halts 0.0", 'mixmaker_user_orders{state="active"} 3.0',
                          "mixmaker_pool_members{", "mixmaker_exchange_orders{", "mixmaker_book_messages_per_second"):
                 assert name in text, name
+            # users stop; a move back to Mixin on its way (the exchange's withdrawal sent): killed again
+            await _until(lambda: bool(moves_in_flight(db, "to_mixin")), "a move back to Mixin in flight", 120, crowd,
+                         lambda: _diagnosis(db, logs))
+            back_in_flight = moves_in_flight(db, "to_mixin")
             engine_procs[1].send_signal(signal.SIGKILL)
             engine_procs[1].wait(10)
             fills_at_kill = fills(db)
             engine_procs.append(run_paper(db, sims_dir, port, logs[2], "--log-format", "json", "--report",
                                           str(tmp_path / "run.png")))
-            # the users go on (their stops fall while the engine restarts or after); the cycle finishes
+            # the users go on (the other stops fall while the engine restarts or after); the cycle finishes
             await _until(lambda: crowd.stops_done and crowd.payments_done and order_states(db)
                          and all(s in ("settled", "refunded") for s in order_states(db).values())
                          and queued_payouts(db) == 0, "every order settled and paid", 180, crowd,
                          lambda: _diagnosis(db, logs))
-            assert fills(db) >= fills_at_kill
+            assert fills(db) >= fills_at_kill and arrived(db, back_in_flight)
             # graceful stop: quoting stops, open orders are cancelled, exit 0
             assert stop(engine_procs[2], signal.SIGTERM, 60) == 0
             assert (tmp_path / "run.png").stat().st_size > 10_000  # the run's picture, both processes' samples
