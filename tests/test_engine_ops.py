@@ -207,3 +207,70 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
     text = console.export_text()
     assert "exchange:binance BTC -0.1" in text and "MOVES HALTED" in text
     assert "MOVES HALTED" in dashboard.progress_line(ov, "t=2s")
+
+
+def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics_say_where(tmp_path):
+    """The engine's view of the funds layer's reconciliation (its table, as `mixmaker status` reads
+    it): a difference seen once is the world moving (still ready); the same one at the next check
+    halts moves, and /health, the dashboard and the metrics name the account, asset and amount."""
+    from pathlib import Path
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from rich.console import Console
+
+    from mixmaker.engine import config as c
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.metrics import EngineCollector
+    from mixmaker.engine.overview import overview
+    from mixmaker.engine.runtime import Engine
+    from mixmaker.engine.venues import Links
+    from mixmaker.funds.ledger import Ledger
+    from mixmaker.funds.reconcile import Check, Line
+    from mixmaker.funds.worker import FundsWorker
+    from mixmaker.mixin import Keystore, MixinClient
+    from mixmaker.mixin.payments import Payments
+    from mixmaker.sim.mixin.setup import new_bot, seeded_world
+    from mixmaker.store import SqliteStore
+    from mixmaker.users.orders import OrderBook
+    from mixmaker.users.pools import PoolLedger, terms_from_catalog
+
+    cfg = c.load(Path(__file__).resolve().parent.parent / "examples" / "paper.toml")
+    keystore = Keystore.from_dict(new_bot(seeded_world(1)))
+    engine = Engine(cfg, Links(c.Mode.PAPER, "http://127.0.0.1:1", keystore, {}))
+    engine.store = store = SqliteStore(tmp_path / "e.db")
+    engine.ledger = ledger = Ledger(store)
+    cfg.catalog.assets.register(ledger)
+    engine.orders = OrderBook(store)
+    engine.pool_book = PoolLedger(store, ledger, terms_from_catalog(cfg.catalog))
+    client = MixinClient(keystore, "http://127.0.0.1:1")
+    engine.funds = FundsWorker(store, ledger, cfg.catalog.assets, Payments(client, store), {"binance": object()},
+                               config=cfg.funds_config())
+    engine._funds_health()
+    assert engine.health.report()["not_ready"]["reconciliation"] == "no check yet"
+
+    def check(n: int) -> None:
+        engine.funds.reconciler._store(Check(f"rc-{n}", [Line("exchange:binance", "BTC", 100_000, 30_000),
+                                                         Line("wallet:mixin", "BTC", 5, 5)]), n)
+        engine._funds_health()
+
+    check(1)
+    parts = engine.health.report()["parts"]
+    assert parts["reconciliation"]["ready"] and "seen once" in parts["reconciliation"]["why"]
+    assert parts["funds"]["ready"]
+    check(2)
+    not_ready = engine.health.report()["not_ready"]
+    assert "exchange:binance BTC -0.0007" in not_ready["reconciliation"], not_ready
+    assert not_ready["funds"].startswith("moves halted: exchange:binance BTC") and "clear-halt" in not_ready["funds"]
+    ov = overview(engine)
+    assert ov.halts and ov.reconciliation is not None and not ov.reconciliation["ok"]
+    console = Console(width=180, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(dashboard.render(ov, "t", [], {"BTC": 8, "USDT": 8}, 180))
+    text = console.export_text()
+    assert "exchange:binance BTC -0.0007" in text and "MOVES HALTED" in text
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(engine))
+    metrics = generate_latest(registry).decode()
+    assert 'mixmaker_reconciliation_difference{asset="BTC",place="exchange:binance"} -0.0007' in metrics
+    assert "mixmaker_reconciliation_ok 0.0" in metrics and "mixmaker_funds_halts 1.0" in metrics
+    asyncio.run(client.close())
+    store.close()
