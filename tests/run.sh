@@ -38,4 +38,6 @@ if ! command -v tmux >/dev/null; then
 fi
 
 echo "==> Python tests"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist): most slow tests wait on simulators and child processes, so the
+# suite takes about half the wall time on a 2-core machine. MIXMAKER_TEST_WORKERS=0 runs it serially.
+"$venv/bin/python" -m pytest -q -p no:cacheprovider -n "${MIXMAKER_TEST_WORKERS:-2}" "$@"
