@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import ClassVar, Iterable, Self, final
-
-from mixmaker import _clock as _clock, _proposal as _proposal
+from typing import ClassVar, Self, final
 
 import numpy as np
 import numpy.typing as npt
+
+from mixmaker import _clock as _clock
+from mixmaker import _proposal as _proposal
 
 __all__ = [
     "DecimalFormatError", "MessageFormatError", "BookLockedError", "InvalidTransitionError", "ExchangeIdConflictError",

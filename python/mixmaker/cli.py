@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from mixmaker.replay.errors import ReplayError
 from mixmaker.replay.venue import RULES

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mixmaker.connectors.limiter import Priority, RateLimiter
 

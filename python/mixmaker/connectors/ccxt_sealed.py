@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mixmaker.connectors.credentials import ApiCredentials
 

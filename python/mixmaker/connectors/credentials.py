@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from base64 import standard_b64encode
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 #: The digests ccxt signs with, by the constructor it passes (hashlib.sha256, ...).
 _DIGESTS: dict[Callable[..., Any], str] = {

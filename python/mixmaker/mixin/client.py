@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -116,7 +117,7 @@ class MixinClient:
                 raw = await resp.read()
                 echoed = resp.headers.get("X-Request-Id")
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise MixinTransportError(f"{method} {target}: no answer ({type(e).__name__}: {e})") from None
         if echoed != request_id:
             raise RequestIdMismatchError(f"{method} {target}: answer for X-Request-Id {echoed!r}, not {request_id}")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mixmaker.errors import MixmakerError
 from mixmaker.mixin import curve

@@ -25,10 +25,11 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from mixmaker.mixin import kernel
 from mixmaker.mixin.amounts import from_units, to_units
@@ -475,7 +476,7 @@ class Payments:
                   for n, (who, _) in enumerate(recipients) if not is_withdrawal[n]]
         ghosts = iter(await self.client.ghost_keys(wanted) if wanted else [])
         outputs = []
-        for n, (who, units) in enumerate(recipients):
+        for n, (_who, units) in enumerate(recipients):
             if is_withdrawal[n]:
                 outputs.append(kernel.Output(kernel.OUTPUT_WITHDRAWAL_SUBMIT, units,
                                              withdrawal=kernel.Withdrawal(p.opponent, p.tag)))

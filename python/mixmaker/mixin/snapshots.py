@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from mixmaker.mixin.client import PAGE_LIMIT, MixinClient
 from mixmaker.mixin.errors import MixinError

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NewType, Protocol, runtime_checkable
 
-from mixmaker.money import to_units
-
 from mixmaker.frozen import quick_init
+from mixmaker.money import to_units
 
 Side = Literal["buy", "sell"]
 VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]

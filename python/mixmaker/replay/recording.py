@@ -12,10 +12,11 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Literal
 
 from mixmaker.replay.errors import RecordingNotFoundError, UnreadableRecordingError
 from mixmaker.replay.venue import VenueSpec, detect, resolve
@@ -37,7 +38,7 @@ class Recording:
         lineno = 0
         try:
             with self._open() as f:
-                for lineno, line in enumerate(f, 1):
+                for lineno, line in enumerate(f, 1):  # noqa: B007 (read by the except below)
                     if line[:1] != b"{":
                         # `<ts> <json>`: drop the timestamp. Anything else passes through
                         # untouched, so the sync counts it as unreadable instead of us guessing.

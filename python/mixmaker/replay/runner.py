@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mixmaker.money import format_units
 from mixmaker.replay.errors import BookSettingsError, CoreNotBuiltError

@@ -8,9 +8,10 @@ exchange's own decimal strings, which exchanges print at a fixed precision per s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Iterable
+from typing import Any
 
 from mixmaker._core import SyncRule
 from mixmaker.replay.errors import UnknownVenueError

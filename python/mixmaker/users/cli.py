@@ -93,7 +93,7 @@ def _memo_decode(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mixmaker.users.status import render_json, render_text, collect
+    from mixmaker.users.status import collect, render_json, render_text
 
     if not args.db.is_file():
         return _fail("status", f"no database at {args.db}")

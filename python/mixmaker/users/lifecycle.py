@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.allocation import AllocationState, Allocator

@@ -105,7 +105,7 @@ def _parse_grid(text: str) -> dict[tuple[OrderState, OrderEvent], OrderState | N
         state = _ABBR[row[0]]
         if len(row) != len(_COLUMNS) + 1:
             raise AssertionError(f"order grid row {row[0]} has {len(row) - 1} cells, not {len(_COLUMNS)}")
-        for event, cell in zip(_COLUMNS, row[1:]):
+        for event, cell in zip(_COLUMNS, row[1:], strict=True):
             table[(state, event)] = STAY if cell == STAY else None if cell == "-" else _ABBR[cell]
     missing = {(s, e) for s in OrderState for e in OrderEvent} - set(table)
     if missing or set(_COLUMNS) != set(OrderEvent) or set(_ABBR.values()) != set(OrderState):

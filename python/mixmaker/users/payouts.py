@@ -17,8 +17,8 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Account, Flow
@@ -29,8 +29,8 @@ from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Pa
 from mixmaker.mixin.utxo import InsufficientOutputsError
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
-from mixmaker.store.lease import LeaseError
 from mixmaker.store.base import Transaction
+from mixmaker.store.lease import LeaseError
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.catalog import Limits
 from mixmaker.users.orders import OrderBook, OrderEvent, OrderState

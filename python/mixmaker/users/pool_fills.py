@@ -20,8 +20,8 @@ changes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from mixmaker.funds.accounts import (
     ROUNDING,

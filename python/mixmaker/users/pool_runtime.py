@@ -23,10 +23,11 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Union
+from typing import Any
 
 from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
@@ -55,7 +56,7 @@ log = logging.getLogger("mixmaker.pools")
 
 _LIVE_LOCKING = ("INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL", "LOST")
 
-StrategyConfig = Union[PMMConfig, AvellanedaConfig]
+StrategyConfig = PMMConfig | AvellanedaConfig
 
 
 @dataclass(frozen=True, slots=True)

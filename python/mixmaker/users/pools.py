@@ -25,10 +25,11 @@ may exceed 64 bits); SQL stays what PostgreSQL runs unchanged.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
-from typing import Iterable, Mapping, Protocol, Union
+from typing import Protocol
 
 from mixmaker.funds.accounts import (
     BOT_SHARE,
@@ -62,7 +63,7 @@ MIGRATIONS = [
     "CREATE TABLE pool_releases (order_id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, requested_ns BIGINT NOT NULL)",
 ]
 
-Query = Union[Transaction, Store]
+Query = Transaction | Store
 
 
 class PoolError(UserError):

@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 from mixmaker.sim.exchange.accounts import MARKET, ZERO, Accounts
 from mixmaker.sim.exchange.errors import (

@@ -7,7 +7,8 @@ import asyncio
 import json
 import threading
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 

@@ -608,7 +608,7 @@ class SimState:
         if len(tx.signatures) != len(tx.inputs):
             raise SimError(10002, {"field": "signatures", "reason": "one signature map per input"})
         msg = tx.hash()
-        for n, (i, sm) in enumerate(zip(tx.inputs, tx.signatures)):
+        for n, (i, sm) in enumerate(zip(tx.inputs, tx.signatures, strict=True)):
             u = self.utxos[(i.hash.hex(), i.index)]
             sig = sm.get(0)
             if sig is None or not curve.verify(u.keys[0], msg, sig):
@@ -707,7 +707,7 @@ class SimState:
     def request_json(self, req: TxRequest) -> dict[str, Any]:
         with self.lock:
             receivers = []
-            for n, o in enumerate(req.tx.outputs):
+            for o in req.tx.outputs:
                 if o.type == kernel.OUTPUT_WITHDRAWAL_SUBMIT:
                     receivers.append({"members": [], "members_hash": "", "threshold": 0, "destination": o.withdrawal.address,
                                       "tag": o.withdrawal.tag,
