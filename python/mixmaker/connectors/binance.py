@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import ccxt.async_support as ccxt
 
@@ -92,7 +92,7 @@ class BinanceSpotConnector:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # it holds the credentials and live sockets: nothing to copy
+    def __reduce__(self) -> NoReturn:  # it holds the credentials and live sockets: nothing to copy
         raise TypeError("BinanceSpotConnector cannot be pickled")
 
     def market(self, symbol: str) -> MarketRules:

@@ -53,7 +53,7 @@ class Keystore:
             raise KeystoreError("keystore field 'app_id' is missing")
         try:
             app_id = parse_uuid(app, "app_id")
-            session_id = parse_uuid(d.get("session_id"), "session_id")
+            session_id = parse_uuid(d.get("session_id") or "", "session_id")
         except ValueError as e:
             raise KeystoreError(str(e)) from None
         if "private_key" in d and "session_private_key" not in d:

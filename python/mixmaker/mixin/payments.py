@@ -514,7 +514,7 @@ class Payments:
         return p
 
     def _raws(self, request_id: str) -> str:
-        return self.store.query("SELECT raws FROM mixin_payments WHERE request_id = ?", (request_id,))[0][0]
+        return str(self.store.query("SELECT raws FROM mixin_payments WHERE request_id = ?", (request_id,))[0][0])
 
     def _advance(self, request_id: str, state: PaymentState, **fields: object) -> bool:
         """Moves the payment to `state` if it is in one of the states before it; False if another

@@ -140,11 +140,11 @@ class SnapshotReader:
 
     @property
     def cursor_ns(self) -> int:
-        return self.store.query("SELECT offset_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0]
+        return int(self.store.query("SELECT offset_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0])
 
     @property
     def start_ns(self) -> int:
-        return self.store.query("SELECT start_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0]
+        return int(self.store.query("SELECT start_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0])
 
     def resume(self) -> None:
         """Lifts a halt; the next poll reads from the durable cursor (nothing of a bad page was kept)."""

@@ -23,8 +23,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Literal, TypeVar
 
 from mixmaker import eager
 from mixmaker._core import Exposure, OrderSet, OrderState, OrderView, Outcome
@@ -551,12 +551,12 @@ class ClientOrderTracker:
 
     @staticmethod
     async def _once(running: dict[str, asyncio.Future[OrderState]], cid: str,
-                    work: Callable[[str], Awaitable[OrderState]]) -> OrderState:
+                    work: Callable[[str], Coroutine[Any, Any, OrderState]]) -> OrderState:
         """One `work(cid)` in flight per order: later callers wait for the running one."""
         task = running.get(cid)
         if task is None:
             started = eager.start(work(cid))  # runs now; a task only if it has to wait
-            if started.done:
+            if started.task is None:
                 return started.value()
             task = running[cid] = started.task
             task.add_done_callback(lambda _t: running.pop(cid, None))

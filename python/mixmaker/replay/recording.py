@@ -64,7 +64,7 @@ class Recording:
         return resolve(detected, str(self.path), rule, price_decimals, size_decimals)
 
     @contextmanager
-    def _open(self) -> Iterator[IO[bytes]]:
+    def _open(self) -> Iterator[IO[bytes] | gzip.GzipFile]:
         if self.container == "gzip":
             with gzip.open(self.path, "rb") as f:
                 yield f

@@ -37,9 +37,10 @@ def load_core() -> Any:
 def new_sync(spec: VenueSpec, max_buffer: int = 10_000) -> BookSync:
     core = load_core()
     try:
-        return core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
+        sync: BookSync = core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
     except (ValueError, TypeError, OverflowError) as e:
         raise BookSettingsError(spec.rule, spec.price_decimals, spec.size_decimals, e) from e
+    return sync
 
 
 def is_rest_snapshot(raw: bytes) -> bool:
@@ -152,7 +153,7 @@ def replay(
             # is good, it now shows the state right after the diff with final id `uid`.
             last_uid = uid
             now_applied = sync.stats.applied
-            if now_applied != applied and state == synced:
+            if now_applied != applied and state == synced and uid is not None:
                 check.on_book(uid, book.best_bid_raw(), book.best_ask_raw())
             applied = now_applied
         else:

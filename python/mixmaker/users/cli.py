@@ -14,7 +14,7 @@ from pathlib import Path
 DEFAULT_DB = Path("mixmaker-state") / "mixmaker.db"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     memo = subparsers.add_parser("memo", help="make or explain a payment memo (protocol v1)",
                                  description="Memos users paste into their wallet when they pay the bot.")
     actions = memo.add_subparsers(dest="memo_action", metavar="ACTION", required=True)

@@ -32,8 +32,8 @@ from typing import Any
 from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
 from mixmaker.funds.assets import AssetMap
-from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderView
-from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
+from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView
+from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, Side, TradeReport
 from mixmaker.store import Store
 from mixmaker.strategy import (
     AvellanedaConfig,
@@ -143,7 +143,7 @@ class PoolOrders:
         self.tracker = tracker
         self.pool_id = pool_id
 
-    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str:
+    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str:
         return await self.tracker.create(symbol, side, price, quantity, owner=self.pool_id)
 
     @property
@@ -154,7 +154,7 @@ class PoolOrders:
     def get(self, client_id: str) -> OrderView | None:
         return self.tracker.get(client_id)
 
-    async def cancel(self, client_id: str) -> str:
+    async def cancel(self, client_id: str) -> OrderState:
         return await self.tracker.cancel(client_id)
 
 
@@ -202,6 +202,7 @@ class PoolEngine:
         else:
             raise PoolError(f"pool {setup.pool_id}: unknown strategy config {type(cfg).__name__}")
         self.orders = PoolOrders(runtime.tracker, setup.pool_id)
+        # strategy.OrderEntry still types sides and states as str (its owner moves it to the enums).
         self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,  # type: ignore[arg-type]
                                       now_ns=runtime.now_ns)
         self.view = MarketView(rules, sync, self.budget)

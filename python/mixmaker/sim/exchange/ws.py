@@ -34,7 +34,7 @@ ORDER_ENTRY = ("order.place", "order.cancel")
 WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
 
 
-class _Connection(WSListener):  # type: ignore[misc]
+class _Connection(WSListener):
     transport: WSTransport | None = None
 
     def __init__(self, hub: StreamHub) -> None:
