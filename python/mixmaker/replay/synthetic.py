@@ -19,6 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from mixmaker.money import format_units
 from mixmaker.replay.venue import VenueSpec
 
 PRICE_DECIMALS = 2
@@ -185,11 +186,11 @@ class _Builder:
 
 
 def _px(p: int) -> str:
-    return f"{p // 100}.{p % 100:02d}"
+    return format_units(p, PRICE_DECIMALS)
 
 
 def _qty(q: int) -> str:
-    return f"{q // 1000}.{q % 1000:03d}"
+    return format_units(q, SIZE_DECIMALS)
 
 
 def _levels(levels: list[tuple[int, int]]) -> str:
