@@ -39,7 +39,7 @@ def new_sync(spec: VenueSpec, max_buffer: int = 10_000) -> BookSync:
     try:
         sync: BookSync = core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
     except (ValueError, TypeError, OverflowError) as e:
-        raise BookSettingsError(spec.rule, spec.price_decimals, spec.size_decimals, e) from e
+        raise BookSettingsError(spec.rule.value, spec.price_decimals, spec.size_decimals, e) from e
     return sync
 
 
@@ -183,7 +183,7 @@ def _result(sync: BookSync, book: Any, spec: VenueSpec, source: str, n: int, ela
     return ReplayResult(
         source=source,
         venue=spec.describe(),
-        rule=spec.rule,
+        rule=spec.rule.value,
         price_decimals=pd,
         size_decimals=sd,
         state=sync.state.name,

@@ -54,7 +54,9 @@ log = logging.getLogger("mixmaker.pools")
 
 #: The pool on whose behalf the current task places an order (set by `PoolOrders.create`).
 
-_LIVE_LOCKING = ("INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL", "LOST")
+# States in which an order may still trade, so its funds stay locked.
+_LIVE_LOCKING = frozenset({OrderState.INITIALIZED, OrderState.PENDING_CREATE, OrderState.OPEN,
+                           OrderState.PARTIALLY_FILLED, OrderState.PENDING_CANCEL, OrderState.LOST})
 
 StrategyConfig = PMMConfig | AvellanedaConfig
 
@@ -92,7 +94,7 @@ class SelfTradeGuard:
             v = self.tracker.get(cid)
             if v is None or v.symbol != req.symbol or v.side == req.side:
                 continue
-            if (req.side == "buy" and req.price >= v.price) or (req.side == "sell" and req.price <= v.price):
+            if (req.side == Side.BUY and req.price >= v.price) or (req.side == Side.SELL and req.price <= v.price):
                 return cid
         return None
 
@@ -362,7 +364,7 @@ class PoolRuntime:
         """(size units of base, value units of quote) the pool's live orders lock."""
         base = quote = 0
         for v in self.live_orders(pool_id):
-            if v.side == "buy":
+            if v.side == Side.BUY:
                 quote += v.price * v.remaining
             else:
                 base += v.remaining
@@ -386,22 +388,22 @@ class PoolRuntime:
         await self._cancel_all([v for v in self.live_orders(pid) if v.side in short], "release")
         return not self._short_sides(pid, engine)
 
-    def _short_sides(self, pid: str, engine: PoolEngine) -> list[str]:
+    def _short_sides(self, pid: str, engine: PoolEngine) -> list[Side]:
         """Sides whose live orders lock funds the leaving members' parts need."""
         budget = engine.budget
         held = self.pools.holdings(pid)
         reserved = self.pools.reserved(pid)
         base_locked, quote_locked = self.locked(pid)
         m = engine.market
-        out = []
+        out: list[Side] = []
         if held.get(m.base, 0) - base_locked * budget.base_per_size < reserved.get(m.base, 0):
-            out.append("sell")
+            out.append(Side.SELL)
         if held.get(m.quote, 0) - quote_locked * budget.quote_per_value < reserved.get(m.quote, 0):
-            out.append("buy")
+            out.append(Side.BUY)
         return out
 
     async def _cancel_all(self, orders: list[OrderView], why: str) -> None:
-        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders if v.state != "PENDING_CANCEL"))
+        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders if v.state != OrderState.PENDING_CANCEL))
 
     async def _cancel(self, client_id: str, why: str) -> None:
         self.stats[f"cancels_for_{why}"] += 1
