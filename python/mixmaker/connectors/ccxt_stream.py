@@ -42,8 +42,8 @@ class CcxtProBook:
     def __init__(self, exchange: Any, symbol: str, sync: BookSync, *, depth: int = 100,
                  backoff_s: float = 0.2, backoff_max_s: float = 30.0, seed: int | None = None) -> None:
         if sync.rule is not SyncRule.SEQUENTIAL:
-            raise ValueError(f"CcxtProBook feeds snapshots by nonce: the BookSync rule must be {SyncRule.SEQUENTIAL!r}, "
-                             f"not {sync.rule!r}")
+            raise ValueError(f"CcxtProBook feeds snapshots by nonce: the BookSync rule must be "
+                             f"{SyncRule.SEQUENTIAL.value!r}, not {sync.rule.value!r}")
         self.exchange, self.symbol, self.sync, self.depth = exchange, symbol, sync, depth
         self.stats = CcxtStreamStats()
         self._backoff = Backoff(backoff_s, backoff_max_s, seed)
