@@ -18,7 +18,7 @@ from mixmaker.connectors.ccxt_venue import CcxtVenue, market_rules  # noqa: E402
 from mixmaker.markets import MarketRules, MarketRulesError  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 
@@ -151,7 +151,7 @@ def test_a_venue_clock_that_moved_is_measured_again_and_the_order_is_placed_once
                 sim.clock_offset_ms = 30_000  # the venue's clock jumps 30 s ahead of ours
                 m = mm.market("BTCUSDT")
                 rep = await mm.create_order(OrderRequest("c1", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01")))
-                assert rep.status == "open" and mm.clock_resyncs == 1
+                assert rep.status is VenueStatus.OPEN and mm.clock_resyncs == 1
                 assert 29_000 <= -mm.time_difference_ms <= 31_000
                 assert [o.client_order_id for o in sim.open_orders("mm")] == ["c1"]  # placed once
                 sim.clock_offset_ms = -30_000

@@ -23,7 +23,7 @@ from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
 from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderRejectedError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 RECV_WINDOW_MS = 3000
@@ -107,7 +107,7 @@ def test_a_stale_create_is_refused_by_its_signed_timestamp_and_never_re_sent():
                     await venue.create_order(stale)
                 assert posts() == before + 1 and "mmstale" not in venue_orders(sim, "mm")
                 fresh = OrderRequest("mmfresh", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01"), venue.clock_ms())
-                assert (await venue.create_order(fresh)).status == "open"
+                assert (await venue.create_order(fresh)).status is VenueStatus.OPEN
             finally:
                 await venue.exchange.close()
 
