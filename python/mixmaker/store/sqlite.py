@@ -4,9 +4,10 @@ survives a power cut, not only a process kill), one connection per store object.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from mixmaker.store.base import Row, StoreError
 

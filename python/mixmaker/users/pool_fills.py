@@ -20,9 +20,10 @@ changes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
+from mixmaker._core import ArgumentError
 from mixmaker.funds.accounts import (
     ROUNDING,
     Entry,
@@ -34,7 +35,7 @@ from mixmaker.funds.accounts import (
 )
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.orders import FillEvent
-from mixmaker.orders.venue import OrderRequest
+from mixmaker.orders.venue import OrderRequest, Side
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
 from mixmaker.users.pools import PoolError
@@ -96,7 +97,7 @@ class FillBook:
             tx.execute(
                 "INSERT INTO pool_orders (venue, client_id, pool_id, symbol, side, price, quantity, created_ns) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (venue, req.client_id, pool_id, req.symbol, req.side, req.price, req.quantity, time.time_ns()))
+                (venue, req.client_id, pool_id, req.symbol, req.side.value, req.price, req.quantity, time.time_ns()))
         self._owner[(venue, req.client_id)] = pool_id
 
     def pool_of(self, venue: str, client_id: str) -> str | None:
@@ -131,12 +132,14 @@ class FillBook:
         bd, qd = self.ledger.decimals(m.base), self.ledger.decimals(m.quote)
         base_units = fill.qty * 10 ** (bd - m.size_decimals)
         quote_units = fill.price * fill.qty * 10 ** (qd - m.price_decimals - m.size_decimals)
-        if fill.side == "buy":
+        try:
+            side = Side.from_value(fill.side)
+        except ArgumentError:
+            raise PoolError(f"fill {fill.trade_id}: unknown side {fill.side!r}") from None
+        if side == Side.BUY:
             entries = [*inflow(Flow.TRADE, m.base, base_units, ex, claim), *outflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
-        elif fill.side == "sell":
-            entries = [*outflow(Flow.TRADE, m.base, base_units, ex, claim), *inflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
         else:
-            raise PoolError(f"fill {fill.trade_id}: unknown side {fill.side!r}")
+            entries = [*outflow(Flow.TRADE, m.base, base_units, ex, claim), *inflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
         if fill.fee:
             asset = m.ledger_symbol(fill.fee_asset)
             booked, back = self._fee_units(tx, m.venue_account, asset, fill.fee)
