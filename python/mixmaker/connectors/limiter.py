@@ -297,6 +297,21 @@ class LimiterCore:
                 raise CostError(f"pool {name!r}: weight {w} can never fit its usable limit {win.limit} "
                                 f"({win.pool.limit} less headroom)")
 
+    def holding_back(self, cost: Mapping[str, int], now: float) -> str:
+        """What keeps a request of `cost` back now, in words (for the error that says it was not sent)."""
+        reasons = []
+        if now < self.stats.blocked_until:
+            reasons.append(f"blocked {self.stats.blocked_until - now:.1f}s more after a 429/418")
+        if self._probing:
+            reasons.append("one at a time after a 429")
+        for name, w in cost.items():
+            win = self.windows.get(name)
+            if win is not None:
+                win.expire(now)
+                if not win.fits(w):
+                    reasons.append(f"{name} {win.used}+{w} over {win.limit} ({win.held} on the wire)")
+        return ", ".join(reasons) or "nothing now"
+
     def submit(self, cost: Mapping[str, int], priority: Priority, now: float, *, tracked: bool = False) -> _Ticket:
         self._check(cost)
         self._seq += 1
@@ -482,7 +497,7 @@ class RateLimiter:
             return
         fut.set_exception(RequestNotSentError(
             f"waited {timeout:.1f}s in the rate limiter (queue {self.core.stats.queued}, "
-            f"in flight {self.core.in_flight}); not sent"))
+            f"in flight {self.core.in_flight}; {self.core.holding_back(ticket.cost, self._now())}); not sent"))
         if not self._closed:
             self._pump()
 
