@@ -209,23 +209,15 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
     assert "MOVES HALTED" in dashboard.progress_line(ov, "t=2s")
 
 
-def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics_say_where(tmp_path):
-    """The engine's view of the funds layer's reconciliation (its table, as `mixmaker status` reads
-    it): a difference seen once is the world moving (still ready); the same one at the next check
-    halts moves, and /health, the dashboard and the metrics name the account, asset and amount."""
+def _offline_engine(tmp_path):
+    """An engine's parts on a store, its funds layer on venues that are never called: for what the
+    engine makes of the funds layer's state (/health, the dashboard, the metrics, the cycle)."""
     from pathlib import Path
 
-    from prometheus_client import CollectorRegistry, generate_latest
-    from rich.console import Console
-
     from mixmaker.engine import config as c
-    from mixmaker.engine import dashboard
-    from mixmaker.engine.metrics import EngineCollector
-    from mixmaker.engine.overview import overview
     from mixmaker.engine.runtime import Engine
     from mixmaker.engine.venues import Links
     from mixmaker.funds.ledger import Ledger
-    from mixmaker.funds.reconcile import Check, Line
     from mixmaker.funds.worker import FundsWorker
     from mixmaker.mixin import Keystore, MixinClient
     from mixmaker.mixin.payments import Payments
@@ -245,6 +237,22 @@ def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics
     client = MixinClient(keystore, "http://127.0.0.1:1")
     engine.funds = FundsWorker(store, ledger, cfg.catalog.assets, Payments(client, store), {"binance": object()},
                                config=cfg.funds_config())
+    return engine, client, store
+
+
+def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics_say_where(tmp_path):
+    """The engine's view of the funds layer's reconciliation (its table, as `mixmaker status` reads
+    it): a difference seen once is the world moving (still ready); the same one at the next check
+    halts moves, and /health, the dashboard and the metrics name the account, asset and amount."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from rich.console import Console
+
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.metrics import EngineCollector
+    from mixmaker.engine.overview import overview
+    from mixmaker.funds.reconcile import Check, Line
+
+    engine, client, store = _offline_engine(tmp_path)
     engine._funds_health()
     assert engine.health.report()["not_ready"]["reconciliation"] == "no check yet"
 
@@ -272,5 +280,57 @@ def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics
     metrics = generate_latest(registry).decode()
     assert 'mixmaker_reconciliation_difference{asset="BTC",place="exchange:binance"} -0.0007' in metrics
     assert "mixmaker_reconciliation_ok 0.0" in metrics and "mixmaker_funds_halts 1.0" in metrics
+    asyncio.run(client.close())
+    store.close()
+
+
+def test_a_cycle_asks_the_venues_about_the_moves_in_flight_once(tmp_path):
+    """The cycle follows the moves before intake and does not follow them again when it moves funds
+    (each follow is a venue call per move in flight, live)."""
+    engine, client, store = _offline_engine(tmp_path)
+    calls = []
+
+    async def counted(*_a, **_k):
+        calls.append("confirm")
+        return 0
+
+    async def nothing(*_a, **_k):
+        return 0
+
+    engine.funds.confirm.run_once = counted
+    engine.funds.mover.run_once = nothing
+    engine.funds.reconcile = nothing
+    engine._take_in = nothing
+    engine._orders_pass = nothing
+    engine._payouts_pass = nothing
+    asyncio.run(engine._cycle())
+    asyncio.run(engine._cycle())
+    assert calls == ["confirm", "confirm"]
+    asyncio.run(client.close())
+    store.close()
+
+
+def test_a_move_waiting_for_the_fee_float_is_named_by_health_and_the_dashboard(tmp_path):
+    from rich.console import Console
+
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.overview import overview
+    from mixmaker.funds.mover import FeeShort
+
+    engine, client, store = _offline_engine(tmp_path)
+    engine.funds.mover.fee_short = [FeeShort("to_exchange:binance:USDT", "USDT", "binance", "ETH", 300_000, 120_000)]
+    engine._funds_health()
+    why = engine.health.report()["not_ready"]["funds"]
+    assert why.startswith("fee float short: a move of USDT on binance") and "0.003 ETH" in why \
+        and "bot:fees has 0.0012 ETH" in why, why
+    ov = overview(engine)
+    console = Console(width=180, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(dashboard.render(ov, "t", [], {"BTC": 8, "USDT": 8, "ETH": 8}, 180))
+    text = " ".join(console.export_text().split())
+    assert "FEE FLOAT SHORT: a move of USDT on binance" in text and "0.0012 ETH" in text, text
+    assert "FEE FLOAT SHORT" in dashboard.progress_line(ov, "t")
+    engine.funds.mover.fee_short = []
+    engine._funds_health()
+    assert "funds" not in engine.health.report()["not_ready"]
     asyncio.run(client.close())
     store.close()

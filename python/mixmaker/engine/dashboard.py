@@ -92,14 +92,16 @@ def audit_text(ov: Overview) -> Text:
     """The last reconciliation (funds.reconcile) and any halt of moves, in one line."""
     a = ov.reconciliation
     halted = f"  MOVES HALTED: {'; '.join(ov.halts)}" if ov.halts else ""
+    short = f"  FEE FLOAT SHORT: {'; '.join(ov.fee_short)}" if ov.fee_short else ""
     if a is None:
-        return Text("last reconciliation: not yet" + halted, "red" if halted else "yellow")
+        return Text("last reconciliation: not yet" + halted + short, "red" if halted or short else "yellow")
     age = (ov.at_ns - a["at_ns"]) / 1e9
     if a["ok"] and not halted:
-        return Text(f"last reconciliation {age:.0f}s ago: ledger = Mixin wallet = exchange, to the unit", "green")
+        return Text(f"last reconciliation {age:.0f}s ago: ledger = Mixin wallet = exchange, to the unit{short}",
+                    "yellow" if short else "green")
     found = ", ".join(f"{d['account']} {d['asset']} {d['difference']}" for d in a["differences"])
     found = "; ".join(x for x in (found, *a["errors"]) if x) or "ok"
-    return Text(f"last reconciliation {age:.0f}s ago: {found}{halted}", "red" if halted else "yellow")
+    return Text(f"last reconciliation {age:.0f}s ago: {found}{halted}{short}", "red" if halted else "yellow")
 
 
 def render(ov: Overview, header: str, activity: Iterable[str], decimals: dict[str, int],
@@ -133,6 +135,8 @@ def progress_line(ov: Overview, header: str) -> str:
     audit = "not yet" if a is None else ("clean" if a["ok"] else "differs (checked again)")
     if ov.halts:
         audit += ", MOVES HALTED"
+    if ov.fee_short:
+        audit += f", FEE FLOAT SHORT: {'; '.join(ov.fee_short)}"
     books = ", ".join(f"{b.market} {'synced' if b.synced else 'not synced'}" for b in ov.books)
     return (f"{header} | orders: {states} | fills {ov.fills} | pools: {pools} | books: {books} | "
             f"moves in transit {len(ov.moves)} | reconciliation {audit}")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mixmaker.funds import accounts as acc
 from mixmaker.funds import halts
 from mixmaker.funds.ledger import Ledger
+from mixmaker.funds.mover import FeeShort
 from mixmaker.money import format_units, to_decimal
 from mixmaker.store import Store
 from mixmaker.users.orders import OrderState
@@ -95,6 +96,7 @@ class Overview:
     fills: int = 0
     reconciliation: dict[str, Any] | None = None  # `last_reconciliation`
     halts: list[str] = field(default_factory=list)  # why moves are halted (empty: they are not)
+    fee_short: list[str] = field(default_factory=list)  # moves waiting for the fee float (`fee_short_text`)
     not_ready: dict[str, str] = field(default_factory=dict)
 
     def orders_by_state(self) -> Counter[str]:
@@ -197,6 +199,14 @@ def last_reconciliation(store: Store, ledger: Ledger) -> dict[str, Any] | None:
                              "difference": fmt(asset, d)} for a, asset, lu, au, d in diffs]}
 
 
+def fee_short_text(ledger: Ledger, s: FeeShort) -> str:
+    """A move waiting for the fee float, for a person: the asset, what is needed, what is there."""
+    decimals = ledger.decimals(s.fee_asset)
+    return (f"a move of {s.asset} on {s.account} waits for its network fee of "
+            f"{format_units(s.needed, decimals, trim=True)} {s.fee_asset}; {acc.BOT_FEES} has "
+            f"{format_units(max(s.held, 0), decimals, trim=True)} {s.fee_asset} (fund it: a payment from a fee payer)")
+
+
 def exchange_order_states(engine: Engine) -> Counter[str]:
     out: Counter[str] = Counter()
     for rt in engine.runtimes.values():
@@ -219,4 +229,6 @@ def overview(engine: Engine) -> Overview:
     ov.fills = sum(p.fills for p in ov.pools) or ov.fills
     ov.reconciliation = last_reconciliation(engine.store, engine.ledger)
     ov.halts = [f"{h.account} {h.asset}: {h.message}" for h in halts.active(engine.store)]
+    if engine.funds is not None:
+        ov.fee_short = [fee_short_text(engine.ledger, s) for s in engine.funds.mover.fee_short]
     return ov
