@@ -175,16 +175,19 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
 
     from mixmaker.engine import dashboard
     from mixmaker.engine.overview import BookLine, MoveLine, OrderLine, Overview, PoolLine, Quote
+    from mixmaker.funds.moves import MoveState
+    from mixmaker.orders import OrderState as ExchangeOrderState
+    from mixmaker.orders import Side
     from mixmaker.users.orders import OrderState
 
     ov = Overview(time.time_ns(), "running")
     ov.books = [BookLine("binance:BTC/USDT", True, "", Decimal("59999.9"), Decimal("60000.1"), {})]
     ov.pools = [PoolLine("binance:BTC/USDT:tight", "binance:BTC/USDT", "BTC", "USDT", ["o1"], {"BTC": 1_000_000},
-                         Fraction(600_000_000_000), [Quote("buy", Decimal("59999.8"), Decimal("0.001"), "OPEN")], 3,
+                         Fraction(600_000_000_000), [Quote(Side.BUY, Decimal("59999.8"), Decimal("0.001"), ExchangeOrderState.OPEN)], 3,
                          "RUNNING")]
     ov.orders = [OrderLine("o1" * 18, OrderState.ACTIVE, "binance:BTC/USDT:tight", "payer-1", {"BTC": 1_000_000}, {},
                            {"BTC": Fraction(1_000_000)})]
-    ov.moves = [MoveLine("mv-0123456789ab", "mixin->exchange", "BTC", 500_000, "sent", 2.0, "binance")]
+    ov.moves = [MoveLine("mv-0123456789ab", "mixin->exchange", "BTC", 500_000, MoveState.SENT, 2.0, "binance")]
     ov.reconciliation = {"check_id": "rc-1", "at_ns": ov.at_ns, "ok": True, "summary": "ok", "errors": [],
                          "differences": []}
     for width in (80, 180):

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mixmaker.engine.overview import Overview
+from mixmaker.funds.moves import MoveState
 from mixmaker.money import to_decimal
 from mixmaker.users.orders import OrderState
 
@@ -46,7 +47,7 @@ def books_table(ov: Overview) -> Table:
         quotes = []
         for p in ov.pools:
             if p.market == b.market:
-                q = " ".join(f"{x.side[0].upper()} {x.price}x{x.remaining}" for x in p.quotes) or "none"
+                q = " ".join(f"{x.side.value[0].upper()} {x.price}x{x.remaining}" for x in p.quotes) or "none"
                 quotes.append(f"{p.pool_id.rsplit(':', 1)[-1]}: {q}")
         t.add_row(b.market, Text("synced", "green") if b.synced else Text(b.why, "yellow"),
                   str(b.bid or "-"), str(b.ask or "-"), "\n".join(quotes))
@@ -80,7 +81,7 @@ def moves_table(ov: Overview, decimals: dict[str, int]) -> Table:
     for c in ("move", "asset", "side", "amount", "state", "age"):
         t.add_column(c)
     for mv in ov.moves:
-        state = Text(mv.state, "bold red" if mv.state == "stuck" else "")
+        state = Text(mv.state.value, "bold red" if mv.state is MoveState.STUCK else "")
         t.add_row(mv.move_id[:16], mv.asset, mv.direction, _dec(mv.units, decimals.get(mv.asset, 8)), state,
                   f"{mv.age_s:.0f}s")
     if not ov.moves:

@@ -17,7 +17,10 @@ from mixmaker.funds import accounts as acc
 from mixmaker.funds import halts
 from mixmaker.funds.ledger import Ledger
 from mixmaker.funds.mover import FeeShort
+from mixmaker.funds.moves import MoveState
 from mixmaker.money import format_units, to_decimal
+from mixmaker.orders import OrderState as ExchangeOrderState
+from mixmaker.orders import Side
 from mixmaker.store import Store
 from mixmaker.users.orders import OrderState
 
@@ -41,10 +44,10 @@ class BookLine:
 
 @dataclass
 class Quote:
-    side: str
+    side: Side
     price: Decimal
     remaining: Decimal
-    state: str
+    state: ExchangeOrderState
 
 
 @dataclass
@@ -78,7 +81,7 @@ class MoveLine:
     direction: str  # "mixin->exchange" | "exchange->mixin"
     asset: str
     units: int
-    state: str
+    state: MoveState
     age_s: float  # since it was planned
     account: str = ""
     last_signal: str = ""
@@ -138,9 +141,9 @@ def pools(engine: Engine) -> list[PoolLine]:
             value = None
             if mid is not None:
                 value = Fraction(holdings.get(spec.market.quote, 0)) + Fraction(holdings.get(spec.market.base, 0)) * mid
-            quotes = [Quote(str(v.side), _decimal(v.price, m.price_decimals), _decimal(v.remaining, m.size_decimals),
-                            str(getattr(v.state, "name", v.state))) for v in rt.live_orders(pid)]
-            quotes.sort(key=lambda q: (q.side != "sell", -q.price))
+            quotes = [Quote(v.side, _decimal(v.price, m.price_decimals), _decimal(v.remaining, m.size_decimals),
+                            v.state) for v in rt.live_orders(pid)]
+            quotes.sort(key=lambda q: (q.side != Side.SELL, -q.price))
             fills = int(eng.executor.stats.get("fills", 0))
             out.append(PoolLine(pid, spec.market.name, spec.market.base, spec.market.quote, book.members(pid), holdings,
                                 value, quotes, fills, str(getattr(eng.executor.status, "name", eng.executor.status))))
@@ -169,7 +172,7 @@ def moves(engine: Engine) -> list[MoveLine]:
     if engine.funds is None:
         return []
     now = time.time_ns()
-    return [MoveLine(m.move_id, m.direction.side, m.asset, m.units, m.state.value, (now - m.planned_ns) / 1e9,
+    return [MoveLine(m.move_id, m.direction.side, m.asset, m.units, m.state, (now - m.planned_ns) / 1e9,
                      m.venue_account, m.last_signal) for m in engine.funds.moves.in_flight()]
 
 

@@ -16,8 +16,9 @@ import enum
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from decimal import Decimal
 
 from mixmaker.funds.accounts import FEES, Account, AccountKind, Entry, Flow, Side
 from mixmaker.funds.errors import LedgerConflictError, LedgerError, OverdraftError, UnbalancedError
@@ -51,8 +52,9 @@ _SPLIT = 2**32
 _SUM = f"SUM(units / {_SPLIT}), SUM(units % {_SPLIT})"
 
 
-def _joined(high: object, low: object) -> int:
-    return int(high) * _SPLIT + int(low)  # type: ignore[call-overload]
+def _joined(high: int | Decimal, low: int | Decimal) -> int:
+    """A sum the database returned in two halves (each within 64 bits), joined exactly."""
+    return int(high) * _SPLIT + int(low)
 
 
 class Cause(enum.Enum):

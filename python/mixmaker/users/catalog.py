@@ -17,11 +17,11 @@ quote asset's ledger scale, an asset no one configured).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Iterable, Mapping
 
 from mixmaker.funds import accounts
 from mixmaker.funds.accounts import Account

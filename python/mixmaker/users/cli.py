@@ -14,7 +14,7 @@ from pathlib import Path
 DEFAULT_DB = Path("mixmaker-state") / "mixmaker.db"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     memo = subparsers.add_parser("memo", help="make or explain a payment memo (protocol v1)",
                                  description="Memos users paste into their wallet when they pay the bot.")
     actions = memo.add_subparsers(dest="memo_action", metavar="ACTION", required=True)
@@ -93,7 +93,7 @@ def _memo_decode(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from mixmaker.users.status import render_json, render_text, collect
+    from mixmaker.users.status import collect, render_json, render_text
 
     if not args.db.is_file():
         return _fail("status", f"no database at {args.db}")

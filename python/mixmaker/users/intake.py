@@ -382,4 +382,4 @@ class Intake:
                                 (snapshot_id,))
         if not rows:
             return None
-        return dict(zip(("class", "outcome", "reason", "order_id", "detail"), rows[0]))
+        return dict(zip(("class", "outcome", "reason", "order_id", "detail"), rows[0], strict=True))

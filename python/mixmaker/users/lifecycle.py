@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.allocation import AllocationState, Allocator
 from mixmaker.funds.ledger import Ledger
 from mixmaker.store import Store
+from mixmaker.store.base import Transaction
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.errors import PoolNotReadyError
 from mixmaker.users.intake import RefundReason
@@ -94,7 +95,7 @@ class OrderWorker:
                 self.outbox.queue_order(tx, o.order_id, PayoutKind.RETURN, RefundReason.TIMEOUT.value)
         return fired.changed
 
-    def _unallocated(self, tx, order_id: str) -> dict[str, int]:
+    def _unallocated(self, tx: Transaction, order_id: str) -> dict[str, int]:
         return {a: u for a, u in self.ledger.holdings_of(acc.user_order(order_id), tx=tx).items() if u > 0}
 
     def _start_tranche(self, o: UserOrder, n: int, event: OrderEvent) -> bool:

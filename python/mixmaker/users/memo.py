@@ -36,8 +36,8 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from mixmaker.users.catalog import MAX_MARKET_NAME, CatalogError, _check_name, parse_market_name
-from mixmaker.users.errors import UserError
+from mixmaker.users.catalog import MAX_MARKET_NAME, _check_name, parse_market_name
+from mixmaker.users.errors import CatalogError, UserError
 
 MAGIC = b"MM"
 VERSION = 1

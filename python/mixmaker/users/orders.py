@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, replace
 
 from mixmaker.store import Store
-from mixmaker.store.base import Transaction
+from mixmaker.store.base import Row, Transaction
 from mixmaker.users.errors import IllegalTransitionError, UserError
 
 
@@ -105,7 +105,7 @@ def _parse_grid(text: str) -> dict[tuple[OrderState, OrderEvent], OrderState | N
         state = _ABBR[row[0]]
         if len(row) != len(_COLUMNS) + 1:
             raise AssertionError(f"order grid row {row[0]} has {len(row) - 1} cells, not {len(_COLUMNS)}")
-        for event, cell in zip(_COLUMNS, row[1:]):
+        for event, cell in zip(_COLUMNS, row[1:], strict=True):
             table[(state, event)] = STAY if cell == STAY else None if cell == "-" else _ABBR[cell]
     missing = {(s, e) for s in OrderState for e in OrderEvent} - set(table)
     if missing or set(_COLUMNS) != set(OrderEvent) or set(_ABBR.values()) != set(OrderState):
@@ -197,7 +197,7 @@ _ORDER_COLUMNS = ("order_id, payer, pool_id, market, preset, base, quote, expect
                   "stop_requested, deadline_ns, created_ns, updated_ns, seq")
 
 
-def _order(row: tuple) -> UserOrder:
+def _order(row: Row) -> UserOrder:
     r = list(row)
     r[9] = OrderState(r[9])
     r[11] = bool(r[11])
@@ -241,7 +241,7 @@ class OrderBook:
 
     def events(self, order_id: str) -> list[tuple[str, str, str, str]]:
         """(event, cause, from state, to state), in order."""
-        return [tuple(r) for r in self.store.query(  # type: ignore[misc]
+        return [(str(e), str(c), str(a), str(b)) for e, c, a, b in self.store.query(
             "SELECT event, cause, from_state, to_state FROM user_order_events WHERE order_id = ? ORDER BY seq",
             (order_id,))]
 
@@ -253,7 +253,7 @@ class OrderBook:
 
     def payments(self, order_id: str) -> list[tuple[str, str, str, int]]:
         """(snapshot id, action, asset, units) of every payment credited to the order."""
-        return [tuple(r) for r in self.store.query(  # type: ignore[misc]
+        return [(str(s), str(a), str(asset), int(u)) for s, a, asset, u in self.store.query(
             "SELECT snapshot_id, action, asset, units FROM user_order_payments WHERE order_id = ? "
             "ORDER BY at_ns, snapshot_id", (order_id,))]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 import enum
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Account, Flow
@@ -29,8 +29,8 @@ from mixmaker.mixin.payments import PaymentConflictError, PaymentFailedError, Pa
 from mixmaker.mixin.utxo import InsufficientOutputsError
 from mixmaker.money import MIXIN_DECIMALS, format_units
 from mixmaker.store import Store
+from mixmaker.store.base import Row, Transaction
 from mixmaker.store.lease import LeaseError
-from mixmaker.store.base import Transaction
 from mixmaker.users.alerts import AlertKind, alert
 from mixmaker.users.catalog import Limits
 from mixmaker.users.orders import OrderBook, OrderEvent, OrderState
@@ -97,7 +97,7 @@ _COLUMNS = ("payout_id, kind, order_id, snapshot_id, account, asset, mixin_asset
             "reason, memo, state, request_id")
 
 
-def _payout(r: tuple) -> Payout:
+def _payout(r: Row) -> Payout:
     return Payout(r[0], PayoutKind(r[1]), r[2], r[3], Account.parse(r[4]), r[5], r[6], int(r[7]), int(r[8]), r[9],
                   r[10], r[11], PayoutState(r[12]), r[13])
 
@@ -255,7 +255,7 @@ class PayoutWorker:
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, paid.error)
             return False
-        if paid.state not in ("sent", "confirmed"):
+        if paid.state not in (PaymentState.SENT, PaymentState.CONFIRMED):
             return False  # an unclear outcome Payments keeps; the next pass asks again
         self._crash_at("paid", p.payout_id)
         with self.outbox.store.transaction() as tx:

@@ -20,8 +20,8 @@ changes nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from mixmaker.funds.accounts import (
     ROUNDING,
@@ -33,7 +33,7 @@ from mixmaker.funds.accounts import (
     pool,
 )
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
-from mixmaker.orders import FillEvent
+from mixmaker.orders import FillEvent, Side
 from mixmaker.orders.venue import OrderRequest
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
@@ -131,12 +131,14 @@ class FillBook:
         bd, qd = self.ledger.decimals(m.base), self.ledger.decimals(m.quote)
         base_units = fill.qty * 10 ** (bd - m.size_decimals)
         quote_units = fill.price * fill.qty * 10 ** (qd - m.price_decimals - m.size_decimals)
-        if fill.side == "buy":
+        try:
+            side = Side.from_value(fill.side)
+        except ValueError:
+            raise PoolError(f"fill {fill.trade_id}: unknown side {fill.side!r}") from None
+        if side == Side.BUY:
             entries = [*inflow(Flow.TRADE, m.base, base_units, ex, claim), *outflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
-        elif fill.side == "sell":
-            entries = [*outflow(Flow.TRADE, m.base, base_units, ex, claim), *inflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
         else:
-            raise PoolError(f"fill {fill.trade_id}: unknown side {fill.side!r}")
+            entries = [*outflow(Flow.TRADE, m.base, base_units, ex, claim), *inflow(Flow.TRADE, m.quote, quote_units, ex, claim)]
         if fill.fee:
             asset = m.ledger_symbol(fill.fee_asset)
             booked, back = self._fee_units(tx, m.venue_account, asset, fill.fee)

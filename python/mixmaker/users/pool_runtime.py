@@ -23,16 +23,18 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Union
+from typing import Any
 
 from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
 from mixmaker.funds.assets import AssetMap
-from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderView
+from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView, Side
 from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
+from mixmaker.orders.venue import Side as VenueSide
 from mixmaker.store import Store
 from mixmaker.strategy import (
     AvellanedaConfig,
@@ -53,9 +55,15 @@ log = logging.getLogger("mixmaker.pools")
 
 #: The pool on whose behalf the current task places an order (set by `PoolOrders.create`).
 
-_LIVE_LOCKING = ("INITIALIZED", "PENDING_CREATE", "OPEN", "PARTIALLY_FILLED", "PENDING_CANCEL", "LOST")
+_LIVE_LOCKING = (OrderState.INITIALIZED, OrderState.PENDING_CREATE, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
+                 OrderState.PENDING_CANCEL, OrderState.LOST)
 
-StrategyConfig = Union[PMMConfig, AvellanedaConfig]
+
+def venue_side(side: str | Side) -> VenueSide:
+    """The order layer's side for `side` ("buy"/"sell" or a `Side`); anything else raises."""
+    return "buy" if Side.from_value(side) == Side.BUY else "sell"
+
+StrategyConfig = PMMConfig | AvellanedaConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,8 @@ class SelfTradeGuard:
             v = self.tracker.get(cid)
             if v is None or v.symbol != req.symbol or v.side == req.side:
                 continue
-            if (req.side == "buy" and req.price >= v.price) or (req.side == "sell" and req.price <= v.price):
+            buy = Side.from_value(req.side) == Side.BUY
+            if (buy and req.price >= v.price) or (not buy and req.price <= v.price):
                 return cid
         return None
 
@@ -143,7 +152,7 @@ class PoolOrders:
         self.pool_id = pool_id
 
     async def create(self, symbol: str, side: str, price: int, quantity: int) -> str:
-        return await self.tracker.create(symbol, side, price, quantity, owner=self.pool_id)
+        return await self.tracker.create(symbol, venue_side(side), price, quantity, owner=self.pool_id)
 
     @property
     def version(self) -> int:
@@ -154,7 +163,8 @@ class PoolOrders:
         return self.tracker.get(client_id)
 
     async def cancel(self, client_id: str) -> str:
-        return await self.tracker.cancel(client_id)
+        """The order's state name after the cancel was asked (the executor's protocol)."""
+        return (await self.tracker.cancel(client_id)).name
 
 
 class PoolBudget:
@@ -201,7 +211,7 @@ class PoolEngine:
         else:
             raise PoolError(f"pool {setup.pool_id}: unknown strategy config {type(cfg).__name__}")
         self.orders = PoolOrders(runtime.tracker, setup.pool_id)
-        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,  # type: ignore[arg-type]
+        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,
                                       now_ns=runtime.now_ns)
         self.view = MarketView(rules, sync, self.budget)
         self.loop = StrategyLoop(self.controller, self.executor, self.view)
@@ -360,7 +370,7 @@ class PoolRuntime:
         """(size units of base, value units of quote) the pool's live orders lock."""
         base = quote = 0
         for v in self.live_orders(pool_id):
-            if v.side == "buy":
+            if v.side == Side.BUY:
                 quote += v.price * v.remaining
             else:
                 base += v.remaining
@@ -384,7 +394,7 @@ class PoolRuntime:
         await self._cancel_all([v for v in self.live_orders(pid) if v.side in short], "release")
         return not self._short_sides(pid, engine)
 
-    def _short_sides(self, pid: str, engine: PoolEngine) -> list[str]:
+    def _short_sides(self, pid: str, engine: PoolEngine) -> list[Side]:
         """Sides whose live orders lock funds the leaving members' parts need."""
         budget = engine.budget
         held = self.pools.holdings(pid)
@@ -393,13 +403,15 @@ class PoolRuntime:
         m = engine.market
         out = []
         if held.get(m.base, 0) - base_locked * budget.base_per_size < reserved.get(m.base, 0):
-            out.append("sell")
+            out.append(Side.SELL)
         if held.get(m.quote, 0) - quote_locked * budget.quote_per_value < reserved.get(m.quote, 0):
-            out.append("buy")
+            out.append(Side.BUY)
         return out
 
     async def _cancel_all(self, orders: list[OrderView], why: str) -> None:
-        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders if v.state != "PENDING_CANCEL"))
+        # PENDING_CANCEL ones too: a cancel journaled by a run that died before it left is sent
+        # again (the tracker joins a cancel still in flight instead of sending a second one).
+        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders))
 
     async def _cancel(self, client_id: str, why: str) -> None:
         self.stats[f"cancels_for_{why}"] += 1

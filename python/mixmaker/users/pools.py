@@ -25,10 +25,11 @@ may exceed 64 bits); SQL stays what PostgreSQL runs unchanged.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
-from typing import Iterable, Mapping, Protocol, Union
+from typing import Protocol
 
 from mixmaker.funds.accounts import (
     BOT_SHARE,
@@ -42,7 +43,7 @@ from mixmaker.funds.accounts import (
 )
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.store import Store
-from mixmaker.store.base import Transaction
+from mixmaker.store.base import Row, Transaction
 from mixmaker.users.errors import PoolNotReadyError, UserError
 
 #: Shares issued per quote unit of value to a pool's first member: a share is worth about a
@@ -62,7 +63,7 @@ MIGRATIONS = [
     "CREATE TABLE pool_releases (order_id TEXT PRIMARY KEY, pool_id TEXT NOT NULL, requested_ns BIGINT NOT NULL)",
 ]
 
-Query = Union[Transaction, Store]
+Query = Transaction | Store
 
 
 class PoolError(UserError):
@@ -369,12 +370,12 @@ class PoolLedger:
     # --- internals ----------------------------------------------------------------------------
 
     @staticmethod
-    def _burn_row(q: Query, order_id: str) -> tuple | None:
+    def _burn_row(q: Query, order_id: str) -> Row | None:
         rows = q.query("SELECT order_id, pool_id, shares, pool_shares, value_at_mint, value_now, mid FROM pool_burns "
                        "WHERE order_id = ?", (order_id,))
         return rows[0] if rows else None
 
-    def _burned_from(self, row: tuple, q: Query | None = None) -> Burned:
+    def _burned_from(self, row: Row, q: Query | None = None) -> Burned:
         order_id, pid, s, total, vm, vn, mid = row
         assets = self.term(pid).assets if pid in self.terms else ()
         out: dict[Flow, dict[str, int]] = {f: dict.fromkeys(assets, 0) for f in (Flow.BURN, Flow.BOT_SHARE, Flow.ROUNDING)}

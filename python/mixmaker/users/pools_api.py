@@ -25,7 +25,8 @@ Contract (every method idempotent by its key, so the worker may repeat a step af
 
 from __future__ import annotations
 
-from typing import Mapping, Protocol
+from collections.abc import Mapping
+from typing import Protocol
 
 from mixmaker.store.base import Transaction
 
