@@ -14,9 +14,13 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mixmaker.engine.config import EngineConfig
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = subparsers.add_parser(
         "demo", help="the whole money cycle on local simulators: users pay by memo, pools trade, users are paid",
         description="Starts the simulators (exchange with a moving market, Mixin, the chain) as their own process, "
@@ -105,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
         return 130
 
 
-async def _serve(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _serve(cfg: EngineConfig, args: argparse.Namespace) -> int:
     import logging
 
     from mixmaker.engine.errors import EngineError

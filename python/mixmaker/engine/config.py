@@ -505,12 +505,12 @@ def _messages(prefix: tuple[Any, ...], e: ValidationError, drop_tags: tuple[str,
     """One line per mistake: its key and pydantic's message, never the input (it may be a secret).
     A misspelt key is one mistake, not two: an unknown key close to a required one missing beside
     it is said once, with the key it should be."""
-    errors = []
+    errors: list[tuple[tuple[int | str, ...], str, str]] = []
     for err in e.errors(include_input=False, include_url=False):
-        loc = list(err["loc"])
-        if loc and loc[0] in drop_tags:
-            loc = loc[1:]
-        errors.append((tuple(loc), err["type"], err["msg"]))
+        where = tuple(err["loc"])
+        if where and where[0] in drop_tags:
+            where = where[1:]
+        errors.append((where, err["type"], err["msg"]))
     missing = {loc: i for i, (loc, kind, _) in enumerate(errors) if kind == "missing" and loc}
     said: dict[int, str] = {}
     dropped: set[int] = set()

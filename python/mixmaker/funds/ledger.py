@@ -246,9 +246,9 @@ class Ledger:
         out = {(Account.parse(a), asset): u for a, asset, u in self.store.query(sql + " ORDER BY account, asset", params)}
         return {k: v for k, v in out.items() if v or not nonzero}
 
-    def holdings_of(self, account: Account, *, tx: Transaction | None = None) -> dict[str, int]:
+    def holdings_of(self, account: Account, *, tx: Transaction | Store | None = None) -> dict[str, int]:
         """What an account holds or is owed, per asset, as positive numbers; with `tx`, as that
-        store transaction sees it."""
+        store transaction (or that store) sees it."""
         rows = (tx or self.store).query("SELECT asset, units FROM ledger_balances WHERE account = ? ORDER BY asset",
                                         (account.name,))
         sign = -1 if account.side is Side.CLAIM else 1
