@@ -166,6 +166,45 @@ def test_the_first_signal_stops_gracefully_and_the_second_exits_at_once():
             p.kill()
 
 
+WINDING_DOWN = """
+import asyncio, os, signal, sys, time
+from mixmaker.engine.signals import StopSignals
+
+s = StopSignals("t")
+
+async def main():
+    s.install()
+    return 0
+
+try:
+    asyncio.run(main())  # the engine stopped quickly; the loop is gone
+finally:
+    s.exit_at_once()
+print("winding down", flush=True)
+time.sleep(30)  # the report, the interpreter's exit...
+"""
+
+
+def test_a_signal_after_the_graceful_stop_finished_exits_at_once_without_a_traceback():
+    import signal
+    import subprocess
+    import sys
+
+    from engine_helpers import env
+
+    p = subprocess.Popen([sys.executable, "-c", WINDING_DOWN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env())
+    try:
+        assert p.stdout.readline().strip() == "winding down"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 130
+        err = p.stderr.read()
+        assert "SIGINT: exiting now" in err and "Traceback" not in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_the_dashboard_draws_every_pane_wide_and_narrow():
     import time
     from decimal import Decimal
