@@ -1,32 +1,40 @@
-"""Rate limiter overhead per request, when nothing has to wait: what every REST call pays.
+"""Rate limiter overhead per request under pytest-benchmark, when nothing has to wait: what every
+REST call pays.
 
-Contenders, in one process, interleaved round by round:
-  (a) mixmaker RateLimiter.acquire, Binance spot pools (a create draws on 4 pools, a query on 2)
-  (t) mixmaker RateLimiter.start + finish: what a routed REST request pays (it holds an
-      in-flight slot and its weight counts from its answer), one in flight as Binance's default
-  (b) ccxt's async Throttler (ccxt 4.5.90's leaky bucket, its default), with a refill so large
-      nothing waits: the same "free pass" case
-  (c) a bare `await` of a finished future: the floor of any awaitable gate
+    pytest benches/bench_limiter.py --benchmark-only              # group "limiter", side by side
+    pytest benches/bench_limiter.py --benchmark-only --benchmark-json out.json
 
-Each figure is the best of --repeat rounds of --n sequential requests from one coroutine.
-
-    python benches/bench_limiter.py              # 100,000 requests, best of 5
-    python benches/bench_limiter.py --n 20000 --repeat 3 --json
+Contenders, each a round of REQUESTS sequential requests from one coroutine on one event loop:
+  - `acquire`: mixmaker `RateLimiter.acquire`, Binance spot pools (a query draws on 2 pools, a
+    create on 4), limits raised out of reach so only the overhead is timed;
+  - `start_finish`: `RateLimiter.start` + `finish`, what a routed REST request pays (it holds an
+    in-flight slot and its weight counts from its answer), one in flight;
+  - `ccxt_throttler`: ccxt's async `Throttler` (its default leaky bucket), refilled so nothing
+    waits: the same free pass;
+  - `floor`: an `await` of a finished future, the least any awaitable gate costs.
+A fresh limiter (or throttler) is built untimed before each round; `extra_info["ns_per_request"]`
+is the round's mean over the requests. After the rounds every mixmaker limiter must have admitted
+every request without waiting (and released every in-flight slot).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
-import json
-import sys
-import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
-from cpu_meter import CpuMeter
+import pytest
 
 from mixmaker.connectors import Pool, Priority, RateLimiter
 from mixmaker.connectors import binance_limits as bl
+
+REQUESTS = 100_000
+ROUNDS = 5
+GROUP = f"limiter: {REQUESTS:,} requests per round, nothing waits"
+
+_, QUERY_COST = bl.request_cost("private", "GET", "order", 0.8)
+_, CREATE_COST = bl.request_cost("private", "POST", "order", 0.2)
+COSTS = {"query (2 pools)": (Priority.QUERY, QUERY_COST), "create (4 pools)": (Priority.CREATE, CREATE_COST)}
 
 
 def big_pools() -> list[Pool]:
@@ -34,91 +42,89 @@ def big_pools() -> list[Pool]:
     return [Pool(p.name, 10**12, p.window_s) for p in bl.spot_pools()]
 
 
-async def run_mixmaker(n: int, priority: Priority, cost: dict[str, int]) -> int:
-    lim = RateLimiter(big_pools())
+async def acquire_n(lim: RateLimiter, priority: Priority, cost: dict[str, int]) -> None:
     acquire = lim.acquire
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
+    for _ in range(REQUESTS):
         await acquire(cost, priority)
-    ns = time.perf_counter_ns() - t0
-    assert lim.stats.admitted == n and lim.stats.waited_s_max < 1.0
-    return ns
 
 
-async def run_tracked(n: int, priority: Priority, cost: dict[str, int]) -> int:
-    lim = RateLimiter(big_pools(), max_in_flight=bl.MAX_IN_FLIGHT)
+async def start_finish_n(lim: RateLimiter, priority: Priority, cost: dict[str, int]) -> None:
     start, finish = lim.start, lim.finish
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
+    for _ in range(REQUESTS):
         await start(cost, priority)
         finish(cost)
-    ns = time.perf_counter_ns() - t0
-    assert lim.stats.admitted == n and lim.stats.waited_s_max < 1.0 and lim.stats.in_flight == 0
-    return ns
 
 
-async def run_ccxt(n: int) -> int:
-    from ccxt.async_support.base.throttler import Throttler
-
-    th = Throttler({"refillRate": 1e12, "capacity": 1e12, "tokens": 1e12, "delay": 0.001}, asyncio.get_running_loop())
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
-        await th(1)
-    return time.perf_counter_ns() - t0
+async def ccxt_n(throttle: Callable[[int], Awaitable[Any]]) -> None:
+    for _ in range(REQUESTS):
+        await throttle(1)
 
 
-async def run_floor(n: int) -> int:
-    loop = asyncio.get_running_loop()
-    t0 = time.perf_counter_ns()
-    for _ in range(n):
+async def floor_n(loop: asyncio.AbstractEventLoop) -> None:
+    for _ in range(REQUESTS):
         f = loop.create_future()
         f.set_result(None)
         await f
-    return time.perf_counter_ns() - t0
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    _, query_cost = bl.request_cost("private", "GET", "order", 0.8)
-    _, create_cost = bl.request_cost("private", "POST", "order", 0.2)
-    contenders = {
-        "(a) mixmaker RateLimiter.acquire, query (2 pools)": lambda: run_mixmaker(args.n, Priority.QUERY, query_cost),
-        "(a') mixmaker RateLimiter.acquire, create (4 pools)": lambda: run_mixmaker(args.n, Priority.CREATE, create_cost),
-        "(t) mixmaker start + finish, query (2 pools)": lambda: run_tracked(args.n, Priority.QUERY, query_cost),
-        "(t') mixmaker start + finish, create (4 pools)": lambda: run_tracked(args.n, Priority.CREATE, create_cost),
-        "(b) ccxt async Throttler (leaky bucket)": lambda: run_ccxt(args.n),
-        "(c) floor: await a finished future": lambda: run_floor(args.n),
-    }
-    best: dict[str, int] = {}
-    meter = CpuMeter()
-    for r in range(args.repeat):
-        for name, make in contenders.items():
-            gc.collect()
-            gc.disable()
-            try:
-                ns = asyncio.run(make())
-            finally:
-                gc.enable()
-            best[name] = min(best.get(name, ns), ns)
-            print(f"  [round {r + 1}/{args.repeat}] {name}: {ns / args.n:.0f} ns/request", file=sys.stderr)
-    others = meter.other_cores()
-    rows = {name: ns / args.n for name, ns in best.items()}
-    if args.json:
-        print(json.dumps({"n": args.n, "repeat": args.repeat, "ns_per_request": rows, "other_cores": others}))
-        return 0
-    print(f"rate limiter overhead per request (nothing waits)  |  {args.n:,} requests, best of {args.repeat}")
-    busy = "" if others is None or others <= 0.15 else "  ** WARNING: machine busy, timings inflated **"
-    print(f"   other processes used {others:.2f} cores on average{busy}" if others is not None else "")
-    ccxt_ns = rows["(b) ccxt async Throttler (leaky bucket)"]
-    print(f"   {'contender':55} {'ns/request':>11} {'x ccxt':>8}")
-    for name, v in rows.items():
-        print(f"   {name:55} {v:11.0f} {v / ccxt_ns:8.2f}")
-    return 0
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    lp = asyncio.new_event_loop()
+    yield lp
+    lp.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _per_request(benchmark: Any) -> None:
+    benchmark.extra_info["ns_per_request"] = benchmark.stats.stats.mean * 1e9 / REQUESTS
+
+
+@pytest.mark.benchmark(group=GROUP)
+@pytest.mark.parametrize("kind", list(COSTS))
+def test_acquire(benchmark: Any, loop: asyncio.AbstractEventLoop, kind: str) -> None:
+    priority, cost = COSTS[kind]
+    limiters: list[RateLimiter] = []
+
+    def setup() -> tuple[tuple[RateLimiter], dict[str, Any]]:
+        limiters.append(RateLimiter(big_pools()))
+        return (limiters[-1],), {}
+
+    benchmark.pedantic(lambda lim: loop.run_until_complete(acquire_n(lim, priority, cost)), setup=setup,
+                       rounds=ROUNDS, iterations=1)
+    for lim in limiters:
+        assert lim.stats.admitted == REQUESTS and lim.stats.waited_s_max < 1.0
+    _per_request(benchmark)
+
+
+@pytest.mark.benchmark(group=GROUP)
+@pytest.mark.parametrize("kind", list(COSTS))
+def test_start_finish(benchmark: Any, loop: asyncio.AbstractEventLoop, kind: str) -> None:
+    priority, cost = COSTS[kind]
+    limiters: list[RateLimiter] = []
+
+    def setup() -> tuple[tuple[RateLimiter], dict[str, Any]]:
+        limiters.append(RateLimiter(big_pools(), max_in_flight=bl.MAX_IN_FLIGHT))
+        return (limiters[-1],), {}
+
+    benchmark.pedantic(lambda lim: loop.run_until_complete(start_finish_n(lim, priority, cost)), setup=setup,
+                       rounds=ROUNDS, iterations=1)
+    for lim in limiters:
+        assert lim.stats.admitted == REQUESTS and lim.stats.waited_s_max < 1.0 and lim.stats.in_flight == 0
+    _per_request(benchmark)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_ccxt_throttler(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    throttler = pytest.importorskip("ccxt.async_support.base.throttler")
+
+    def setup() -> tuple[tuple[Any], dict[str, Any]]:
+        th = throttler.Throttler({"refillRate": 1e12, "capacity": 1e12, "tokens": 1e12, "delay": 0.001}, loop)
+        return (th,), {}
+
+    benchmark.pedantic(lambda th: loop.run_until_complete(ccxt_n(th)), setup=setup, rounds=ROUNDS, iterations=1)
+    _per_request(benchmark)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_floor(benchmark: Any, loop: asyncio.AbstractEventLoop) -> None:
+    benchmark.pedantic(lambda: loop.run_until_complete(floor_n(loop)), rounds=ROUNDS, iterations=1)
+    _per_request(benchmark)

@@ -16,6 +16,7 @@ use pyo3::types::PyList;
 use mixmaker_core::tape::{Event, Player, Tape, TapeBuilder, TapeError, Watch};
 use mixmaker_core::Rule;
 
+use crate::py_enums::PySyncRule;
 use crate::py_sync::PyBookSync;
 
 fn tape_error(e: TapeError) -> PyErr {
@@ -34,8 +35,16 @@ fn tape_error(e: TapeError) -> PyErr {
     err
 }
 
-fn rule_of(name: &str) -> PyResult<Rule> {
-    Rule::from_name(name).ok_or_else(|| PyValueError::new_err(format!("unknown sync rule {name:?}")))
+/// A `SyncRule` or its value string.
+fn rule_of(rule: &Bound<'_, PyAny>) -> PyResult<Rule> {
+    match PySyncRule::parse(rule) {
+        Some(r) => Ok(r),
+        None => Err(PyValueError::new_err(format!(
+            "unknown sync rule {}; choose one of {}",
+            rule.repr()?,
+            PySyncRule::choices()
+        ))),
+    }
 }
 
 fn check_decimals(pd: u32, sd: u32) -> PyResult<()> {
@@ -59,7 +68,7 @@ impl PyTape {
     fn build(
         py: Python<'_>,
         path: &str,
-        rule: &str,
+        rule: &Bound<'_, PyAny>,
         price_decimals: u32,
         size_decimals: u32,
         keep_tickers: bool,
@@ -78,7 +87,7 @@ impl PyTape {
     #[pyo3(signature = (data, rule, price_decimals, size_decimals, keep_tickers = false))]
     fn from_bytes(
         data: &[u8],
-        rule: &str,
+        rule: &Bound<'_, PyAny>,
         price_decimals: u32,
         size_decimals: u32,
         keep_tickers: bool,

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 from kill_worker import SavedVenue, _saving
 
+from mixmaker._core import Side
 from mixmaker.funds.accounts import Flow, exchange, inflow, user_order
 from mixmaker.funds.ledger import Ledger
 from mixmaker.orders import ClientOrderTracker
@@ -98,7 +99,7 @@ def main(db: str, venue_path: str, step: str, nth: int) -> None:
             if not [c for c in fills.orders_of(POOL) if c in venue.orders and venue.orders[c].side == side]:
                 await orders.create("BTCUSDT", side, price, qty)
         mine = [c for c in fills.orders_of(POOL) if c in venue.orders]  # sent (a kill may have stopped one before)
-        for cid, qty in zip(sorted(mine, key=lambda c: venue.orders[c].side), (300, 400)):  # buy 300, sell 400
+        for cid, qty in zip(sorted(mine, key=lambda c: venue.orders[c].side != Side.BUY), (300, 400)):  # buy 300, sell 400
             o = venue.orders[cid]
             if o.filled < qty:
                 venue.fill(cid, qty - o.filled)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: builds the wheel into a fresh virtualenv (exactly as a user's
 # `pip install .` does), then runs the Rust core's tests, the Rust gates (clippy, rustfmt), the
-# stub check of the extension (mypy.stubtest) and the Python suite.
+# stub check of the extension (mypy.stubtest), the Python gates (tests/lint.sh: ruff, mypy) and the
+# Python suite.
 # Recording-based tests read ../shared/data/market (or $MIXMAKER_DATA) and skip if absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,12 +21,15 @@ cargo test --release -p mixmaker-core
 
 echo "==> Rust gates: clippy (workspace lints, all targets) and rustfmt (rustfmt.toml)"
 # build.rs runs Cython through the test venv's interpreter.
-"$venv/bin/python" -m pip install --quiet cython==3.3.1 mypy==2.4.1
+"$venv/bin/python" -m pip install --quiet cython==3.3.1 mypy==2.4.1 ruff==0.17.6
 PYO3_PYTHON="$(cd "$venv" && pwd)/bin/python" cargo clippy --all-targets -- -D warnings
 cargo fmt --check
 
 echo "==> the extension's stubs match it (mypy.stubtest)"
 MYPYPATH=python "$venv/bin/python" -m mypy.stubtest mixmaker._core --allowlist tests/stubtest_allowlist.txt
+
+echo "==> Python gates: ruff and mypy (tests/lint.sh)"
+PYTHON="$venv/bin/python" tests/lint.sh
 
 # The dashboard's test runs the demo in a real terminal (tmux); install it where we can, else
 # that one test skips and says why.

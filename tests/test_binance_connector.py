@@ -11,14 +11,15 @@ import pytest
 pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the connector and the simulator need picows")
 
+from connector_helpers import start_sim, until, venue_for  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim, until, venue_for  # noqa: E402
 
 
 def test_books_orders_and_fills_through_one_connector(tmp_path):
@@ -43,7 +44,7 @@ def test_books_orders_and_fills_through_one_connector(tmp_path):
                 cid = await tracker.create("BTCUSDT", "sell", m.price("50010"), m.size("0.02"))
                 await until(lambda: conn.book("BTCUSDT") is not None
                             and conn.book("BTCUSDT").best_ask_raw() == (m.price("50010"), m.size("0.02")), "our ask in the book")
-                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "buy", m.price("50010"), m.size("0.02")))
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.BUY, m.price("50010"), m.size("0.02")))
                 await until(lambda: tracker.get(cid).state == "FILLED", "the fill on the user stream")
                 assert [f.qty for f in fills] == [m.size("0.02")]
                 assert "mm-secret" not in repr(conn.credentials)

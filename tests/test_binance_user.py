@@ -11,13 +11,14 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the user stream and the simulator need picows")
 
+from connector_helpers import start_sim, until, venue_for  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors.binance_user import UserStream, UserStreamError  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim, until, venue_for  # noqa: E402
 
 
 def test_fills_arrive_on_the_stream_and_lost_events_are_caught_up_after_a_reconnect(tmp_path):
@@ -42,14 +43,14 @@ def test_fills_arrive_on_the_stream_and_lost_events_are_caught_up_after_a_reconn
                 await until(us.subscribed.is_set, "the subscription")
                 cid = await t.create("BTCUSDT", "buy", m.price("50000"), m.size("0.01"))
                 queries = t.stats["queries"]
-                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "sell", m.price("50000"), m.size("0.004")))
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.004")))
                 await until(lambda: len(fills) == 1, "the first fill, from the stream")
                 assert t.stats["queries"] == queries, "no REST query was needed"
                 assert t.get(cid).state == "PARTIALLY_FILLED" and t.get(cid).filled == m.size("0.004")
                 assert balances and balances[-1]["BTC"].free > 2  # exact Decimal balances
                 # The venue loses the next events; the socket drops; the catch-up finds the fill.
                 sim.faults.set("event_loss", 1.0)
-                await taker.create_order(OrderRequest("tk2", "BTCUSDT", "sell", m.price("50000"), m.size("0.006")))
+                await taker.create_order(OrderRequest("tk2", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.006")))
                 assert len(fills) == 1
                 sim.faults.set("event_loss", 0.0)
                 us.drop_connection()

@@ -12,16 +12,17 @@ ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project depen
 ccxtpro = pytest.importorskip("ccxt.pro", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator needs picows")
 
+from connector_helpers import start_sim, until, venue_for  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
-from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
 from mixmaker.connectors.account import VenueAccount  # noqa: E402
+from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
 from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import VenueUnavailableError  # noqa: E402
 from mixmaker.orders.venue import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim, until, venue_for  # noqa: E402
 
 
 def test_a_ccxt_venue_through_the_generic_connector(tmp_path):
@@ -46,7 +47,7 @@ def test_a_ccxt_venue_through_the_generic_connector(tmp_path):
                 cid = await tracker.create("BTCUSDT", "buy", m.price("50000"), m.size("0.01"))
                 await until(lambda: sim.venue.user_subscribers("mm") > 0, "ccxt.pro's private stream")
                 queries = tracker.stats["queries"]
-                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "sell", m.price("50000"), m.size("0.01")))
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.01")))
                 await until(lambda: len(fills) == 1, "the fill from watch_my_trades")
                 assert tracker.get(cid).state == "FILLED" and fills[0].qty == m.size("0.01")
                 assert tracker.stats["queries"] == queries
@@ -74,7 +75,7 @@ def test_a_failed_catch_up_does_not_end_the_fills_stream(tmp_path):
                 tracker = ClientOrderTracker(conn.venue, store, fill_sink=fills.append, prefix="mm")
                 await tracker.start()
                 cid = await tracker.create("BTCUSDT", "buy", m.price("50000"), m.size("0.01"))
-                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "sell", m.price("50000"), m.size("0.01")))
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.01")))
                 stream_calls, rest_calls = [0], [0]
                 real_fetch = conn.venue.fetch_my_trades
 

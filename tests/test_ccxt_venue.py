@@ -11,14 +11,15 @@ import pytest
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator's WebSocket side needs picows")
 
+from connector_helpers import start_sim, venue_for  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors.ccxt_venue import CcxtVenue, market_rules  # noqa: E402
 from mixmaker.markets import MarketRules, MarketRulesError  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-
-from connector_helpers import start_sim, venue_for  # noqa: E402
 
 
 def run(coro):
@@ -39,7 +40,7 @@ def test_an_order_lives_its_whole_life_through_the_tracker(tmp_path):
                 assert t.get(cid).state == "OPEN" and t.get(cid).exchange_id
                 assert [o.client_order_id for o in sim.open_orders("mm", "BTCUSDT")] == [cid]
                 # Someone sells 0.004 into our bid.
-                await taker.create_order(OrderRequest("tk1", "BTCUSDT", "sell", m.price("50000"), m.size("0.004")))
+                await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.004")))
                 assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 1
                 assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 0  # the same trade again
                 v = t.get(cid)
@@ -91,7 +92,7 @@ def test_refusals_and_unknown_orders_map_to_the_tracker_errors():
             try:
                 m = mm.market("BTCUSDT")
                 with pytest.raises(OrderRejectedError):  # far more BTC than the account holds
-                    await mm.create_order(OrderRequest("big", "BTCUSDT", "sell", m.price("70000"), m.size("50")))
+                    await mm.create_order(OrderRequest("big", "BTCUSDT", Side.SELL, m.price("70000"), m.size("50")))
                 with pytest.raises(OrderNotFoundError):
                     await mm.fetch_order("BTCUSDT", "never-sent")
                 with pytest.raises(OrderNotFoundError):
@@ -149,8 +150,8 @@ def test_a_venue_clock_that_moved_is_measured_again_and_the_order_is_placed_once
                 assert abs(mm.time_difference_ms) < 1_000  # measured in load_markets
                 sim.clock_offset_ms = 30_000  # the venue's clock jumps 30 s ahead of ours
                 m = mm.market("BTCUSDT")
-                rep = await mm.create_order(OrderRequest("c1", "BTCUSDT", "buy", m.price("50000"), m.size("0.01")))
-                assert rep.status == "open" and mm.clock_resyncs == 1
+                rep = await mm.create_order(OrderRequest("c1", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01")))
+                assert rep.status is VenueStatus.OPEN and mm.clock_resyncs == 1
                 assert 29_000 <= -mm.time_difference_ms <= 31_000
                 assert [o.client_order_id for o in sim.open_orders("mm")] == ["c1"]  # placed once
                 sim.clock_offset_ms = -30_000
@@ -212,7 +213,7 @@ def test_a_request_held_too_long_in_the_limiter_is_given_up_unsent_which_is_a_ce
                 mm.limiter.rate_limited(60.0)  # as after a 429 with Retry-After: 60
                 m = mm.market("BTCUSDT")
                 with pytest.raises(OrderRejectedError, match="not sent"):
-                    await mm.create_order(OrderRequest("c9", "BTCUSDT", "buy", m.price("50000"), m.size("0.01")))
+                    await mm.create_order(OrderRequest("c9", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01")))
                 with pytest.raises(VenueUnavailableError, match="not sent"):
                     await mm.fetch_order("BTCUSDT", "c9")  # a query: unknown, not refused
                 assert sim.open_orders("mm") == [] and mm.limiter.stats.queued == 0

@@ -16,6 +16,9 @@ pytest.importorskip("picows", reason="the simulator needs picows")
 
 from connector_helpers import start_sim, until, venue_for  # noqa: E402
 from fake_venue import FakeVenue  # noqa: E402
+from worker_helpers import market_sells, spawn, venue_orders  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
@@ -30,7 +33,6 @@ from mixmaker.orders.trade_pages import (  # noqa: E402
 )
 from mixmaker.orders.venue import OrderRequest, TradeReport  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-from worker_helpers import market_sells, spawn, venue_orders  # noqa: E402
 
 LOT = "0.00001"  # one fill each: the market's smallest size
 # Two bids of 1500 lots each: 2600 fills fill the first and most of the second, more than one
@@ -62,8 +64,8 @@ def test_the_simulators_trade_history_pages_as_binances():
             mm = await venue_for(sim, "mm-key", "mm-secret")
             try:
                 m = mm.market("BTCUSDT")
-                a = await mm.create_order(OrderRequest("a", "BTCUSDT", "buy", m.price("50000"), m.size("0.007")))
-                b = await mm.create_order(OrderRequest("b", "BTCUSDT", "buy", m.price("50000"), m.size("0.007")))
+                a = await mm.create_order(OrderRequest("a", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.007")))
+                b = await mm.create_order(OrderRequest("b", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.007")))
                 market_sells(sim, "BTCUSDT", "50000", LOT, 1200)  # 700 of a's, then 500 of b's
                 ids = [f.trade_id for f in sim.venue.engine.my_trades("mm", "BTCUSDT")]
                 times = [f.time_ms for f in sim.venue.engine.my_trades("mm", "BTCUSDT")]
@@ -143,7 +145,7 @@ def test_paging_by_id_walks_time_windows_to_the_first_trade():
     fake = FakeVenue()
     fake.frozen_ms = 10 * day
     cid = "mmx"
-    asyncio.run(fake.create_order(OrderRequest(cid, "BTCUSDT", "buy", 100, 10_000)))
+    asyncio.run(fake.create_order(OrderRequest(cid, "BTCUSDT", Side.BUY, 100, 10_000)))
     for _ in range(1200):
         fake.fill(cid, 1)
     fake.frozen_ms = 14 * day  # four days later

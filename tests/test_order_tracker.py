@@ -8,8 +8,9 @@ import time
 from collections import Counter
 
 import pytest
-
 from fake_venue import FakeVenue
+
+from mixmaker._core import Side
 from mixmaker.orders import ClientOrderTracker, FillEvent, TrackerNotReadyError, TradeReport, UnknownOrderError
 from mixmaker.store import SqliteStore
 
@@ -347,8 +348,8 @@ def test_startup_cancels_or_adopts_our_unknown_orders_and_ignores_foreign_ones(v
         ours = t._ids.next()
 
         async def go():
-            await v.create_order(OrderRequest(ours, "BTCUSDT", "buy", 100, 10))
-            await v.create_order(OrderRequest("someone-else-1", "BTCUSDT", "sell", 200, 1))
+            await v.create_order(OrderRequest(ours, "BTCUSDT", Side.BUY, 100, 10))
+            await v.create_order(OrderRequest("someone-else-1", "BTCUSDT", Side.SELL, 200, 1))
             await t.start()
 
         run(go())

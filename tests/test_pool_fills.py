@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixmaker._core import Side
 from mixmaker.funds.accounts import ROUNDING, Flow, exchange, inflow, pool, user_order
 from mixmaker.funds.ledger import Ledger
 from mixmaker.orders import FillEvent
@@ -31,7 +32,7 @@ def setup() -> tuple[SqliteStore, Ledger, FillBook]:
     ledger.post_now("payment:seed", [*inflow(Flow.PAYMENT, "BTC", 10**8, exchange("bx"), user_order("o")),
                                      *inflow(Flow.PAYMENT, "USDT", 10**12, exchange("bx"), user_order("o"))])
     fills = FillBook(store, ledger, [M])
-    fills.record_order("bx", OrderRequest("c1", "BTCUSDT", "buy", 6_000_000, 1000), P)
+    fills.record_order("bx", OrderRequest("c1", "BTCUSDT", Side.BUY, 6_000_000, 1000), P)
     return store, ledger, fills
 
 

@@ -25,6 +25,7 @@ from _pytest._code import ExceptionInfo
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 pytest.importorskip("picows", reason="the simulator needs picows")
 
+from mixmaker._core import Side  # noqa: E402
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.ccxt_sealed import PLACEHOLDER, sealed_exchange  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
@@ -70,7 +71,7 @@ def every_venue_call(conn: BinanceSpotConnector) -> dict[str, Any]:
     """Every public REST path of the connector's venue, as coroutine factories."""
     v, m = conn.venue, conn.venue.market(SYMBOL)
     return {
-        "create_order": lambda: v.create_order(OrderRequest("c1", SYMBOL, "buy", m.price("40000"), m.size("0.001"))),
+        "create_order": lambda: v.create_order(OrderRequest("c1", SYMBOL, Side.BUY, m.price("40000"), m.size("0.001"))),
         "cancel_order": lambda: v.cancel_order(SYMBOL, "c1", None),
         "fetch_order": lambda: v.fetch_order(SYMBOL, "c1"),
         "fetch_open_orders": lambda: v.fetch_open_orders(SYMBOL),

@@ -18,6 +18,7 @@ import pytest
 
 ccxt = pytest.importorskip("ccxt.async_support", reason="ccxt is a project dependency")
 
+from mixmaker._core import Side
 from mixmaker.connectors import RateLimiter  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
@@ -126,7 +127,7 @@ def test_sim_all_keeps_the_world_across_a_sigkill_and_a_move_in_flight_lands_aft
                     await until(credited, "the deposit on the exchange")
                     # Trade: one order resting far from the market, one sold into it.
                     m = venue.market("BTCUSDT")
-                    await venue.create_order(OrderRequest("rest-1", "BTCUSDT", "sell", m.price("900000"), m.size("0.1")))
+                    await venue.create_order(OrderRequest("rest-1", "BTCUSDT", Side.SELL, m.price("900000"), m.size("0.1")))
                     await venue.exchange.create_order("BTC/USDT", "market", "sell", "0.01")
                     # Exchange -> Mixin, stuck on chain when the simulator is killed.
                     await post(d["chain"]["url"] + "/chain/faults", {"next": [{"fault": "stuck", "source": "exchange"}]})

@@ -15,14 +15,16 @@ pytest.importorskip("picows", reason="the simulator needs picows")
 
 from connector_helpers import start_sim  # noqa: E402
 from fake_venue import FakeVenue  # noqa: E402
+from worker_helpers import spawn, venue_orders  # noqa: E402
+
+from mixmaker._core import Side
 from mixmaker.connectors import RateLimiter  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
 from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderRejectedError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
-from worker_helpers import spawn, venue_orders  # noqa: E402
 
 RECV_WINDOW_MS = 3000
 MARGIN_MS = 500
@@ -99,13 +101,13 @@ def test_a_stale_create_is_refused_by_its_signed_timestamp_and_never_re_sent():
                 m = venue.market("BTCUSDT")
                 posts = lambda: sum(1 for r in sim.rest.requests if r == ("POST", "/api/v3/order"))
                 before = posts()
-                stale = OrderRequest("mmstale", "BTCUSDT", "buy", m.price("50000"), m.size("0.01"),
+                stale = OrderRequest("mmstale", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01"),
                                      venue.clock_ms() - RECV_WINDOW_MS - 1000)
                 with pytest.raises(OrderRejectedError, match="-1021"):
                     await venue.create_order(stale)
                 assert posts() == before + 1 and "mmstale" not in venue_orders(sim, "mm")
-                fresh = OrderRequest("mmfresh", "BTCUSDT", "buy", m.price("50000"), m.size("0.01"), venue.clock_ms())
-                assert (await venue.create_order(fresh)).status == "open"
+                fresh = OrderRequest("mmfresh", "BTCUSDT", Side.BUY, m.price("50000"), m.size("0.01"), venue.clock_ms())
+                assert (await venue.create_order(fresh)).status is VenueStatus.OPEN
             finally:
                 await venue.exchange.close()
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import ClassVar, Iterable, Self, final
-
-from mixmaker import _clock as _clock, _proposal as _proposal
+from typing import ClassVar, Self, final
 
 import numpy as np
 import numpy.typing as npt
+
+from mixmaker import _clock as _clock
+from mixmaker import _proposal as _proposal
 
 __all__ = [
     "DecimalFormatError", "MessageFormatError", "BookLockedError", "InvalidTransitionError", "ExchangeIdConflictError",
@@ -225,9 +227,9 @@ class Tape:
     are ValueErrors with `kind` ("untimed", "bad_trade", "bad_file") and `line`."""
 
     @staticmethod
-    def build(path: str, rule: str, price_decimals: int, size_decimals: int, keep_tickers: bool = False) -> Tape: ...
+    def build(path: str, rule: SyncRule | str, price_decimals: int, size_decimals: int, keep_tickers: bool = False) -> Tape: ...
     @staticmethod
-    def from_bytes(data: bytes, rule: str, price_decimals: int, size_decimals: int, keep_tickers: bool = False) -> Tape: ...
+    def from_bytes(data: bytes, rule: SyncRule | str, price_decimals: int, size_decimals: int, keep_tickers: bool = False) -> Tape: ...
     @staticmethod
     def load(path: str) -> tuple[Tape, bytes]: ...
     @staticmethod

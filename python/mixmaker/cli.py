@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Sequence
+from collections.abc import Callable, Sequence
 
 from mixmaker.replay.errors import ReplayError
 from mixmaker.replay.venue import RULES
@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.run(args)
+        run: Callable[[argparse.Namespace], int] = args.run
+        return run(args)
     except ReplayError as e:
         print(f"{PROG} {args.command}: error: {e}", file=sys.stderr)
         return 2

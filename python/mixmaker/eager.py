@@ -11,48 +11,50 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 
 
-class Started:
+class Started(Generic[T]):
     """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`."""
 
     __slots__ = ("done", "result", "error", "task")
 
-    def __init__(self, done: bool, result: Any = None, error: BaseException | None = None,
-                 task: asyncio.Task | None = None) -> None:
+    def __init__(self, done: bool, result: T | None = None, error: BaseException | None = None,
+                 task: asyncio.Task[T] | None = None) -> None:
         self.done = done
         self.result = result
         self.error = error
         self.task = task
 
-    def value(self) -> Any:
+    def value(self) -> T:
         """The result of a finished coroutine (its exception is raised)."""
         if self.error is not None:
             raise self.error
-        return self.result
+        # Finished without an error: `result` is what the coroutine returned (None included).
+        return cast(T, self.result)
 
-    async def wait(self) -> Any:
+    async def wait(self) -> T:
         """The result, waiting for the task if the coroutine had to wait."""
-        if self.done:
+        if self.task is None:
             return self.value()
-        return await self.task  # type: ignore[misc]
+        return await self.task
 
-    def future(self) -> asyncio.Future:
+    def future(self) -> asyncio.Future[T]:
         """An awaitable future of the outcome (a finished one when nothing waited)."""
         if self.task is not None:
             return self.task
-        f = asyncio.get_running_loop().create_future()
+        f: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         if self.error is not None:
             f.set_exception(self.error)
         else:
-            f.set_result(self.result)
+            f.set_result(cast(T, self.result))
         return f
 
 
-def start(coro: Coroutine[Any, Any, T]) -> Started:
+def start(coro: Coroutine[Any, Any, T]) -> Started[T]:
     """Run `coro` until it finishes or first waits. Needs a running event loop only if it waits.
 
     Like a task (and 3.12's eager tasks), it runs in a copy of the caller's context: a context
@@ -62,7 +64,7 @@ def start(coro: Coroutine[Any, Any, T]) -> Started:
     try:
         waiting_on = ctx.run(coro.send, None)
     except StopIteration as e:
-        return Started(True, e.value)
+        return Started(True, cast(T, e.value))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it
@@ -89,12 +91,12 @@ async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
             try:
                 waiting_on = coro.throw(asyncio.CancelledError())
             except StopIteration as e:
-                return e.value
+                return cast(T, e.value)
             continue
         try:
             waiting_on = coro.send(None)
         except StopIteration as e:
-            return e.value
+            return cast(T, e.value)
 
 
 async def gather(*coros: Coroutine[Any, Any, Any]) -> list[Any]:

@@ -1,7 +1,7 @@
 """The L2 order book and its venue sync (Rust core).
 
     ob = OrderBook(price_decimals=2, size_decimals=3)
-    sync = BookSync(rule="binance_futures", price_decimals=2, size_decimals=3)
+    sync = BookSync(rule=SyncRule.BINANCE_FUTURES, price_decimals=2, size_decimals=3)
 """
 
 from mixmaker._core import (

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import ccxt.async_support as ccxt
 
-from mixmaker.book import BookState, BookSync, OrderBook
+from mixmaker.book import BookState, BookSync, OrderBook, SyncRule
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.binance_depth import DepthStream
 from mixmaker.connectors.binance_user import UserStream
@@ -81,7 +81,7 @@ class BinanceSpotConnector:
         await self.venue.load_markets()
         for symbol in symbols:
             m = self.market(symbol)
-            sync = BookSync(rule="binance_spot", price_decimals=m.price_decimals, size_decimals=m.size_decimals)
+            sync = BookSync(rule=SyncRule.BINANCE_SPOT, price_decimals=m.price_decimals, size_decimals=m.size_decimals)
             stream = DepthStream(sync, symbol, ws_url=self.endpoints.ws_market, rest_url=self.endpoints.rest,
                                  limiter=self.limiter)
             self.syncs[symbol], self.depth[symbol] = sync, stream
@@ -92,7 +92,7 @@ class BinanceSpotConnector:
 
     __str__ = __repr__
 
-    def __reduce__(self):  # it holds the credentials and live sockets: nothing to copy
+    def __reduce__(self) -> NoReturn:  # it holds the credentials and live sockets: nothing to copy
         raise TypeError("BinanceSpotConnector cannot be pickled")
 
     def market(self, symbol: str) -> MarketRules:

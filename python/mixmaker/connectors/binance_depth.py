@@ -156,7 +156,7 @@ class DepthStream(ReconnectingSocket):
                                                   banned=r.status == 418)
                     if r.status != 200:
                         raise SnapshotError(f"{self.symbol} snapshot: HTTP {r.status}: {body[:200]!r}")
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError) as e:
                 raise SnapshotError(f"{self.symbol} snapshot: {type(e).__name__}: {e}") from None
         self.limiter.succeeded()
         self.stats.snapshots += 1

@@ -12,7 +12,8 @@ weight is 0.2 cost units, on `/sapi` 0.1 (ccxt's own conversion).
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mixmaker.connectors.limiter import Pool, Priority
 

@@ -37,10 +37,12 @@ from mixmaker.orders.venue import OrderReport, Side, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
 
-_SIDE: dict[str, Side] = {"BUY": "buy", "SELL": "sell"}
+# Binance's words (the wire's) onto ours.
+_SIDE: dict[str, Side] = {"BUY": Side.BUY, "SELL": Side.SELL}
 _STATUS: dict[str, VenueStatus] = {
-    "NEW": "open", "PARTIALLY_FILLED": "partially_filled", "FILLED": "filled", "CANCELED": "canceled",
-    "PENDING_CANCEL": "open", "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
+    "NEW": VenueStatus.OPEN, "PARTIALLY_FILLED": VenueStatus.PARTIALLY_FILLED, "FILLED": VenueStatus.FILLED,
+    "CANCELED": VenueStatus.CANCELED, "PENDING_CANCEL": VenueStatus.OPEN, "REJECTED": VenueStatus.REJECTED,
+    "EXPIRED": VenueStatus.EXPIRED, "EXPIRED_IN_MATCH": VenueStatus.EXPIRED,
 }
 
 

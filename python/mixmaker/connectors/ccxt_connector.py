@@ -16,7 +16,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from mixmaker.book import BookState, BookSync, OrderBook
+from mixmaker.book import BookState, BookSync, OrderBook, SyncRule
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.connectors.ccxt_routing import route_through
 from mixmaker.connectors.ccxt_stream import CcxtProBook
@@ -53,7 +53,7 @@ class CcxtConnector:
         await self.pro.load_markets()
         for symbol in symbols:
             m = self.market(symbol)
-            sync = BookSync(rule="sequential", price_decimals=m.price_decimals, size_decimals=m.size_decimals)
+            sync = BookSync(rule=SyncRule.SEQUENTIAL, price_decimals=m.price_decimals, size_decimals=m.size_decimals)
             self.syncs[symbol], self.streams[symbol] = sync, CcxtProBook(self.pro, m.unified, sync)
             self._tasks.append(asyncio.create_task(self.streams[symbol].run(), name=f"book {symbol}"))
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import contextvars
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from mixmaker.connectors.limiter import Priority, RateLimiter
 
@@ -50,7 +51,8 @@ def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: U
     exchange._mixmaker_limiter = limiter
     fetch2, on_rest_response = exchange.fetch2, exchange.on_rest_response
 
-    async def routed_fetch2(path, api=["public"], method="GET", params={}, config={}):  # noqa: B006 - ccxt's signature
+    async def routed_fetch2(path: str, api: Any = ["public"], method: str = "GET", params: Any = {},  # noqa: B006 - ccxt's signature
+                            config: Any = {}) -> Any:  # noqa: B006
         api_name = api[0] if isinstance(api, (list, tuple)) else str(api)
         call = _Call((api_name, str(method), str(path)))
         token = _CALL.set(call)
@@ -62,7 +64,7 @@ def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: U
                 # No answer (a timeout, a dropped connection): it may still reach the venue.
                 limiter.finish(call.cost, answered=call.answered)
 
-    async def routed_throttle(ccxt_cost=None):
+    async def routed_throttle(ccxt_cost: float | None = None) -> None:
         call = _CALL.get(None)
         if call is None:
             # Not from fetch2 (ccxt's WS throttles are per connection objects, not this method):
@@ -74,7 +76,8 @@ def route_through(exchange: Any, limiter: RateLimiter, *, cost: CostFn, usage: U
         await limiter.start(pools, priority, timeout=QUEUE_DEADLINE_S.get())
         call.cost = pools
 
-    def observed_on_rest_response(code, reason, url, method, headers, body, request_headers, request_body):
+    def observed_on_rest_response(code: int, reason: str, url: str, method: str, headers: Any, body: Any,
+                                   request_headers: Any, request_body: Any) -> Any:
         call = _CALL.get(None)
         if call is not None:
             call.answered = True

@@ -18,7 +18,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mixmaker.connectors.credentials import ApiCredentials
 
@@ -63,7 +64,7 @@ def _verbose_off(self: Any, value: Any) -> None:
 def sealed_class(cls: type) -> type:
     """`cls` (a ccxt exchange class, REST or pro) with the secret sealed; see the module note."""
 
-    class Sealed(cls):  # type: ignore[misc, valid-type]
+    class Sealed(cls):  # type: ignore[misc]
         _mixmaker_credentials: ApiCredentials
 
         verbose = property(lambda self: False, _verbose_off)

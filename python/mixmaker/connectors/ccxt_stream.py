@@ -22,7 +22,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 
-from mixmaker.book import BookSync
+from mixmaker.book import BookSync, SyncRule
 from mixmaker.connectors.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ class CcxtProBook:
 
     def __init__(self, exchange: Any, symbol: str, sync: BookSync, *, depth: int = 100,
                  backoff_s: float = 0.2, backoff_max_s: float = 30.0, seed: int | None = None) -> None:
-        if sync.rule != "sequential":
-            raise ValueError(f"CcxtProBook feeds snapshots by nonce: the BookSync rule must be 'sequential', not {sync.rule!r}")
+        if sync.rule is not SyncRule.SEQUENTIAL:
+            raise ValueError(f"CcxtProBook feeds snapshots by nonce: the BookSync rule must be "
+                             f"{SyncRule.SEQUENTIAL.value!r}, not {sync.rule.value!r}")
         self.exchange, self.symbol, self.sync, self.depth = exchange, symbol, sync, depth
         self.stats = CcxtStreamStats()
         self._backoff = Backoff(backoff_s, backoff_max_s, seed)

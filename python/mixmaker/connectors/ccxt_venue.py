@@ -34,7 +34,7 @@ from mixmaker.markets import MarketRules, MarketRulesError
 from mixmaker.money import AmountError, Rounding, decimals_of, exact_decimal, to_units
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
-from mixmaker.orders.venue import FeeAmount, OrderReport, OrderRequest, TradeReport, VenueStatus, fee_amount
+from mixmaker.orders.venue import FeeAmount, OrderReport, OrderRequest, Side, TradeReport, VenueStatus, fee_amount
 
 T = TypeVar("T")
 
@@ -167,7 +167,7 @@ class CcxtVenue:
             # Signed with exactly the journaled time and window (ccxt's own come second).
             params.update(timestamp=req.timestamp_ms, recvWindow=self.recv_window_ms)
         o = await self._call(lambda: self.exchange.create_order(
-            m.unified, "limit", req.side, m.size_str(req.quantity), m.price_str(req.price), params),
+            m.unified, "limit", req.side.value, m.size_str(req.quantity), m.price_str(req.price), params),
             acts=True, resend=not pinned)
         return self._report(o, m)
 
@@ -281,7 +281,7 @@ class CcxtVenue:
     def _report(self, o: dict[str, Any], m: MarketRules) -> OrderReport:
         qty, filled = m.size(_text(o.get("amount") or "0", "amount")), m.size(_text(o.get("filled") or "0", "filled"))
         return OrderReport(
-            client_id=o.get("clientOrderId"), exchange_id=str(o["id"]), symbol=m.symbol, side=o["side"],
+            client_id=o.get("clientOrderId"), exchange_id=str(o["id"]), symbol=m.symbol, side=Side.from_value(o["side"]),
             status=_status(o.get("status"), filled, qty), price=m.price(_text(o.get("price") or "0", "price")),
             quantity=qty, filled=filled,
         )
@@ -292,7 +292,7 @@ class CcxtVenue:
         fee = t.get("fee") or {}
         return TradeReport(
             trade_id=str(t["id"]), exchange_id=str(t["order"]), client_id=t.get("clientOrderId"), symbol=m.symbol,
-            side=t["side"], price=m.price(_text(t["price"], "price")), qty=m.size(_text(t["amount"], "amount")),
+            side=Side.from_value(t["side"]), price=m.price(_text(t["price"], "price")), qty=m.size(_text(t["amount"], "amount")),
             fee=fee_of(fee.get("cost") or "0", m), fee_asset=fee.get("currency") or "",
             is_maker=t.get("takerOrMaker") == "maker", time_ms=int(t.get("timestamp") or 0),
         )
@@ -353,14 +353,18 @@ class CcxtVenue:
             QUEUE_DEADLINE_S.reset(token)
 
 
+# ccxt's unified order statuses onto ours ("open" splits on the filled amount).
+_CCXT_STATUS: dict[str, VenueStatus] = {
+    "open": VenueStatus.OPEN, "closed": VenueStatus.FILLED, "canceled": VenueStatus.CANCELED,
+    "expired": VenueStatus.EXPIRED, "rejected": VenueStatus.REJECTED,
+}
+
+
 def _status(status: str | None, filled: int, qty: int) -> VenueStatus:
-    if status == "open":
-        return "partially_filled" if filled > 0 else "open"
-    if status == "closed":
-        return "filled"
-    if status in ("canceled", "expired", "rejected"):
-        return status  # type: ignore[return-value]
-    raise VenueError(f"unknown order status from ccxt: {status!r}")
+    s = _CCXT_STATUS.get(status or "")
+    if s is None:
+        raise VenueError(f"unknown order status from ccxt: {status!r}")
+    return VenueStatus.PARTIALLY_FILLED if s is VenueStatus.OPEN and filled > 0 else s
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 from base64 import standard_b64encode
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 #: The digests ccxt signs with, by the constructor it passes (hashlib.sha256, ...).
 _DIGESTS: dict[Callable[..., Any], str] = {
@@ -71,11 +72,11 @@ class ApiCredentials:
     def __format__(self, spec: str) -> str:
         return repr(self)
 
-    def __reduce__(self):  # pickling (and copying) would put the secret somewhere we cannot see
+    def __reduce__(self) -> NoReturn:  # pickling (and copying) would put the secret somewhere we cannot see
         raise TypeError("ApiCredentials cannot be pickled or copied")
 
-    def __copy__(self):
+    def __copy__(self) -> NoReturn:
         raise TypeError("ApiCredentials cannot be pickled or copied")
 
-    def __deepcopy__(self, memo: Any):
+    def __deepcopy__(self, memo: Any) -> NoReturn:
         raise TypeError("ApiCredentials cannot be pickled or copied")

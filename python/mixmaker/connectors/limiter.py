@@ -41,10 +41,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from types import TracebackType
-from typing import Mapping
 
 from mixmaker.connectors.backoff import Backoff
 from mixmaker.errors import MixmakerError

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from typing import Any, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -116,7 +117,7 @@ class MixinClient:
                 raw = await resp.read()
                 echoed = resp.headers.get("X-Request-Id")
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise MixinTransportError(f"{method} {target}: no answer ({type(e).__name__}: {e})") from None
         if echoed != request_id:
             raise RequestIdMismatchError(f"{method} {target}: answer for X-Request-Id {echoed!r}, not {request_id}")
@@ -136,26 +137,32 @@ class MixinClient:
 
     async def me(self) -> dict[str, Any]:
         """`/safe/me`; NotRegisteredError (10404) if the bot is not on the Safe sequencer."""
-        return await self.request("GET", "/safe/me", idempotent=True)
+        return _object(await self.request("GET", "/safe/me", idempotent=True), "/safe/me")
 
     async def assets(self) -> list[dict[str, Any]]:
-        return await self.request("GET", "/safe/assets", idempotent=True)
+        return _objects(await self.request("GET", "/safe/assets", idempotent=True), "/safe/assets")
 
     async def asset(self, asset_id: str) -> dict[str, Any]:
-        return await self.request("GET", f"/safe/assets/{parse_uuid(asset_id, 'asset_id')}", idempotent=True)
+        return _object(await self.request("GET", f"/safe/assets/{parse_uuid(asset_id, 'asset_id')}", idempotent=True),
+                       "/safe/assets/{id}")
 
     async def fetch_assets(self, asset_ids: Iterable[str]) -> list[dict[str, Any]]:
-        return await self.request("POST", "/safe/assets/fetch", body=[parse_uuid(a, "asset_id") for a in asset_ids],
-                                  idempotent=True)
+        return _objects(await self.request("POST", "/safe/assets/fetch",
+                                           body=[parse_uuid(a, "asset_id") for a in asset_ids], idempotent=True),
+                        "/safe/assets/fetch")
 
     async def withdrawal_fees(self, asset_id: str, destination: str) -> list[dict[str, Any]]:
-        return await self.request("GET", f"/safe/assets/{parse_uuid(asset_id, 'asset_id')}/fees",
-                                  query=[("destination", destination)], idempotent=True)
+        return _objects(await self.request("GET", f"/safe/assets/{parse_uuid(asset_id, 'asset_id')}/fees",
+                                           query=[("destination", destination)], idempotent=True),
+                        "/safe/assets/{id}/fees")
 
     async def deposit_entry(self, chain_id: str) -> dict[str, Any]:
         """The bot's deposit address on a chain; the same address on every call."""
         body = {"members": [self.keystore.app_id], "threshold": 1, "chain_id": parse_uuid(chain_id, "chain_id")}
-        entries = await self.request("POST", "/safe/deposit/entries", body=body, idempotent=True)
+        entries = _objects(await self.request("POST", "/safe/deposit/entries", body=body, idempotent=True),
+                           "/safe/deposit/entries")
+        if not entries:
+            raise MixinTransportError("/safe/deposit/entries: an empty list")
         return entries[0]
 
     # --- snapshots -----------------------------------------------------------------------
@@ -213,7 +220,7 @@ class MixinClient:
     async def ghost_keys(self, requests: Sequence[tuple[Sequence[str], int, str]]) -> list[dict[str, Any]]:
         """One `{mask, keys}` per (receivers, output index, hint); the same hint gives the same keys."""
         body = [{"receivers": sorted(r), "index": i, "hint": h} for r, i, h in requests]
-        return await self.request("POST", "/safe/keys", body=body, idempotent=True)
+        return _objects(await self.request("POST", "/safe/keys", body=body, idempotent=True), "/safe/keys")
 
     async def create_transaction_requests(self, items: Sequence[tuple[str, str]]) -> list[TransactionRequest]:
         """Verifies unsigned raws; idempotent by request id (same id + same raw = same answer)."""
@@ -234,3 +241,17 @@ class MixinClient:
         except NotFoundError:
             return None
         return TransactionRequest.from_json(d)
+
+
+def _object(data: Any, what: str) -> dict[str, Any]:
+    """`data` if the API answered a JSON object, else a transport error naming the call."""
+    if not isinstance(data, dict):
+        raise MixinTransportError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _objects(data: Any, what: str) -> list[dict[str, Any]]:
+    """`data` if the API answered a list of JSON objects, else a transport error naming the call."""
+    if not isinstance(data, list) or not all(isinstance(x, dict) for x in data):
+        raise MixinTransportError(f"{what}: expected a list of JSON objects")
+    return data

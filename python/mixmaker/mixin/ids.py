@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def unique_object_id(*args: str) -> str:

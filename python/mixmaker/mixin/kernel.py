@@ -160,7 +160,8 @@ class _Reader:
         return out
 
     def u16(self) -> int:
-        return struct.unpack(">H", self.take(2))[0]
+        value: int = struct.unpack(">H", self.take(2))[0]
+        return value
 
     def bytes16(self) -> bytes:
         return self.take(self.u16())

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from mixmaker.errors import MixmakerError
 from mixmaker.mixin import curve
@@ -52,7 +53,7 @@ class Keystore:
             raise KeystoreError("keystore field 'app_id' is missing")
         try:
             app_id = parse_uuid(app, "app_id")
-            session_id = parse_uuid(d.get("session_id"), "session_id")
+            session_id = parse_uuid(d.get("session_id") or "", "session_id")
         except ValueError as e:
             raise KeystoreError(str(e)) from None
         if "private_key" in d and "session_private_key" not in d:

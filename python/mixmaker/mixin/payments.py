@@ -25,10 +25,11 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 from mixmaker.mixin import kernel
 from mixmaker.mixin.amounts import from_units, to_units
@@ -475,7 +476,7 @@ class Payments:
                   for n, (who, _) in enumerate(recipients) if not is_withdrawal[n]]
         ghosts = iter(await self.client.ghost_keys(wanted) if wanted else [])
         outputs = []
-        for n, (who, units) in enumerate(recipients):
+        for n, (_who, units) in enumerate(recipients):
             if is_withdrawal[n]:
                 outputs.append(kernel.Output(kernel.OUTPUT_WITHDRAWAL_SUBMIT, units,
                                              withdrawal=kernel.Withdrawal(p.opponent, p.tag)))
@@ -513,7 +514,7 @@ class Payments:
         return p
 
     def _raws(self, request_id: str) -> str:
-        return self.store.query("SELECT raws FROM mixin_payments WHERE request_id = ?", (request_id,))[0][0]
+        return str(self.store.query("SELECT raws FROM mixin_payments WHERE request_id = ?", (request_id,))[0][0])
 
     def _advance(self, request_id: str, state: PaymentState, **fields: object) -> bool:
         """Moves the payment to `state` if it is in one of the states before it; False if another

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 
 class Secret:
     """Bytes of a private key. Read them with `reveal()`, only where a key is used."""
@@ -34,5 +36,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash((Secret, self._value))
 
-    def __reduce__(self):  # pickling would copy the key somewhere we cannot see
+    def __reduce__(self) -> NoReturn:  # pickling would copy the key somewhere we cannot see
         raise TypeError("a Secret cannot be pickled")

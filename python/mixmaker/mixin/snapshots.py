@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 from mixmaker.mixin.client import PAGE_LIMIT, MixinClient
 from mixmaker.mixin.errors import MixinError
@@ -139,11 +140,11 @@ class SnapshotReader:
 
     @property
     def cursor_ns(self) -> int:
-        return self.store.query("SELECT offset_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0]
+        return int(self.store.query("SELECT offset_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0])
 
     @property
     def start_ns(self) -> int:
-        return self.store.query("SELECT start_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0]
+        return int(self.store.query("SELECT start_ns FROM mixin_snapshot_cursors WHERE name = ?", (self.name,))[0][0])
 
     def resume(self) -> None:
         """Lifts a halt; the next poll reads from the durable cursor (nothing of a bad page was kept)."""

@@ -4,7 +4,7 @@ or milliseconds, which would lose the cursor's precision)."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
 
@@ -21,4 +21,4 @@ def parse_rfc3339_ns(text: str) -> int:
 def format_rfc3339_ns(ns: int) -> str:
     """Fixed nine fraction digits, UTC: the form we send as a cursor."""
     secs, frac = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
+    return datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"

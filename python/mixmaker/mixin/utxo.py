@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterable
+from collections.abc import AsyncIterable
 
 from mixmaker.mixin.amounts import format_units
 from mixmaker.mixin.errors import LocalPaymentError

@@ -3,7 +3,7 @@ resolved by asking the venue, every fill counted once.
 
     tracker = ClientOrderTracker(venue, SqliteStore("mixmaker.db"), fill_sink=ledger.on_fill)
     await tracker.start()                      # replay the journal, reconcile with the venue
-    cid = await tracker.create("BTCUSDT", "buy", price=6_165_970, quantity=1_000)
+    cid = await tracker.create("BTCUSDT", Side.BUY, price=6_165_970, quantity=1_000)
     await tracker.cancel(cid)
     tracker.exposure("BTCUSDT")                # open + in-flight, never below the truth
 

@@ -15,13 +15,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from mixmaker._core import OrderSet
+from mixmaker._core import ArgumentError, OrderEvent, OrderSet, Side
 from mixmaker.frozen import quick_init
 from mixmaker.orders.errors import JournalCorruptError, OrderError
 from mixmaker.orders.venue import FeeAmount
 from mixmaker.store import Store
 from mixmaker.store.base import Row, Transaction
+
+E = TypeVar("E", OrderEvent, Side)
 
 SCHEMA = [
     """CREATE TABLE orders (
@@ -59,6 +62,8 @@ class FillEvent:
     symbol: str
     trade_id: str
     client_id: str
+    # The side's value ("buy" / "sell"), as stored, until the backtest's report writes `Side`
+    # itself (issue 14): listeners read it through `Side.from_value`.
     side: str
     price: int
     qty: int
@@ -76,7 +81,7 @@ class FillEvent:
 class JournalEvent:
     """One event as applied to the state machine (the fields `OrderSet.apply` takes)."""
 
-    event: str
+    event: OrderEvent
     exchange_id: str | None = None
     trade_id: str | None = None
     price: int = 0
@@ -91,7 +96,7 @@ class JournalEvent:
 class JournalOrder:
     client_id: str
     symbol: str
-    side: str
+    side: Side
     price: int
     quantity: int
     lost_after: int
@@ -119,7 +124,7 @@ class OrderJournal:
             tx.execute(
                 "INSERT INTO orders (venue, client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, "
                 "request_ms, recv_window_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (self.venue, o.client_id, o.symbol, o.side, o.price, o.quantity, o.lost_after, o.created_ns, int(o.adopted),
+                (self.venue, o.client_id, o.symbol, o.side.value, o.price, o.quantity, o.lost_after, o.created_ns, int(o.adopted),
                  o.request_ms, o.recv_window_ms),
             )
             if nonce:
@@ -164,7 +169,7 @@ class OrderJournal:
         tx.execute(
             "INSERT INTO order_events (venue, client_id, event, exchange_id, trade_id, price, qty, fee, fee_asset, "
             "is_maker, at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (self.venue, client_id, e.event, e.exchange_id, e.trade_id, e.price, e.qty, e.fee, e.fee_asset,
+            (self.venue, client_id, e.event.value, e.exchange_id, e.trade_id, e.price, e.qty, e.fee, e.fee_asset,
              int(e.is_maker), time.time_ns()),
         )
 
@@ -187,15 +192,24 @@ class OrderJournal:
             (self.venue,),
         ):
             ev, eid, tid, px, q, fee, asset, maker = fields
-            events.setdefault(cid, []).append(JournalEvent(ev, eid, tid, px, q, FeeAmount(fee), asset, bool(maker)))
+            events.setdefault(cid, []).append(JournalEvent(self._named(OrderEvent, ev, cid), eid, tid, px, q, FeeAmount(fee),
+                                                           asset, bool(maker)))
         for row in self.store.query(
             "SELECT client_id, symbol, side, price, quantity, lost_after, created_ns, adopted, request_ms, recv_window_ms "
             "FROM orders WHERE venue = ? ORDER BY created_ns, client_id",
             (self.venue,),
         ):
             cid, symbol, side, price, qty, lost_after, created_ns, adopted, request_ms, window = row
-            o = JournalOrder(cid, symbol, side, price, qty, lost_after, created_ns, bool(adopted), request_ms, window)
+            o = JournalOrder(cid, symbol, self._named(Side, side, cid), price, qty, lost_after, created_ns, bool(adopted),
+                             request_ms, window)
             yield o, events.get(o.client_id, [])
+
+    def _named(self, kind: type[E], value: str, client_id: str) -> E:
+        """A stored event or side name as its enum; a name the core does not know is corruption."""
+        try:
+            return kind.from_value(value)
+        except ArgumentError as e:
+            raise JournalCorruptError(f"journal of {self.venue} order {client_id}: {e}") from e
 
     def rebuild(self, factory: Callable[[], OrderSet] = OrderSet) -> tuple[OrderSet, dict[str, JournalOrder]]:
         """Replays the journal into a fresh OrderSet (`factory` lets a benchmark swap in a peer)."""

@@ -23,11 +23,11 @@ import asyncio
 import logging
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Literal, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Literal, TypeVar
 
 from mixmaker import eager
-from mixmaker._core import Exposure, OrderSet, OrderState, OrderView, Outcome
+from mixmaker._core import Exposure, OrderEvent, OrderSet, OrderState, OrderView, Outcome
 from mixmaker.orders.errors import (
     OrderError,
     OrderNotFoundError,
@@ -54,8 +54,11 @@ from mixmaker.store import Store
 log = logging.getLogger("mixmaker.orders")
 
 T = TypeVar("T")
-# Venue statuses that are news for the state machine; "open"/"filled" come through acks and fills.
-_STATUS_EVENT: dict[VenueStatus, str] = {"canceled": "canceled", "expired": "expired", "rejected": "rejected"}
+# Venue statuses that are news for the state machine; open and filled come through acks and fills.
+_STATUS_EVENT: dict[VenueStatus, OrderEvent] = {
+    VenueStatus.CANCELED: OrderEvent.CANCELED, VenueStatus.EXPIRED: OrderEvent.EXPIRED,
+    VenueStatus.REJECTED: OrderEvent.REJECTED,
+}
 _NEVER_ACKED = (OrderState.INITIALIZED, OrderState.FAILED)
 _RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 # Trades whose order we cannot name yet (their exchange id arrives with a later ack).
@@ -161,7 +164,7 @@ class ClientOrderTracker:
         for cid in self.orders.live_ids():
             if self.orders.state(cid) == OrderState.INITIALIZED:
                 # Journaled, never marked sent: the request never left.
-                self._apply(cid, JournalEvent("rejected"))
+                self._apply(cid, JournalEvent(OrderEvent.REJECTED))
                 self.stats["never_sent"] += 1
         reports = await self._with_retries(lambda: self.venue.fetch_open_orders(None))
         seen: set[str] = set()
@@ -195,10 +198,11 @@ class ClientOrderTracker:
         cid = rep.client_id
         assert cid is not None, "only our own client ids are adopted"
         self.stats["adopted"] += 1
-        self.orders.add(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after)
-        o = JournalOrder(cid, rep.symbol, rep.side, rep.price, rep.quantity, self.lost_after, time.time_ns(), True)
-        first = [JournalEvent("submitted")]
-        self.orders.apply(cid, "submitted")
+        side = Side.from_value(rep.side)
+        self.orders.add(cid, rep.symbol, side, rep.price, rep.quantity, self.lost_after)
+        o = JournalOrder(cid, rep.symbol, side, rep.price, rep.quantity, self.lost_after, time.time_ns(), True)
+        first = [JournalEvent(OrderEvent.SUBMITTED)]
+        self.orders.apply(cid, OrderEvent.SUBMITTED)
         self.version += 1
         self.journal.record_order(o, 0, first)
         self._meta[cid] = o
@@ -214,6 +218,7 @@ class ClientOrderTracker:
         The order is journaled before the request leaves. `owner` rides on the request to the venue
         (a wrapper that attributes fills to it, as a pool's does)."""
         self._require_ready()
+        side = Side.from_value(side)  # the enum from here on, whatever the caller gave
         cid = self._ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
         self.version += 1
@@ -224,13 +229,13 @@ class ClientOrderTracker:
         self.journal.record_order(o, self._ids.last)
         self._meta[cid] = o
         self._step("recorded", cid)
-        self._apply(cid, JournalEvent("submitted"))
+        self._apply(cid, JournalEvent(OrderEvent.SUBMITTED))
         self._step("submitted", cid)
         try:
             rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms, owner)))
         except OrderRejectedError as e:
             log.info("%s: order %s rejected: %s", self.venue.name, cid, e)
-            self._apply(cid, JournalEvent("rejected"))
+            self._apply(cid, JournalEvent(OrderEvent.REJECTED))
             return cid
         except VenueUnavailableError as e:
             self.stats["create_uncertain"] += 1
@@ -253,12 +258,12 @@ class ClientOrderTracker:
     async def _cancel(self, cid: str) -> OrderState:
         v = self._view(cid)
         if v.state == OrderState.INITIALIZED:
-            self._apply(cid, JournalEvent("rejected"))
+            self._apply(cid, JournalEvent(OrderEvent.REJECTED))
             return self.orders.state(cid)
         if not v.is_live:
             return v.state
         if v.state != OrderState.PENDING_CANCEL:
-            self._apply(cid, JournalEvent("cancel_requested"))
+            self._apply(cid, JournalEvent(OrderEvent.CANCEL_REQUESTED))
         self._step("cancel_requested", cid)
         try:
             rep = await self._call(self.venue.cancel_order(v.symbol, cid, v.exchange_id))
@@ -268,7 +273,7 @@ class ClientOrderTracker:
             await self.resolve(cid)
         except OrderRejectedError as e:
             log.info("%s: cancel of %s rejected: %s", self.venue.name, cid, e)
-            self._apply(cid, JournalEvent("cancel_rejected"))
+            self._apply(cid, JournalEvent(OrderEvent.CANCEL_REJECTED))
         except VenueUnavailableError:
             self.stats["cancel_uncertain"] += 1
             await self.resolve(cid)
@@ -285,7 +290,7 @@ class ClientOrderTracker:
         # One the venue never acknowledged and that never traded ends FAILED; one it knew, or
         # that traded, ends CANCELED (a reject would contradict its history).
         never_seen = v.exchange_id is None and v.filled == 0
-        self._apply(client_id, JournalEvent("rejected" if never_seen else "canceled"))
+        self._apply(client_id, JournalEvent(OrderEvent.REJECTED if never_seen else OrderEvent.CANCELED))
 
     # ================================================================== venue news
     def on_trade(self, t: TradeReport) -> bool:
@@ -296,7 +301,7 @@ class ClientOrderTracker:
         """Applies a list of fills in one state-machine call and one journal commit; returns how
         many were new. Trades of orders we cannot name yet are kept until their ack arrives."""
         self._learn_exchange_ids(trades)
-        batch: list[tuple[str, str, None, str, int, int, int, str, bool]] = []
+        batch: list[tuple[str, OrderEvent, None, str, int, int, int, str, bool]] = []
         named: list[tuple[str, TradeReport]] = []
         for t in trades:
             cid = self._name(t.client_id, t.exchange_id)
@@ -304,7 +309,7 @@ class ClientOrderTracker:
                 self._keep_orphan(t)
                 continue
             named.append((cid, t))
-            batch.append((cid, "fill", None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker))
+            batch.append((cid, OrderEvent.FILL, None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker))
         if not batch:
             return 0
         outcomes = self.orders.apply_many(batch)
@@ -312,8 +317,8 @@ class ClientOrderTracker:
         rows: list[tuple[str, JournalEvent, FillEvent]] = []
         for (cid, t), out in zip(named, outcomes, strict=True):
             if out.applied:
-                ev = JournalEvent("fill", None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
-                fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side,
+                ev = JournalEvent(OrderEvent.FILL, None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
+                fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side.value,
                                  t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
                 rows.append((cid, ev, fill))
                 self._last_change[cid] = self._clock()
@@ -343,7 +348,7 @@ class ClientOrderTracker:
     async def _apply_report(self, cid: str, rep: OrderReport) -> None:
         v = self._view(cid)
         if rep.exchange_id and v.state not in _NEVER_ACKED and (v.exchange_id is None or v.state == OrderState.LOST):
-            self._apply(cid, JournalEvent("accepted", exchange_id=rep.exchange_id))
+            self._apply(cid, JournalEvent(OrderEvent.ACCEPTED, exchange_id=rep.exchange_id))
             self._drain_orphans(rep.exchange_id)
         elif v.state == OrderState.INITIALIZED:
             self._anomaly(f"venue reports order {cid} that was never sent")
@@ -352,7 +357,8 @@ class ClientOrderTracker:
             await self._fetch_fills(cid)
             if rep.filled > self._view(cid).filled:
                 self.stats["fills_pending"] += 1  # the trades are not visible yet; the poll asks again
-        event = _STATUS_EVENT.get(rep.status)
+        # VenueStatus(...) also reads a status given as its value (the backtest venue's, for now).
+        event = _STATUS_EVENT.get(VenueStatus(rep.status))
         if event is not None:
             self._apply(cid, JournalEvent(event))
 
@@ -406,10 +412,10 @@ class ClientOrderTracker:
                     self.stats["unsent_failed"] += 1
                     log.warning("%s: order %s is unknown to the venue past its recvWindow: it was never placed (FAILED)",
                                 self.venue.name, cid)
-                    self._apply(cid, JournalEvent("rejected"))
+                    self._apply(cid, JournalEvent(OrderEvent.REJECTED))
                     return self.orders.state(cid)
                 was_lost = self._lost(v)
-                out = self._apply(cid, JournalEvent("not_found"))
+                out = self._apply(cid, JournalEvent(OrderEvent.NOT_FOUND))
                 if out is not None and out.after == OrderState.LOST and not was_lost:
                     log.warning("%s: order %s is LOST after %d definitive not-found answers", self.venue.name, cid, self.lost_after)
                     self.stats["lost"] += 1
@@ -551,12 +557,12 @@ class ClientOrderTracker:
 
     @staticmethod
     async def _once(running: dict[str, asyncio.Future[OrderState]], cid: str,
-                    work: Callable[[str], Awaitable[OrderState]]) -> OrderState:
+                    work: Callable[[str], Coroutine[Any, Any, OrderState]]) -> OrderState:
         """One `work(cid)` in flight per order: later callers wait for the running one."""
         task = running.get(cid)
         if task is None:
             started = eager.start(work(cid))  # runs now; a task only if it has to wait
-            if started.done:
+            if started.task is None:
                 return started.value()
             task = running[cid] = started.task
             task.add_done_callback(lambda _t: running.pop(cid, None))
@@ -568,7 +574,7 @@ class ClientOrderTracker:
             if t.client_id and t.client_id in self.orders and t.exchange_id:
                 v = self._view(t.client_id)
                 if v.exchange_id is None and v.state not in _NEVER_ACKED:
-                    self._apply(t.client_id, JournalEvent("accepted", exchange_id=t.exchange_id))
+                    self._apply(t.client_id, JournalEvent(OrderEvent.ACCEPTED, exchange_id=t.exchange_id))
 
     def _name(self, client_id: str | None, exchange_id: str | None) -> str | None:
         if client_id and client_id in self.orders:

@@ -15,17 +15,28 @@ Two optional abilities make the tracker surer and cheaper where a venue has them
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, NewType, Protocol, runtime_checkable
+from typing import NewType, Protocol, runtime_checkable
 
+from mixmaker._core import Side as Side  # the one definition (the core's), re-exported with the protocol
+from mixmaker.frozen import quick_init
 from mixmaker.money import to_units
 
-from mixmaker.frozen import quick_init
 
-Side = Literal["buy", "sell"]
-VenueStatus = Literal["open", "partially_filled", "filled", "canceled", "expired", "rejected"]
+class VenueStatus(enum.Enum):
+    """An order's status as a venue reports it (not the tracker's `OrderState`: the venue knows
+    nothing of our pending or lost states). Adapters map their venue's words onto these."""
+
+    OPEN = "open"
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+
 
 #: A trading fee is an integer of 10**-FEE_DECIMALS of its own asset (`fee_asset`), on every
 #: venue: venues quote fees to 8 decimals, but a fee rate times an exact notional can have more

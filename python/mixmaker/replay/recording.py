@@ -12,10 +12,11 @@ from __future__ import annotations
 import gzip
 import zipfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator, Literal
+from typing import IO, Literal
 
 from mixmaker.replay.errors import RecordingNotFoundError, UnreadableRecordingError
 from mixmaker.replay.venue import VenueSpec, detect, resolve
@@ -37,7 +38,7 @@ class Recording:
         lineno = 0
         try:
             with self._open() as f:
-                for lineno, line in enumerate(f, 1):
+                for lineno, line in enumerate(f, 1):  # noqa: B007 (read by the except below)
                     if line[:1] != b"{":
                         # `<ts> <json>`: drop the timestamp. Anything else passes through
                         # untouched, so the sync counts it as unreadable instead of us guessing.
@@ -63,7 +64,7 @@ class Recording:
         return resolve(detected, str(self.path), rule, price_decimals, size_decimals)
 
     @contextmanager
-    def _open(self) -> Iterator[IO[bytes]]:
+    def _open(self) -> Iterator[IO[bytes] | gzip.GzipFile]:
         if self.container == "gzip":
             with gzip.open(self.path, "rb") as f:
                 yield f

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mixmaker.money import format_units
 from mixmaker.replay.errors import BookSettingsError, CoreNotBuiltError
@@ -36,9 +37,10 @@ def load_core() -> Any:
 def new_sync(spec: VenueSpec, max_buffer: int = 10_000) -> BookSync:
     core = load_core()
     try:
-        return core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
+        sync: BookSync = core.BookSync(spec.rule, spec.price_decimals, spec.size_decimals, max_buffer)
     except (ValueError, TypeError, OverflowError) as e:
-        raise BookSettingsError(spec.rule, spec.price_decimals, spec.size_decimals, e) from e
+        raise BookSettingsError(spec.rule.value, spec.price_decimals, spec.size_decimals, e) from e
+    return sync
 
 
 def is_rest_snapshot(raw: bytes) -> bool:
@@ -151,7 +153,7 @@ def replay(
             # is good, it now shows the state right after the diff with final id `uid`.
             last_uid = uid
             now_applied = sync.stats.applied
-            if now_applied != applied and state == synced:
+            if now_applied != applied and state == synced and uid is not None:
                 check.on_book(uid, book.best_bid_raw(), book.best_ask_raw())
             applied = now_applied
         else:
@@ -181,7 +183,7 @@ def _result(sync: BookSync, book: Any, spec: VenueSpec, source: str, n: int, ela
     return ReplayResult(
         source=source,
         venue=spec.describe(),
-        rule=spec.rule,
+        rule=spec.rule.value,
         price_decimals=pd,
         size_decimals=sd,
         state=sync.state.name,

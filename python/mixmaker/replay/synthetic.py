@@ -19,11 +19,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from mixmaker._core import SyncRule
+from mixmaker.money import format_units
 from mixmaker.replay.venue import VenueSpec
 
 PRICE_DECIMALS = 2
 SIZE_DECIMALS = 3
-SPEC = VenueSpec("binance_futures", PRICE_DECIMALS, SIZE_DECIMALS, "synthetic Binance USD-M futures", "BTCUSDT", "built in")
+SPEC = VenueSpec(SyncRule.BINANCE_FUTURES, PRICE_DECIMALS, SIZE_DECIMALS, "synthetic Binance USD-M futures", "BTCUSDT", "built in")
 
 START_MID = 6_000_000  # 60000.00
 START_DEPTH = 200      # levels per side in the first book
@@ -185,11 +187,11 @@ class _Builder:
 
 
 def _px(p: int) -> str:
-    return f"{p // 100}.{p % 100:02d}"
+    return format_units(p, PRICE_DECIMALS)
 
 
 def _qty(q: int) -> str:
-    return f"{q // 1000}.{q % 1000:03d}"
+    return format_units(q, SIZE_DECIMALS)
 
 
 def _levels(levels: list[tuple[int, int]]) -> str:

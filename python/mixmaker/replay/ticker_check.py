@@ -36,7 +36,7 @@ class TickerCheck:
 
     def on_book(self, update_id: int, bid: tuple[int, int] | None, ask: tuple[int, int] | None) -> None:
         """The book right after applying the diff whose final id is `update_id`."""
-        bbo: Bbo = (*(bid or (None, None)), *(ask or (None, None)))  # type: ignore[assignment]
+        bbo: Bbo = (*(bid or (None, None)), *(ask or (None, None)))
         waiting = self._tickers.pop(update_id, None)
         if waiting is not None:
             self._compare(update_id, waiting, bbo, after_diff=False)

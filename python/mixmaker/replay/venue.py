@@ -8,23 +8,24 @@ exchange's own decimal strings, which exchanges print at a fixed precision per s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Iterable
+from typing import Any
 
-from mixmaker._core import SyncRule
+from mixmaker._core import ArgumentError, SyncRule
 from mixmaker.replay.errors import UnknownVenueError
 
-# The Rust core's rule names (`SyncRule.ALL`), as strings for the CLI and VenueSpec.rule.
+# The Rust core's rule names (`SyncRule.ALL`), as strings for the CLI's choices.
 RULES: tuple[str, ...] = tuple(rule.value for rule in SyncRule.ALL)
 
 # (rule, symbol) -> (price decimals, size decimals, market). Spot strings carry 8 dp, but the
 # tick is 0.01, so prices scale by 2 (zeros past the scale are accepted by the core).
-KNOWN: dict[tuple[str, str], tuple[int, int, str]] = {
-    ("binance_futures", "BTCUSDT"): (2, 3, "Binance USD-M futures"),
-    ("binance_futures", "BTCUSD_PERP"): (1, 0, "Binance COIN-M futures"),
-    ("binance_spot", "BTCUSDT"): (2, 8, "Binance spot"),
-    ("bybit", "XRPUSDT"): (4, 0, "Bybit linear"),
+KNOWN: dict[tuple[SyncRule, str], tuple[int, int, str]] = {
+    (SyncRule.BINANCE_FUTURES, "BTCUSDT"): (2, 3, "Binance USD-M futures"),
+    (SyncRule.BINANCE_FUTURES, "BTCUSD_PERP"): (1, 0, "Binance COIN-M futures"),
+    (SyncRule.BINANCE_SPOT, "BTCUSDT"): (2, 8, "Binance spot"),
+    (SyncRule.BYBIT, "XRPUSDT"): (4, 0, "Bybit linear"),
 }
 
 # How many messages detection may look at before giving up (the Binance files show a diff
@@ -34,7 +35,7 @@ SCAN_LIMIT = 500
 
 @dataclass(frozen=True)
 class VenueSpec:
-    rule: str
+    rule: SyncRule
     price_decimals: int
     size_decimals: int
     market: str = "unknown market"
@@ -45,7 +46,7 @@ class VenueSpec:
     def describe(self) -> str:
         name = f"{self.market} {self.symbol}".strip()
         return (
-            f"{name} (rule {self.rule}, price {self.price_decimals} dp, "
+            f"{name} (rule {self.rule.value}, price {self.price_decimals} dp, "
             f"size {self.size_decimals} dp; {self.source})"
         )
 
@@ -54,7 +55,7 @@ class VenueSpec:
 class Detected:
     """What the content says; decimals are None when no level strings were seen."""
 
-    rule: str
+    rule: SyncRule
     symbol: str
     market: str
     price_decimals: int | None
@@ -78,13 +79,16 @@ def detect(messages: Iterable[bytes], name_hint: str = "") -> Detected | None:
 def resolve(
     detected: Detected | None,
     where: str,
-    rule: str | None = None,
+    rule: SyncRule | str | None = None,
     price_decimals: int | None = None,
     size_decimals: int | None = None,
 ) -> VenueSpec:
-    """Merge detection with the user's flags (flags win)."""
-    if rule is not None and rule not in RULES:
-        raise UnknownVenueError(where, f"unknown rule {rule!r} (one of {', '.join(RULES)})")
+    """Merge detection with the user's flags (flags win); `rule` is a `SyncRule` or its value."""
+    if rule is not None:
+        try:
+            rule = SyncRule.from_value(rule)
+        except ArgumentError:
+            raise UnknownVenueError(where, f"unknown rule {rule!r} (one of {', '.join(RULES)})") from None
     if rule is not None and price_decimals is not None and size_decimals is not None:
         market, symbol = (detected.market, detected.symbol) if detected else ("unknown market", "")
         return VenueSpec(rule, price_decimals, size_decimals, market, symbol, "flags")
@@ -93,7 +97,7 @@ def resolve(
     pd = detected.price_decimals if price_decimals is None else price_decimals
     sd = detected.size_decimals if size_decimals is None else size_decimals
     if pd is None or sd is None:
-        raise UnknownVenueError(where, f"looks like {detected.rule} but shows no price/size strings to size the book")
+        raise UnknownVenueError(where, f"looks like {detected.rule.value} but shows no price/size strings to size the book")
     flagged = rule is not None or price_decimals is not None or size_decimals is not None
     source = f"{detected.source}, overridden by flags" if flagged else detected.source
     return VenueSpec(rule or detected.rule, pd, sd, detected.market, detected.symbol, source)
@@ -108,18 +112,18 @@ def _detect_one(raw: bytes) -> Detected | None:
         return None
     if str(msg.get("topic", "")).startswith("orderbook.") and isinstance(msg.get("data"), dict):
         data = msg["data"]
-        return _finish("bybit", str(data.get("s", "")), "Bybit", data.get("b", []) + data.get("a", []))
+        return _finish(SyncRule.BYBIT, str(data.get("s", "")), "Bybit", data.get("b", []) + data.get("a", []))
     data = msg["data"] if isinstance(msg.get("data"), dict) else msg
     if data.get("e") != "depthUpdate":
         return None
     symbol = str(data.get("s", ""))
     if "pu" in data:
         market = "Binance COIN-M futures" if "_" in symbol else "Binance USD-M futures"
-        return _finish("binance_futures", symbol, market, data.get("b", []) + data.get("a", []))
-    return _finish("binance_spot", symbol, "Binance spot", data.get("b", []) + data.get("a", []))
+        return _finish(SyncRule.BINANCE_FUTURES, symbol, market, data.get("b", []) + data.get("a", []))
+    return _finish(SyncRule.BINANCE_SPOT, symbol, "Binance spot", data.get("b", []) + data.get("a", []))
 
 
-def _finish(rule: str, symbol: str, market: str, levels: list[Any]) -> Detected:
+def _finish(rule: SyncRule, symbol: str, market: str, levels: list[Any]) -> Detected:
     known = KNOWN.get((rule, symbol))
     if known is not None:
         return Detected(rule, symbol, known[2], known[0], known[1], "known instrument")
@@ -137,11 +141,11 @@ def _width(numbers: list[Any]) -> int:
 def _from_name(name: str) -> Detected | None:
     low = name.lower()
     for needle, rule, market in (
-        ("bybit", "bybit", "Bybit"),
-        ("spot", "binance_spot", "Binance spot"),
-        ("usdm", "binance_futures", "Binance USD-M futures"),
-        ("coinm", "binance_futures", "Binance COIN-M futures"),
-        ("futures", "binance_futures", "Binance futures"),
+        ("bybit", SyncRule.BYBIT, "Bybit"),
+        ("spot", SyncRule.BINANCE_SPOT, "Binance spot"),
+        ("usdm", SyncRule.BINANCE_FUTURES, "Binance USD-M futures"),
+        ("coinm", SyncRule.BINANCE_FUTURES, "Binance COIN-M futures"),
+        ("futures", SyncRule.BINANCE_FUTURES, "Binance futures"),
     ):
         if needle in low:
             return Detected(rule, "", market, None, None, "rule from file name")

@@ -27,7 +27,7 @@ from mixmaker.sim.chain.model import ChainError
 PROG = "mixmaker sim all"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mixmaker.sim.exchange.cli import _sim_commands
 
     p = _sim_commands(subparsers).add_parser(

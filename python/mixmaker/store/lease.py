@@ -28,9 +28,9 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import AsyncIterator, Callable
 
 from mixmaker.store.base import Store, StoreError, Transaction
 
@@ -152,7 +152,7 @@ class Leases:
         taken: list[asyncio.Lock] = []
         held = Held(self, [])
         try:
-            for name, lock in zip(names, locks):
+            for name, lock in zip(names, locks, strict=True):
                 # Tasks of this process queue here instead of polling the store.
                 await lock.acquire()
                 taken.append(lock)

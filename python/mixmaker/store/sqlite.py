@@ -4,9 +4,11 @@ survives a power cut, not only a process kill), one connection per store object.
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from mixmaker.store.base import Row, StoreError
 
@@ -30,17 +32,32 @@ class SqliteStore:
         try:
             # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+            self._db.execute("PRAGMA busy_timeout=5000")
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
+                self._set_wal()
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
             )
         except sqlite3.Error as e:
             raise StoreError(f"cannot open the SQLite store at {self.path}: {e}") from e
         self._depth = 0
+
+    def _set_wal(self) -> None:
+        """WAL is a property of the file: once set it stays. Switching needs an exclusive lock, and
+        SQLite may answer "locked" at once (no busy wait) when two processes open a new file together,
+        so the switch is retried for as long as the busy timeout."""
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
     def transaction(self) -> Iterator[_Tx]:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mixmaker._core import ArgumentError
 from mixmaker.funds.accounts import (
     ROUNDING,
     Entry,
@@ -33,8 +34,8 @@ from mixmaker.funds.accounts import (
     pool,
 )
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
-from mixmaker.orders import FillEvent, Side
-from mixmaker.orders.venue import OrderRequest
+from mixmaker.orders import FillEvent
+from mixmaker.orders.venue import OrderRequest, Side
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
 from mixmaker.users.pools import PoolError
@@ -96,7 +97,7 @@ class FillBook:
             tx.execute(
                 "INSERT INTO pool_orders (venue, client_id, pool_id, symbol, side, price, quantity, created_ns) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (venue, req.client_id, pool_id, req.symbol, req.side, req.price, req.quantity, time.time_ns()))
+                (venue, req.client_id, pool_id, req.symbol, req.side.value, req.price, req.quantity, time.time_ns()))
         self._owner[(venue, req.client_id)] = pool_id
 
     def pool_of(self, venue: str, client_id: str) -> str | None:
@@ -133,7 +134,7 @@ class FillBook:
         quote_units = fill.price * fill.qty * 10 ** (qd - m.price_decimals - m.size_decimals)
         try:
             side = Side.from_value(fill.side)
-        except ValueError:
+        except ArgumentError:
             raise PoolError(f"fill {fill.trade_id}: unknown side {fill.side!r}") from None
         if side == Side.BUY:
             entries = [*inflow(Flow.TRADE, m.base, base_units, ex, claim), *outflow(Flow.TRADE, m.quote, quote_units, ex, claim)]

@@ -32,9 +32,8 @@ from typing import Any
 from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
 from mixmaker.funds.assets import AssetMap
-from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView, Side
-from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
-from mixmaker.orders.venue import Side as VenueSide
+from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView
+from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, Side, TradeReport
 from mixmaker.store import Store
 from mixmaker.strategy import (
     AvellanedaConfig,
@@ -55,13 +54,9 @@ log = logging.getLogger("mixmaker.pools")
 
 #: The pool on whose behalf the current task places an order (set by `PoolOrders.create`).
 
-_LIVE_LOCKING = (OrderState.INITIALIZED, OrderState.PENDING_CREATE, OrderState.OPEN, OrderState.PARTIALLY_FILLED,
-                 OrderState.PENDING_CANCEL, OrderState.LOST)
-
-
-def venue_side(side: str | Side) -> VenueSide:
-    """The order layer's side for `side` ("buy"/"sell" or a `Side`); anything else raises."""
-    return "buy" if Side.from_value(side) == Side.BUY else "sell"
+# States in which an order may still trade, so its funds stay locked.
+_LIVE_LOCKING = frozenset({OrderState.INITIALIZED, OrderState.PENDING_CREATE, OrderState.OPEN,
+                           OrderState.PARTIALLY_FILLED, OrderState.PENDING_CANCEL, OrderState.LOST})
 
 StrategyConfig = PMMConfig | AvellanedaConfig
 
@@ -99,8 +94,7 @@ class SelfTradeGuard:
             v = self.tracker.get(cid)
             if v is None or v.symbol != req.symbol or v.side == req.side:
                 continue
-            buy = Side.from_value(req.side) == Side.BUY
-            if (buy and req.price >= v.price) or (not buy and req.price <= v.price):
+            if (req.side == Side.BUY and req.price >= v.price) or (req.side == Side.SELL and req.price <= v.price):
                 return cid
         return None
 
@@ -151,8 +145,8 @@ class PoolOrders:
         self.tracker = tracker
         self.pool_id = pool_id
 
-    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str:
-        return await self.tracker.create(symbol, venue_side(side), price, quantity, owner=self.pool_id)
+    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str:
+        return await self.tracker.create(symbol, side, price, quantity, owner=self.pool_id)
 
     @property
     def version(self) -> int:
@@ -162,9 +156,8 @@ class PoolOrders:
     def get(self, client_id: str) -> OrderView | None:
         return self.tracker.get(client_id)
 
-    async def cancel(self, client_id: str) -> str:
-        """The order's state name after the cancel was asked (the executor's protocol)."""
-        return (await self.tracker.cancel(client_id)).name
+    async def cancel(self, client_id: str) -> OrderState:
+        return await self.tracker.cancel(client_id)
 
 
 class PoolBudget:
@@ -211,7 +204,8 @@ class PoolEngine:
         else:
             raise PoolError(f"pool {setup.pool_id}: unknown strategy config {type(cfg).__name__}")
         self.orders = PoolOrders(runtime.tracker, setup.pool_id)
-        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,
+        # strategy.OrderEntry still types sides and states as str (its owner moves it to the enums).
+        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,  # type: ignore[arg-type]
                                       now_ns=runtime.now_ns)
         self.view = MarketView(rules, sync, self.budget)
         self.loop = StrategyLoop(self.controller, self.executor, self.view)
@@ -401,7 +395,7 @@ class PoolRuntime:
         reserved = self.pools.reserved(pid)
         base_locked, quote_locked = self.locked(pid)
         m = engine.market
-        out = []
+        out: list[Side] = []
         if held.get(m.base, 0) - base_locked * budget.base_per_size < reserved.get(m.base, 0):
             out.append(Side.SELL)
         if held.get(m.quote, 0) - quote_locked * budget.quote_per_value < reserved.get(m.quote, 0):

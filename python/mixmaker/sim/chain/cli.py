@@ -49,7 +49,7 @@ def config_from(args: argparse.Namespace, seed: int) -> ChainConfig:
         exchange_fail_status=args.exchange_fail_status)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from mixmaker.sim.exchange.cli import _sim_commands
 
     p = _sim_commands(subparsers).add_parser(

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mixmaker.sim import networks
 from mixmaker.sim.chain.model import ChainConfig, ChainError, Fault, FaultPlan, Move, MoveState, Place, Withdrawal

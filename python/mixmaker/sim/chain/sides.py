@@ -15,9 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
-from mixmaker.mixin.amounts import to_units
+from mixmaker.mixin.amounts import AmountError, to_units
 from mixmaker.sim.chain.model import ChainError, Move, Place, Withdrawal
-from mixmaker.mixin.amounts import AmountError
 from mixmaker.sim.exchange.capital import WithdrawStatus
 from mixmaker.sim.exchange.errors import ExchangeError
 from mixmaker.sim.exchange.venue import Venue

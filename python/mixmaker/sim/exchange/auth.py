@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from mixmaker.sim.exchange.errors import BadParameter, InvalidApiKey, InvalidSignature, TimestampOutsideWindow
 

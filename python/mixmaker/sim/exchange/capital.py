@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from mixmaker.sim import networks
 from mixmaker.sim.exchange import wire

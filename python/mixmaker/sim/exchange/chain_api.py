@@ -3,7 +3,8 @@ running in another process. Not Binance's API: unsigned, and only ever on 127.0.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from mixmaker.sim.exchange.capital import WithdrawStatus
 from mixmaker.sim.exchange.errors import BadParameter

@@ -21,7 +21,7 @@ DEFAULT_ACCOUNT = "demo:demo-key:demo-secret"
 DEFAULT_BALANCES = "BTC=10,ETH=100,USDT=1000000"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `sim exchange` under a shared `sim` command (created here if nobody made it yet)."""
     p = _sim_commands(subparsers).add_parser(
         "exchange",
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(run=_run)
 
 
-def _sim_commands(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:  # type: ignore[type-arg]
+def _sim_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     sim = subparsers.choices.get("sim")
     if sim is None:
         sim = subparsers.add_parser("sim", help="local simulators of the venues mixmaker talks to")
@@ -68,15 +68,16 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def _run(args: argparse.Namespace) -> int:
     try:
         balances = {a.strip(): Decimal(v) for a, _, v in (x.partition("=") for x in args.balances.split(",") if x)}
-        accounts = [tuple(spec.split(":", 2)) for spec in (args.account or [DEFAULT_ACCOUNT])]
+        specs: list[list[str]] = [spec.split(":", 2) for spec in (args.account or [DEFAULT_ACCOUNT])]
     except InvalidOperation:
         print(f"mixmaker sim exchange: error: bad --balances {args.balances!r}", file=sys.stderr)
         return 2
-    if any(len(a) != 3 or not all(a) for a in accounts):
+    if any(len(a) != 3 or not all(a) for a in specs):
         print("mixmaker sim exchange: error: --account wants NAME:KEY:SECRET", file=sys.stderr)
         return 2
+    accounts = [(name, key, secret) for name, key, secret in specs]
     try:
-        return asyncio.run(_serve(args, balances, accounts))  # type: ignore[arg-type]
+        return asyncio.run(_serve(args, balances, accounts))
     except ValueError as e:  # a bad --faults spec
         print(f"mixmaker sim exchange: error: {e}", file=sys.stderr)
         return 2

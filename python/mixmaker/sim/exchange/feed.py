@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from mixmaker.replay.recording import open_recording
 from mixmaker.sim.exchange.matching import BUY, SELL

@@ -15,9 +15,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Iterator
 
 from mixmaker.sim.exchange.accounts import MARKET, ZERO, Accounts
 from mixmaker.sim.exchange.errors import (
@@ -393,7 +393,8 @@ class MatchingEngine:
 
     def book_at(self, symbol: str, update_id: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
         """The top levels (bids, asks) as they stood at `update_id`, if it was seen and kept."""
-        return self._history.get(symbol, {}).get(update_id)
+        seen = self._history.get(symbol)
+        return seen.get(update_id) if seen is not None else None
 
     def take_diff(self, symbol: str) -> Diff | None:
         """Changed levels since the last diff (absolute sizes, 0 = gone), or None if none changed."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Mapping
 
 from mixmaker.sim.exchange.errors import BadParameter, IllegalValue
 

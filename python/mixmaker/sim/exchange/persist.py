@@ -34,7 +34,8 @@ def _names(cls: type) -> tuple[str, ...]:
 
 def _out(obj: Any, decimals: tuple[str, ...]) -> dict[str, Any]:
     # Every field is a plain value (str, int, bool, Decimal): no deep copy needed (asdict is 10x slower).
-    return {name: str(v) if name in decimals else v for name in _names(type(obj)) for v in (getattr(obj, name),)}
+    cls: type = type(obj)
+    return {name: str(v) if name in decimals else v for name in _names(cls) for v in (getattr(obj, name),)}
 
 
 def _in(d: dict[str, Any], decimals: tuple[str, ...]) -> dict[str, Any]:

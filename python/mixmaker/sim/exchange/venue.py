@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import hashlib
 import time
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.accounts import MARKET

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, WSUpgradeRequest, ws_create_server
@@ -33,7 +34,7 @@ ORDER_ENTRY = ("order.place", "order.cancel")
 WS_API_WEIGHTS = {"userDataStream.subscribe.signature": 2, "order.status": 4, "openOrders.status": 6, "account.status": 20}
 
 
-class _Connection(WSListener):  # type: ignore[misc]
+class _Connection(WSListener):
     transport: WSTransport | None = None
 
     def __init__(self, hub: StreamHub) -> None:

@@ -3,7 +3,8 @@ running in another process. Not Mixin's API: no auth, and only ever on 127.0.0.1
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from mixmaker.mixin.amounts import to_units
 from mixmaker.sim.mixin.state import SimState

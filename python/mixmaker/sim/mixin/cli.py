@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse._SubParsersAction[argparse.ArgumentParser]:
     """Adds `sim` to the top-level command and `mixin` under it; returns the `sim` group so
     other simulators can add themselves with their own `add_to(group)`."""
     sim = subparsers.add_parser("sim", help="run a local simulator", description="Local simulators on 127.0.0.1.")
@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     return kinds
 
 
-def add_to(kinds: argparse._SubParsersAction) -> None:
+def add_to(kinds: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mx = kinds.add_parser("mixin", help="a Mixin Safe API compatible server",
                           description="A Mixin Safe API compatible server on 127.0.0.1 (no real funds).")
     mx.add_argument("--port", type=int, default=7100, help="TCP port (default 7100; 0 = any free port)")

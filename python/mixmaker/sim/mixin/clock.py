@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 class SimClock:
@@ -30,6 +30,6 @@ class SimClock:
 def rfc3339nano(ns: int) -> str:
     """Go's RFC3339Nano: trailing zeros of the fraction dropped (so strings do not sort by time)."""
     secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    base = datetime.fromtimestamp(secs, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     f = f"{frac:09d}".rstrip("0")
     return f"{base}.{f}Z" if f else f"{base}Z"

@@ -7,7 +7,8 @@ import asyncio
 import json
 import threading
 import uuid
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -82,7 +83,7 @@ class MixinSimServer:
         return app
 
     @web.middleware
-    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    async def _middleware(self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         self.requests_seen += 1
         rid = request.headers.get("X-Request-Id", "")
         fault = None if request.path.startswith("/_sim/") else self.faults.take(request.method, request.path)

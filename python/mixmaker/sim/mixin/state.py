@@ -608,7 +608,7 @@ class SimState:
         if len(tx.signatures) != len(tx.inputs):
             raise SimError(10002, {"field": "signatures", "reason": "one signature map per input"})
         msg = tx.hash()
-        for n, (i, sm) in enumerate(zip(tx.inputs, tx.signatures)):
+        for n, (i, sm) in enumerate(zip(tx.inputs, tx.signatures, strict=True)):
             u = self.utxos[(i.hash.hex(), i.index)]
             sig = sm.get(0)
             if sig is None or not curve.verify(u.keys[0], msg, sig):
@@ -636,7 +636,8 @@ class SimState:
         for i in tx.inputs:
             u = self.utxos[(i.hash.hex(), i.index)]
             u.state, u.signed_by, u.updated_at = "spent", req.request_id, now
-        sent_out, receivers_total, withdrawal = 0, {}, None
+        sent_out, withdrawal = 0, None
+        receivers_total: dict[tuple[str, ...], int] = {}
         for n, o in enumerate(tx.outputs):
             if o.type == kernel.OUTPUT_WITHDRAWAL_SUBMIT:
                 withdrawal = o.withdrawal
@@ -706,11 +707,13 @@ class SimState:
 
     def request_json(self, req: TxRequest) -> dict[str, Any]:
         with self.lock:
-            receivers = []
-            for n, o in enumerate(req.tx.outputs):
+            receivers: list[dict[str, Any]] = []
+            for o in req.tx.outputs:
                 if o.type == kernel.OUTPUT_WITHDRAWAL_SUBMIT:
-                    receivers.append({"members": [], "members_hash": "", "threshold": 0, "destination": o.withdrawal.address,
-                                      "tag": o.withdrawal.tag,
+                    w = o.withdrawal
+                    assert w is not None, "a withdrawal output without an address is refused on submit"
+                    receivers.append({"members": [], "members_hash": "", "threshold": 0, "destination": w.address,
+                                      "tag": w.tag,
                                       "withdrawal_hash": "" if req.withdrawal_hash == "failed" else req.withdrawal_hash})
                 else:
                     g = self.grants.get(o.keys[0])

@@ -31,7 +31,7 @@ def authenticate(state: SimState, authorization: str | None, method: str, raw_ta
     with state.lock:
         user_id = state.sessions.get(str(claims.get("sid")))
         user = state.users.get(user_id) if user_id else None
-        if user is None or claims.get("uid") != user_id:
+        if user_id is None or user is None or claims.get("uid") != user_id:
             raise SimError(401, {"reason": "unknown session"})
         key = user.session_keys[claims["sid"]]
     # Verify the signature, never compare bytes: SDKs order the claims differently.
@@ -46,6 +46,8 @@ def authenticate(state: SimState, authorization: str | None, method: str, raw_ta
     if claims.get("sig") != request_sig(method, raw_target, body):
         raise SimError(401, {"reason": "sig does not match the request"})
     jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise SimError(401, {"reason": "token without jti"})
     with state.lock:
         if jti in state.seen_jti:
             raise SimError(401, {"reason": "token reused"})
