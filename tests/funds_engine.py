@@ -156,10 +156,10 @@ class Engine:
         await self.funds.start(self.poll)
 
     async def cycle(self) -> None:
-        await self.funds.confirm.run_once()  # before intake: our withdrawals' hashes known first
+        await self.funds.follow()  # before intake: our withdrawals' hashes known first; once a round
         await self.funds.poll_intake(self.poll)
         await self.worker.run_once()
-        await self.funds.run_once()
+        await self.funds.move()
         await self.payer.run_once()
 
     async def stop(self) -> None:

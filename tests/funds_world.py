@@ -99,9 +99,9 @@ class FundsWorld:
         return await self.reader.poll(self.handle)
 
     async def cycle(self) -> None:
-        await self.funds.confirm.run_once()
+        await self.funds.follow()  # once a round, as the engine
         await self.funds.poll_intake(self.poll)
-        await self.funds.run_once()
+        await self.funds.move()
 
     async def cycle_until(self, check, what: str, timeout: float = 30.0) -> None:
         loop = asyncio.get_running_loop()

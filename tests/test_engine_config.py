@@ -80,6 +80,16 @@ def test_one_bad_entry_does_not_hide_another_and_cascades_are_not_reported():
     assert not any("BTC not configured" in p for p in ps)
 
 
+def test_a_misspelt_key_and_an_unknown_account_are_each_one_mistake():
+    text = (PAPER.read_text()
+            .replace("bid_spread = 0.0003", "bid_spred = 0.0003")  # a required key, misspelt
+            .replace('venues.binance = { currency = "USDT", network = "ETH" }',
+                     'venues.bybit = { currency = "USDT", network = "ETH" }'))
+    ps = problems(text)
+    assert ps == ["presets.wide.bid_spred: unknown key; did you mean 'bid_spread'? (it is required)",
+                  "assets.USDT.venues.bybit: no exchange account 'bybit' (configured: binance)"], ps
+
+
 def test_sections_and_exactness():
     ps = problems("[engine]\ntick_s = 0\n[surprise]\nx = 1\n")
     assert "surprise: unknown section" in ps[0]

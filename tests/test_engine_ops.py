@@ -166,6 +166,45 @@ def test_the_first_signal_stops_gracefully_and_the_second_exits_at_once():
             p.kill()
 
 
+WINDING_DOWN = """
+import asyncio, os, signal, sys, time
+from mixmaker.engine.signals import StopSignals
+
+s = StopSignals("t")
+
+async def main():
+    s.install()
+    return 0
+
+try:
+    asyncio.run(main())  # the engine stopped quickly; the loop is gone
+finally:
+    s.exit_at_once()
+print("winding down", flush=True)
+time.sleep(30)  # the report, the interpreter's exit...
+"""
+
+
+def test_a_signal_after_the_graceful_stop_finished_exits_at_once_without_a_traceback():
+    import signal
+    import subprocess
+    import sys
+
+    from engine_helpers import env
+
+    p = subprocess.Popen([sys.executable, "-c", WINDING_DOWN], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=env())
+    try:
+        assert p.stdout.readline().strip() == "winding down"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(10) == 130
+        err = p.stderr.read()
+        assert "SIGINT: exiting now" in err and "Traceback" not in err, err
+    finally:
+        if p.poll() is None:
+            p.kill()
+
+
 def test_the_dashboard_draws_every_pane_wide_and_narrow():
     import time
     from decimal import Decimal
@@ -175,16 +214,19 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
 
     from mixmaker.engine import dashboard
     from mixmaker.engine.overview import BookLine, MoveLine, OrderLine, Overview, PoolLine, Quote
+    from mixmaker.funds.moves import MoveState
+    from mixmaker.orders import OrderState as ExchangeOrderState
+    from mixmaker.orders import Side
     from mixmaker.users.orders import OrderState
 
     ov = Overview(time.time_ns(), "running")
     ov.books = [BookLine("binance:BTC/USDT", True, "", Decimal("59999.9"), Decimal("60000.1"), {})]
     ov.pools = [PoolLine("binance:BTC/USDT:tight", "binance:BTC/USDT", "BTC", "USDT", ["o1"], {"BTC": 1_000_000},
-                         Fraction(600_000_000_000), [Quote("buy", Decimal("59999.8"), Decimal("0.001"), "OPEN")], 3,
+                         Fraction(600_000_000_000), [Quote(Side.BUY, Decimal("59999.8"), Decimal("0.001"), ExchangeOrderState.OPEN)], 3,
                          "RUNNING")]
     ov.orders = [OrderLine("o1" * 18, OrderState.ACTIVE, "binance:BTC/USDT:tight", "payer-1", {"BTC": 1_000_000}, {},
                            {"BTC": Fraction(1_000_000)})]
-    ov.moves = [MoveLine("mv-0123456789ab", "mixin->exchange", "BTC", 500_000, "sent", 2.0, "binance")]
+    ov.moves = [MoveLine("mv-0123456789ab", "mixin->exchange", "BTC", 500_000, MoveState.SENT, 2.0, "binance")]
     ov.reconciliation = {"check_id": "rc-1", "at_ns": ov.at_ns, "ok": True, "summary": "ok", "errors": [],
                          "differences": []}
     for width in (80, 180):
@@ -209,23 +251,15 @@ def test_the_dashboard_draws_every_pane_wide_and_narrow():
     assert "MOVES HALTED" in dashboard.progress_line(ov, "t=2s")
 
 
-def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics_say_where(tmp_path):
-    """The engine's view of the funds layer's reconciliation (its table, as `mixmaker status` reads
-    it): a difference seen once is the world moving (still ready); the same one at the next check
-    halts moves, and /health, the dashboard and the metrics name the account, asset and amount."""
+def _offline_engine(tmp_path):
+    """An engine's parts on a store, its funds layer on venues that are never called: for what the
+    engine makes of the funds layer's state (/health, the dashboard, the metrics, the cycle)."""
     from pathlib import Path
 
-    from prometheus_client import CollectorRegistry, generate_latest
-    from rich.console import Console
-
     from mixmaker.engine import config as c
-    from mixmaker.engine import dashboard
-    from mixmaker.engine.metrics import EngineCollector
-    from mixmaker.engine.overview import overview
     from mixmaker.engine.runtime import Engine
     from mixmaker.engine.venues import Links
     from mixmaker.funds.ledger import Ledger
-    from mixmaker.funds.reconcile import Check, Line
     from mixmaker.funds.worker import FundsWorker
     from mixmaker.mixin import Keystore, MixinClient
     from mixmaker.mixin.payments import Payments
@@ -245,6 +279,22 @@ def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics
     client = MixinClient(keystore, "http://127.0.0.1:1")
     engine.funds = FundsWorker(store, ledger, cfg.catalog.assets, Payments(client, store), {"binance": object()},
                                config=cfg.funds_config())
+    return engine, client, store
+
+
+def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics_say_where(tmp_path):
+    """The engine's view of the funds layer's reconciliation (its table, as `mixmaker status` reads
+    it): a difference seen once is the world moving (still ready); the same one at the next check
+    halts moves, and /health, the dashboard and the metrics name the account, asset and amount."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from rich.console import Console
+
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.metrics import EngineCollector
+    from mixmaker.engine.overview import overview
+    from mixmaker.funds.reconcile import Check, Line
+
+    engine, client, store = _offline_engine(tmp_path)
     engine._funds_health()
     assert engine.health.report()["not_ready"]["reconciliation"] == "no check yet"
 
@@ -272,5 +322,57 @@ def test_a_difference_at_two_checks_halts_moves_and_health_dashboard_and_metrics
     metrics = generate_latest(registry).decode()
     assert 'mixmaker_reconciliation_difference{asset="BTC",place="exchange:binance"} -0.0007' in metrics
     assert "mixmaker_reconciliation_ok 0.0" in metrics and "mixmaker_funds_halts 1.0" in metrics
+    asyncio.run(client.close())
+    store.close()
+
+
+def test_a_cycle_asks_the_venues_about_the_moves_in_flight_once(tmp_path):
+    """The cycle follows the moves before intake and does not follow them again when it moves funds
+    (each follow is a venue call per move in flight, live)."""
+    engine, client, store = _offline_engine(tmp_path)
+    calls = []
+
+    async def counted(*_a, **_k):
+        calls.append("confirm")
+        return 0
+
+    async def nothing(*_a, **_k):
+        return 0
+
+    engine.funds.confirm.run_once = counted
+    engine.funds.mover.run_once = nothing
+    engine.funds.reconcile = nothing
+    engine._take_in = nothing
+    engine._orders_pass = nothing
+    engine._payouts_pass = nothing
+    asyncio.run(engine._cycle())
+    asyncio.run(engine._cycle())
+    assert calls == ["confirm", "confirm"]
+    asyncio.run(client.close())
+    store.close()
+
+
+def test_a_move_waiting_for_the_fee_float_is_named_by_health_and_the_dashboard(tmp_path):
+    from rich.console import Console
+
+    from mixmaker.engine import dashboard
+    from mixmaker.engine.overview import overview
+    from mixmaker.funds.mover import FeeShort
+
+    engine, client, store = _offline_engine(tmp_path)
+    engine.funds.mover.fee_short = [FeeShort("to_exchange:binance:USDT", "USDT", "binance", "ETH", 300_000, 120_000)]
+    engine._funds_health()
+    why = engine.health.report()["not_ready"]["funds"]
+    assert why.startswith("fee float short: a move of USDT on binance") and "0.003 ETH" in why \
+        and "bot:fees has 0.0012 ETH" in why, why
+    ov = overview(engine)
+    console = Console(width=180, height=40, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(dashboard.render(ov, "t", [], {"BTC": 8, "USDT": 8, "ETH": 8}, 180))
+    text = " ".join(console.export_text().split())
+    assert "FEE FLOAT SHORT: a move of USDT on binance" in text and "0.0012 ETH" in text, text
+    assert "FEE FLOAT SHORT" in dashboard.progress_line(ov, "t")
+    engine.funds.mover.fee_short = []
+    engine._funds_health()
+    assert "funds" not in engine.health.report()["not_ready"]
     asyncio.run(client.close())
     store.close()

@@ -180,3 +180,30 @@ def test_a_refused_transition_raises(tmp_path):
             assert w.funds.moves.move(m.move_id).state is MoveState.ARRIVED
 
     run(go())
+
+
+def test_a_token_move_waits_for_the_fee_float_says_what_it_needs_and_goes_once_funded(tmp_path):
+    """USDT (ERC-20) pays Mixin's withdrawal fee in ETH from bot:fees: with the float empty the move
+    waits, alerted, and the mover names it (asset, fee needed, what the float has) for /health;
+    funded, it goes and the shortage is gone."""
+
+    async def go():
+        async with funds_world(tmp_path) as w:
+            order = str(uuid.uuid4())
+            w.user_pays(order, "USDT", "300")
+            await w.funds.start(w.poll)
+            await w.funds.mover.to_exchange(order, POOL, {"USDT": 30_000_000_000})
+            for _ in range(6):
+                await w.cycle()
+                await asyncio.sleep(0.05)
+            assert w.funds.moves.all() == []
+            assert alerts.alerts(w.store, alerts.FundsAlert.FEE_FLOAT_SHORT)
+            [short] = w.funds.mover.fee_short
+            assert (short.asset, short.account, short.fee_asset, short.needed, short.held) == \
+                ("USDT", ACCOUNT, "ETH", 300_000, 0)
+            w.fund_fees("0.1")
+            await w.cycle_until(lambda: not w.funds.requests.unsettled(), "the USDT move to arrive")
+            assert w.funds.mover.fee_short == []
+            w.assert_ledger_matches_venues()
+
+    run(go())

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("picows", reason="the connector and the simulator need picows")
 
 from mixmaker.funds.accounts import exchange, pool, user_order  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 from pool_helpers import (  # noqa: E402
@@ -240,6 +241,54 @@ def test_an_avellaneda_pool_hears_the_public_prints_and_quotes(tmp_path):
                     pools.mint(tx, "a", pid, rt.mid(pid), tranche)
                 await until(lambda: rt.engines[pid].executor.stats["created"] >= 2, "Avellaneda's quotes", timeout=60)
                 assert rt._trade_streams[0].stats.trades > 0
+                assert await rt.stop()
+            store.close()
+
+    asyncio.run(go())
+
+
+def test_a_cancel_cut_by_a_kill_is_sent_again_at_the_restart(tmp_path):
+    """A run journaled a cancel (PENDING_CANCEL) and died before the request left: the next run
+    sends it again, or the order stays on the book and a leaving member waits for it forever."""
+
+    async def go():
+        async with exchange_sim({"BTC": "0.02", "USDT": "1200"}, feed=None) as sim:
+            quiet_book(sim, "59999", "60001")
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            tranche = fund_order(ledger, "a", "0.02", "1200")
+            pid = pool_id("p")
+            spreads = {"p": pmm(bid_spread=Decimal("0.01"), ask_spread=Decimal("0.01"))}
+            async with connector_for(sim) as conn:
+                rt, pools, fills = runtime_for(store, ledger, conn, spreads)
+                await rt.start()
+                await until(lambda: rt.mid(pid) is not None, "a synced book")
+                with store.transaction() as tx:
+                    pools.mint(tx, "a", pid, rt.mid(pid), tranche)
+                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == OrderState.OPEN]) == 2,
+                            "two quotes")
+                rt.clock.stop()
+                for t in rt._tasks:
+                    t.cancel()
+                cid = rt.live_orders(pid)[0].client_id
+                never = asyncio.Event()
+
+                async def cut(*_a, **_k):  # the process dies before the cancel leaves
+                    await never.wait()
+
+                rt.tracker.venue.cancel_order = cut
+                pending = asyncio.create_task(rt.tracker.cancel(cid))
+                await until(lambda: rt.tracker.get(cid).state == OrderState.PENDING_CANCEL, "the cancel journaled")
+                pending.cancel()
+            store.close()
+            assert cid in {o.client_order_id for o in sim.open_orders("mm")}
+            store = SqliteStore(tmp_path / "db.sqlite")
+            ledger = ledger_for(store)
+            async with connector_for(sim) as conn:
+                rt, pools, fills = runtime_for(store, ledger, conn, spreads)
+                await rt.start()
+                assert cid not in {o.client_order_id for o in sim.open_orders("mm")}
+                assert rt.tracker.get(cid).state == OrderState.CANCELED
                 assert await rt.stop()
             store.close()
 

@@ -90,3 +90,39 @@ def test_status_shows_orders_pools_balances_and_reconciliation(tmp_path, capsys)
     rep = json.loads(capsys.readouterr().out)
     assert rep["orders"]["active"] == 1 and rep["payouts"] == {"sent": 1}
     assert main(["status", "--db", str(tmp_path / "none.db")]) == 2
+
+
+def test_status_shows_the_last_reconciliation_when_ok_or_each_difference_and_the_halts(tmp_path, capsys):
+    from mixmaker.funds.assets import AssetMap, AssetSpec, VenueAsset
+    from mixmaker.funds.ledger import Ledger
+    from mixmaker.funds.moves import MoveBook, Timing
+    from mixmaker.funds.reconcile import Check, Line, Reconciler
+    from mixmaker.store import SqliteStore
+
+    db = tmp_path / "r.db"
+    store = SqliteStore(db)
+    ledger = Ledger(store)
+    assets = AssetMap([AssetSpec("BTC", BTC, 8, {"binance": VenueAsset("BTC", "BTC")})])
+    assets.register(ledger)
+    rec = Reconciler(store, ledger, assets, MoveBook(store, ledger, Timing()), None, {},
+                     now_ns=iter(range(1_700_000_000_000_000_000, 1_800_000_000_000_000_000, 10**9)).__next__)
+    rec._store(Check("rc-1", [Line("wallet:mixin", "BTC", 5, 5), Line("exchange:binance", "BTC", 7, 7)]), 1)
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "LAST RECONCILIATION  ok at 2023-11-14 22:13:" in out and "UTC" in out
+    for n in (2, 3):  # the same difference twice: moves halt
+        rec._store(Check(f"rc-{n}", [Line("wallet:mixin", "BTC", 5, 5),
+                                     Line("exchange:binance", "BTC", 100_000, 30_000)], errors=["mixin: down"]), n)
+    store.close()
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("exchange:binance") and "difference" in x)
+    assert line.split() == ["exchange:binance", "BTC", "ledger", "0.00100000", "venue", "0.00030000",
+                            "difference", "-0.00070000"]
+    assert "LAST RECONCILIATION  DIFFERENCES at 2023-11-14" in out and "not compared: mixin: down" in out
+    assert "MOVES HALTED" in out and "exchange:binance BTC" in out.split("MOVES HALTED")[1]
+    assert main(["status", "--db", str(db), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)["reconciliation"]
+    assert r["ok"] is False and r["check_id"] == "rc-3" and r["differences"] == [
+        {"account": "exchange:binance", "asset": "BTC", "ledger": "0.00100000", "observed": "0.00030000",
+         "difference": "-0.00070000"}]

@@ -14,9 +14,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mixmaker.engine.config import EngineConfig
+    from mixmaker.engine.signals import StopSignals
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     d = subparsers.add_parser(
         "demo", help="the whole money cycle on local simulators: users pay by memo, pools trade, users are paid",
         description="Starts the simulators (exchange with a moving market, Mixin, the chain) as their own process, "
@@ -99,25 +104,29 @@ def _run(args: argparse.Namespace) -> int:
         changes["metrics_port"] = args.metrics_port
     if changes:
         cfg = cfg.with_engine(**changes)
+    from mixmaker.engine.signals import StopSignals
+
+    signals = StopSignals("mixmaker run")
     try:
-        return asyncio.run(_serve(cfg, args))
+        return asyncio.run(_serve(cfg, args, signals))
     except KeyboardInterrupt:
         return 130
+    finally:
+        signals.exit_at_once()
 
 
-async def _serve(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+async def _serve(cfg: EngineConfig, args: argparse.Namespace, signals: StopSignals) -> int:
     import logging
 
     from mixmaker.engine.errors import EngineError
     from mixmaker.engine.logs import setup
     from mixmaker.engine.runtime import Engine
-    from mixmaker.engine.signals import StopSignals
     from mixmaker.engine.sims import wait_for_sims
     from mixmaker.engine.venues import live_links, paper_links
 
     setup(cfg.engine.log_format, cfg.engine.log_level)
     log = logging.getLogger("mixmaker.run")
-    signals = StopSignals("mixmaker run").install()
+    signals.install()  # until the process ends: a second signal, even during the stop, exits at once
     try:
         if args.paper:
             links = paper_links(cfg, await wait_for_sims(args.sims or cfg.paper.sims, 60))
@@ -143,7 +152,6 @@ async def _serve(cfg, args: argparse.Namespace) -> int:  # type: ignore[no-untyp
         code = 1
     finally:
         clean = await engine.stop()
-        signals.remove()
     if args.report is not None:
         from mixmaker.engine.report import plot_run
 

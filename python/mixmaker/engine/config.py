@@ -26,6 +26,7 @@ parsed, so one mistake never hides another.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import re
 import tomllib
@@ -312,9 +313,11 @@ def _catalog(data: dict[str, Any], parsed: dict[str, Any], presets: dict[str, An
     start = len(problems)
     exchange_names, asset_names = _names(data, "exchanges"), _names(data, "assets")
     specs: list[AssetSpec] = []
+    misnamed: set[str] = set()  # assets naming an exchange account that is not configured
     for symbol, a in (parsed.get("assets") or {}).items():
         for venue in a.venues:
             if venue not in exchange_names:
+                misnamed.add(symbol)
                 problems.append(f"{key_path(('assets', symbol, 'venues', venue))}: no exchange account {venue!r} "
                                 f"(configured: {', '.join(sorted(exchange_names)) or 'none'})")
         try:
@@ -344,7 +347,7 @@ def _catalog(data: dict[str, Any], parsed: dict[str, Any], presets: dict[str, An
             if any(a not in assets for a in (base, quote)):
                 continue  # that asset's own problem is listed already
             for a in (base, quote):
-                if venue not in assets.symbol(a).venues:
+                if venue not in assets.symbol(a).venues and a not in misnamed:  # else said at the asset
                     raise ValueError(f"asset {a} has no name on {venue} (add [assets.{a}.venues.{venue}])")
             Catalog(assets, [spec], [])  # the market's exactness checks
             markets.append(spec)
@@ -499,13 +502,31 @@ def key_path(parts: tuple[Any, ...]) -> str:
 
 
 def _messages(prefix: tuple[Any, ...], e: ValidationError, drop_tags: tuple[str, ...] = ()) -> list[str]:
-    """One line per error: its key and pydantic's message, never the input (it may be a secret)."""
-    out = []
+    """One line per mistake: its key and pydantic's message, never the input (it may be a secret).
+    A misspelt key is one mistake, not two: an unknown key close to a required one missing beside
+    it is said once, with the key it should be."""
+    errors: list[tuple[tuple[int | str, ...], str, str]] = []
     for err in e.errors(include_input=False, include_url=False):
-        loc = list(err["loc"])
-        if loc and loc[0] in drop_tags:
-            loc = loc[1:]
-        msg = err["msg"]
+        where = tuple(err["loc"])
+        if where and where[0] in drop_tags:
+            where = where[1:]
+        errors.append((where, err["type"], err["msg"]))
+    missing = {loc: i for i, (loc, kind, _) in enumerate(errors) if kind == "missing" and loc}
+    said: dict[int, str] = {}
+    dropped: set[int] = set()
+    for i, (loc, kind, _) in enumerate(errors):
+        if kind != "extra_forbidden" or not loc:
+            continue
+        near = {str(m[-1]): j for m, j in missing.items() if m[:-1] == loc[:-1] and j not in dropped}
+        match = difflib.get_close_matches(str(loc[-1]), list(near), n=1, cutoff=0.75)
+        if match:
+            said[i] = f"unknown key; did you mean {match[0]!r}? (it is required)"
+            dropped.add(near[match[0]])
+    out = []
+    for i, (loc, _, msg) in enumerate(errors):
+        if i in dropped:
+            continue
+        msg = said.get(i, msg)
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, "):]
         out.append(f"{key_path((*prefix, *loc))}: {msg}")

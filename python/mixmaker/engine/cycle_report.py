@@ -32,7 +32,7 @@ from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Ledger
 from mixmaker.money import format_units, to_units
 from mixmaker.users.orders import OrderBook, OrderState
-from mixmaker.users.payouts import Outbox, PayoutState
+from mixmaker.users.payouts import Outbox, PayoutKind, PayoutState
 from mixmaker.users.statement import statement
 
 LEDGER_KEYS = ("payments", "refunds", "payouts", "fees", "bot_share", "trading_result", "held")
@@ -125,6 +125,6 @@ def build(ledger: Ledger, orders: OrderBook, outbox: Outbox, assets: AssetMap, *
                                 "ledger_problems": problems, "unpaid": unpaid,
                                 "refunds": [{"snapshot": p.snapshot_id, "to": p.opponent, "asset": p.asset,
                                              "amount": _text(ledger, p.asset, p.units), "reason": p.reason,
-                                             "state": p.state.value} for p in outbox.all() if p.kind.value == "refund"]}
+                                             "state": p.state.value} for p in outbox.all() if p.kind is PayoutKind.REFUND]}
     report["ok"] = bool(ok and not problems and not unpaid)
     return report

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mixmaker.engine.overview import Overview
+from mixmaker.funds.moves import MoveState
 from mixmaker.money import to_decimal
 from mixmaker.users.orders import OrderState
 
@@ -46,7 +47,7 @@ def books_table(ov: Overview) -> Table:
         quotes = []
         for p in ov.pools:
             if p.market == b.market:
-                q = " ".join(f"{x.side[0].upper()} {x.price}x{x.remaining}" for x in p.quotes) or "none"
+                q = " ".join(f"{x.side.value[0].upper()} {x.price}x{x.remaining}" for x in p.quotes) or "none"
                 quotes.append(f"{p.pool_id.rsplit(':', 1)[-1]}: {q}")
         t.add_row(b.market, Text("synced", "green") if b.synced else Text(b.why, "yellow"),
                   str(b.bid or "-"), str(b.ask or "-"), "\n".join(quotes))
@@ -80,7 +81,7 @@ def moves_table(ov: Overview, decimals: dict[str, int]) -> Table:
     for c in ("move", "asset", "side", "amount", "state", "age"):
         t.add_column(c)
     for mv in ov.moves:
-        state = Text(mv.state, "bold red" if mv.state == "stuck" else "")
+        state = Text(mv.state.value, "bold red" if mv.state is MoveState.STUCK else "")
         t.add_row(mv.move_id[:16], mv.asset, mv.direction, _dec(mv.units, decimals.get(mv.asset, 8)), state,
                   f"{mv.age_s:.0f}s")
     if not ov.moves:
@@ -92,14 +93,16 @@ def audit_text(ov: Overview) -> Text:
     """The last reconciliation (funds.reconcile) and any halt of moves, in one line."""
     a = ov.reconciliation
     halted = f"  MOVES HALTED: {'; '.join(ov.halts)}" if ov.halts else ""
+    short = f"  FEE FLOAT SHORT: {'; '.join(ov.fee_short)}" if ov.fee_short else ""
     if a is None:
-        return Text("last reconciliation: not yet" + halted, "red" if halted else "yellow")
+        return Text("last reconciliation: not yet" + halted + short, "red" if halted or short else "yellow")
     age = (ov.at_ns - a["at_ns"]) / 1e9
     if a["ok"] and not halted:
-        return Text(f"last reconciliation {age:.0f}s ago: ledger = Mixin wallet = exchange, to the unit", "green")
+        return Text(f"last reconciliation {age:.0f}s ago: ledger = Mixin wallet = exchange, to the unit{short}",
+                    "yellow" if short else "green")
     found = ", ".join(f"{d['account']} {d['asset']} {d['difference']}" for d in a["differences"])
     found = "; ".join(x for x in (found, *a["errors"]) if x) or "ok"
-    return Text(f"last reconciliation {age:.0f}s ago: {found}{halted}", "red" if halted else "yellow")
+    return Text(f"last reconciliation {age:.0f}s ago: {found}{halted}{short}", "red" if halted else "yellow")
 
 
 def render(ov: Overview, header: str, activity: Iterable[str], decimals: dict[str, int],
@@ -133,6 +136,8 @@ def progress_line(ov: Overview, header: str) -> str:
     audit = "not yet" if a is None else ("clean" if a["ok"] else "differs (checked again)")
     if ov.halts:
         audit += ", MOVES HALTED"
+    if ov.fee_short:
+        audit += f", FEE FLOAT SHORT: {'; '.join(ov.fee_short)}"
     books = ", ".join(f"{b.market} {'synced' if b.synced else 'not synced'}" for b in ov.books)
     return (f"{header} | orders: {states} | fills {ov.fills} | pools: {pools} | books: {books} | "
             f"moves in transit {len(ov.moves)} | reconciliation {audit}")

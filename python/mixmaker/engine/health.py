@@ -1,7 +1,8 @@
 """What is ready and what is not, and why: the engine's parts report here, `/health` shows it.
 
 A part is named for what it is (`database`, `mixin`, `exchange:binance`, `book:binance:BTC/USDT`,
-`intake`, `orders`, `payouts`, `audit`); the engine is ready when every part is.
+`funds` (halts, stuck moves, a move waiting for the fee float), `intake`, `orders`, `payouts`,
+`reconciliation`); the engine is ready when every part is.
 """
 
 from __future__ import annotations

@@ -139,8 +139,8 @@ class EngineCollector(Collector):
                                    labels=["state"])
         counts = Counter(m.state for m in ov.moves)
         for state in (s for s in MoveState if not s.terminal):
-            by_state.add_metric([state.value], counts.get(state.value, 0))
-            oldest.add_metric([state.value], max((m.age_s for m in ov.moves if m.state == state.value), default=0.0))
+            by_state.add_metric([state.value], counts.get(state, 0))
+            oldest.add_metric([state.value], max((m.age_s for m in ov.moves if m.state is state), default=0.0))
         yield from (by_state, oldest)
 
     def _reconciliation(self, ov: Any) -> Iterator[Metric]:

@@ -16,7 +16,11 @@ from typing import TYPE_CHECKING, Any
 from mixmaker.funds import accounts as acc
 from mixmaker.funds import halts
 from mixmaker.funds.ledger import Ledger
+from mixmaker.funds.mover import FeeShort
+from mixmaker.funds.moves import MoveState
 from mixmaker.money import format_units, to_decimal
+from mixmaker.orders import OrderState as ExchangeOrderState
+from mixmaker.orders import Side
 from mixmaker.store import Store
 from mixmaker.users.orders import OrderState
 
@@ -40,10 +44,10 @@ class BookLine:
 
 @dataclass
 class Quote:
-    side: str
+    side: Side
     price: Decimal
     remaining: Decimal
-    state: str
+    state: ExchangeOrderState
 
 
 @dataclass
@@ -77,7 +81,7 @@ class MoveLine:
     direction: str  # "mixin->exchange" | "exchange->mixin"
     asset: str
     units: int
-    state: str
+    state: MoveState
     age_s: float  # since it was planned
     account: str = ""
     last_signal: str = ""
@@ -95,6 +99,7 @@ class Overview:
     fills: int = 0
     reconciliation: dict[str, Any] | None = None  # `last_reconciliation`
     halts: list[str] = field(default_factory=list)  # why moves are halted (empty: they are not)
+    fee_short: list[str] = field(default_factory=list)  # moves waiting for the fee float (`fee_short_text`)
     not_ready: dict[str, str] = field(default_factory=dict)
 
     def orders_by_state(self) -> Counter[str]:
@@ -136,9 +141,9 @@ def pools(engine: Engine) -> list[PoolLine]:
             value = None
             if mid is not None:
                 value = Fraction(holdings.get(spec.market.quote, 0)) + Fraction(holdings.get(spec.market.base, 0)) * mid
-            quotes = [Quote(str(v.side), _decimal(v.price, m.price_decimals), _decimal(v.remaining, m.size_decimals),
-                            str(getattr(v.state, "name", v.state))) for v in rt.live_orders(pid)]
-            quotes.sort(key=lambda q: (q.side != "sell", -q.price))
+            quotes = [Quote(v.side, _decimal(v.price, m.price_decimals), _decimal(v.remaining, m.size_decimals),
+                            v.state) for v in rt.live_orders(pid)]
+            quotes.sort(key=lambda q: (q.side != Side.SELL, -q.price))
             fills = int(eng.executor.stats.get("fills", 0))
             out.append(PoolLine(pid, spec.market.name, spec.market.base, spec.market.quote, book.members(pid), holdings,
                                 value, quotes, fills, str(getattr(eng.executor.status, "name", eng.executor.status))))
@@ -167,7 +172,7 @@ def moves(engine: Engine) -> list[MoveLine]:
     if engine.funds is None:
         return []
     now = time.time_ns()
-    return [MoveLine(m.move_id, m.direction.side, m.asset, m.units, m.state.value, (now - m.planned_ns) / 1e9,
+    return [MoveLine(m.move_id, m.direction.side, m.asset, m.units, m.state, (now - m.planned_ns) / 1e9,
                      m.venue_account, m.last_signal) for m in engine.funds.moves.in_flight()]
 
 
@@ -197,6 +202,14 @@ def last_reconciliation(store: Store, ledger: Ledger) -> dict[str, Any] | None:
                              "difference": fmt(asset, d)} for a, asset, lu, au, d in diffs]}
 
 
+def fee_short_text(ledger: Ledger, s: FeeShort) -> str:
+    """A move waiting for the fee float, for a person: the asset, what is needed, what is there."""
+    decimals = ledger.decimals(s.fee_asset)
+    return (f"a move of {s.asset} on {s.account} waits for its network fee of "
+            f"{format_units(s.needed, decimals, trim=True)} {s.fee_asset}; {acc.BOT_FEES} has "
+            f"{format_units(max(s.held, 0), decimals, trim=True)} {s.fee_asset} (fund it: a payment from a fee payer)")
+
+
 def exchange_order_states(engine: Engine) -> Counter[str]:
     out: Counter[str] = Counter()
     for rt in engine.runtimes.values():
@@ -219,4 +232,6 @@ def overview(engine: Engine) -> Overview:
     ov.fills = sum(p.fills for p in ov.pools) or ov.fills
     ov.reconciliation = last_reconciliation(engine.store, engine.ledger)
     ov.halts = [f"{h.account} {h.asset}: {h.message}" for h in halts.active(engine.store)]
+    if engine.funds is not None:
+        ov.fee_short = [fee_short_text(engine.ledger, s) for s in engine.funds.mover.fee_short]
     return ov

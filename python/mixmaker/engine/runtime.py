@@ -44,6 +44,7 @@ from mixmaker.engine.errors import EngineError
 from mixmaker.engine.health import Health
 from mixmaker.engine.logs import log_ids
 from mixmaker.engine.metrics import MetricsServer
+from mixmaker.engine.overview import fee_short_text, last_reconciliation
 from mixmaker.engine.samples import Samples
 from mixmaker.engine.venues import Links
 from mixmaker.engine.workers import Periodic
@@ -260,10 +261,10 @@ class Engine:
             self.health.set("intake", True)
 
         async def move() -> None:
-            await funds.run_once()
+            await funds.move()  # the moves in flight were followed at the start of this round
             self._funds_health()
 
-        await stage("funds", funds.confirm.run_once)
+        await stage("funds", funds.follow)
         await stage("intake", intake)
         await stage("orders", self._orders_pass)
         await stage("funds", move)
@@ -297,17 +298,22 @@ class Engine:
             return
         active = halts.active(store)
         stuck = [m for m in funds.moves.in_flight() if m.state is MoveState.STUCK]
+        problems = []
         if active:
-            self.health.set("funds", False, "moves halted: " + "; ".join(h.message for h in active)
+            problems.append("moves halted: " + "; ".join(h.message for h in active)
                             + " (mixmaker funds clear-halt --db PATH --reason TEXT once fixed)")
-        elif stuck:
-            self.health.set("funds", False, "stuck: " + "; ".join(
+        if stuck:
+            problems.append("stuck: " + "; ".join(
                 f"move {m.move_id} ({m.direction.side} {m.asset} on {m.venue_account}, last: {m.last_signal})"
                 for m in stuck))
+        if funds.mover.fee_short:
+            problems.append("fee float short: " + "; ".join(fee_short_text(self.ledger, s)
+                                                             for s in funds.mover.fee_short))
+        if problems:
+            self.health.set("funds", False, "; ".join(problems))
         else:
             n = len(funds.moves.in_flight())
             self.health.set("funds", True, f"{n} moves in flight" if n else "")
-        from mixmaker.engine.overview import last_reconciliation
 
         rec = last_reconciliation(store, self.ledger)
         if rec is None:
@@ -351,7 +357,7 @@ class Engine:
         clean = all(r is True for r in results)
         if self.funds is not None and self.funds.started:
             try:  # the books at rest: what `mixmaker status` shows as the last reconciliation
-                await self.funds.confirm.run_once()
+                await self.funds.follow()
                 await self.funds.poll_intake(self._take_in)
                 self.last_check = await self.funds.reconcile()
             except Exception as e:  # noqa: BLE001 - a venue gone by now: the last periodic check stays

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from mixmaker.money import to_decimal
+from mixmaker.orders import Side
 from mixmaker.store import Store
 
 if TYPE_CHECKING:
@@ -41,8 +42,8 @@ class Samples:
             if b.mid is not None:
                 rows.append((now, f"mid:{b.market}", str(b.mid)))
         for p in pools(e):
-            bids = [q.price for q in p.quotes if q.side == "buy"]
-            asks = [q.price for q in p.quotes if q.side == "sell"]
+            bids = [q.price for q in p.quotes if q.side == Side.BUY]
+            asks = [q.price for q in p.quotes if q.side == Side.SELL]
             if bids:
                 rows.append((now, f"bid:{p.pool_id}", str(max(bids))))
             if asks:

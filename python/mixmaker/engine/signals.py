@@ -34,6 +34,17 @@ class StopSignals:
         print(f"{self.what}: {sig.name} again: exiting now; the next start reconciles", file=sys.stderr, flush=True)
         os._exit(130)
 
+    def exit_at_once(self) -> None:
+        """From now on (the event loop gone, the process winding down after a stop) a signal exits
+        at once too, without a traceback from wherever the interpreter was."""
+
+        def now(sig: int, _frame: object) -> None:
+            print(f"{self.what}: {signal.Signals(sig).name}: exiting now", file=sys.stderr, flush=True)
+            os._exit(130)
+
+        for sig in SIGNALS:
+            signal.signal(sig, now)
+
     def remove(self) -> None:
         if self._loop is not None:
             for sig in SIGNALS:

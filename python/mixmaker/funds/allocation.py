@@ -17,9 +17,10 @@ import enum
 import hashlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -33,7 +34,7 @@ from mixmaker.mixin.payments import PaymentFailedError, Payments
 from mixmaker.money import format_units
 from mixmaker.orders.errors import OrderRejectedError, VenueUnavailableError
 from mixmaker.store import Store
-from mixmaker.store.base import Transaction
+from mixmaker.store.base import Row, Transaction
 
 log = logging.getLogger("mixmaker.funds.allocation")
 
@@ -161,7 +162,7 @@ class SimDirectAllocator:
             return AllocationState.DONE
         if any(s is MoveState.FAILED for s in states) and all(s in (MoveState.FAILED, MoveState.ARRIVED) for s in states):
             # Nothing more will arrive: bring back what did, then the move has failed as a whole.
-            back = {self._row(m)[5]: self._row(m)[6] for m, s in zip(ids, states) if s is MoveState.ARRIVED}
+            back = {self._row(m)[5]: self._row(m)[6] for m, s in zip(ids, states, strict=True) if s is MoveState.ARRIVED}
             if back:
                 undo = self._record(key, Direction.UNDO, pool_id, back)
                 for mid in undo:
@@ -232,7 +233,7 @@ class SimDirectAllocator:
                 ids.append(mid)
         return ids
 
-    def _row(self, mid: str) -> tuple:
+    def _row(self, mid: str) -> Row:
         return self.store.query("SELECT move_id, move_key, direction, pool_id, venue_account, asset, units, state "
                                 "FROM fund_moves WHERE move_id = ?", (mid,))[0]
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from mixmaker.funds.errors import FundsError
 from mixmaker.money import MAX_DECIMALS, MIXIN_DECIMALS
@@ -107,6 +107,12 @@ class AssetSpec:
         return whole, rest
 
 
+class AssetRegistry(Protocol):
+    """Where assets are declared at their scale (the ledger)."""
+
+    def register_asset(self, asset: str, decimals: int) -> None: ...
+
+
 class AssetMap:
     """The configured assets, found by symbol, by Mixin asset id, or by (venue account, currency)."""
 
@@ -150,10 +156,10 @@ class AssetMap:
     def by_venue(self, venue_account: str, currency: str) -> AssetSpec | None:
         return self._by_venue.get((venue_account, currency))
 
-    def register(self, ledger: object) -> None:
+    def register(self, ledger: AssetRegistry) -> None:
         """Declares every asset in the ledger at its scale (a scale never changes there)."""
         for s in self:
-            ledger.register_asset(s.symbol, s.decimals)  # type: ignore[attr-defined]
+            ledger.register_asset(s.symbol, s.decimals)
 
 
 # --- checks against the venues ------------------------------------------------------------------

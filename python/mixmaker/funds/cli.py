@@ -13,11 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mixmaker.store import SqliteStore
 
 DEFAULT_DB = Path("mixmaker-state") / "mixmaker.db"
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("funds", help="halts and moves of the funds layer",
                               description="Funds in motion between Mixin and the exchanges: halts and moves.")
     actions = p.add_subparsers(dest="funds_action", metavar="ACTION", required=True)
@@ -42,7 +46,7 @@ def _fail(what: str, message: object) -> int:
     return 2
 
 
-def _store(path: Path):  # type: ignore[no-untyped-def]
+def _store(path: Path) -> SqliteStore:
     from mixmaker.store import SqliteStore
 
     return SqliteStore(path)

@@ -16,8 +16,9 @@ import enum
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from decimal import Decimal
 
 from mixmaker.funds.accounts import FEES, Account, AccountKind, Entry, Flow, Side
 from mixmaker.funds.errors import LedgerConflictError, LedgerError, OverdraftError, UnbalancedError
@@ -51,8 +52,9 @@ _SPLIT = 2**32
 _SUM = f"SUM(units / {_SPLIT}), SUM(units % {_SPLIT})"
 
 
-def _joined(high: object, low: object) -> int:
-    return int(high) * _SPLIT + int(low)  # type: ignore[call-overload]
+def _joined(high: int | Decimal, low: int | Decimal) -> int:
+    """A sum the database returned in two halves (each within 64 bits), joined exactly."""
+    return int(high) * _SPLIT + int(low)
 
 
 class Cause(enum.Enum):
@@ -244,9 +246,9 @@ class Ledger:
         out = {(Account.parse(a), asset): u for a, asset, u in self.store.query(sql + " ORDER BY account, asset", params)}
         return {k: v for k, v in out.items() if v or not nonzero}
 
-    def holdings_of(self, account: Account, *, tx: Transaction | None = None) -> dict[str, int]:
+    def holdings_of(self, account: Account, *, tx: Transaction | Store | None = None) -> dict[str, int]:
         """What an account holds or is owed, per asset, as positive numbers; with `tx`, as that
-        store transaction sees it."""
+        store transaction (or that store) sees it."""
         rows = (tx or self.store).query("SELECT asset, units FROM ledger_balances WHERE account = ? ORDER BY asset",
                                         (account.name,))
         sign = -1 if account.side is Side.CLAIM else 1

@@ -91,6 +91,19 @@ class MoverConfig:
             raise FundsError(f"consolidate_at must be 2..{SLICE_LIMIT}, got {self.consolidate_at}")
 
 
+@dataclass(frozen=True, slots=True)
+class FeeShort:
+    """A move that waits because `bot:fees` cannot pay its network fee in another asset (an ERC-20
+    token's fee in ETH): what it moves, the fee it needs and what the float holds, in ledger units."""
+
+    subject: str  # the batch (direction:account:asset) or the planned move waiting for it
+    asset: str  # what the move moves
+    account: str  # the exchange account
+    fee_asset: str
+    needed: int
+    held: int  # what bot:fees can still pay (its claim less the estimates of moves not booked yet)
+
+
 def order_claim(key: str) -> Account:
     """The claim an allocation key moves money for: the user order (`<order id>[.<n>|.undo]`)."""
     return acc.user_order(key.partition(".")[0])
@@ -112,6 +125,9 @@ class FundsMover:
         self.networks: dict[tuple[str, str], NetworkInfo] = {}  # (account, symbol) -> what the exchange offers
         self.ready = False  # set by the start-up comparison (mixmaker.funds.worker)
         self._chains: dict[str, str] = {}  # Mixin asset id -> its chain id
+        # Moves waiting for the fee float, as of the last round (what /health and the dashboard name).
+        self.fee_short: list[FeeShort] = []
+        self._short_now: list[FeeShort] = []
         alerts.migrate(store)
         halts.migrate(store)
 
@@ -164,7 +180,11 @@ class FundsMover:
         planned or sent. Does nothing before `ready` or while a halt is active."""
         if not self.ready or halts.halted(self.store):
             return 0
-        return await self._plan_batches() + await self._send_planned()
+        self._short_now = []
+        try:
+            return await self._plan_batches() + await self._send_planned()
+        finally:
+            self.fee_short = self._short_now
 
     async def _plan_batches(self) -> int:
         groups: dict[tuple[Direction, str, str], list[Request]] = defaultdict(list)
@@ -237,6 +257,7 @@ class FundsMover:
                 alerts.alert(tx, FundsAlert.FEE_TOO_HIGH, f"{group}:{rs[0].part_key}:sent",
                              f"{what}: sent anyway after {held_s:.0f} s (it is the orders' money)")
         if fee_asset != asset and fee_est and self._fee_float(fee_asset) < fee_est:
+            self._short_now.append(FeeShort(group, asset, account, fee_asset, fee_est, self._fee_float(fee_asset)))
             with self.store.transaction() as tx:
                 alerts.alert(tx, FundsAlert.FEE_FLOAT_SHORT, f"{group}:{rs[0].part_key}",
                              f"the fee of a move of {asset} is {self.ledger.format(fee_asset, fee_est)} {fee_asset}, "
@@ -282,6 +303,8 @@ class FundsMover:
         if m.fee_asset != m.asset and m.fee_est and not self.payments.payment(m.source_ref) \
                 and self._fee_float(m.fee_asset) < 0:
             # A retry planned after a failure: the float must still hold its fee (counted in the estimates).
+            self._short_now.append(FeeShort(m.move_id, m.asset, m.venue_account, m.fee_asset, m.fee_est,
+                                            self._fee_float(m.fee_asset) + m.fee_est))
             with self.store.transaction() as tx:
                 alerts.alert(tx, FundsAlert.FEE_FLOAT_SHORT, m.move_id,
                              f"move {m.move_id} needs {self.ledger.format(m.fee_asset, m.fee_est)} {m.fee_asset} of "

@@ -100,16 +100,17 @@ FAILED    -        =        -        -        =        -        -
 """
 
 
-def _parse_grid(text: str) -> dict[tuple[MoveState, MoveEvent], MoveState | None | str]:
+def _parse_grid(text: str) -> dict[tuple[MoveState, MoveEvent], MoveState | None]:
     rows = [line.split() for line in text.strip().splitlines()]
     if len(rows[0]) != len(_COLUMNS) or [c.name for c in _COLUMNS] != rows[0]:
         raise AssertionError(f"the move grid's columns are {rows[0]}, not the events {[c.name for c in _COLUMNS]}")
-    table: dict[tuple[MoveState, MoveEvent], MoveState | None | str] = {}
+    table: dict[tuple[MoveState, MoveEvent], MoveState | None] = {}
     for row in rows[1:]:
         if len(row) != len(_COLUMNS) + 1:
             raise AssertionError(f"move grid row {row[0]} has {len(row) - 1} cells, not {len(_COLUMNS)}")
         for event, cell in zip(_COLUMNS, row[1:], strict=True):
-            table[(_ABBR[row[0]], event)] = "=" if cell == "=" else None if cell == "-" else _ABBR[cell]
+            state = _ABBR[row[0]]  # "=": it stays in its state, "-": refused
+            table[(state, event)] = state if cell == "=" else None if cell == "-" else _ABBR[cell]
     missing = {(s, e) for s in MoveState for e in MoveEvent} - set(table)
     if missing or set(_COLUMNS) != set(MoveEvent):
         raise AssertionError(f"the move grid does not decide {sorted((s.name, e.name) for s, e in missing)}")
@@ -121,8 +122,7 @@ _TABLE = _parse_grid(_GRID)
 
 def next_state(state: MoveState, event: MoveEvent) -> MoveState | None:
     """The state after `event`, or None when `state` refuses it."""
-    cell = _TABLE[(state, event)]
-    return state if cell == "=" else cell  # type: ignore[return-value]
+    return _TABLE[(state, event)]
 
 
 # --- ids ---------------------------------------------------------------------------------------

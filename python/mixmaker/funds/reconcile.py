@@ -35,6 +35,8 @@ from mixmaker.funds.alerts import FundsAlert
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Ledger
 from mixmaker.funds.moves import NOT_BOOKED, Direction, MoveBook, MoveState
+from mixmaker.funds.requests import RequestState
+from mixmaker.mixin.payments import PaymentState
 from mixmaker.money import Rounding, format_units, to_units
 from mixmaker.store import Store
 
@@ -122,8 +124,9 @@ class Reconciler:
 
     async def _mixin(self, c: Check) -> None:
         try:
-            unfinished = self.store.query("SELECT DISTINCT asset_id FROM mixin_payments WHERE state IN ('pending', "
-                                          "'signed')") if self._has("mixin_payments") else []
+            unfinished = self.store.query("SELECT DISTINCT asset_id FROM mixin_payments WHERE state IN (?, ?)",
+                                          (PaymentState.PENDING.value, PaymentState.SIGNED.value)) \
+                if self._has("mixin_payments") else []
         except Exception:  # noqa: BLE001
             unfinished = []
         busy = {r[0].lower() for r in unfinished}
@@ -204,7 +207,7 @@ class Reconciler:
         if not self._has("mixin_payments"):
             return False
         rows = self.store.query("SELECT state FROM mixin_payments WHERE request_id = ?", (request_id,))
-        return bool(rows) and rows[0][0] in ("sent", "confirmed")
+        return bool(rows) and rows[0][0] in (PaymentState.SENT, PaymentState.CONFIRMED)
 
     def _has(self, table: str) -> bool:
         try:
@@ -288,7 +291,7 @@ def request_problems(store: Store, requests: Any, moves: MoveBook) -> list[str]:
     not there, or that ended without the request being settled."""
     problems = []
     for r in requests.unsettled():
-        if r.state.value != "moving":
+        if r.state is not RequestState.MOVING:
             continue
         m = moves.get(store, r.move_id)
         if m is None:

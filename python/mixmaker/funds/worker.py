@@ -5,13 +5,14 @@
     orders = OrderWorker(..., allocator=funds.mover, ...)    # and moves through our mover
     await funds.start(poll_intake)                           # nothing moves before this returns
     while True:
-        await funds.confirm.run_once()                       # before intake: hashes known first
-        await poll_intake()                                  # reader.poll(intake.handle); see below
-        await orders.run_once(); await funds.run_once(); await payouts.run_once()
+        await funds.follow()                                 # before intake: hashes known first
+        await funds.poll_intake(poll_intake)                 # reader.poll(intake.handle); see below
+        await orders.run_once(); await funds.move(); await payouts.run_once()
 
-`poll_intake` may raise `DepositNotYetKnown` (a deposit that may be one of our withdrawals whose
-hash is not known yet): run `funds.confirm.run_once()` and poll again (`funds.poll_intake(...)`
-does exactly that).
+Each round asks the venues about the moves in flight once (`follow`); `move` does not ask again
+(`run_once` is both, for a caller that has no intake between them). `poll_intake` may raise
+`DepositNotYetKnown` (a deposit that may be one of our withdrawals whose hash is not known yet):
+`funds.poll_intake(...)` then follows the moves and polls again.
 
 At start, nothing moves until: the asset map matches Mixin and the exchanges; the deposit
 addresses are fetched and match the stored ones; the payments a previous run left are finished;
@@ -141,9 +142,19 @@ class FundsWorker:
                     return None
         return None
 
+    async def follow(self) -> int:
+        """Asks the venues about every move in flight (the confirmation worker's round); returns
+        how many changed."""
+        return await self.confirm.run_once()
+
     async def run_once(self) -> None:
         """One round: follow the moves, move what is due, reconcile when it is time."""
-        await self.confirm.run_once()
+        await self.follow()
+        await self.move()
+
+    async def move(self) -> None:
+        """Moves what is due and reconciles when it is time; the moves in flight are not asked
+        about again (the round's `follow` did, before intake)."""
         try:
             await self.mover.run_once()
         except (MixinError, VenueError, LeaseError) as e:

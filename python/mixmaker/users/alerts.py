@@ -41,5 +41,5 @@ def alert(tx: Transaction, kind: AlertKind, subject: str, message: str) -> None:
 
 def alerts(store: Store) -> list[tuple[str, str, str]]:
     """(kind, subject, message), oldest first."""
-    return [tuple(r) for r in store.query(
+    return [(str(k), str(s), str(m)) for k, s, m in store.query(
         "SELECT kind, subject, message FROM user_alerts ORDER BY at_ns, alert_key")]

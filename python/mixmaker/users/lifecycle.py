@@ -95,7 +95,7 @@ class OrderWorker:
                 self.outbox.queue_order(tx, o.order_id, PayoutKind.RETURN, RefundReason.TIMEOUT.value)
         return fired.changed
 
-    def _unallocated(self, tx: Transaction | None, order_id: str) -> dict[str, int]:
+    def _unallocated(self, tx: Transaction, order_id: str) -> dict[str, int]:
         return {a: u for a, u in self.ledger.holdings_of(acc.user_order(order_id), tx=tx).items() if u > 0}
 
     def _start_tranche(self, o: UserOrder, n: int, event: OrderEvent) -> bool:

@@ -21,6 +21,7 @@ import enum
 import json
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from mixmaker.store import Store
 from mixmaker.store.base import Row, Transaction
@@ -95,18 +96,18 @@ FAILED   -      -      -       -      -      -      -      -      -      -      
 STAY = "="
 
 
-def _parse_grid(text: str) -> dict[tuple[OrderState, OrderEvent], OrderState | None | str]:
+def _parse_grid(text: str) -> dict[tuple[OrderState, OrderEvent], OrderState | None]:
     rows = [line.split() for line in text.strip().splitlines()]
     header, body = rows[0], rows[1:]
     if len(header) != len(_COLUMNS):
         raise AssertionError(f"the order grid has {len(header)} columns for {len(_COLUMNS)} events")
-    table: dict[tuple[OrderState, OrderEvent], OrderState | None | str] = {}
+    table: dict[tuple[OrderState, OrderEvent], OrderState | None] = {}
     for row in body:
         state = _ABBR[row[0]]
         if len(row) != len(_COLUMNS) + 1:
             raise AssertionError(f"order grid row {row[0]} has {len(row) - 1} cells, not {len(_COLUMNS)}")
         for event, cell in zip(_COLUMNS, row[1:], strict=True):
-            table[(state, event)] = STAY if cell == STAY else None if cell == "-" else _ABBR[cell]
+            table[(state, event)] = state if cell == STAY else None if cell == "-" else _ABBR[cell]
     missing = {(s, e) for s in OrderState for e in OrderEvent} - set(table)
     if missing or set(_COLUMNS) != set(OrderEvent) or set(_ABBR.values()) != set(OrderState):
         raise AssertionError(f"the order grid does not decide {sorted((s.name, e.name) for s, e in missing)}")
@@ -118,10 +119,7 @@ _TABLE = _parse_grid(_GRID)
 
 def decide(state: OrderState, event: OrderEvent) -> OrderState | None:
     """The state after `event` in `state`, or None when the state refuses the event."""
-    cell = _TABLE[(state, event)]
-    if cell == STAY:
-        return state
-    return cell  # type: ignore[return-value]
+    return _TABLE[(state, event)]
 
 
 def accepts(state: OrderState, event: OrderEvent) -> bool:
@@ -241,7 +239,7 @@ class OrderBook:
 
     def events(self, order_id: str) -> list[tuple[str, str, str, str]]:
         """(event, cause, from state, to state), in order."""
-        return [tuple(r) for r in self.store.query(
+        return [(str(e), str(c), str(a), str(b)) for e, c, a, b in self.store.query(
             "SELECT event, cause, from_state, to_state FROM user_order_events WHERE order_id = ? ORDER BY seq",
             (order_id,))]
 
@@ -253,7 +251,7 @@ class OrderBook:
 
     def payments(self, order_id: str) -> list[tuple[str, str, str, int]]:
         """(snapshot id, action, asset, units) of every payment credited to the order."""
-        return [tuple(r) for r in self.store.query(
+        return [(str(s), str(a), str(asset), int(u)) for s, a, asset, u in self.store.query(
             "SELECT snapshot_id, action, asset, units FROM user_order_payments WHERE order_id = ? "
             "ORDER BY at_ns, snapshot_id", (order_id,))]
 
@@ -312,8 +310,9 @@ class OrderBook:
         tx.execute("INSERT INTO user_order_events (order_id, seq, event, cause, from_state, to_state, at_ns, detail) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (order_id, o.seq + 1, event.value, cause, o.state.value, nxt.value,
                                                        now, json.dumps(detail or {}, sort_keys=True, default=str)))
-        changed = {k: bool(v) if k == "stop_requested" else v for k, v in fields.items()}
-        return Fired(replace(o, state=nxt, seq=o.seq + 1, updated_ns=now, **changed), True)  # type: ignore[arg-type]
+        # UserOrder's own fields, of their own types (the UPDATE above took the same names)
+        changed: dict[str, Any] = {k: bool(v) if k == "stop_requested" else v for k, v in fields.items()}
+        return Fired(replace(o, state=nxt, seq=o.seq + 1, updated_ns=now, **changed), True)
 
     # --- tranches and returns ---------------------------------------------------------------
 

@@ -255,7 +255,7 @@ class PayoutWorker:
             with self.outbox.store.transaction() as tx:
                 self.outbox.fail(tx, p, paid.error)
             return False
-        if paid.state not in ("sent", "confirmed"):
+        if paid.state not in (PaymentState.SENT, PaymentState.CONFIRMED):
             return False  # an unclear outcome Payments keeps; the next pass asks again
         self._crash_at("paid", p.payout_id)
         with self.outbox.store.transaction() as tx:

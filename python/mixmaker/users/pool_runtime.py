@@ -403,7 +403,9 @@ class PoolRuntime:
         return out
 
     async def _cancel_all(self, orders: list[OrderView], why: str) -> None:
-        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders if v.state != OrderState.PENDING_CANCEL))
+        # PENDING_CANCEL ones too: a cancel journaled by a run that died before it left is sent
+        # again (the tracker joins a cancel still in flight instead of sending a second one).
+        await asyncio.gather(*(self._cancel(v.client_id, why) for v in orders))
 
     async def _cancel(self, client_id: str, why: str) -> None:
         self.stats[f"cancels_for_{why}"] += 1

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from math import ceil, floor
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mixmaker.funds.accounts import (
     BOT_SHARE,
@@ -45,6 +45,9 @@ from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.store import Store
 from mixmaker.store.base import Row, Transaction
 from mixmaker.users.errors import PoolNotReadyError, UserError
+
+if TYPE_CHECKING:
+    from mixmaker.users.catalog import Catalog
 
 #: Shares issued per quote unit of value to a pool's first member: a share is worth about a
 #: millionth of a unit at first, so the floor of a later mint loses members nothing that counts.
@@ -178,7 +181,7 @@ class PoolLedger:
     def claim(self, q: Query, account: Account) -> dict[str, int]:
         """What a claim account is owed, per asset (positive), as `q` (the caller's open
         transaction, or the store) sees it."""
-        return self.ledger.holdings_of(account, tx=q)  # type: ignore[arg-type]
+        return self.ledger.holdings_of(account, tx=q)
 
     def holdings(self, pool_id: str, q: Query | None = None) -> dict[str, int]:
         return self.claim(q or self.store, pool(pool_id))
@@ -401,10 +404,10 @@ class PoolMarkets(Protocol):
     async def release(self, order_id: str) -> bool: ...
 
 
-def terms_from_catalog(catalog: object) -> list[PoolTerms]:
+def terms_from_catalog(catalog: Catalog) -> list[PoolTerms]:
     """Every pool of a `mixmaker.users.catalog.Catalog`, with the catalog's bot share."""
-    bot_share = catalog.limits.bot_share  # type: ignore[attr-defined]
-    return [PoolTerms(p.pool_id, p.market.base, p.market.quote, bot_share) for p in catalog.pools]  # type: ignore[attr-defined]
+    bot_share = catalog.limits.bot_share
+    return [PoolTerms(p.pool_id, p.market.base, p.market.quote, bot_share) for p in catalog.pools]
 
 
 class Pools:

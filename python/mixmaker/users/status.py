@@ -5,8 +5,9 @@ writing to it (read-only, so it is safe while the engine runs):
 - pools: members and what the pool's claim holds per asset (shares when the pools' tables exist);
 - balances by account and asset, exact (`money.format_units`);
 - refunds and payouts by state, and the operator's alerts;
-- the last reconciliation (issue 16 writes `reconciliations`; "never" until then), the funds
-  layer's halts (moves stopped until an operator clears them), moves in flight and its alerts.
+- the funds layer's last reconciliation (when; ok, or each difference by account, asset and
+  amount; "never" before the first), its halts (moves stopped until an operator clears them),
+  moves in flight and its alerts.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mixmaker.funds.allocation import MoveState as StandInMove
+from mixmaker.funds.moves import MoveState
 from mixmaker.money import format_units
 from mixmaker.users.errors import UserError
 from mixmaker.users.orders import OrderState
 
-MEMBER_STATES = ("allocating", "active", "stopping")
+MEMBER_STATES = tuple(s.value for s in (OrderState.ALLOCATING, OrderState.ACTIVE, OrderState.STOPPING))
+DONE_STATES = (OrderState.SETTLED.value, OrderState.REFUNDED.value)
 
 
 def _tables(db: sqlite3.Connection) -> set[str]:
@@ -81,8 +87,8 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
         counts = dict(db.execute("SELECT state, COUNT(*) FROM user_orders GROUP BY state"))
         report["orders"] = {s.value: counts.get(s.value, 0) for s in OrderState}
         for oid, state, pool_id, payer in db.execute(
-                "SELECT order_id, state, pool_id, payer FROM user_orders WHERE state NOT IN ('settled', 'refunded') "
-                "ORDER BY created_ns"):
+                "SELECT order_id, state, pool_id, payer FROM user_orders WHERE state NOT IN (?, ?) "
+                "ORDER BY created_ns", DONE_STATES):
             owed = {a: fmt(a, -u) for a, u in balances.get(f"order:{oid}", {}).items()}
             report["live_orders"].append({"order_id": oid, "state": state, "pool": pool_id, "payer": payer, "owed": owed})
         members = Counter(r[0] for r in db.execute(
@@ -114,27 +120,47 @@ def _collect(db: sqlite3.Connection) -> dict[str, Any]:
                                "SELECT halt_id, kind, account, asset, units, message FROM funds_halts "
                                "WHERE cleared_ns = 0 ORDER BY raised_ns")]
     if "reconciliations" in tables:
-        row = db.execute("SELECT finished_ns, ok, summary FROM reconciliations ORDER BY finished_ns DESC LIMIT 1").fetchone()
-        if row:
-            report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
-    elif "engine_audit" in tables:  # the engine's own check (mixmaker.engine.audit) until issue 16's
-        row = db.execute("SELECT at_ns, clean, summary FROM engine_audit WHERE name = 'last'").fetchone()
-        if row:
-            report["reconciliation"] = {"finished_ns": row[0], "ok": bool(row[1]), "summary": row[2]}
+        report["reconciliation"] = _last_reconciliation(db, tables, fmt)
     report["moves"] = []
     if "fund_moves" in tables:  # moves in flight of issue 15's stand-in allocator
         report["moves"] = [{"move_id": m, "direction": d, "asset": a, "amount": fmt(a, u), "state": st,
                             "account": "", "last_signal": ""}
                            for m, d, a, u, st in db.execute(
                                "SELECT move_id, direction, asset, units, state FROM fund_moves "
-                               "WHERE state IN ('new', 'sent') ORDER BY updated_ns")]
+                               "WHERE state IN (?, ?) ORDER BY updated_ns",
+                               (StandInMove.NEW.value, StandInMove.SENT.value))]
     if "funds_moves" in tables:  # the funds layer's moves (mixmaker.funds.moves)
         report["moves"] += [{"move_id": mid, "direction": d, "account": a, "asset": asset, "amount": fmt(asset, u),
                              "state": st, "last_signal": sig}
                             for mid, d, a, asset, u, st, sig in db.execute(
                                 "SELECT move_id, direction, venue_account, asset, send_units, state, last_signal "
-                                "FROM funds_moves WHERE state NOT IN ('arrived', 'failed') ORDER BY planned_ns")]
+                                "FROM funds_moves WHERE state NOT IN (?, ?) ORDER BY planned_ns",
+                                (MoveState.ARRIVED.value, MoveState.FAILED.value))]
     return report
+
+
+def _last_reconciliation(db: sqlite3.Connection, tables: set[str], fmt: Callable[[str, int], str]) -> Any:
+    """The funds layer's last check (`mixmaker.funds.reconcile`): when, ok or not, and each
+    difference by account, asset and amount, with the venues it could not ask; "never" before one."""
+    row = db.execute("SELECT check_id, finished_ns, ok, summary, detail FROM reconciliations "
+                     "ORDER BY finished_ns DESC LIMIT 1").fetchone()
+    if row is None:
+        return "never"
+    check_id, at_ns, ok, summary, detail = row
+    diffs = []
+    if "reconciliation_diffs" in tables:
+        diffs = [{"account": a, "asset": asset, "ledger": fmt(asset, lu), "observed": fmt(asset, au),
+                  "difference": fmt(asset, d)}
+                 for a, asset, lu, au, d in db.execute(
+                     "SELECT account, asset, ledger_units, actual_units, diff_units FROM reconciliation_diffs "
+                     "WHERE check_id = ? AND diff_units <> 0 ORDER BY account, asset", (check_id,))]
+    try:
+        errors = [str(e) for e in json.loads(detail).get("errors", [])] if detail else []
+    except (ValueError, AttributeError):
+        errors = []
+    at = datetime.fromtimestamp(int(at_ns) / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return {"check_id": check_id, "finished_ns": int(at_ns), "at": at, "ok": bool(ok), "summary": summary,
+            "differences": diffs, "errors": errors}
 
 
 def render_json(report: dict[str, Any]) -> str:
@@ -175,6 +201,13 @@ def render_text(r: dict[str, Any]) -> str:
         out.append("MOVES HALTED (mixmaker funds clear-halt --db PATH --reason TEXT once fixed)")
         out += [f"  {h['kind']} {h['account']} {h['asset']}: {h['message']}" for h in r["halts"]]
     rec = r["reconciliation"]
-    out.append("LAST RECONCILIATION  " + (rec if isinstance(rec, str) else
-                                           f"{'ok' if rec['ok'] else 'DIFFERENCES'} at {rec['finished_ns']}: {rec['summary']}"))
+    if isinstance(rec, str):
+        out.append(f"LAST RECONCILIATION  {rec}")
+    elif rec["ok"]:
+        out.append(f"LAST RECONCILIATION  ok at {rec['at']}: ledger = Mixin wallet = exchange accounts, to the unit")
+    else:
+        out.append(f"LAST RECONCILIATION  DIFFERENCES at {rec['at']}")
+        out += [f"  {d['account']:<24} {d['asset']:<8} ledger {d['ledger']:>22}  venue {d['observed']:>22}  "
+                f"difference {d['difference']}" for d in rec["differences"]]
+        out += [f"  not compared: {e}" for e in rec["errors"]]
     return "\n".join(out)
