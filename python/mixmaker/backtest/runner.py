@@ -34,6 +34,7 @@ from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.journal import MemoryJournal
 from mixmaker.backtest.outcome import RunOutcome, Sample, TickRows
+from mixmaker.backtest.report import build_report
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import BookState
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
@@ -288,10 +289,15 @@ class Backtest:
             late_fills=sum(tracker.get(c).late_fills for c in tracker.orders.ids()),
         )
 
-    def run(self) -> dict[str, Any]:
-        from mixmaker.backtest.report import build_report
-
-        return build_report(asyncio.run(self.run_async()))
+    def run(self) -> RunOutcome:
+        """Run to the end on a fresh event loop. Not `asyncio.run`: it swaps the SIGINT handler
+        in and out, and putting Python's back formats the repr of the handler's task, which
+        reprs this whole run (milliseconds, every run)."""
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(self.run_async())
+        finally:
+            loop.close()
 
 
 class _Progress:
@@ -332,7 +338,7 @@ def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
                  samples: bool = True) -> BacktestResult:
     """Run one backtest. `samples=False` records only what the report needs (no plot series)."""
     bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory, samples)
-    report = bt.run()
+    report = build_report(bt.run())
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.rows)
 
