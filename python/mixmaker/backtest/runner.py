@@ -110,7 +110,7 @@ class Backtest:
             taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model,
             post_only=bt.post_only)
         self.venue.book = self.sync.book
-        self.accounting = Accounting()
+        self.accounting = Accounting(self.rules.value_decimals)
         self.tracker = ClientOrderTracker(self.venue, None, journal=MemoryJournal(), fill_sink=self._on_fill,
                                           retry_delay=0.0, request_timeout=None)
         self.market = MarketView(self.rules, self.sync, self.venue)

@@ -16,7 +16,9 @@ Matching model (our orders are not in the recorded book, so they never move it):
   level; trades at our price and the level shrinking below our place move us up. "front"
   assumes we are first in the queue.
 - balances are spot-like: buys lock price x size of quote, sells lock size of base.
-Fees are a fraction of SCALE (1e-8), rounded up in the venue's favour; a negative fee is a rebate.
+Fee rates are a fraction of SCALE (1e-8). A fill's fee is charged in the quote, rounded up (the
+venue's favour) to the market's value units (or to 1e-12 when those are finer), and reported as
+live venues report it: a `FeeAmount`, 1e-12 of its asset. A negative fee is a rebate.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mixmaker.money import rescale
 from mixmaker.orders import (
     OrderNotFoundError,
     OrderRejectedError,
@@ -33,6 +36,7 @@ from mixmaker.orders import (
     OrderRequest,
     TradeReport,
 )
+from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
@@ -71,6 +75,18 @@ class SimOrder:
 def fee_of(notional: int, fee: int) -> int:
     """notional x fee / SCALE, rounded towards +infinity (the venue's favour)."""
     return -((-notional * fee) // SCALE)
+
+
+def charged_fee(notional: int, rate: int, value_decimals: int) -> tuple[int, FeeAmount]:
+    """The fee on `notional` (value units) at `rate` (a fraction of SCALE): (value units taken
+    from the quote, the same as a `FeeAmount`). Rounded up to whole value units, or to whole
+    1e-12 when value units are finer, so the two are exactly equal."""
+    if value_decimals <= FEE_DECIMALS:
+        value = fee_of(notional, rate)
+        return value, FeeAmount(rescale(value, value_decimals, FEE_DECIMALS))
+    coarse = 10 ** (value_decimals - FEE_DECIMALS)
+    fee = -((-notional * rate) // (SCALE * coarse))
+    return fee * coarse, FeeAmount(fee)
 
 
 class SimVenue:
@@ -285,13 +301,13 @@ class SimVenue:
             return
         price = o.price if price is None else price
         notional = price * qty
-        fee = fee_of(notional, self.maker_fee if maker else self.taker_fee)
+        fee_value, fee = charged_fee(notional, self.maker_fee if maker else self.taker_fee, self.rules.value_decimals)
         if o.side == "buy":
             self.base += qty
-            self.quote -= notional + fee
+            self.quote -= notional + fee_value
         else:
             self.base -= qty
-            self.quote += notional - fee
+            self.quote += notional - fee_value
         o.filled += qty
         self.version += 1
         self._next_trade += 1

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
+from mixmaker.money import rescale_ratio
 from mixmaker.orders import ClientOrderTracker
+from mixmaker.orders.venue import FEE_DECIMALS
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.runnable import CloseType, RunnableStatus
@@ -73,15 +75,16 @@ class PositionExecutor:
         self.retries = 0
 
     # ------------------------------------------------------------------ figures
-    def _filled(self, cids: list[str]) -> tuple[int, int, int]:
-        """(size, price x size, fees in the quote) over the orders' fills."""
-        qty = cost = fees = 0
+    def _filled(self, cids: list[str]) -> tuple[int, int, Fraction]:
+        """(size, price x size, fees in the quote) over the orders' fills, all in value units
+        (the fees come as `FeeAmount`s, 1e-12 of the quote: exact, a Fraction if finer)."""
+        qty = cost = fee = 0
         for cid in cids:
             v = self.tracker.get(cid)
             qty += v.filled
             cost += v.cost
-            fees += sum(f for asset, f in v.fees if asset == self.rules.quote)
-        return qty, cost, fees
+            fee += sum(f for asset, f in v.fees if asset == self.rules.quote)
+        return qty, cost, rescale_ratio(fee, FEE_DECIMALS, self.rules.value_decimals)
 
     @property
     def open_filled(self) -> int:
@@ -93,7 +96,7 @@ class PositionExecutor:
 
     def net_pnl_pct(self, close_price: int) -> Fraction | None:
         """(trade PnL in quote - fees) / quote spent to open, marking the position at `close_price`."""
-        qty, cost, fees = self._filled([self.open_id]) if self.open_id else (0, 0, 0)
+        qty, cost, fees = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         if qty == 0:
             return None
         sign = 1 if self.cfg.side == "buy" else -1
@@ -101,7 +104,7 @@ class PositionExecutor:
         return Fraction(pnl, cost)
 
     def report(self) -> dict[str, Any]:
-        oq, oc, of = self._filled([self.open_id]) if self.open_id else (0, 0, 0)
+        oq, oc, of = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         cq, cc, cf = self._filled(self.close_ids)
         sign = 1 if self.cfg.side == "buy" else -1
         return {"status": self.status.name, "close_type": self.close_type.name if self.close_type else None,
