@@ -15,6 +15,7 @@ from mixmaker.orders.venue import FEE_DECIMALS
 class Accounting:
     def __init__(self, value_decimals: int) -> None:
         self.value_decimals = value_decimals
+        rescale(0, FEE_DECIMALS, value_decimals)  # a scale money handles
         self.position = 0  # signed size units bought minus sold
         self.realised = 0
         self.fees = 0

@@ -162,10 +162,8 @@ class Backtest:
                     tracker.on_trade(ev)
 
     def _sample(self, now_ns: int) -> None:
-        """One row per tick, after the executor acted (exact integers; floats only on demand)."""
-        if not self.samples:
-            self.rows.rows.append((now_ns, self.accounting.position))
-            return
+        """One row per tick for the plot, after the executor acted (exact integers; floats only
+        on demand). Without samples the run loop records (time, position) itself."""
         book = self.sync.book
         mark2 = None
         if self.sync.state == BookState.SYNCED:
@@ -181,32 +179,6 @@ class Backtest:
                 qa = o.price
         acc = self.accounting
         self.rows.rows.append((now_ns, acc.position, mark2, qb, qa, acc.realised, acc.fees, acc._open_cost))
-
-    async def _tick_until(self, ts: int) -> None:
-        clock, venue, executor, loop = self.clock, self.venue, self.executor, self.loop
-        take_trades, market, sample, step = self.player.take_trades, self.market, self._sample, self.tick_ns
-        nxt = clock.current_timestamp_ns + step
-        while nxt <= ts:
-            # The venue's time is the tick's: requests sent now travel from now.
-            venue.advance(nxt)
-            if venue.stream:
-                await self._deliver()
-            trades = take_trades()
-            if trades:
-                market.on_public_trades(trades)
-            clock.backtest_til(nxt)
-            if clock.iterator_errors:
-                raise BacktestError(f"a clock iterator failed: {clock.last_error}")
-            if executor.busy:
-                await executor.idle()
-            if venue.stream:
-                await self._deliver()
-            sample(nxt)
-            d = loop.last_decision
-            if d is not None and d.reason is not None:
-                kind = reason_category(d.reason)
-                self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
-            nxt += step
 
     async def run_async(self) -> RunOutcome:
         from mixmaker._core import TapePlayer
@@ -230,14 +202,55 @@ class Backtest:
         seen = -1  # the venue version the player's watch and stop were taken at
         next_tick = _NEVER
         due: int | None = None
+        # The loop runs once per event the player stops for, and its inner loop once per tick:
+        # what they call is bound to locals, and a venue with nothing in flight only has its
+        # time set.
+        step = self.tick_ns
+        executor, loop, market = self.executor, self.loop, self.market
+        take_trades, next_event = player.take_trades, player.next
+        in_flight, stream = venue.in_flight, venue.stream
+        rows = self.rows.rows
+        sample = self._sample if self.samples else None
+        accounting = self.accounting
+        not_quoting = self.not_quoting
         while ev != END:
             if ev == TIME:
                 ts = player.ts
-                venue.advance(ts)
-                if venue.stream:
+                if in_flight:
+                    venue.advance(ts)
+                else:
+                    venue.now_ns = ts
+                if stream:
                     await self._deliver()
-                if ts >= next_tick:
-                    await self._tick_until(ts)
+                # Every clock boundary up to this line's time ticks, before the line applies.
+                nxt = next_tick
+                while nxt <= ts:
+                    # The venue's time is the tick's: requests sent now travel from now.
+                    if in_flight:
+                        venue.advance(nxt)
+                    else:
+                        venue.now_ns = nxt
+                    if stream:
+                        await self._deliver()
+                    trades = take_trades()
+                    if trades:
+                        market.on_public_trades(trades)
+                    clock.backtest_til(nxt)
+                    if clock.iterator_errors:
+                        raise BacktestError(f"a clock iterator failed: {clock.last_error}")
+                    if executor.busy:
+                        await executor.idle()
+                    if stream:
+                        await self._deliver()
+                    if sample is None:
+                        rows.append((nxt, accounting.position))
+                    else:
+                        sample(nxt)
+                    d = loop.last_decision
+                    if d is not None and d.reason is not None:
+                        kind = reason_category(d.reason)
+                        not_quoting[kind] = not_quoting.get(kind, 0) + 1
+                    nxt += step
                 if progress is not None:
                     progress.update(player.position)
             else:
@@ -248,15 +261,14 @@ class Backtest:
                     venue.on_public_trade(price, size, maker)
                 else:
                     venue.on_book()
-                if venue.stream:
+                if stream:
                     await self._deliver()
-            next_tick = clock.current_timestamp_ns + self.tick_ns
+            next_tick = clock.current_timestamp_ns + step
             if venue.version != seen:
                 seen = venue.version
                 player.watch(*venue.watch())
                 due = venue.next_deadline()
-            stop = next_tick if due is None or due > next_tick else due
-            ev = player.next(stop)
+            ev = next_event(next_tick if due is None or due > next_tick else due)
         self.messages = player.position
         self.last_ns = tape.last_ts or 0
         trades = player.take_trades()

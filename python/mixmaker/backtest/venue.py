@@ -106,7 +106,8 @@ class SimVenue:
         self.book: Any = None  # the public book (an OrderBook), set by the runner
         self.orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
-        self._in_flight: dict[str, SimOrder] = {}  # requests still travelling to the engine
+        # Requests still travelling to the engine (the runner only sets the time while empty).
+        self.in_flight: dict[str, SimOrder] = {}
         self.trades: list[TradeReport] = []
         self.stream: list[TradeReport | OrderReport] = []
         self.stats: Counter[str] = Counter()
@@ -130,9 +131,12 @@ class SimVenue:
                 locked_quote += o.remaining * o.price
             else:
                 locked_base += o.remaining
-        b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
         self._balances_at = self.version
-        return b
+        b = self._balances
+        if (b is None or b.base_total != self.base or b.quote_total != self.quote
+                or b.base_free != self.base - locked_base or b.quote_free != self.quote - locked_quote):
+            b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        return b  # the same object while the figures are the same (a queue move bumps the version)
 
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:
@@ -160,7 +164,7 @@ class SimVenue:
         if self.latency_ns == 0:
             self._arrive(o)
         else:
-            self._in_flight[o.client_id] = o
+            self.in_flight[o.client_id] = o
         return o.report()
 
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
@@ -172,7 +176,7 @@ class SimVenue:
             self._close(o, "canceled")
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
-            self._in_flight[o.client_id] = o
+            self.in_flight[o.client_id] = o
             self.version += 1
         return o.report()
 
@@ -193,21 +197,21 @@ class SimVenue:
     def advance(self, now_ns: int) -> None:
         """Time passes to `now_ns`: requests in flight reach the engine."""
         self.now_ns = now_ns
-        if not self._in_flight:
+        if not self.in_flight:
             return
-        for o in list(self._in_flight.values()):
+        for o in list(self.in_flight.values()):
             if not o.live and o.is_open and o.live_at_ns <= now_ns:
                 self._arrive(o)
             if o.cancel_at_ns is not None and o.cancel_at_ns <= now_ns and o.is_open:
                 self._close(o, "canceled")
             if not o.is_open or (o.live and o.cancel_at_ns is None):
-                del self._in_flight[o.client_id]
+                del self.in_flight[o.client_id]
                 self.version += 1
 
     def next_deadline(self) -> int | None:
         """The earliest time a request in flight reaches the engine (None: nothing in flight)."""
         due = None
-        for o in self._in_flight.values():
+        for o in self.in_flight.values():
             if not o.is_open:
                 continue
             if not o.live and (due is None or o.live_at_ns < due):

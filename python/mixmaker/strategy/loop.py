@@ -40,7 +40,8 @@ class StrategyLoop(TimeIterator):
             # Still acting on the last decision: a snapshot now would show orders half-placed.
             ex.stats["ticks_skipped_busy"] += 1
             return
-        snap = self.market.snapshot(now_ns, ex.own_orders(), ex.cancels_in_flight)
+        own = ex.own_orders()
+        snap = self.market.snapshot(now_ns, own, ex.cancels_in_flight)
         d = self.controller.decide(snap)
         self.last_decision = d
         self.decisions += 1

@@ -14,6 +14,7 @@ States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMI
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol
@@ -140,7 +141,10 @@ class QuoteExecutor:
 
     @property
     def cancels_in_flight(self) -> int:
-        own = self.own_orders()
+        own = self._own
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
         if self._cancelling_of is not own:
             self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
             self._cancelling_of = own
@@ -148,7 +152,8 @@ class QuoteExecutor:
 
     @property
     def busy(self) -> bool:
-        return self._flight.busy
+        task = self._flight._task  # SingleFlight.busy, read every tick without a second property
+        return task is not None and not task.done()
 
     def report(self) -> dict[str, Any]:
         self._sweep()
@@ -162,9 +167,10 @@ class QuoteExecutor:
         """Act on `decision` in the background (called from a synchronous tick). A decision that
         arrives while the previous one is still being carried out is skipped, not queued: the
         next tick's decision will be fresher."""
-        if self.status != RunnableStatus.RUNNING:
+        if self.status is not RunnableStatus.RUNNING:
             return False
-        if not self._flight.busy and self._repeat(decision) is not None:
+        task = self._flight._task
+        if (task is None or task.done()) and self._repeat(decision) is not None:
             return True  # carried out already: the same decision on the same orders changed nothing
         return self._flight.start(lambda: self.apply(decision, now_ns))
 
@@ -177,7 +183,13 @@ class QuoteExecutor:
         that changed nothing: it changes nothing again (nothing in `_apply` depends on the time
         when nothing is created). None otherwise."""
         idle = self._idle_after
-        if idle is None or idle[0] is not self.own_orders():
+        if idle is None:
+            return None
+        own = self._own  # own_orders(), without the call while nothing changed
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
+        if idle[0] is not own:
             return None
         if idle[7] is d or (not d.cancel and not d.renew and d.proposal is idle[1] and d.refresh == idle[2]
                             and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
@@ -265,7 +277,11 @@ class QuoteExecutor:
             return 0
         if len(quotes) == 1:
             return 0 if await self._create(quotes[0], now_ns) else 1
-        results = await eager.gather(*(self._create(q, now_ns) for q in quotes))
+        # eager.gather, unrolled: each create runs at once; only those that had to wait are awaited.
+        started = [eager.start(self._create(q, now_ns)) for q in quotes]
+        if all(s.done for s in started):
+            return sum(1 for s in started if not s.value())
+        results = await asyncio.gather(*(s.future() for s in started))
         return sum(1 for ok in results if not ok)
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
@@ -295,7 +311,12 @@ class QuoteExecutor:
         if len(todo) == 1:
             await self.tracker.cancel(todo[0])
         else:
-            await eager.gather(*(self.tracker.cancel(c) for c in todo))
+            started = [eager.start(self.tracker.cancel(c)) for c in todo]
+            if not all(s.done for s in started):
+                await asyncio.gather(*(s.future() for s in started))
+            else:
+                for s in started:
+                    s.value()  # raise the first error, as gather would
         self.stats["cancelled"] += len(todo)
 
     # ------------------------------------------------------------------ news
