@@ -21,6 +21,7 @@ import numpy as np
 
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
+from mixmaker.strategy.errors import ModelRangeError
 from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
 from mixmaker.strategy.kernel import ProposalParams, finish
@@ -28,6 +29,7 @@ from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.timers import RefreshTimers
 
 log = logging.getLogger("mixmaker.strategy.avellaneda")
+_MAX_RAW = float(1 << 62)  # raw prices are int64; a tick count past this is no market's price
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +70,7 @@ class AvellanedaStoikov:
         self.timers = RefreshTimers(seconds_to_ns(cfg.order_refresh_time), seconds_to_ns(cfg.filled_order_delay))
         self.tolerance = pct_to_fraction(cfg.order_refresh_tolerance_pct, "order_refresh_tolerance_pct")
         self.volatility = InstantVolatility(cfg.volatility_buffer_size)
-        self.intensity = TradingIntensity(cfg.trading_intensity_buffer_size)
+        self.intensity = TradingIntensity(cfg.trading_intensity_buffer_size, rules.price_decimals, rules.size_decimals)
         self.alpha = self.kappa = 0.0
         self.model: ModelPrices | None = None
         self.last_reason: str | None = None
@@ -86,7 +88,7 @@ class AvellanedaStoikov:
             return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no mid"), live)
         mid = mid_f[0] / mid_f[1] / self._px
         self.volatility.add(mid)
-        self.intensity.add(mid, [(p / self._px, q / self._sz) for _, p, q in snap.trades])
+        self.intensity.add(mid_f[0], [(p, q) for _, p, q in snap.trades])
         if not (self.volatility.ready and self.intensity.ready):
             return self._idle(
                 Reason(IdleKind.WARMING_UP,
@@ -141,8 +143,8 @@ class AvellanedaStoikov:
         m, tick, lot = self.model, self.rules.tick, self.rules.lot
         step = m.spread / 2 / 100 * float(self.cfg.level_distances)
         levels = range(self.cfg.order_levels)
-        bp = [math.floor((m.bid - i * step) * self._px / tick) * tick for i in levels]
-        sp = [math.floor((m.ask + i * step) * self._px / tick) * tick for i in levels]
+        bp = [self._on_tick(m.bid - i * step) for i in levels]
+        sp = [self._on_tick(m.ask + i * step) for i in levels]
         size = self.params.order_amount
         eta = self.cfg.order_amount_shape_factor
         bsz = size if m.q <= 0 else math.floor(size * math.exp(-eta * m.q) / lot) * lot
@@ -164,6 +166,20 @@ class AvellanedaStoikov:
         raw = finish(self.params, bp, [bsz] * len(bp), sp, [ssz] * len(sp), bid_px[:1], ask_px[:1],
                      b.base_free + nh_base, b.quote_free + nh_quote)
         return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+
+    def _on_tick(self, price: float) -> int:
+        """A model price floored onto the tick, in raw units. The model's floats are bounded by
+        its inputs; a price that is not finite or does not fit a raw price (int64) comes only
+        from inputs out of any market's range (a risk factor of 1e300, say): a ModelRangeError
+        names them, rather than an OverflowError from deep in the arithmetic."""
+        raw = price * self._px / self.rules.tick
+        if not -_MAX_RAW < raw < _MAX_RAW:  # also False for nan
+            m = self.model
+            raise ModelRangeError(
+                f"{self.rules.symbol}: the model price {price!r} is out of range (mid reservation "
+                f"{m.reservation if m else None!r}, spread {m.spread if m else None!r}; risk_factor "
+                f"{self.cfg.risk_factor}, sigma {self.volatility.value!r}, kappa {self.kappa!r})")
+        return math.floor(raw) * self.rules.tick
 
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:
