@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any, Coroutine, TypeVar
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -22,7 +23,7 @@ class Started:
     __slots__ = ("done", "result", "error", "task")
 
     def __init__(self, done: bool, result: Any = None, error: BaseException | None = None,
-                 task: asyncio.Task | None = None) -> None:
+                 task: asyncio.Task[Any] | None = None) -> None:
         self.done = done
         self.result = result
         self.error = error
@@ -40,7 +41,7 @@ class Started:
             return self.value()
         return await self.task  # type: ignore[misc]
 
-    def future(self) -> asyncio.Future:
+    def future(self) -> asyncio.Future[Any]:
         """An awaitable future of the outcome (a finished one when nothing waited)."""
         if self.task is not None:
             return self.task
@@ -89,12 +90,14 @@ async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
             try:
                 waiting_on = coro.throw(asyncio.CancelledError())
             except StopIteration as e:
-                return e.value
+                done: T = e.value
+                return done
             continue
         try:
             waiting_on = coro.send(None)
         except StopIteration as e:
-            return e.value
+            result: T = e.value
+            return result
 
 
 async def gather(*coros: Coroutine[Any, Any, Any]) -> list[Any]:

@@ -26,9 +26,10 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
@@ -115,12 +116,14 @@ class Backtest:
                                           retry_delay=0.0, request_timeout=None)
         self.market = MarketView(self.rules, self.sync, self.venue)
         s = self.cfg.strategy
+        self.controller: Any
         if self.controller_factory is not None:
             self.controller = self.controller_factory(s, self.rules, self.base0)
         elif isinstance(s, PMMConfig):
-            self.controller: Any = PureMarketMaking(s, self.rules, initial_base=self.base0)
+            self.controller = PureMarketMaking(s, self.rules, initial_base=self.base0)
         else:
             self.controller = AvellanedaStoikov(s, self.rules)
+        self.tick_seconds = bt.tick_seconds
         self.tick_ns = tick_size_to_ns(bt.tick_seconds)
         self.clock: Clock | None = None
         self.executor = QuoteExecutor(self.tracker, self.rules, self.venue, self.controller, self._now)
@@ -135,7 +138,8 @@ class Backtest:
         self.player: Any = None
 
     def _now(self) -> int:
-        return self.clock.current_timestamp_ns if self.clock is not None else 0
+        now = self.clock.current_timestamp_ns if self.clock is not None else None
+        return now if now is not None else 0
 
     def _on_fill(self, f: FillEvent) -> None:
         self.accounting.on_fill(f)
@@ -194,7 +198,7 @@ class Backtest:
         if ev != END:
             ts = player.ts
             self.first_ns = ts
-            self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
+            self.clock = Clock(ClockMode.BACKTEST, tick_size=self.tick_seconds,
                                start_ns=ts - ts % self.tick_ns)
             self.clock.add_iterator(self.loop)
             self.clock.start()
@@ -213,7 +217,7 @@ class Backtest:
         sample = self._sample if self.samples else None
         accounting = self.accounting
         not_quoting = self.not_quoting
-        while ev != END:
+        while clock is not None and ev != END:  # the clock is set when there is a first line
             if ev == TIME:
                 ts = player.ts
                 if in_flight:
@@ -263,7 +267,7 @@ class Backtest:
                     venue.on_book()
                 if stream:
                     await self._deliver()
-            next_tick = clock.current_timestamp_ns + step
+            next_tick = (clock.current_timestamp_ns or 0) + step  # started: never None
             if venue.version != seen:
                 seen = venue.version
                 player.watch(*venue.watch())
@@ -298,7 +302,7 @@ class Backtest:
             executor_stats=Counter(self.executor.stats), executor_report=self.executor.report(),
             venue_stats=dict(venue.stats), not_quoting=dict(self.not_quoting), ticks_rows=self.rows,
             fill_log=list(self.fill_log), anomalies=tracker.stats["anomalies"],
-            late_fills=sum(tracker.get(c).late_fills for c in tracker.orders.ids()),
+            late_fills=sum(v.late_fills for c in tracker.orders.ids() if (v := tracker.get(c)) is not None),
         )
 
     def run(self) -> RunOutcome:

@@ -28,6 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
 from mixmaker.money import rescale
 from mixmaker.orders import (
     OrderNotFoundError,
@@ -36,7 +39,7 @@ from mixmaker.orders import (
     OrderRequest,
     TradeReport,
 )
-from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount
+from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount, Side, VenueStatus
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
@@ -49,12 +52,12 @@ class SimOrder:
     client_id: str
     exchange_id: str
     symbol: str
-    side: str
+    side: Side
     price: int
     quantity: int
     live_at_ns: int
     filled: int = 0
-    status: str = "open"
+    status: VenueStatus = "open"
     live: bool = False
     queue_ahead: int = 0
     cancel_at_ns: int | None = None
@@ -285,7 +288,7 @@ class SimVenue:
         if self.queue_model == "risk_averse" and self.book is not None:
             o.queue_ahead = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS) or 0
 
-    def _close(self, o: SimOrder, status: str) -> None:
+    def _close(self, o: SimOrder, status: VenueStatus) -> None:
         self.version += 1
         o.status = status
         self._open.pop(o.client_id, None)
@@ -295,7 +298,7 @@ class SimVenue:
         """A crossing limit order (venue not post-only) takes the other side up to its price."""
         levels = self.book.top_raw(QUEUE_LEVELS)
         px, sz = (levels[2], levels[3]) if o.side == "buy" else (levels[0], levels[1])
-        for p, s in zip(px.tolist(), sz.tolist()):
+        for p, s in zip(px.tolist(), sz.tolist(), strict=True):
             if o.remaining == 0 or (p > o.price if o.side == "buy" else p < o.price):
                 break
             self._fill(o, min(s, o.remaining), price=p, maker=False)
@@ -328,7 +331,7 @@ class SimVenue:
             o.status = "partially_filled"
 
 
-def _level_size(levels: tuple, side: str, price: int) -> int | None:
+def _level_size(levels: tuple[npt.NDArray[np.int64], ...], side: str, price: int) -> int | None:
     """Size at `price` in top_raw arrays; 0 if the price is inside the levels but empty, None
     if it lies beyond them."""
     px, sz = (levels[0], levels[1]) if side == "buy" else (levels[2], levels[3])

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ModelRangeError
-from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
 from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.timers import RefreshTimers
 
 log = logging.getLogger("mixmaker.strategy.avellaneda")
@@ -102,7 +103,7 @@ class AvellanedaStoikov:
         proposal = None
         if self.timers.may_create(now):
             self.alpha, self.kappa = self.intensity.fit()
-            proposal = self._proposal(snap, mid, tau)
+            proposal = self._proposal(snap, snap.book, mid, tau)
         reason = None
         if self.model is None:
             reason = Reason(IdleKind.NO_MODEL_PRICES)
@@ -122,16 +123,19 @@ class AvellanedaStoikov:
         cfg = self.cfg
         if cfg.execution_timeframe == "infinite":
             return 1.0
+        # The config's validator made sure the window's ends are set for its timeframe.
         if cfg.execution_timeframe == "from_date_to_date":
+            assert cfg.start_time_ns is not None and cfg.end_time_ns is not None
             start, end = cfg.start_time_ns, cfg.end_time_ns
         else:  # daily_between_times, in UTC
+            assert cfg.start_time_of_day is not None and cfg.end_time_of_day is not None
             midnight = now - now % (86_400 * NS)
             start, end = midnight + _ns_of_day(cfg.start_time_of_day), midnight + _ns_of_day(cfg.end_time_of_day)
         if not start <= now < end:
             return None
         return (end - now) / (end - start)
 
-    def _proposal(self, snap: MarketSnapshot, mid: float, tau: float) -> Proposal | None:
+    def _proposal(self, snap: MarketSnapshot, book: OrderBook, mid: float, tau: float) -> Proposal | None:
         b = snap.balances
         base, quote = b.base_total / self._sz, b.quote_total / (self._px * self._sz)
         q = inventory_q(base, quote, mid, float(self.cfg.inventory_target_base_pct), self.rules.lot / self._sz)
@@ -149,7 +153,7 @@ class AvellanedaStoikov:
         eta = self.cfg.order_amount_shape_factor
         bsz = size if m.q <= 0 else math.floor(size * math.exp(-eta * m.q) / lot) * lot
         ssz = size if m.q >= 0 else math.floor(size * math.exp(eta * m.q) / lot) * lot
-        bid_px, bid_sz, ask_px, ask_sz = snap.book.top_raw(50)
+        bid_px, bid_sz, ask_px, ask_sz = book.top_raw(50)
         if self.cfg.order_optimization_enabled:
             own_buy = sum(o.remaining for o in snap.own_orders if o.side == "buy")
             own_sell = sum(o.remaining for o in snap.own_orders if o.side == "sell")

@@ -28,7 +28,7 @@ class InstantVolatility:
         s = list(self.samples)
         if len(s) < 2:
             return 0.0
-        return math.sqrt(sum((b - a) ** 2 for a, b in zip(s, s[1:])) / len(s))
+        return math.sqrt(sum((b - a) ** 2 for a, b in zip(s, s[1:], strict=False)) / len(s))
 
 
 class TradingIntensity:

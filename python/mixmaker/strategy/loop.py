@@ -3,13 +3,14 @@ to the executor. The same object runs on a REALTIME clock live and a BACKTEST cl
 
 from __future__ import annotations
 
-from typing import Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
-from mixmaker.clock import TimeIterator
-from mixmaker.strategy.single_flight import SingleFlight
+from mixmaker.clock import Clock, TimeIterator
 from mixmaker.strategy.decision import Decision
 from mixmaker.strategy.market import MarketSnapshot, MarketView
 from mixmaker.strategy.quote_executor import QuoteExecutor
+from mixmaker.strategy.single_flight import SingleFlight
 
 
 class Controller(Protocol):
@@ -31,7 +32,7 @@ class StrategyLoop(TimeIterator):
         self.decisions = 0
         self.idle_ticks = 0
 
-    def start(self, clock, now_ns: int) -> None:
+    def start(self, clock: Clock, now_ns: int) -> None:
         self.executor.start()
 
     def tick(self, now_ns: int) -> None:

@@ -12,9 +12,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from mixmaker._core import OrderState
 from mixmaker.book import BookState
 from mixmaker.frozen import quick_init
-from mixmaker.markets import MarketRules
+from mixmaker.markets import MarketRules as MarketRules  # re-exported: strategy code imports it from here
 from mixmaker.strategy.reason import IdleKind, Reason
 
 _SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
@@ -51,7 +52,7 @@ class OwnOrder:
     quantity: int
     remaining: int
     created_ns: int  # clock time when the executor placed it
-    state: str
+    state: OrderState | str  # the tracker's state; it compares equal to its name ("OPEN")
 
 
 @quick_init

@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
-from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.kernel import SCALE, propose
-from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
+from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, OwnOrder
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.timers import RefreshTimers
 
 log = logging.getLogger("mixmaker.strategy.pmm")
@@ -38,6 +40,9 @@ _EMPTY = np.empty(0, dtype=np.int64)
 _NO_HOLD: frozenset[str] = frozenset()
 _NO_LIVE: dict[str, OwnOrder] = {}  # read only
 _NEVER = (1 << 63) - 1
+# (until, own orders, events, cancels in flight, balances, last trade price or None, best bid,
+#  best ask, the decision): see PureMarketMaking._hold
+_Held = tuple[int, tuple[OwnOrder, ...], int, int, Balances, int | None, int, int, Decision]
 
 
 class InventoryCost:
@@ -103,11 +108,11 @@ class PureMarketMaking:
         self._ping_pong = cfg.ping_pong_enabled
         self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
         self._last_decision: Decision | None = None  # reused while a tick decides the same
-        self._memo_key: tuple | None = None  # the scalar inputs of the last kernel call (None: not memoised)
+        self._memo_key: tuple[object, ...] | None = None  # the scalar inputs of the last kernel call (None: not memoised)
         self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
         # The last decision and what it was decided from (see `_hold`); None: decide afresh.
-        self._quiet: tuple | None = None
+        self._quiet: _Held | None = None
         self._events = 0  # calls of on_placed / on_fill / on_closed: the controller's state changed
         # Decisions that depend on nothing but the inputs `_hold` keys them by: no order-book
         # depth (order optimization), no external book, no moving band (it moves with time).
@@ -167,7 +172,7 @@ class PureMarketMaking:
         timers = self.timers
         proposal = None
         if timers.create_ts <= now:
-            proposal = self._proposal(snap, ref_buy, ref_sell, price, non_hanging)
+            proposal = self._proposal(snap, snap.book, ref_buy, ref_sell, price, non_hanging)
 
         # Ratio rules in integers: price = pn / pd, so (x - price) / price = (x pd - pn) / pn.
         pn, pd = price
@@ -227,7 +232,7 @@ class PureMarketMaking:
             self._hold(snap, book, non_hanging, d)
         return d
 
-    def _hold(self, snap: MarketSnapshot, book: Any, non_hanging: tuple[OwnOrder, ...] | list[OwnOrder],
+    def _hold(self, snap: MarketSnapshot, book: OrderBook, non_hanging: tuple[OwnOrder, ...] | list[OwnOrder],
               d: Decision) -> None:
         """Remember what `d` was decided from, and until when it stays the answer to the same inputs.
 
@@ -263,7 +268,7 @@ class PureMarketMaking:
         cancels = tuple((cid, reason) for cid in sorted(live)) if cancel_all else ()
         return Decision.idle(reason, cancels)
 
-    def _reference(self, snap: MarketSnapshot, book) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    def _reference(self, snap: MarketSnapshot, book: OrderBook) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(buy reference, sell reference) as (num, den) in lowest terms."""
         bid, ask = book.best_bid_raw(), book.best_ask_raw()
         if bid is None or ask is None:
@@ -304,6 +309,7 @@ class PureMarketMaking:
                 self.band = (p * (100 + Fraction(self.cfg.price_floor_pct)) / 100,
                              p * (100 + Fraction(self.cfg.price_ceiling_pct)) / 100)
                 self.band_set_ns = now
+            assert self.band is not None  # set just above
             floor, ceiling = self.band
             if p >= ceiling:
                 buys = False
@@ -311,7 +317,7 @@ class PureMarketMaking:
                 sells = False
         return buys, sells
 
-    def _proposal(self, snap: MarketSnapshot, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
+    def _proposal(self, snap: MarketSnapshot, market_book: OrderBook, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
                   price: tuple[int, int], non_hanging: tuple[OwnOrder, ...] | list[OwnOrder]) -> Proposal:
         allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price) if self._bounded else (True, True)
         drop_buys = drop_sells = 0
@@ -326,11 +332,10 @@ class PureMarketMaking:
         if not self._read_book:
             bp = bs = ap = as_ = _EMPTY
         elif self.params.optimize:
-            bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
+            bp, bs, ap, as_ = market_book.top_raw(self._book_levels)
             memo = False
         else:
-            book = snap.book
-            bid, ask = book.best_bid_raw(), book.best_ask_raw()
+            bid, ask = market_book.best_bid_raw(), market_book.best_ask_raw()
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":

@@ -16,18 +16,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from mixmaker import eager
 from mixmaker._core import OrderView
 from mixmaker.frozen import quick_init
 from mixmaker.orders import FillEvent
 from mixmaker.strategy.config import NS
-from mixmaker.strategy.decision import Decision, Quote
+from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.kernel import within_tolerance
-from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
+from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder, Side
 from mixmaker.strategy.runnable import RunnableStatus
 from mixmaker.strategy.single_flight import SingleFlight
 
@@ -48,8 +49,8 @@ class OrderEntry(Protocol):
 
     @property
     def version(self) -> int: ...
-    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str: ...
-    async def cancel(self, client_id: str) -> str: ...
+    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str: ...
+    async def cancel(self, client_id: str) -> object: ...  # the state after it (not read)
     def get(self, client_id: str) -> OrderView | None: ...
 
 
@@ -68,6 +69,11 @@ class ActionReport:
     rejected: int
     backed_off: int
     cancel_first: bool
+
+
+# The last apply that changed nothing: (own orders, proposal, refresh, create, tolerance, hold,
+# its report, the decision itself).
+_IdleAfter = tuple[tuple[OwnOrder, ...], Proposal | None, bool, bool, int, frozenset[str], ActionReport, Decision]
 
 
 class QuoteExecutor:
@@ -102,7 +108,7 @@ class QuoteExecutor:
         self._cancelling = 0
         # (own orders, proposal, refresh, create, tolerance, hold, report) of the last apply that
         # changed nothing, to answer the same decision on the same orders without redoing it.
-        self._idle_after: tuple | None = None
+        self._idle_after: _IdleAfter | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -134,6 +140,8 @@ class QuoteExecutor:
         get = self.tracker.get
         for cid, p in self.placed.items():
             v = get(cid)
+            if v is None:
+                raise ExecutorStateError(f"the tracker does not know order {cid}")
             out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
         self._own = own = tuple(out)
         self._own_at = self.tracker.version
@@ -193,8 +201,9 @@ class QuoteExecutor:
             return None
         if idle[7] is d or (not d.cancel and not d.renew and d.proposal is idle[1] and d.refresh == idle[2]
                             and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
-            self.stats["kept"] += idle[6].kept
-            return idle[6]
+            report: ActionReport = idle[6]
+            self.stats["kept"] += report.kept
+            return report
         return None
 
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
@@ -286,7 +295,7 @@ class QuoteExecutor:
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
         cid = await self.tracker.create(self.rules.symbol, q.side, q.price, q.size)
-        state = self.tracker.get(cid).state
+        state = self._view(cid).state
         key = (q.side, q.level)
         if state == "FAILED":
             failures = self.backoff.get(key, (0, 0))[1] + 1
@@ -302,7 +311,7 @@ class QuoteExecutor:
         return True
 
     async def _cancel_all(self, cids: list[str], reasons: dict[str, str] | str) -> None:
-        todo = [c for c in cids if c in self.placed and self.tracker.get(c).state != "PENDING_CANCEL"]
+        todo = [c for c in cids if c in self.placed and self._view(c).state != "PENDING_CANCEL"]
         if not todo:
             return
         for c in todo:
@@ -319,13 +328,20 @@ class QuoteExecutor:
                     s.value()  # raise the first error, as gather would
         self.stats["cancelled"] += len(todo)
 
+    def _view(self, cid: str) -> OrderView:
+        """An order this executor placed (the tracker keeps every order it was given)."""
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
+        return v
+
     # ------------------------------------------------------------------ news
     def on_fill(self, fill: FillEvent) -> None:
         """The tracker's fill sink calls this (through the runner's router) once per fill."""
         p = self.placed.get(fill.client_id)
         if p is None:
             return
-        v = self.tracker.get(fill.client_id)
+        v = self._view(fill.client_id)
         self.stats["fills"] += 1
         self.listener.on_fill(fill.client_id, fill.side, fill.price, fill.qty, v.state == "FILLED", self.now_ns())
 
@@ -333,11 +349,11 @@ class QuoteExecutor:
         """Forget orders that are closed; tell the controller about those that did not fill."""
         version = self.tracker.version
         if version != self._swept_at:  # an order can only close by a change in the tracker
-            get = self.tracker.get
-            for cid in [c for c in self.placed if not get(c).is_live]:
+            view = self._view
+            for cid in [c for c in self.placed if not view(c).is_live]:
                 del self.placed[cid]
                 self._own = None
-                if get(cid).state != "FILLED":
+                if view(cid).state != "FILLED":
                     self.listener.on_closed(cid)
             self._swept_at = version
         if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
