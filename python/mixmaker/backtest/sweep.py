@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mixmaker.backtest.outcome import TickRows
-from mixmaker.backtest.report import exact
+from mixmaker.money import format_exact
 from mixmaker.strategy.config import RunConfig, parse_config
 from mixmaker.strategy.errors import ConfigError
 
@@ -154,7 +154,7 @@ def max_drawdown(rows: TickRows) -> str:
             worst = peak - pnl2
     from fractions import Fraction
 
-    return exact(Fraction(worst, 2), rows.rules.value_decimals)
+    return format_exact(Fraction(worst, 2), rows.rules.value_decimals)
 
 
 def run_one(feed_path: str, params: dict[str, str], cfg: RunConfig) -> dict[str, Any]:
