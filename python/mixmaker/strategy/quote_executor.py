@@ -33,6 +33,7 @@ from mixmaker.strategy.runnable import RunnableStatus
 from mixmaker.strategy.single_flight import SingleFlight
 
 _LEAVING = ("PENDING_CANCEL",)
+_new = tuple.__new__  # OwnOrder from a tuple of all its fields (its Python-level __new__ skipped)
 
 
 class QuoteListener(Protocol):
@@ -142,7 +143,7 @@ class QuoteExecutor:
             v = get(cid)
             if v is None:
                 raise ExecutorStateError(f"the tracker does not know order {cid}")
-            out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
+            out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
         self._own = own = tuple(out)
         self._own_at = self.tracker.version
         return own
