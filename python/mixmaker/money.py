@@ -154,16 +154,17 @@ def format_units_many(values: Iterable[int], decimals: int) -> list[str]:
                 raise AmountError(f"units must be an int, got {type(v).__name__}: {v!r}")
             add(str(v))
         return out
+    # A series (a report's times, holdings) repeats few fractional parts: each is formatted once.
     p, spec = _POW10[decimals], f"0{decimals}d"
+    fracs: dict[int, str] = {}
     for v in values:
         if type(v) is not int:
             raise AmountError(f"units must be an int, got {type(v).__name__}: {v!r}")
-        if v < 0:
-            whole, frac = divmod(-v, p)
-            add(f"-{whole}.{frac:{spec}}")
-        else:
-            whole, frac = divmod(v, p)
-            add(f"{whole}.{frac:{spec}}")
+        whole, frac = divmod(-v if v < 0 else v, p)
+        text = fracs.get(frac)
+        if text is None:
+            text = fracs[frac] = format(frac, spec)
+        add(f"-{whole}.{text}" if v < 0 else f"{whole}.{text}")
     return out
 
 

@@ -39,15 +39,16 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
     total = acc.total(mark) if mark is not None else Fraction(acc.realised - acc.fees)
     placed = o.executor_stats["created"]
     filled_qty = acc.buy_qty + acc.sell_qty
-    holdings = o.ticks_rows.holdings()
-    inv = [h for _t, h in holdings]
+    rows = o.ticks_rows.rows  # (t_ns, position, ...) per tick
+    base0 = o.base0
+    inv = [base0 + r[1] for r in rows]  # base held after each tick
     start_value = o.base0 * mark + o.quote0 if mark is not None else None
     end_value = o.base_end * mark + o.quote_end if mark is not None else None
     # The series: one row per tick. Holdings take few values: each is formatted once.
     distinct = sorted(set(inv))
     held = dict(zip(distinct, format_units_many(distinct, sd), strict=True))
     first = o.first_ns
-    times = format_units_many([t - first for t, _h in holdings], 9)
+    times = format_units_many([r[0] - first for r in rows], 9)
     return {
         "feed": o.feed_name,
         "venue": o.venue,
