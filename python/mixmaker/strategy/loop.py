@@ -37,12 +37,12 @@ class StrategyLoop(TimeIterator):
 
     def tick(self, now_ns: int) -> None:
         ex = self.executor
-        if ex.busy:
+        view = ex.view()
+        if view is None:
             # Still acting on the last decision: a snapshot now would show orders half-placed.
             ex.stats["ticks_skipped_busy"] += 1
             return
-        own = ex.own_orders()
-        snap = self.market.snapshot(now_ns, own, ex.cancels_in_flight)
+        snap = self.market.snapshot(now_ns, view[0], view[1])
         d = self.controller.decide(snap)
         self.last_decision = d
         self.decisions += 1

@@ -159,6 +159,21 @@ class QuoteExecutor:
             self._cancelling_of = own
         return self._cancelling
 
+    def view(self) -> tuple[tuple[OwnOrder, ...], int] | None:
+        """(own orders, cancels in flight) for this tick's snapshot, in one call; None while a
+        decision is still being carried out (a snapshot now would show orders half-placed)."""
+        task = self._flight._task
+        if task is not None and not task.done():
+            return None
+        own = self._own
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
+        if self._cancelling_of is not own:
+            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling_of = own
+        return own, self._cancelling
+
     @property
     def busy(self) -> bool:
         task = self._flight._task  # SingleFlight.busy, read every tick without a second property
@@ -178,6 +193,11 @@ class QuoteExecutor:
         next tick's decision will be fresher."""
         if self.status is not RunnableStatus.RUNNING:
             return False
+        idle = self._idle_after
+        if (idle is not None and idle[7] is decision and idle[0] is self._own and self._own_at == self.tracker.version
+                and self._swept_at == self._own_at and self._flight._task is None):
+            self.stats["kept"] += idle[6].kept  # `_repeat`'s commonest case, without the call
+            return True
         task = self._flight._task
         if (task is None or task.done()) and self._repeat(decision) is not None:
             return True  # carried out already: the same decision on the same orders changed nothing
