@@ -218,6 +218,8 @@ class Backtest:
         sample = self._sample if self.samples else None
         accounting = self.accounting
         not_quoting = self.not_quoting
+        if clock is not None:
+            next_tick = (clock.current_timestamp_ns or 0) + step  # started: never None
         while clock is not None and ev != END:  # the clock is set when there is a first line
             if ev == TIME:
                 ts = player.ts
@@ -256,6 +258,7 @@ class Backtest:
                         kind = reason_category(d.reason)
                         not_quoting[kind] = not_quoting.get(kind, 0) + 1
                     nxt += step
+                next_tick = nxt  # the clock ticked up to nxt - step (only this loop ticks it)
                 if progress is not None:
                     progress.update(player.position)
             else:
@@ -268,7 +271,6 @@ class Backtest:
                     venue.on_book()
                 if stream:
                     await self._deliver()
-            next_tick = (clock.current_timestamp_ns or 0) + step  # started: never None
             if venue.version != seen:
                 seen = venue.version
                 player.watch(*venue.watch())

@@ -122,11 +122,12 @@ class SimVenue:
         self.version = 0
         self._balances: Balances | None = None
         self._balances_at = -1
+        self._funds = 0  # bumped when balances or what open orders lock change (a subset of `version`)
 
     # ------------------------------------------------------------------ BalanceSource
     def balances(self) -> Balances:
-        # Balances change only with an order, a fill or a cancel, each of which bumps the version.
-        if self._balances_at == self.version and self._balances is not None:
+        # Balances change only with an order, a fill or a close, each of which bumps `_funds`.
+        if self._balances_at == self._funds and self._balances is not None:
             return self._balances
         locked_quote = locked_base = 0
         for o in self._open.values():
@@ -134,7 +135,7 @@ class SimVenue:
                 locked_quote += o.remaining * o.price
             else:
                 locked_base += o.remaining
-        self._balances_at = self.version
+        self._balances_at = self._funds
         b = self._balances
         if (b is None or b.base_total != self.base or b.quote_total != self.quote
                 or b.base_free != self.base - locked_base or b.quote_free != self.quote - locked_quote):
@@ -164,6 +165,7 @@ class SimVenue:
                      self.now_ns + self.latency_ns)
         self.orders[o.client_id] = self._open[o.client_id] = o
         self.version += 1
+        self._funds += 1
         if self.latency_ns == 0:
             self._arrive(o)
         else:
@@ -290,6 +292,7 @@ class SimVenue:
 
     def _close(self, o: SimOrder, status: VenueStatus) -> None:
         self.version += 1
+        self._funds += 1
         o.status = status
         self._open.pop(o.client_id, None)
         self.stream.append(o.report())
@@ -317,6 +320,7 @@ class SimVenue:
             self.quote += notional - fee_value
         o.filled += qty
         self.version += 1
+        self._funds += 1
         self._next_trade += 1
         t = TradeReport(f"ST{self._next_trade}", o.exchange_id, o.client_id, o.symbol, o.side, price, qty, fee,
                         self.rules.quote, maker, self.now_ns // 1_000_000)
