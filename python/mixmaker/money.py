@@ -198,6 +198,9 @@ def rescale(units: int, from_decimals: int, to_decimals: int, *, rounding: Round
         raise AmountError(f"units must be an int, got {type(units).__name__}: {units!r}")
     if to_decimals >= from_decimals:
         return units * _POW10[to_decimals - from_decimals]
+    whole, rest = divmod(units, _POW10[from_decimals - to_decimals])
+    if not rest:
+        return whole  # the common case: no digit dropped, no Fraction built
     return round_units(Fraction(units, _POW10[from_decimals - to_decimals]), rounding)
 
 

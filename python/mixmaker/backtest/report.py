@@ -26,7 +26,7 @@ def average(value: int, qty: int, price_decimals: int) -> str | None:
 
 def fee_text(fee: FeeAmount, value_decimals: int) -> str:
     """A fee (1e-12 of the quote) at the market's value scale, with any finer digits it has."""
-    if value_decimals >= FEE_DECIMALS:
+    if value_decimals >= FEE_DECIMALS or not fee % 10 ** (FEE_DECIMALS - value_decimals):
         return format_units(rescale(fee, FEE_DECIMALS, value_decimals), value_decimals)
     return format_exact(Fraction(fee, 10 ** (FEE_DECIMALS - value_decimals)), value_decimals)
 
