@@ -12,22 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
 
-class Started:
-    """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`."""
+class Started(NamedTuple):
+    """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`.
+    A named tuple: one is built for every coroutine started, most of which are done at once."""
 
-    __slots__ = ("done", "result", "error", "task")
-
-    def __init__(self, done: bool, result: Any = None, error: BaseException | None = None,
-                 task: asyncio.Task[Any] | None = None) -> None:
-        self.done = done
-        self.result = result
-        self.error = error
-        self.task = task
+    done: bool
+    result: Any = None
+    error: BaseException | None = None
+    task: asyncio.Task[Any] | None = None
 
     def value(self) -> Any:
         """The result of a finished coroutine (its exception is raised)."""
@@ -63,13 +60,16 @@ def start(coro: Coroutine[Any, Any, T]) -> Started:
     try:
         waiting_on = ctx.run(coro.send, None)
     except StopIteration as e:
-        return Started(True, e.value)
+        return _new(Started, (True, e.value, None, None))
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it
         return Started(True, error=e)
     task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=ctx)
     return Started(False, task=task)
+
+
+_new = tuple.__new__  # a Started from all four fields, without its Python-level __new__
 
 
 async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:

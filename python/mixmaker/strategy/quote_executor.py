@@ -246,11 +246,15 @@ class QuoteExecutor:
         kept = 0
         if d.refresh or d.create:
             hold = d.hold
-            working = [o for o in own if o.client_id not in cancels and o.client_id not in hold and o.state not in _LEAVING]
             wanted = d.proposal
             tol = d.tolerance
-            for side in ("buy", "sell"):
-                live = [o for o in working if o.side == side]
+            buys: list[OwnOrder] = []
+            sells: list[OwnOrder] = []
+            for o in own:  # the working orders: not cancelled here, not held, not leaving
+                cid = o.client_id
+                if cid not in cancels and cid not in hold and o.state not in _LEAVING:
+                    (buys if o.side == "buy" else sells).append(o)
+            for side, live in (("buy", buys), ("sell", sells)):
                 if len(live) > 1:
                     live.sort(key=_best_first_buy if side == "buy" else _best_first_sell)
                 quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
@@ -316,15 +320,18 @@ class QuoteExecutor:
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
         cid = await self.tracker.create(self.rules.symbol, q.side, q.price, q.size)
-        state = self._view(cid).state
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
         key = (q.side, q.level)
-        if state == "FAILED":
+        if v.state == "FAILED":
             failures = self.backoff.get(key, (0, 0))[1] + 1
             wait = min(self.backoff_base_ns << (failures - 1), self.backoff_max_ns)
             self.backoff[key] = (now_ns + wait, failures)
             self.stats["rejected"] += 1
             return False
-        self.backoff.pop(key, None)
+        if self.backoff:
+            self.backoff.pop(key, None)
         self.placed[cid] = Placed(q, now_ns)
         self._own = None
         self.stats["created"] += 1
@@ -332,12 +339,20 @@ class QuoteExecutor:
         return True
 
     async def _cancel_all(self, cids: list[str], reasons: dict[str, str] | str) -> None:
-        todo = [c for c in cids if c in self.placed and self._view(c).state != "PENDING_CANCEL"]
+        placed, get, stats = self.placed, self.tracker.get, self.stats
+        todo = []
+        for c in cids:
+            if c in placed:
+                v = get(c)
+                if v is None:
+                    raise ExecutorStateError(f"the tracker does not know order {c}")
+                if v.state != "PENDING_CANCEL":
+                    todo.append(c)
         if not todo:
             return
         for c in todo:
             why = reasons if isinstance(reasons, str) else reasons.get(c, "")
-            self.stats[f"cancel: {why}"] += 1
+            stats["cancel: " + why] += 1
         if len(todo) == 1:
             await self.tracker.cancel(todo[0])
         else:
@@ -370,12 +385,23 @@ class QuoteExecutor:
         """Forget orders that are closed; tell the controller about those that did not fill."""
         version = self.tracker.version
         if version != self._swept_at:  # an order can only close by a change in the tracker
-            view = self._view
-            for cid in [c for c in self.placed if not view(c).is_live]:
-                del self.placed[cid]
+            get = self.tracker.get
+            closed = None
+            for cid in self.placed:
+                v = get(cid)
+                if v is None:
+                    raise ExecutorStateError(f"the tracker does not know order {cid}")
+                if not v.is_live:
+                    if closed is None:
+                        closed = []
+                    closed.append((cid, v.state != "FILLED"))
+            if closed is not None:
+                placed = self.placed
                 self._own = None
-                if view(cid).state != "FILLED":
-                    self.listener.on_closed(cid)
+                for cid, unfilled in closed:
+                    del placed[cid]
+                    if unfilled:
+                        self.listener.on_closed(cid)
             self._swept_at = version
         if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
