@@ -61,6 +61,7 @@ class SimOrder:
     live: bool = False
     queue_ahead: int = 0
     cancel_at_ns: int | None = None
+    last_report: OrderReport | None = None
 
     @property
     def remaining(self) -> int:
@@ -71,8 +72,14 @@ class SimOrder:
         return self.status in ("open", "partially_filled")
 
     def report(self) -> OrderReport:
-        return OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, self.status, self.price,
-                           self.quantity, self.filled)
+        """The venue's view of the order; the same (immutable) report while its status and fill
+        are (a cancel's answer is the create's)."""
+        last = self.last_report
+        if last is not None and last.status == self.status and last.filled == self.filled:
+            return last
+        self.last_report = last = OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, self.status,
+                                              self.price, self.quantity, self.filled)
+        return last
 
 
 def fee_of(notional: int, fee: int) -> int:
