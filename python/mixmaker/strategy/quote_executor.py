@@ -18,11 +18,10 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mixmaker import eager
 from mixmaker._core import OrderView
-from mixmaker.frozen import quick_init
 from mixmaker.orders import FillEvent
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Proposal, Quote
@@ -61,9 +60,9 @@ class Placed:
     created_ns: int
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class ActionReport:
+class ActionReport(NamedTuple):
+    """What one decision's action did (a named tuple: read-only, built in C)."""
+
     created: int
     cancelled: int
     kept: int
@@ -294,7 +293,7 @@ class QuoteExecutor:
                 await self._cancel_all(list(cancels), cancels)
         self._sweep()
         self.stats["kept"] += kept
-        return ActionReport(len(creates), len(cancels), kept, rejected, backed_off, cancel_first)
+        return _new(ActionReport, (len(creates), len(cancels), kept, rejected, backed_off, cancel_first))
 
     def _affordable(self, creates: list[Quote]) -> bool:
         b = self.balances.balances()
