@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Coroutine, TypeVar
 
 T = TypeVar("T")
 
 
-class Started(NamedTuple):
-    """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`.
-    A named tuple: one is built for every coroutine started, most of which are done at once."""
+class Started:
+    """The outcome of `start`: `done` with `result` (or `error`), or still running as `task`."""
 
-    done: bool
-    result: Any = None
-    error: BaseException | None = None
-    task: asyncio.Task[Any] | None = None
+    __slots__ = ("done", "result", "error", "task")
+
+    def __init__(self, done: bool, result: Any = None, error: BaseException | None = None,
+                 task: asyncio.Task | None = None) -> None:
+        self.done = done
+        self.result = result
+        self.error = error
+        self.task = task
 
     def value(self) -> Any:
         """The result of a finished coroutine (its exception is raised)."""
@@ -38,7 +40,7 @@ class Started(NamedTuple):
             return self.value()
         return await self.task  # type: ignore[misc]
 
-    def future(self) -> asyncio.Future[Any]:
+    def future(self) -> asyncio.Future:
         """An awaitable future of the outcome (a finished one when nothing waited)."""
         if self.task is not None:
             return self.task
@@ -60,16 +62,13 @@ def start(coro: Coroutine[Any, Any, T]) -> Started:
     try:
         waiting_on = ctx.run(coro.send, None)
     except StopIteration as e:
-        return _new(Started, (True, e.value, None, None))
+        return Started(True, e.value)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it
         return Started(True, error=e)
     task = asyncio.get_running_loop().create_task(_carry_on(coro, waiting_on), context=ctx)
     return Started(False, task=task)
-
-
-_new = tuple.__new__  # a Started from all four fields, without its Python-level __new__
 
 
 async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
@@ -90,14 +89,12 @@ async def _carry_on(coro: Coroutine[Any, Any, T], waiting_on: Any) -> T:
             try:
                 waiting_on = coro.throw(asyncio.CancelledError())
             except StopIteration as e:
-                done: T = e.value
-                return done
+                return e.value
             continue
         try:
             waiting_on = coro.send(None)
         except StopIteration as e:
-            result: T = e.value
-            return result
+            return e.value
 
 
 async def gather(*coros: Coroutine[Any, Any, Any]) -> list[Any]:
