@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from mixmaker.strategy import AvellanedaConfig, AvellanedaStoikov
+from mixmaker.strategy import AvellanedaConfig, AvellanedaStoikov, ModelRangeError
 from mixmaker.strategy.avellaneda import inventory_q, optimal_prices
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
 from strategy_helpers import RULES, balances, book, snapshot
@@ -48,18 +48,43 @@ def test_volatility_divides_by_n():
 
 
 def test_intensity_fit_recovers_an_exponential():
-    t = TradingIntensity(2)
-    t.add(100.0, [])  # the first mid: nothing to measure against yet
-    trades = [(100.0 + d, 10 * math.exp(-2 * d)) for d in (0.1, 0.5, 1.0)]
-    t.add(100.0, trades[:2])
+    # prices at 2 decimals, sizes at 6: the mid 100.00 is bid + ask = 20000; amounts 10 exp(-2 d)
+    t = TradingIntensity(2, 2, 6)
+    t.add(20000, [])  # the first mid: nothing to measure against yet
+    trades = [(10000 + d, round(10 * math.exp(-2 * d / 100) * 10**6)) for d in (10, 50, 100)]
+    t.add(20000, trades[:2])
     assert not t.ready
-    t.add(100.0, [(100.0 - 1.0, trades[2][1])])  # a sell 1.0 below the mid counts the same
+    t.add(20000, [(10000 - 100, trades[2][1])])  # a sell 1.00 below the mid counts the same
     alpha, kappa = t.fit()
-    assert t.ready and alpha == pytest.approx(10) and kappa == pytest.approx(2)
-    flat = TradingIntensity(1)
-    flat.add(100.0, [])
-    flat.add(100.0, [(100.5, 1.0)])
+    assert t.ready and alpha == pytest.approx(10, rel=1e-6) and kappa == pytest.approx(2, rel=1e-6)
+    flat = TradingIntensity(1, 2, 6)
+    flat.add(20000, [])
+    flat.add(20000, [(10050, 10**6)])
     assert flat.fit() == (0.0, 0.0)  # one distance cannot fit: kept (initial) values
+
+
+def test_one_distance_is_one_point_and_a_steep_fit_stays_in_range():
+    """Regression (0.25 s ticks, 60 ms latency: OverflowError): distances measured in floats split
+    one distance in two (0.05 and 0.0500000000029), and the fit through the pair was near vertical,
+    its alpha past the float range. Exact distances make them one point; a fit that is steep
+    and far anyway keeps ln(alpha), and alpha reads as inf, never an OverflowError."""
+    t = TradingIntensity(2, 2, 3)
+    t.add(12246889, [])  # mid 61234.445 (half a cent)
+    # 61234.50 and 61234.39 are both 0.055 from the mid: one distance, their amounts summed
+    t.add(12246889, [(6123450, 5), (6123439, 7)])
+    t.add(12246889, [(6123450, 1)])
+    assert t.fit() == (0.0, 0.0) and dict(t.buckets[0]) == {11: 12}  # one distance: no fit
+    steep = TradingIntensity(1, 2, 0)
+    steep.add(0, [])
+    steep.add(0, [(100_000, 10**300), (100_001, 1)])  # 1000.00 and 1000.01 from the mid
+    alpha, kappa = steep.fit()
+    assert kappa > 60_000 and steep.log_alpha is not None and steep.log_alpha > 700 and alpha == math.inf
+
+
+def test_model_prices_out_of_range_are_a_typed_error():
+    ctl = AvellanedaStoikov(cfg(risk_factor=1e300), RULES)
+    with pytest.raises(ModelRangeError, match="risk_factor"):
+        warm(ctl)
 
 
 def cfg(**kw):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import tomllib
 from contextlib import redirect_stdout
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +17,7 @@ from conftest import REPO, recording_path
 from mixmaker.backtest.feed import open_feed
 from mixmaker.backtest.runner import run_backtest
 from mixmaker.cli import main
-from mixmaker.strategy import load_config
+from mixmaker.strategy import load_config, parse_config
 
 PMM_TOML = REPO / "examples" / "pmm.toml"
 
@@ -111,6 +112,16 @@ def test_avellaneda_backtest_runs(usdm):
     assert r["strategy"] == "avellaneda"
     assert r["not_quoting_ticks"]["warming up"] == 30  # the 30-tick estimator buffers
     assert r["quotes"]["placed"] > 10 and r["fills"]["count"] > 10 and r["tracker"]["anomalies"] == 0
+
+
+def test_avellaneda_with_quarter_second_ticks_and_60ms_latency_runs(usdm):
+    """Regression: these settings raised OverflowError in the intensity fit (float-noise distances)."""
+    text = (REPO / "examples" / "avellaneda.toml").read_text()
+    text = text.replace("tick_seconds = 1", 'tick_seconds = "0.25"').replace("latency_ms = 25", "latency_ms = 60")
+    r = run_backtest(parse_config(tomllib.loads(text)), open_feed(usdm), samples=False).report
+    assert r["ticks"] > 3 * Decimal(r["span_s"])  # four a second
+    assert r["executor"]["action_errors"] == 0 and r["tracker"]["anomalies"] == 0
+    assert r["quotes"]["placed"] > 10 and r["fills"]["count"] > 10
 
 
 def test_strategy_code_does_not_know_about_backtests():

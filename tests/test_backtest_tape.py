@@ -3,7 +3,8 @@ ten variants (no latency, front of queue, taking, hanging orders with ping-pong,
 optimization, waiting for cancels, a price band, the spot and COIN-M recordings, Avellaneda
 without latency; tests/data/backtest_variants/) give, report for
 report, what the line-by-line runner gave before it (figures and digests recorded in
-tests/data/backtest_before_h18.json); a tape replays into a BookSync exactly as the lines do; the
+tests/data/backtest_before_h18.json; the two Avellaneda entries were recorded again when the
+intensity fit began counting distances exactly, and say so in "changed_by"); a tape replays into a BookSync exactly as the lines do; the
 tape cache is used only while fresh and never written into a read-only folder."""
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixmaker.backtest.venue import SimVenue, _level_size, fee_of
+from mixmaker.backtest.venue import SimVenue, _level_size, charged_fee, fee_of
 from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderRequest
 from mixmaker.strategy import SCALE
 from strategy_helpers import RULES, V, book, in_loop
@@ -27,6 +27,13 @@ def test_fees_round_in_the_venues_favour():
     assert fee_of(10_000_001, SCALE // 5000) == 2001  # 0.02 % of 10,000,001 = 2000.0002 -> 2001
     assert fee_of(10_000_000, SCALE // 5000) == 2000
     assert fee_of(10_000_001, -(SCALE // 10_000)) == -1000  # a rebate of 1000.0001 -> 1000
+
+
+def test_a_fee_is_reported_as_live_venues_do_in_1e12_of_the_quote():
+    # value units at 5 decimals: 2001 of them are 0.02001 of the quote, 20_010_000_000 of 1e-12
+    assert charged_fee(10_000_001, SCALE // 5000, 5) == (2001, 20_010_000_000)
+    # value units finer than 1e-12 (16 decimals): rounded up to whole 1e-12, and charged as that
+    assert charged_fee(10**16 + 1, SCALE // 5000, 16) == (2_000_000_010_000, 200_000_001)
 
 
 def test_level_size_lookup():
@@ -68,7 +75,9 @@ async def test_crossing_orders_take_the_book_when_not_post_only():
     await v.create_order(req("a", "buy", 10020, 3000))  # 1 @ 100.10 + 2 @ 100.20, nothing rests
     fills = [t for t in v.trades if t.client_id == "a"]
     assert [(t.price, t.qty, t.is_maker) for t in fills] == [(10010, 1000, False), (10020, 2000, False)]
-    assert fills[0].fee == fee_of(10010 * 1000, SCALE // 2000) and v.orders["a"].status == "filled"
+    assert fills[0].fee == charged_fee(10010 * 1000, SCALE // 2000, RULES.value_decimals)[1]
+    assert fills[0].fee == fee_of(10010 * 1000, SCALE // 2000) * 10 ** (12 - RULES.value_decimals)  # 1e-12
+    assert v.orders["a"].status == "filled"
     assert v.base == 13_000
 
 

@@ -66,7 +66,7 @@ def test_exact_decimal_and_decimals_of_a_step():
 
 def test_one_module_converts_scaled_integers():
     """Scaling decimals (`scaleb`, `quantize`, `divmod` by a power of ten) happens in mixmaker.money only.
-    Outside it: backtest/report.py, pending (the backtest's own branch moves it); and the
+    Outside it: the
     simulators (sim/), which model the venues in `Decimal` and print it the venues' way (no
     scaled integers there)."""
     import pathlib
@@ -74,9 +74,31 @@ def test_one_module_converts_scaled_integers():
 
     import mixmaker
 
-    pending = {"money.py", "backtest/report.py"}
+    pending = {"money.py"}
     root = pathlib.Path(mixmaker.__file__).parent
     found = sorted(name for p in root.rglob("*.py")
                    if (name := str(p.relative_to(root))) not in pending and not name.startswith("sim/")
                    and re.search(r"\.(scaleb|quantize)\(|divmod\([^)]*10\s*\*\*", p.read_text()))
     assert found == []
+
+
+def test_ratios_rescaling_and_series():
+    from fractions import Fraction
+
+    from mixmaker.money import format_exact, format_units_many, rescale, rescale_ratio, round_units
+
+    assert format_exact(Fraction(12345, 2), 2) == "61.725" and format_exact(Fraction(-1, 2), 5) == "-0.000005"
+    assert format_exact(7, 3) == "0.007" and format_exact(Fraction(1, 8), 0) == "0.125"
+    with pytest.raises(AmountError):
+        format_exact(Fraction(1, 3), 2)
+    assert [round_units(Fraction(n, 2), Rounding.HALF_EVEN) for n in (5, 7, -5, -7, 4)] == [2, 4, -2, -4, 2]
+    assert round_units(Fraction(-7, 3), Rounding.CEIL) == -2 and round_units(Fraction(-7, 3), Rounding.FLOOR) == -3
+    with pytest.raises(AmountError):
+        round_units(Fraction(1, 2), Rounding.EXACT)
+    assert rescale(150, 2, 12) == 1_500_000_000_000 and rescale(1501, 3, 2, rounding=Rounding.CEIL) == 151
+    with pytest.raises(AmountError):
+        rescale(1501, 3, 2)
+    assert rescale_ratio(20_010_000_001, 12, 5) == Fraction(20_010_000_001, 10**7)
+    assert format_units_many([0, -1, 12345], 3) == ["0.000", "-0.001", "12.345"] == [format_units(v, 3) for v in (0, -1, 12345)]
+    assert format_units_many([5, -5], 0) == ["5", "-5"]
+    assert to_units("1.25", 1, rounding=Rounding.HALF_EVEN) == 12 and to_units("1.35", 1, rounding=Rounding.HALF_EVEN) == 14

@@ -13,7 +13,9 @@ prices and sizes to their tick and lot.
 from __future__ import annotations
 
 import enum
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from collections.abc import Iterable
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from fractions import Fraction
 
 from mixmaker._core import DecimalFormatError, parse_decimal
 
@@ -24,7 +26,12 @@ __all__ = [
     "Rounding",
     "decimals_of",
     "exact_decimal",
+    "format_exact",
     "format_units",
+    "format_units_many",
+    "rescale",
+    "rescale_ratio",
+    "round_units",
     "to_decimal",
     "to_units",
 ]
@@ -43,11 +50,16 @@ class AmountError(DecimalFormatError):
 
 
 class Rounding(enum.Enum):
-    """What to do with digits finer than the scale: refuse them, or round toward -inf / +inf."""
+    """What to do with digits finer than the scale: refuse them, round toward -inf / +inf, or to
+    the nearest (ties to even, as `Decimal` does by default)."""
 
     EXACT = "exact"
     FLOOR = "floor"
     CEIL = "ceil"
+    HALF_EVEN = "half_even"
+
+
+_DECIMAL_ROUNDING = {Rounding.FLOOR: ROUND_FLOOR, Rounding.CEIL: ROUND_CEILING, Rounding.HALF_EVEN: ROUND_HALF_EVEN}
 
 
 def _check_scale(decimals: int) -> None:
@@ -78,7 +90,7 @@ def to_units(
     if not d.is_finite():
         raise AmountError(f"{what} is not a finite decimal: {value!r}")
     scaled = d.scaleb(decimals)
-    whole = scaled.to_integral_value(rounding=ROUND_FLOOR if rounding is not Rounding.CEIL else ROUND_CEILING)
+    whole = scaled.to_integral_value(rounding=_DECIMAL_ROUNDING.get(rounding, ROUND_FLOOR))
     if rounding is Rounding.EXACT and whole != scaled:
         raise AmountError(f"{what} {value} has more than {decimals} decimals")
     return int(whole)
@@ -129,3 +141,97 @@ def format_units(units: int, decimals: int, *, trim: bool = False) -> str:
         text = text.rstrip("0")
         return f"{sign}{whole}.{text}" if text else f"{sign}{whole}"
     return f"{sign}{whole}.{text}"
+
+
+def format_units_many(values: Iterable[int], decimals: int) -> list[str]:
+    """`format_units` of each value, the scale checked once (a report's series of thousands)."""
+    _check_scale(decimals)
+    out: list[str] = []
+    add = out.append
+    if decimals == 0:
+        for v in values:
+            if type(v) is not int:
+                raise AmountError(f"units must be an int, got {type(v).__name__}: {v!r}")
+            add(str(v))
+        return out
+    # A series (a report's times, holdings) repeats few fractional parts: each is formatted once.
+    p, spec = _POW10[decimals], f"0{decimals}d"
+    fracs: dict[int, str] = {}
+    for v in values:
+        if type(v) is not int:
+            raise AmountError(f"units must be an int, got {type(v).__name__}: {v!r}")
+        whole, frac = divmod(-v if v < 0 else v, p)
+        text = fracs.get(frac)
+        if text is None:
+            text = fracs[frac] = format(frac, spec)
+        add(f"-{whole}.{text}" if v < 0 else f"{whole}.{text}")
+    return out
+
+
+def round_units(value: Fraction | int, rounding: Rounding) -> int:
+    """An exact ratio of units as a whole number of them: `round_units(Fraction(5, 2), HALF_EVEN) == 2`.
+    `Rounding.EXACT` refuses a ratio that is not whole."""
+    if type(value) is int:
+        return value
+    if not isinstance(value, Fraction):
+        raise AmountError(f"units must be an int or a Fraction, got {type(value).__name__}: {value!r}")
+    n, d = value.numerator, value.denominator
+    q, r = divmod(n, d)
+    if not r:
+        return q
+    if rounding is Rounding.EXACT:
+        raise AmountError(f"{value} is not a whole number of units")
+    if rounding is Rounding.FLOOR:
+        return q
+    if rounding is Rounding.CEIL:
+        return q + 1
+    twice = 2 * r  # HALF_EVEN: 0 < r < d
+    return q + 1 if twice > d or (twice == d and q & 1) else q
+
+
+def rescale(units: int, from_decimals: int, to_decimals: int, *, rounding: Rounding = Rounding.EXACT) -> int:
+    """`units` of 10**-from_decimals as units of 10**-to_decimals: `rescale(150, 2, 12) == 1_500_000_000_000`.
+    To a coarser scale the dropped digits follow `rounding` (EXACT: they must be zero)."""
+    _check_scale(from_decimals)
+    _check_scale(to_decimals)
+    if type(units) is not int:
+        raise AmountError(f"units must be an int, got {type(units).__name__}: {units!r}")
+    if to_decimals >= from_decimals:
+        return units * _POW10[to_decimals - from_decimals]
+    whole, rest = divmod(units, _POW10[from_decimals - to_decimals])
+    if not rest:
+        return whole  # the common case: no digit dropped, no Fraction built
+    return round_units(Fraction(units, _POW10[from_decimals - to_decimals]), rounding)
+
+
+def rescale_ratio(units: int, from_decimals: int, to_decimals: int) -> Fraction:
+    """`units` of 10**-from_decimals as an exact count of 10**-to_decimals (a `Fraction` when it
+    is not whole): a fee in 1e-12 of the quote as value units of a market, for exact PnL."""
+    _check_scale(from_decimals)
+    _check_scale(to_decimals)
+    if type(units) is not int:
+        raise AmountError(f"units must be an int, got {type(units).__name__}: {units!r}")
+    return Fraction(units * _POW10[to_decimals], _POW10[from_decimals])
+
+
+def format_exact(value: Fraction | int, decimals: int) -> str:
+    """An exact ratio of `10**-decimals` units as decimal text: at the scale when it is a whole
+    number of units, else with the further digits it needs (`format_exact(Fraction(12345, 2), 2)
+    == "61.725"`, half a unit from a mid price). A ratio with no finite decimal expansion (a
+    denominator with a prime factor other than 2 and 5) is an `AmountError`."""
+    if type(value) is int:
+        return format_units(value, decimals)
+    if not isinstance(value, Fraction):
+        raise AmountError(f"units must be an int or a Fraction, got {type(value).__name__}: {value!r}")
+    n, d = value.numerator, value.denominator
+    twos = fives = 0
+    while d % 2 == 0:
+        d //= 2
+        twos += 1
+    while d % 5 == 0:
+        d //= 5
+        fives += 1
+    if d != 1:
+        raise AmountError(f"{value} units have no finite decimal expansion")
+    extra = max(twos, fives)  # the fewest further digits that make it whole
+    return format_units(n * 10**extra // value.denominator, decimals + extra)

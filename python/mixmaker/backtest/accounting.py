@@ -7,11 +7,15 @@ from __future__ import annotations
 from collections import deque
 from fractions import Fraction
 
+from mixmaker.money import rescale
 from mixmaker.orders import FillEvent
+from mixmaker.orders.venue import FEE_DECIMALS
 
 
 class Accounting:
-    def __init__(self) -> None:
+    def __init__(self, value_decimals: int) -> None:
+        self.value_decimals = value_decimals
+        rescale(0, FEE_DECIMALS, value_decimals)  # a scale money handles
         self.position = 0  # signed size units bought minus sold
         self.realised = 0
         self.fees = 0
@@ -26,7 +30,8 @@ class Accounting:
     def on_fill(self, f: FillEvent) -> None:
         self.fills += 1
         self.maker_fills += f.is_maker
-        self.fees += f.fee
+        # The simulated venue charges whole value units: the fee (1e-12 of the quote) converts exactly.
+        self.fees += rescale(f.fee, FEE_DECIMALS, self.value_decimals)
         self.filled_orders.add(f.client_id)
         q = f.qty if f.side == "buy" else -f.qty
         if q > 0:

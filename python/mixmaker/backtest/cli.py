@@ -10,9 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the module itself imports no strategy code (`mixmaker --help` stays light)
+    from mixmaker.strategy.config import RunConfig
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bp = sub.add_parser(
         "backtest",
         help="replay a recording through a controller and executor against a simulated venue",
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace, cfg, progress: bool) -> int:
+def _sweep(args: argparse.Namespace, cfg: RunConfig, progress: bool) -> int:
     from mixmaker.backtest.plot import PlotUnavailableError
     from mixmaker.backtest.sweep import (
         SweepProgress,

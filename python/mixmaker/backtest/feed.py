@@ -15,9 +15,10 @@ import hashlib
 import os
 import stat
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from mixmaker.replay import Recording, VenueSpec, open_recording
 from mixmaker.replay.errors import UnreadableRecordingError
@@ -113,7 +114,7 @@ class TimedFeed:
         rec = self.recording
         with open(rec.path, "rb") as raw:
             if rec.container == "gzip":
-                f: IO[bytes] = gzip.GzipFile(fileobj=raw)
+                f: IO[bytes] = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]  # a GzipFile reads bytes
             elif rec.container == "zip":
                 f = zipfile.ZipFile(raw).open(rec.member or "")
             else:

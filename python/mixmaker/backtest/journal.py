@@ -4,7 +4,7 @@ tracker, its state machine and its fill outbox run unchanged on top of this one.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from mixmaker._core import OrderSet
 from mixmaker.orders.journal import FillEvent, JournalEvent, JournalOrder, OrderJournal
@@ -22,7 +22,7 @@ class MemoryJournal(OrderJournal):
         self._nonce = 0
         self._scanned: dict[str, int] = {}
 
-    def record_order(self, o: JournalOrder, nonce: int, events: list[JournalEvent] = ()) -> None:  # type: ignore[assignment]
+    def record_order(self, o: JournalOrder, nonce: int, events: Sequence[JournalEvent] = ()) -> None:
         self.orders_kept.append(o)
         self._nonce = max(self._nonce, nonce)
         for e in events:
@@ -31,7 +31,7 @@ class MemoryJournal(OrderJournal):
     def append(self, client_id: str, e: JournalEvent) -> None:
         self.events.append((client_id, e))
 
-    def append_many(self, rows: list[tuple[str, JournalEvent, FillEvent | None]]) -> None:
+    def append_many(self, rows: Sequence[tuple[str, JournalEvent, FillEvent | None]]) -> None:
         for client_id, e, fill in rows:
             self.events.append((client_id, e))
             if fill is not None:

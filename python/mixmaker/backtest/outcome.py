@@ -32,7 +32,7 @@ class TickRows:
     base0: int
     # (t_ns, position, bid + ask or None, our best bid or None, our best ask or None,
     #  realised, fees, open cost), or only (t_ns, position) when the plot series are not wanted
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
     def holdings(self) -> list[tuple[int, int]]:
         return [(r[0], self.base0 + r[1]) for r in self.rows]

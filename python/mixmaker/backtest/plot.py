@@ -3,8 +3,8 @@ matplotlib is an optional extra (`pip install 'mixmaker[plot]'`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mixmaker.backtest.outcome import Sample
 from mixmaker.errors import MixmakerError

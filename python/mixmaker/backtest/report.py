@@ -1,40 +1,34 @@
 """The backtest report: a plain dict of exact decimal strings and counts (no wall-clock
-figures, so two runs of the same feed and config compare equal), and its text rendering."""
+figures, so two runs of the same feed and config compare equal), and its text rendering.
+
+It reads only a `RunOutcome` (what the runner hands it); every scaled integer becomes text
+through `mixmaker.money`."""
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
 from mixmaker.backtest.outcome import RunOutcome
+from mixmaker.money import Rounding, format_exact, format_units, format_units_many, rescale, round_units
+from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount
 
-
-def exact(value: Fraction | int, decimals: int) -> str:
-    """A value in scaled units as a decimal string at its scale; a half (from a mid mark) gets
-    the digits it needs."""
-    if type(value) is int:  # the common case, without Decimal: digits with the point put in
-        if not decimals:
-            return str(value)
-        digits = str(-value if value < 0 else value).rjust(decimals + 1, "0")
-        return f"{'-' if value < 0 else ''}{digits[:-decimals]}.{digits[-decimals:]}"
-    f = Fraction(value) / 10**decimals
-    with localcontext() as ctx:
-        ctx.prec = 60
-        d = Decimal(f.numerator) / Decimal(f.denominator)
-        at_scale = d.quantize(Decimal(1).scaleb(-decimals))
-    return format(at_scale if at_scale == d else d, "f")
+exact = format_exact  # a value in scaled units (int, or a half from a mid mark) as decimal text
 
 
 def average(value: int, qty: int, price_decimals: int) -> str | None:
     """A volume-weighted price, rounded half-even to two digits past the price's."""
     if not qty:
         return None
-    q = Fraction(value, qty * 10**price_decimals)
-    with localcontext() as ctx:
-        ctx.prec = 40
-        return str((Decimal(q.numerator) / Decimal(q.denominator)).quantize(Decimal(1).scaleb(-price_decimals - 2)))
+    return format_units(round_units(Fraction(value * 100, qty), Rounding.HALF_EVEN), price_decimals + 2)
+
+
+def fee_text(fee: FeeAmount, value_decimals: int) -> str:
+    """A fee (1e-12 of the quote) at the market's value scale, with any finer digits it has."""
+    if value_decimals >= FEE_DECIMALS or not fee % 10 ** (FEE_DECIMALS - value_decimals):
+        return format_units(rescale(fee, FEE_DECIMALS, value_decimals), value_decimals)
+    return format_exact(Fraction(fee, 10 ** (FEE_DECIMALS - value_decimals)), value_decimals)
 
 
 def build_report(o: RunOutcome) -> dict[str, Any]:
@@ -45,15 +39,21 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
     total = acc.total(mark) if mark is not None else Fraction(acc.realised - acc.fees)
     placed = o.executor_stats["created"]
     filled_qty = acc.buy_qty + acc.sell_qty
-    holdings = o.ticks_rows.holdings()
-    inv = [h for _t, h in holdings]
+    rows = o.ticks_rows.rows  # (t_ns, position, ...) per tick
+    base0 = o.base0
+    inv = [base0 + r[1] for r in rows]  # base held after each tick
     start_value = o.base0 * mark + o.quote0 if mark is not None else None
     end_value = o.base_end * mark + o.quote_end if mark is not None else None
+    # The series: one row per tick. Holdings take few values: each is formatted once.
+    distinct = sorted(set(inv))
+    held = dict(zip(distinct, format_units_many(distinct, sd), strict=True))
+    first = o.first_ns
+    times = format_units_many([r[0] - first for r in rows], 9)
     return {
         "feed": o.feed_name,
         "venue": o.venue,
         "strategy": o.strategy,
-        "span_s": exact(o.last_ns - o.first_ns, 9),
+        "span_s": format_units(o.last_ns - o.first_ns, 9),
         "messages": o.messages,
         "public_trades": o.public_trades,
         "ticks": o.ticks,
@@ -69,18 +69,17 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
         "portfolio": {
             "start_value": exact(start_value, vd) if start_value is not None else None,
             "end_value": exact(end_value, vd) if end_value is not None else None,
-            "base_start": exact(o.base0, sd), "base_end": exact(o.base_end, sd),
-            "quote_start": exact(o.quote0, vd), "quote_end": exact(o.quote_end, vd),
+            "base_start": format_units(o.base0, sd), "base_end": format_units(o.base_end, sd),
+            "quote_start": format_units(o.quote0, vd), "quote_end": format_units(o.quote_end, vd),
         },
         "inventory": {
-            "position": exact(acc.position, sd),
-            # the float of the exact amount, as the series has always been summarised
-            "min": f"{min(inv) / 10.0 ** sd:.{sd}f}" if inv else None,
-            "max": f"{max(inv) / 10.0 ** sd:.{sd}f}" if inv else None,
+            "position": format_units(acc.position, sd),
+            "min": held[distinct[0]] if inv else None,
+            "max": held[distinct[-1]] if inv else None,
         },
         "fills": {
             "count": acc.fills, "maker": acc.maker_fills,
-            "buy_qty": exact(acc.buy_qty, sd), "sell_qty": exact(acc.sell_qty, sd),
+            "buy_qty": format_units(acc.buy_qty, sd), "sell_qty": format_units(acc.sell_qty, sd),
             "buy_avg_price": average(acc.buy_value, acc.buy_qty, pd),
             "sell_avg_price": average(acc.sell_value, acc.sell_qty, pd),
         },
@@ -88,7 +87,7 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
             "placed": placed,
             "filled": len(acc.filled_orders),
             "fill_ratio": f"{len(acc.filled_orders) / placed:.4f}" if placed else None,
-            "quoted_qty": exact(o.quoted_qty, sd),
+            "quoted_qty": format_units(o.quoted_qty, sd),
             "qty_fill_ratio": f"{filled_qty / o.quoted_qty:.4f}" if o.quoted_qty else None,
             "cancelled": o.executor_stats["cancelled"],
             "rejected": o.executor_stats["rejected"],
@@ -96,10 +95,10 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
         },
         "not_quoting_ticks": dict(sorted(o.not_quoting.items())),
         # base held after each tick: [seconds since the first message, amount]
-        "inventory_series": [[exact(t - o.first_ns, 9), exact(h, sd)] for t, h in holdings],
+        "inventory_series": [[t, held[h]] for t, h in zip(times, inv, strict=True)],
         "fill_log": [
-            {"t_s": exact(t - o.first_ns, 9), "side": f.side, "price": exact(f.price, pd), "qty": exact(f.qty, sd),
-             "fee": exact(f.fee, vd), "maker": f.is_maker, "trade_id": f.trade_id}
+            {"t_s": format_units(t - first, 9), "side": f.side, "price": format_units(f.price, pd),
+             "qty": format_units(f.qty, sd), "fee": fee_text(f.fee, vd), "maker": f.is_maker, "trade_id": f.trade_id}
             for t, f in o.fill_log
         ],
         "executor": dict(sorted(o.executor_report.items())),

@@ -21,19 +21,22 @@ no tick makes a trip through the event loop.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from mixmaker.backtest.accounting import Accounting
 from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.journal import MemoryJournal
 from mixmaker.backtest.outcome import RunOutcome, Sample, TickRows
+from mixmaker.backtest.report import build_report
 from mixmaker.backtest.venue import SimVenue
 from mixmaker.book import BookState
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
@@ -109,17 +112,19 @@ class Backtest:
             taker_fee=pct_to_fraction(bt.taker_fee_pct, "taker_fee_pct"), queue_model=bt.queue_model,
             post_only=bt.post_only)
         self.venue.book = self.sync.book
-        self.accounting = Accounting()
+        self.accounting = Accounting(self.rules.value_decimals)
         self.tracker = ClientOrderTracker(self.venue, None, journal=MemoryJournal(), fill_sink=self._on_fill,
                                           retry_delay=0.0, request_timeout=None)
         self.market = MarketView(self.rules, self.sync, self.venue)
         s = self.cfg.strategy
+        self.controller: Any
         if self.controller_factory is not None:
             self.controller = self.controller_factory(s, self.rules, self.base0)
         elif isinstance(s, PMMConfig):
-            self.controller: Any = PureMarketMaking(s, self.rules, initial_base=self.base0)
+            self.controller = PureMarketMaking(s, self.rules, initial_base=self.base0)
         else:
             self.controller = AvellanedaStoikov(s, self.rules)
+        self.tick_seconds = bt.tick_seconds
         self.tick_ns = tick_size_to_ns(bt.tick_seconds)
         self.clock: Clock | None = None
         self.executor = QuoteExecutor(self.tracker, self.rules, self.venue, self.controller, self._now)
@@ -134,7 +139,8 @@ class Backtest:
         self.player: Any = None
 
     def _now(self) -> int:
-        return self.clock.current_timestamp_ns if self.clock is not None else 0
+        now = self.clock.current_timestamp_ns if self.clock is not None else None
+        return now if now is not None else 0
 
     def _on_fill(self, f: FillEvent) -> None:
         self.accounting.on_fill(f)
@@ -161,10 +167,8 @@ class Backtest:
                     tracker.on_trade(ev)
 
     def _sample(self, now_ns: int) -> None:
-        """One row per tick, after the executor acted (exact integers; floats only on demand)."""
-        if not self.samples:
-            self.rows.rows.append((now_ns, self.accounting.position))
-            return
+        """One row per tick for the plot, after the executor acted (exact integers; floats only
+        on demand). Without samples the run loop records (time, position) itself."""
         book = self.sync.book
         mark2 = None
         if self.sync.state == BookState.SYNCED:
@@ -181,32 +185,6 @@ class Backtest:
         acc = self.accounting
         self.rows.rows.append((now_ns, acc.position, mark2, qb, qa, acc.realised, acc.fees, acc._open_cost))
 
-    async def _tick_until(self, ts: int) -> None:
-        clock, venue, executor, loop = self.clock, self.venue, self.executor, self.loop
-        take_trades, market, sample, step = self.player.take_trades, self.market, self._sample, self.tick_ns
-        nxt = clock.current_timestamp_ns + step
-        while nxt <= ts:
-            # The venue's time is the tick's: requests sent now travel from now.
-            venue.advance(nxt)
-            if venue.stream:
-                await self._deliver()
-            trades = take_trades()
-            if trades:
-                market.on_public_trades(trades)
-            clock.backtest_til(nxt)
-            if clock.iterator_errors:
-                raise BacktestError(f"a clock iterator failed: {clock.last_error}")
-            if executor.busy:
-                await executor.idle()
-            if venue.stream:
-                await self._deliver()
-            sample(nxt)
-            d = loop.last_decision
-            if d is not None and d.reason is not None:
-                kind = reason_category(d.reason)
-                self.not_quoting[kind] = self.not_quoting.get(kind, 0) + 1
-            nxt += step
-
     async def run_async(self) -> RunOutcome:
         from mixmaker._core import TapePlayer
 
@@ -221,7 +199,7 @@ class Backtest:
         if ev != END:
             ts = player.ts
             self.first_ns = ts
-            self.clock = Clock(ClockMode.BACKTEST, tick_size=self.cfg.backtest.tick_seconds,
+            self.clock = Clock(ClockMode.BACKTEST, tick_size=self.tick_seconds,
                                start_ns=ts - ts % self.tick_ns)
             self.clock.add_iterator(self.loop)
             self.clock.start()
@@ -229,14 +207,58 @@ class Backtest:
         seen = -1  # the venue version the player's watch and stop were taken at
         next_tick = _NEVER
         due: int | None = None
-        while ev != END:
+        # The loop runs once per event the player stops for, and its inner loop once per tick:
+        # what they call is bound to locals, and a venue with nothing in flight only has its
+        # time set.
+        step = self.tick_ns
+        executor, loop, market = self.executor, self.loop, self.market
+        take_trades, next_event = player.take_trades, player.next
+        in_flight, stream = venue.in_flight, venue.stream
+        rows = self.rows.rows
+        sample = self._sample if self.samples else None
+        accounting = self.accounting
+        not_quoting = self.not_quoting
+        if clock is not None:
+            next_tick = (clock.current_timestamp_ns or 0) + step  # started: never None
+        while clock is not None and ev != END:  # the clock is set when there is a first line
             if ev == TIME:
                 ts = player.ts
-                venue.advance(ts)
-                if venue.stream:
+                if in_flight:
+                    venue.advance(ts)
+                else:
+                    venue.now_ns = ts
+                if stream:
                     await self._deliver()
-                if ts >= next_tick:
-                    await self._tick_until(ts)
+                # Every clock boundary up to this line's time ticks, before the line applies.
+                nxt = next_tick
+                while nxt <= ts:
+                    # The venue's time is the tick's: requests sent now travel from now.
+                    if in_flight:
+                        venue.advance(nxt)
+                    else:
+                        venue.now_ns = nxt
+                    if stream:
+                        await self._deliver()
+                    trades = take_trades()
+                    if trades:
+                        market.on_public_trades(trades)
+                    clock.backtest_til(nxt)
+                    if clock.iterator_errors:
+                        raise BacktestError(f"a clock iterator failed: {clock.last_error}")
+                    if executor.busy:
+                        await executor.idle()
+                    if stream:
+                        await self._deliver()
+                    if sample is None:
+                        rows.append((nxt, accounting.position))
+                    else:
+                        sample(nxt)
+                    d = loop.last_decision
+                    if d is not None and d.reason is not None:
+                        kind = reason_category(d.reason)
+                        not_quoting[kind] = not_quoting.get(kind, 0) + 1
+                    nxt += step
+                next_tick = nxt  # the clock ticked up to nxt - step (only this loop ticks it)
                 if progress is not None:
                     progress.update(player.position)
             else:
@@ -247,15 +269,13 @@ class Backtest:
                     venue.on_public_trade(price, size, maker)
                 else:
                     venue.on_book()
-                if venue.stream:
+                if stream:
                     await self._deliver()
-            next_tick = clock.current_timestamp_ns + self.tick_ns
             if venue.version != seen:
                 seen = venue.version
                 player.watch(*venue.watch())
                 due = venue.next_deadline()
-            stop = next_tick if due is None or due > next_tick else due
-            ev = player.next(stop)
+            ev = next_event(next_tick if due is None or due > next_tick else due)
         self.messages = player.position
         self.last_ns = tape.last_ts or 0
         trades = player.take_trades()
@@ -285,13 +305,27 @@ class Backtest:
             executor_stats=Counter(self.executor.stats), executor_report=self.executor.report(),
             venue_stats=dict(venue.stats), not_quoting=dict(self.not_quoting), ticks_rows=self.rows,
             fill_log=list(self.fill_log), anomalies=tracker.stats["anomalies"],
-            late_fills=sum(tracker.get(c).late_fills for c in tracker.orders.ids()),
+            late_fills=sum(v.late_fills for c in tracker.orders.ids() if (v := tracker.get(c)) is not None),
         )
 
-    def run(self) -> dict[str, Any]:
-        from mixmaker.backtest.report import build_report
+    def run(self) -> RunOutcome:
+        """Run to the end on a fresh event loop. Not `asyncio.run`: it swaps the SIGINT handler
+        in and out, and putting Python's back formats the repr of the handler's task, which
+        reprs this whole run (milliseconds, every run).
 
-        return build_report(asyncio.run(self.run_async()))
+        The cyclic garbage collector is paused meanwhile: a replay allocates objects by the
+        hundred thousand, every one freed by its reference count (a run leaves no cycles behind
+        but its own object graph, freed when it is dropped), and each collection it would
+        trigger walks every object the process holds (a notebook's data, the peers of a bench)."""
+        loop = asyncio.new_event_loop()
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return loop.run_until_complete(self.run_async())
+        finally:
+            if collecting:
+                gc.enable()
+            loop.close()
 
 
 class _Progress:
@@ -332,7 +366,7 @@ def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
                  samples: bool = True) -> BacktestResult:
     """Run one backtest. `samples=False` records only what the report needs (no plot series)."""
     bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory, samples)
-    report = bt.run()
+    report = build_report(bt.run())
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.rows)
 

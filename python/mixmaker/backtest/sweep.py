@@ -15,14 +15,15 @@ import itertools
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, TextIO
 
 from mixmaker.backtest.outcome import TickRows
-from mixmaker.backtest.report import exact
+from mixmaker.money import format_exact
 from mixmaker.strategy.config import RunConfig, parse_config
 from mixmaker.strategy.errors import ConfigError
 
@@ -105,7 +106,7 @@ def combinations(cfg: RunConfig, axes: Sequence[Axis]) -> list[tuple[dict[str, s
     for combo in itertools.product(*(a.values for a in axes)):
         data = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
         params = {}
-        for axis, value in zip(axes, combo):
+        for axis, value in zip(axes, combo, strict=True):
             section = data.get(axis.section)
             if not isinstance(section, dict):
                 raise SweepError(f"the config has no [{axis.section}] section to sweep {axis.label}")
@@ -153,7 +154,7 @@ def max_drawdown(rows: TickRows) -> str:
             worst = peak - pnl2
     from fractions import Fraction
 
-    return exact(Fraction(worst, 2), rows.rules.value_decimals)
+    return format_exact(Fraction(worst, 2), rows.rules.value_decimals)
 
 
 def run_one(feed_path: str, params: dict[str, str], cfg: RunConfig) -> dict[str, Any]:
@@ -214,9 +215,9 @@ def render_sweep_table(rows: list[dict[str, Any]], axes: Sequence[Axis], currenc
                                        "inv max", "max drawdown"]
     body = [[str(r[a.label]) for a in axes] + ["" if r[c] is None else str(r[c]) for c in COLUMNS] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(heads)]
-    line = "  ".join(h.rjust(w) for h, w in zip(heads, widths))
+    line = "  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))
     out = [line, "-" * len(line)]
-    out += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    out += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(out)
 
 

@@ -16,7 +16,9 @@ Matching model (our orders are not in the recorded book, so they never move it):
   level; trades at our price and the level shrinking below our place move us up. "front"
   assumes we are first in the queue.
 - balances are spot-like: buys lock price x size of quote, sells lock size of base.
-Fees are a fraction of SCALE (1e-8), rounded up in the venue's favour; a negative fee is a rebate.
+Fee rates are a fraction of SCALE (1e-8). A fill's fee is charged in the quote, rounded up (the
+venue's favour) to the market's value units (or to 1e-12 when those are finer), and reported as
+live venues report it: a `FeeAmount`, 1e-12 of its asset. A negative fee is a rebate.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+import numpy.typing as npt
+
+from mixmaker.money import rescale
 from mixmaker.orders import (
     OrderNotFoundError,
     OrderRejectedError,
@@ -33,6 +39,7 @@ from mixmaker.orders import (
     OrderRequest,
     TradeReport,
 )
+from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount, Side, VenueStatus
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
@@ -45,15 +52,16 @@ class SimOrder:
     client_id: str
     exchange_id: str
     symbol: str
-    side: str
+    side: Side
     price: int
     quantity: int
     live_at_ns: int
     filled: int = 0
-    status: str = "open"
+    status: VenueStatus = "open"
     live: bool = False
     queue_ahead: int = 0
     cancel_at_ns: int | None = None
+    last_report: OrderReport | None = None
 
     @property
     def remaining(self) -> int:
@@ -64,13 +72,31 @@ class SimOrder:
         return self.status in ("open", "partially_filled")
 
     def report(self) -> OrderReport:
-        return OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, self.status, self.price,
-                           self.quantity, self.filled)
+        """The venue's view of the order; the same (immutable) report while its status and fill
+        are (a cancel's answer is the create's)."""
+        last = self.last_report
+        if last is not None and last.status == self.status and last.filled == self.filled:
+            return last
+        self.last_report = last = OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, self.status,
+                                              self.price, self.quantity, self.filled)
+        return last
 
 
 def fee_of(notional: int, fee: int) -> int:
     """notional x fee / SCALE, rounded towards +infinity (the venue's favour)."""
     return -((-notional * fee) // SCALE)
+
+
+def charged_fee(notional: int, rate: int, value_decimals: int) -> tuple[int, FeeAmount]:
+    """The fee on `notional` (value units) at `rate` (a fraction of SCALE): (value units taken
+    from the quote, the same as a `FeeAmount`). Rounded up to whole value units, or to whole
+    1e-12 when value units are finer, so the two are exactly equal."""
+    if value_decimals <= FEE_DECIMALS:
+        value = fee_of(notional, rate)
+        return value, FeeAmount(rescale(value, value_decimals, FEE_DECIMALS))
+    coarse = 10 ** (value_decimals - FEE_DECIMALS)
+    fee = -((-notional * rate) // (SCALE * coarse))
+    return fee * coarse, FeeAmount(fee)
 
 
 class SimVenue:
@@ -90,7 +116,8 @@ class SimVenue:
         self.book: Any = None  # the public book (an OrderBook), set by the runner
         self.orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
-        self._in_flight: dict[str, SimOrder] = {}  # requests still travelling to the engine
+        # Requests still travelling to the engine (the runner only sets the time while empty).
+        self.in_flight: dict[str, SimOrder] = {}
         self.trades: list[TradeReport] = []
         self.stream: list[TradeReport | OrderReport] = []
         self.stats: Counter[str] = Counter()
@@ -102,11 +129,12 @@ class SimVenue:
         self.version = 0
         self._balances: Balances | None = None
         self._balances_at = -1
+        self._funds = 0  # bumped when balances or what open orders lock change (a subset of `version`)
 
     # ------------------------------------------------------------------ BalanceSource
     def balances(self) -> Balances:
-        # Balances change only with an order, a fill or a cancel, each of which bumps the version.
-        if self._balances_at == self.version and self._balances is not None:
+        # Balances change only with an order, a fill or a close, each of which bumps `_funds`.
+        if self._balances_at == self._funds and self._balances is not None:
             return self._balances
         locked_quote = locked_base = 0
         for o in self._open.values():
@@ -114,9 +142,12 @@ class SimVenue:
                 locked_quote += o.remaining * o.price
             else:
                 locked_base += o.remaining
-        b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
-        self._balances_at = self.version
-        return b
+        self._balances_at = self._funds
+        b = self._balances
+        if (b is None or b.base_total != self.base or b.quote_total != self.quote
+                or b.base_free != self.base - locked_base or b.quote_free != self.quote - locked_quote):
+            b = self._balances = Balances(self.base, self.quote, self.base - locked_base, self.quote - locked_quote)
+        return b  # the same object while the figures are the same (a queue move bumps the version)
 
     # ------------------------------------------------------------------ OrderVenue
     async def create_order(self, req: OrderRequest) -> OrderReport:
@@ -141,10 +172,11 @@ class SimVenue:
                      self.now_ns + self.latency_ns)
         self.orders[o.client_id] = self._open[o.client_id] = o
         self.version += 1
+        self._funds += 1
         if self.latency_ns == 0:
             self._arrive(o)
         else:
-            self._in_flight[o.client_id] = o
+            self.in_flight[o.client_id] = o
         return o.report()
 
     async def cancel_order(self, symbol: str, client_id: str, exchange_id: str | None) -> OrderReport:
@@ -156,7 +188,7 @@ class SimVenue:
             self._close(o, "canceled")
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
-            self._in_flight[o.client_id] = o
+            self.in_flight[o.client_id] = o
             self.version += 1
         return o.report()
 
@@ -177,21 +209,21 @@ class SimVenue:
     def advance(self, now_ns: int) -> None:
         """Time passes to `now_ns`: requests in flight reach the engine."""
         self.now_ns = now_ns
-        if not self._in_flight:
+        if not self.in_flight:
             return
-        for o in list(self._in_flight.values()):
+        for o in list(self.in_flight.values()):
             if not o.live and o.is_open and o.live_at_ns <= now_ns:
                 self._arrive(o)
             if o.cancel_at_ns is not None and o.cancel_at_ns <= now_ns and o.is_open:
                 self._close(o, "canceled")
             if not o.is_open or (o.live and o.cancel_at_ns is None):
-                del self._in_flight[o.client_id]
+                del self.in_flight[o.client_id]
                 self.version += 1
 
     def next_deadline(self) -> int | None:
         """The earliest time a request in flight reaches the engine (None: nothing in flight)."""
         due = None
-        for o in self._in_flight.values():
+        for o in self.in_flight.values():
             if not o.is_open:
                 continue
             if not o.live and (due is None or o.live_at_ns < due):
@@ -265,8 +297,9 @@ class SimVenue:
         if self.queue_model == "risk_averse" and self.book is not None:
             o.queue_ahead = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS) or 0
 
-    def _close(self, o: SimOrder, status: str) -> None:
+    def _close(self, o: SimOrder, status: VenueStatus) -> None:
         self.version += 1
+        self._funds += 1
         o.status = status
         self._open.pop(o.client_id, None)
         self.stream.append(o.report())
@@ -275,7 +308,7 @@ class SimVenue:
         """A crossing limit order (venue not post-only) takes the other side up to its price."""
         levels = self.book.top_raw(QUEUE_LEVELS)
         px, sz = (levels[2], levels[3]) if o.side == "buy" else (levels[0], levels[1])
-        for p, s in zip(px.tolist(), sz.tolist()):
+        for p, s in zip(px.tolist(), sz.tolist(), strict=True):
             if o.remaining == 0 or (p > o.price if o.side == "buy" else p < o.price):
                 break
             self._fill(o, min(s, o.remaining), price=p, maker=False)
@@ -285,15 +318,16 @@ class SimVenue:
             return
         price = o.price if price is None else price
         notional = price * qty
-        fee = fee_of(notional, self.maker_fee if maker else self.taker_fee)
+        fee_value, fee = charged_fee(notional, self.maker_fee if maker else self.taker_fee, self.rules.value_decimals)
         if o.side == "buy":
             self.base += qty
-            self.quote -= notional + fee
+            self.quote -= notional + fee_value
         else:
             self.base -= qty
-            self.quote += notional - fee
+            self.quote += notional - fee_value
         o.filled += qty
         self.version += 1
+        self._funds += 1
         self._next_trade += 1
         t = TradeReport(f"ST{self._next_trade}", o.exchange_id, o.client_id, o.symbol, o.side, price, qty, fee,
                         self.rules.quote, maker, self.now_ns // 1_000_000)
@@ -308,7 +342,7 @@ class SimVenue:
             o.status = "partially_filled"
 
 
-def _level_size(levels: tuple, side: str, price: int) -> int | None:
+def _level_size(levels: tuple[npt.NDArray[np.int64], ...], side: str, price: int) -> int | None:
     """Size at `price` in top_raw arrays; 0 if the price is inside the levels but empty, None
     if it lies beyond them."""
     px, sz = (levels[0], levels[1]) if side == "buy" else (levels[2], levels[3])

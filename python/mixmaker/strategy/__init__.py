@@ -22,7 +22,7 @@ from mixmaker.strategy.config import (
     parse_config,
 )
 from mixmaker.strategy.decision import Decision, Proposal, Quote
-from mixmaker.strategy.errors import ConfigError, ExecutorStateError, StrategyError
+from mixmaker.strategy.errors import ConfigError, ExecutorStateError, ModelRangeError, StrategyError
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.loop import ExecutorLoop, StrategyLoop
 from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, MarketView, OwnOrder
@@ -47,6 +47,7 @@ __all__ = [
     "MarketRules",
     "MarketSnapshot",
     "MarketView",
+    "ModelRangeError",
     "OwnOrder",
     "PMMConfig",
     "Proposal",

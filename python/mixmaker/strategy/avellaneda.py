@@ -19,15 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
-from mixmaker.strategy.reason import IdleKind, Reason
+from mixmaker.strategy.errors import ModelRangeError
 from mixmaker.strategy.estimators import InstantVolatility, TradingIntensity
 from mixmaker.strategy.kernel import ProposalParams, finish
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.timers import RefreshTimers
 
 log = logging.getLogger("mixmaker.strategy.avellaneda")
+_MAX_RAW = float(1 << 62)  # raw prices are int64; a tick count past this is no market's price
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class AvellanedaStoikov:
         self.timers = RefreshTimers(seconds_to_ns(cfg.order_refresh_time), seconds_to_ns(cfg.filled_order_delay))
         self.tolerance = pct_to_fraction(cfg.order_refresh_tolerance_pct, "order_refresh_tolerance_pct")
         self.volatility = InstantVolatility(cfg.volatility_buffer_size)
-        self.intensity = TradingIntensity(cfg.trading_intensity_buffer_size)
+        self.intensity = TradingIntensity(cfg.trading_intensity_buffer_size, rules.price_decimals, rules.size_decimals)
         self.alpha = self.kappa = 0.0
         self.model: ModelPrices | None = None
         self.last_reason: str | None = None
@@ -86,7 +89,7 @@ class AvellanedaStoikov:
             return self._idle(Reason(IdleKind.EMPTY_BOOK_SIDE, "no mid"), live)
         mid = mid_f[0] / mid_f[1] / self._px
         self.volatility.add(mid)
-        self.intensity.add(mid, [(p / self._px, q / self._sz) for _, p, q in snap.trades])
+        self.intensity.add(mid_f[0], [(p, q) for _, p, q in snap.trades])
         if not (self.volatility.ready and self.intensity.ready):
             return self._idle(
                 Reason(IdleKind.WARMING_UP,
@@ -100,7 +103,7 @@ class AvellanedaStoikov:
         proposal = None
         if self.timers.may_create(now):
             self.alpha, self.kappa = self.intensity.fit()
-            proposal = self._proposal(snap, mid, tau)
+            proposal = self._proposal(snap, snap.book, mid, tau)
         reason = None
         if self.model is None:
             reason = Reason(IdleKind.NO_MODEL_PRICES)
@@ -120,16 +123,19 @@ class AvellanedaStoikov:
         cfg = self.cfg
         if cfg.execution_timeframe == "infinite":
             return 1.0
+        # The config's validator made sure the window's ends are set for its timeframe.
         if cfg.execution_timeframe == "from_date_to_date":
+            assert cfg.start_time_ns is not None and cfg.end_time_ns is not None
             start, end = cfg.start_time_ns, cfg.end_time_ns
         else:  # daily_between_times, in UTC
+            assert cfg.start_time_of_day is not None and cfg.end_time_of_day is not None
             midnight = now - now % (86_400 * NS)
             start, end = midnight + _ns_of_day(cfg.start_time_of_day), midnight + _ns_of_day(cfg.end_time_of_day)
         if not start <= now < end:
             return None
         return (end - now) / (end - start)
 
-    def _proposal(self, snap: MarketSnapshot, mid: float, tau: float) -> Proposal | None:
+    def _proposal(self, snap: MarketSnapshot, book: OrderBook, mid: float, tau: float) -> Proposal | None:
         b = snap.balances
         base, quote = b.base_total / self._sz, b.quote_total / (self._px * self._sz)
         q = inventory_q(base, quote, mid, float(self.cfg.inventory_target_base_pct), self.rules.lot / self._sz)
@@ -141,13 +147,13 @@ class AvellanedaStoikov:
         m, tick, lot = self.model, self.rules.tick, self.rules.lot
         step = m.spread / 2 / 100 * float(self.cfg.level_distances)
         levels = range(self.cfg.order_levels)
-        bp = [math.floor((m.bid - i * step) * self._px / tick) * tick for i in levels]
-        sp = [math.floor((m.ask + i * step) * self._px / tick) * tick for i in levels]
+        bp = [self._on_tick(m.bid - i * step) for i in levels]
+        sp = [self._on_tick(m.ask + i * step) for i in levels]
         size = self.params.order_amount
         eta = self.cfg.order_amount_shape_factor
         bsz = size if m.q <= 0 else math.floor(size * math.exp(-eta * m.q) / lot) * lot
         ssz = size if m.q >= 0 else math.floor(size * math.exp(eta * m.q) / lot) * lot
-        bid_px, bid_sz, ask_px, ask_sz = snap.book.top_raw(50)
+        bid_px, bid_sz, ask_px, ask_sz = book.top_raw(50)
         if self.cfg.order_optimization_enabled:
             own_buy = sum(o.remaining for o in snap.own_orders if o.side == "buy")
             own_sell = sum(o.remaining for o in snap.own_orders if o.side == "sell")
@@ -164,6 +170,20 @@ class AvellanedaStoikov:
         raw = finish(self.params, bp, [bsz] * len(bp), sp, [ssz] * len(sp), bid_px[:1], ask_px[:1],
                      b.base_free + nh_base, b.quote_free + nh_quote)
         return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
+
+    def _on_tick(self, price: float) -> int:
+        """A model price floored onto the tick, in raw units. The model's floats are bounded by
+        its inputs; a price that is not finite or does not fit a raw price (int64) comes only
+        from inputs out of any market's range (a risk factor of 1e300, say): a ModelRangeError
+        names them, rather than an OverflowError from deep in the arithmetic."""
+        raw = price * self._px / self.rules.tick
+        if not -_MAX_RAW < raw < _MAX_RAW:  # also False for nan
+            m = self.model
+            raise ModelRangeError(
+                f"{self.rules.symbol}: the model price {price!r} is out of range (mid reservation "
+                f"{m.reservation if m else None!r}, spread {m.spread if m else None!r}; risk_factor "
+                f"{self.cfg.risk_factor}, sigma {self.volatility.value!r}, kappa {self.kappa!r})")
+        return math.floor(raw) * self.rules.tick
 
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from mixmaker.strategy.market import Side
-from mixmaker.strategy.reason import IdleKind, Reason, reason_category
 
 
 class Quote(NamedTuple):  # a tuple: ten of these are built every tick

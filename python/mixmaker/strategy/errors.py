@@ -15,3 +15,8 @@ class ConfigError(StrategyError, ValueError):
 
 class ExecutorStateError(StrategyError, RuntimeError):
     """An executor asked to do something its state does not allow (e.g. start twice)."""
+
+
+class ModelRangeError(StrategyError, ArithmeticError):
+    """A model's output is out of range (not finite, or no price a market can hold); the message
+    names the inputs that led there."""

@@ -3,13 +3,14 @@ to the executor. The same object runs on a REALTIME clock live and a BACKTEST cl
 
 from __future__ import annotations
 
-from typing import Awaitable, Protocol
+from collections.abc import Awaitable
+from typing import Protocol
 
-from mixmaker.clock import TimeIterator
-from mixmaker.strategy.single_flight import SingleFlight
+from mixmaker.clock import Clock, TimeIterator
 from mixmaker.strategy.decision import Decision
 from mixmaker.strategy.market import MarketSnapshot, MarketView
 from mixmaker.strategy.quote_executor import QuoteExecutor
+from mixmaker.strategy.single_flight import SingleFlight
 
 
 class Controller(Protocol):
@@ -31,16 +32,17 @@ class StrategyLoop(TimeIterator):
         self.decisions = 0
         self.idle_ticks = 0
 
-    def start(self, clock, now_ns: int) -> None:
+    def start(self, clock: Clock, now_ns: int) -> None:
         self.executor.start()
 
     def tick(self, now_ns: int) -> None:
         ex = self.executor
-        if ex.busy:
+        view = ex.view()
+        if view is None:
             # Still acting on the last decision: a snapshot now would show orders half-placed.
             ex.stats["ticks_skipped_busy"] += 1
             return
-        snap = self.market.snapshot(now_ns, ex.own_orders(), ex.cancels_in_flight)
+        snap = self.market.snapshot(now_ns, view[0], view[1])
         d = self.controller.decide(snap)
         self.last_decision = d
         self.decisions += 1

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
+from mixmaker._core import OrderState
 from mixmaker.book import BookState
 from mixmaker.frozen import quick_init
-from mixmaker.markets import MarketRules
+from mixmaker.markets import MarketRules as MarketRules  # re-exported: strategy code imports it from here
 from mixmaker.strategy.reason import IdleKind, Reason
 
 _SYNCED = BookState.SYNCED  # the states are singletons: `is` compares them
+_new = tuple.__new__  # a named tuple from a tuple of all its fields, without its Python-level __new__
 
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
@@ -40,10 +42,9 @@ class BalanceSource(Protocol):
     def balances(self) -> Balances: ...
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class OwnOrder:
-    """One of our live orders as the executor knows it."""
+class OwnOrder(NamedTuple):
+    """One of our live orders as the executor knows it. A named tuple (read-only, as a frozen
+    dataclass, but built in C): the executor builds one per live order whenever they change."""
 
     client_id: str
     side: Side
@@ -51,14 +52,13 @@ class OwnOrder:
     quantity: int
     remaining: int
     created_ns: int  # clock time when the executor placed it
-    state: str
+    state: OrderState | str  # the tracker's state; it compares equal to its name ("OPEN")
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class MarketSnapshot:
+class MarketSnapshot(NamedTuple):
     """The settled view of one tick. `book` is None when the book is not synced; then
-    `not_ready` says why, and a controller must not quote."""
+    `not_ready` says why, and a controller must not quote. A named tuple (read-only, built in C:
+    one is built every tick)."""
 
     now_ns: int
     rules: MarketRules
@@ -128,5 +128,5 @@ class MarketView:
             self._trades.clear()
         else:
             trades = ()
-        return MarketSnapshot(now_ns, self.rules, book, self.balance_source.balances(), own_orders,
-                              self.last_trade_price, external, not_ready, cancels_in_flight, trades)
+        return _new(MarketSnapshot, (now_ns, self.rules, book, self.balance_source.balances(), own_orders,
+                                     self.last_trade_price, external, not_ready, cancels_in_flight, trades))

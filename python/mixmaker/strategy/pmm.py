@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
+from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
-from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.kernel import SCALE, propose
-from mixmaker.strategy.market import MarketRules, MarketSnapshot, OwnOrder
+from mixmaker.strategy.market import Balances, MarketRules, MarketSnapshot, OwnOrder
+from mixmaker.strategy.reason import IdleKind, Reason
 from mixmaker.strategy.timers import RefreshTimers
 
 log = logging.getLogger("mixmaker.strategy.pmm")
@@ -37,6 +39,10 @@ log = logging.getLogger("mixmaker.strategy.pmm")
 _EMPTY = np.empty(0, dtype=np.int64)
 _NO_HOLD: frozenset[str] = frozenset()
 _NO_LIVE: dict[str, OwnOrder] = {}  # read only
+_NEVER = (1 << 63) - 1
+# (until, own orders, events, cancels in flight, balances, last trade price or None, best bid,
+#  best ask, the decision): see PureMarketMaking._hold
+_Held = tuple[int, tuple[OwnOrder, ...], int, int, Balances, int | None, int, int, Decision]
 
 
 class InventoryCost:
@@ -102,9 +108,15 @@ class PureMarketMaking:
         self._ping_pong = cfg.ping_pong_enabled
         self._last_raw: Any = None  # the kernel's last answer and the Proposal made of it
         self._last_decision: Decision | None = None  # reused while a tick decides the same
-        self._memo_key: tuple | None = None  # the scalar inputs of the last kernel call (None: not memoised)
+        self._memo_key: tuple[object, ...] | None = None  # the scalar inputs of the last kernel call (None: not memoised)
         self._last_proposal = Proposal()
         self._best = tuple(np.zeros(1, dtype=np.int64) for _ in range(4))  # best bid, size, ask, size
+        # The last decision and what it was decided from (see `_hold`); None: decide afresh.
+        self._quiet: _Held | None = None
+        self._events = 0  # calls of on_placed / on_fill / on_closed: the controller's state changed
+        # Decisions that depend on nothing but the inputs `_hold` keys them by: no order-book
+        # depth (order optimization), no external book, no moving band (it moves with time).
+        self._holdable = not self.params.optimize and not self._external and not cfg.moving_price_band_enabled
 
     # ------------------------------------------------------------------ the tick
     # Prices of the rules are exact ratios kept as (numerator, denominator) int pairs in lowest
@@ -112,6 +124,18 @@ class PureMarketMaking:
     def decide(self, snap: MarketSnapshot) -> Decision:
         now = snap.now_ns
         own = snap.own_orders
+        q = self._quiet
+        if q is not None:
+            # The last decision holds while every input it read is the same and no timer or
+            # age boundary has passed (see `_hold_until`): the same decision, not recomputed.
+            book = snap.book
+            if (now < q[0] and book is not None and own is q[1] and self._events == q[2]
+                    and snap.cancels_in_flight == q[3] and (snap.balances is q[4] or snap.balances == q[4])
+                    and (q[5] is None or snap.last_trade_price == q[5])):
+                bid, ask = book.best_bid_raw(), book.best_ask_raw()
+                if bid is not None and ask is not None and bid[0] == q[6] and ask[0] == q[7]:
+                    return q[8]
+            self._quiet = None
         # Our live orders by id, built when a rule below reads them (renewals, hanging orders,
         # cancelling everything when idle).
         need_live = bool(own) and bool(self.renewals or self.hanging or self.candidates)
@@ -148,7 +172,7 @@ class PureMarketMaking:
         timers = self.timers
         proposal = None
         if timers.create_ts <= now:
-            proposal = self._proposal(snap, ref_buy, ref_sell, price, non_hanging)
+            proposal = self._proposal(snap, snap.book, ref_buy, ref_sell, price, non_hanging)
 
         # Ratio rules in integers: price = pn / pd, so (x - price) / price = (x pd - pn) / pn.
         pn, pd = price
@@ -200,9 +224,42 @@ class PureMarketMaking:
         if (last is not None and not cancels and not renew and last.proposal is proposal and not last.cancel
                 and not last.renew and last.refresh == refresh and last.create == create and last.hold == hold
                 and last.reason == reason):
-            return last  # the same decision as last tick: the same (immutable) object
-        d = self._last_decision = Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason, renew)
+            d = last  # the same decision as last tick: the same (immutable) object
+        else:
+            d = self._last_decision = Decision(proposal, tuple(cancels), refresh, create, self.tolerance, hold, reason,
+                                               renew)
+        if self._holdable and not cancels and not renew and not hold and not self.renewals:
+            self._hold(snap, book, non_hanging, d)
         return d
+
+    def _hold(self, snap: MarketSnapshot, book: OrderBook, non_hanging: tuple[OwnOrder, ...] | list[OwnOrder],
+              d: Decision) -> None:
+        """Remember what `d` was decided from, and until when it stays the answer to the same inputs.
+
+        A decision is a function of: the best prices (not their sizes: without order optimization
+        the kernel reads only prices), our live orders (the executor's tuple is rebuilt on every
+        change to them), balances, cancels in flight, the last public trade price (when it is the
+        reference), this controller's own state (every change to it comes through `on_placed`,
+        `on_fill` or `on_closed`, which count `_events`), and the time, only through the timers
+        and the order-age limit: those give the first time it could differ."""
+        now = snap.now_ns
+        until = _NEVER
+        timers = self.timers
+        if timers.create_ts > now:
+            until = timers.create_ts
+        if now < timers.cancel_ts < until:
+            until = timers.cancel_ts
+        if non_hanging:
+            # (t - oldest) // NS > W  <=>  t >= oldest + (W + 1) * NS
+            aged = min(o.created_ns for o in non_hanging) + (self._max_age_whole + 1) * NS
+            if aged < until:
+                until = aged
+        bid, ask = book.best_bid_raw(), book.best_ask_raw()
+        if bid is None or ask is None:
+            return
+        ltp = snap.last_trade_price if self.cfg.price_type == "last_price" else None
+        self._quiet = (until, snap.own_orders, self._events, snap.cancels_in_flight, snap.balances, ltp,
+                       bid[0], ask[0], d)
 
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
@@ -211,7 +268,7 @@ class PureMarketMaking:
         cancels = tuple((cid, reason) for cid in sorted(live)) if cancel_all else ()
         return Decision.idle(reason, cancels)
 
-    def _reference(self, snap: MarketSnapshot, book) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    def _reference(self, snap: MarketSnapshot, book: OrderBook) -> tuple[tuple[int, int], tuple[int, int]] | None:
         """(buy reference, sell reference) as (num, den) in lowest terms."""
         bid, ask = book.best_bid_raw(), book.best_ask_raw()
         if bid is None or ask is None:
@@ -252,6 +309,7 @@ class PureMarketMaking:
                 self.band = (p * (100 + Fraction(self.cfg.price_floor_pct)) / 100,
                              p * (100 + Fraction(self.cfg.price_ceiling_pct)) / 100)
                 self.band_set_ns = now
+            assert self.band is not None  # set just above
             floor, ceiling = self.band
             if p >= ceiling:
                 buys = False
@@ -259,7 +317,7 @@ class PureMarketMaking:
                 sells = False
         return buys, sells
 
-    def _proposal(self, snap: MarketSnapshot, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
+    def _proposal(self, snap: MarketSnapshot, market_book: OrderBook, ref_buy: tuple[int, int], ref_sell: tuple[int, int],
                   price: tuple[int, int], non_hanging: tuple[OwnOrder, ...] | list[OwnOrder]) -> Proposal:
         allow_buys, allow_sells = self._sides_allowed(snap.now_ns, price) if self._bounded else (True, True)
         drop_buys = drop_sells = 0
@@ -274,11 +332,10 @@ class PureMarketMaking:
         if not self._read_book:
             bp = bs = ap = as_ = _EMPTY
         elif self.params.optimize:
-            bp, bs, ap, as_ = snap.book.top_raw(self._book_levels)
+            bp, bs, ap, as_ = market_book.top_raw(self._book_levels)
             memo = False
         else:
-            book = snap.book
-            bid, ask = book.best_bid_raw(), book.best_ask_raw()
+            bid, ask = market_book.best_bid_raw(), market_book.best_ask_raw()
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
             if o.side == "buy":
@@ -327,6 +384,7 @@ class PureMarketMaking:
     # ------------------------------------------------------------------ feedback from the executor
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:
         """The executor placed `quote` as `client_id`: set the refresh timers (once per batch)."""
+        self._events += 1
         if quote.level == HANGING_LEVEL:
             self.hanging.add(client_id)  # a renewed hanging order: no pair, no timers
             return
@@ -335,6 +393,7 @@ class PureMarketMaking:
 
     def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None:
         """A fill of one of our orders (`fully_filled`: the order has nothing left)."""
+        self._events += 1
         self.inventory_cost.on_fill(side, price, qty)
         if not fully_filled:
             return
@@ -360,6 +419,7 @@ class PureMarketMaking:
 
     def on_closed(self, client_id: str) -> None:
         """An order left the book (cancelled, rejected, expired)."""
+        self._events += 1
         self.level_of.pop(client_id, None)
         self.candidates.discard(client_id)
         self.hanging.discard(client_id)

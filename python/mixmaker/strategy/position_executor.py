@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
+from mixmaker._core import OrderView
+from mixmaker.money import rescale_ratio
 from mixmaker.orders import ClientOrderTracker
+from mixmaker.orders.venue import FEE_DECIMALS, Side
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.runnable import CloseType, RunnableStatus
@@ -72,16 +75,25 @@ class PositionExecutor:
         self.trailing_trigger: Fraction | None = None
         self.retries = 0
 
+
+    def _view(self, cid: str) -> OrderView:
+        """An order this executor placed (the tracker keeps every order it was given)."""
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
+        return v
+
     # ------------------------------------------------------------------ figures
-    def _filled(self, cids: list[str]) -> tuple[int, int, int]:
-        """(size, price x size, fees in the quote) over the orders' fills."""
-        qty = cost = fees = 0
+    def _filled(self, cids: list[str]) -> tuple[int, int, Fraction]:
+        """(size, price x size, fees in the quote) over the orders' fills, all in value units
+        (the fees come as `FeeAmount`s, 1e-12 of the quote: exact, a Fraction if finer)."""
+        qty = cost = fee = 0
         for cid in cids:
-            v = self.tracker.get(cid)
+            v = self._view(cid)
             qty += v.filled
             cost += v.cost
-            fees += sum(f for asset, f in v.fees if asset == self.rules.quote)
-        return qty, cost, fees
+            fee += sum(f for asset, f in v.fees if asset == self.rules.quote)
+        return qty, cost, rescale_ratio(fee, FEE_DECIMALS, self.rules.value_decimals)
 
     @property
     def open_filled(self) -> int:
@@ -93,7 +105,7 @@ class PositionExecutor:
 
     def net_pnl_pct(self, close_price: int) -> Fraction | None:
         """(trade PnL in quote - fees) / quote spent to open, marking the position at `close_price`."""
-        qty, cost, fees = self._filled([self.open_id]) if self.open_id else (0, 0, 0)
+        qty, cost, fees = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         if qty == 0:
             return None
         sign = 1 if self.cfg.side == "buy" else -1
@@ -101,7 +113,7 @@ class PositionExecutor:
         return Fraction(pnl, cost)
 
     def report(self) -> dict[str, Any]:
-        oq, oc, of = self._filled([self.open_id]) if self.open_id else (0, 0, 0)
+        oq, oc, of = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         cq, cc, cf = self._filled(self.close_ids)
         sign = 1 if self.cfg.side == "buy" else -1
         return {"status": self.status.name, "close_type": self.close_type.name if self.close_type else None,
@@ -130,13 +142,14 @@ class PositionExecutor:
             if price is None:
                 return  # no book: wait
             self.open_id = await self.tracker.create(cfg.symbol, cfg.side, price, cfg.amount)
-            if self.tracker.get(self.open_id).state == "FAILED":
+            if self._view(self.open_id).state == "FAILED":
                 self.status, self.close_type = RunnableStatus.TERMINATED, CloseType.FAILED
             return
         b = cfg.barrier
-        timed_out = b.time_limit_ns is not None and now >= self.started_ns + b.time_limit_ns
+        started = now if self.started_ns is None else self.started_ns  # set when it started running
+        timed_out = b.time_limit_ns is not None and now >= started + b.time_limit_ns
         if self.open_filled == 0:
-            state = self.tracker.get(self.open_id).state
+            state = self._view(self.open_id).state
             if timed_out or state in ("CANCELED", "EXPIRED", "FAILED"):
                 await self._close(snap, CloseType.TIME_LIMIT if timed_out else CloseType.FAILED)
             return
@@ -161,7 +174,7 @@ class PositionExecutor:
         log.info("%s: position closing: %s", self.cfg.symbol, why.name)
         self.close_type = why
         self.status = RunnableStatus.SHUTTING_DOWN
-        if self.open_id is not None and self.tracker.get(self.open_id).is_live:
+        if self.open_id is not None and self._view(self.open_id).is_live:
             await self.tracker.cancel(self.open_id)
         if why == CloseType.POSITION_HOLD:
             self.status = RunnableStatus.TERMINATED
@@ -170,18 +183,18 @@ class PositionExecutor:
 
     async def _shutting_down(self, snap: MarketSnapshot) -> None:
         """Until what was closed matches what was opened: (re)place the closing order."""
-        if self.open_id is not None and self.tracker.get(self.open_id).is_live:
+        if self.open_id is not None and self._view(self.open_id).is_live:
             return  # the open order's cancel is still travelling; it may fill more
         left = self.open_filled - self.close_filled
         if left <= 0:
             self.status = RunnableStatus.TERMINATED
             return
-        if any(self.tracker.get(c).is_live for c in self.close_ids):
+        if any(self._view(c).is_live for c in self.close_ids):
             return
         if self.retries >= self.cfg.max_retries:
             self.status, self.close_type = RunnableStatus.TERMINATED, CloseType.FAILED
             return
-        side = "sell" if self.cfg.side == "buy" else "buy"
+        side: Side = "sell" if self.cfg.side == "buy" else "buy"
         price = marketable_price(snap, side, self.cfg.close_slippage)
         if price is None:
             return

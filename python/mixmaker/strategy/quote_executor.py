@@ -14,23 +14,25 @@ States: NOT_STARTED -> RUNNING -> SHUTTING_DOWN (cancelling everything) -> TERMI
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from mixmaker import eager
 from mixmaker._core import OrderView
-from mixmaker.frozen import quick_init
 from mixmaker.orders import FillEvent
 from mixmaker.strategy.config import NS
-from mixmaker.strategy.decision import Decision, Quote
+from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.kernel import within_tolerance
-from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
+from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder, Side
 from mixmaker.strategy.runnable import RunnableStatus
 from mixmaker.strategy.single_flight import SingleFlight
 
 _LEAVING = ("PENDING_CANCEL",)
+_new = tuple.__new__  # OwnOrder from a tuple of all its fields (its Python-level __new__ skipped)
 
 
 class QuoteListener(Protocol):
@@ -47,8 +49,8 @@ class OrderEntry(Protocol):
 
     @property
     def version(self) -> int: ...
-    async def create(self, symbol: str, side: str, price: int, quantity: int) -> str: ...
-    async def cancel(self, client_id: str) -> str: ...
+    async def create(self, symbol: str, side: Side, price: int, quantity: int) -> str: ...
+    async def cancel(self, client_id: str) -> object: ...  # the state after it (not read)
     def get(self, client_id: str) -> OrderView | None: ...
 
 
@@ -58,15 +60,20 @@ class Placed:
     created_ns: int
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class ActionReport:
+class ActionReport(NamedTuple):
+    """What one decision's action did (a named tuple: read-only, built in C)."""
+
     created: int
     cancelled: int
     kept: int
     rejected: int
     backed_off: int
     cancel_first: bool
+
+
+# The last apply that changed nothing: (own orders, proposal, refresh, create, tolerance, hold,
+# its report, the decision itself).
+_IdleAfter = tuple[tuple[OwnOrder, ...], Proposal | None, bool, bool, int, frozenset[str], ActionReport, Decision]
 
 
 class QuoteExecutor:
@@ -101,7 +108,7 @@ class QuoteExecutor:
         self._cancelling = 0
         # (own orders, proposal, refresh, create, tolerance, hold, report) of the last apply that
         # changed nothing, to answer the same decision on the same orders without redoing it.
-        self._idle_after: tuple | None = None
+        self._idle_after: _IdleAfter | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -133,22 +140,43 @@ class QuoteExecutor:
         get = self.tracker.get
         for cid, p in self.placed.items():
             v = get(cid)
-            out.append(OwnOrder(cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state))
+            if v is None:
+                raise ExecutorStateError(f"the tracker does not know order {cid}")
+            out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
         self._own = own = tuple(out)
         self._own_at = self.tracker.version
         return own
 
     @property
     def cancels_in_flight(self) -> int:
-        own = self.own_orders()
+        own = self._own
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
         if self._cancelling_of is not own:
             self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
             self._cancelling_of = own
         return self._cancelling
 
+    def view(self) -> tuple[tuple[OwnOrder, ...], int] | None:
+        """(own orders, cancels in flight) for this tick's snapshot, in one call; None while a
+        decision is still being carried out (a snapshot now would show orders half-placed)."""
+        task = self._flight._task
+        if task is not None and not task.done():
+            return None
+        own = self._own
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
+        if self._cancelling_of is not own:
+            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling_of = own
+        return own, self._cancelling
+
     @property
     def busy(self) -> bool:
-        return self._flight.busy
+        task = self._flight._task  # SingleFlight.busy, read every tick without a second property
+        return task is not None and not task.done()
 
     def report(self) -> dict[str, Any]:
         self._sweep()
@@ -162,9 +190,15 @@ class QuoteExecutor:
         """Act on `decision` in the background (called from a synchronous tick). A decision that
         arrives while the previous one is still being carried out is skipped, not queued: the
         next tick's decision will be fresher."""
-        if self.status != RunnableStatus.RUNNING:
+        if self.status is not RunnableStatus.RUNNING:
             return False
-        if not self._flight.busy and self._repeat(decision) is not None:
+        idle = self._idle_after
+        if (idle is not None and idle[7] is decision and idle[0] is self._own and self._own_at == self.tracker.version
+                and self._swept_at == self._own_at and self._flight._task is None):
+            self.stats["kept"] += idle[6].kept  # `_repeat`'s commonest case, without the call
+            return True
+        task = self._flight._task
+        if (task is None or task.done()) and self._repeat(decision) is not None:
             return True  # carried out already: the same decision on the same orders changed nothing
         return self._flight.start(lambda: self.apply(decision, now_ns))
 
@@ -177,12 +211,19 @@ class QuoteExecutor:
         that changed nothing: it changes nothing again (nothing in `_apply` depends on the time
         when nothing is created). None otherwise."""
         idle = self._idle_after
-        if idle is None or idle[0] is not self.own_orders():
+        if idle is None:
+            return None
+        own = self._own  # own_orders(), without the call while nothing changed
+        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
+                or self.status is not RunnableStatus.RUNNING):
+            own = self.own_orders()
+        if idle[0] is not own:
             return None
         if idle[7] is d or (not d.cancel and not d.renew and d.proposal is idle[1] and d.refresh == idle[2]
                             and d.create == idle[3] and d.tolerance == idle[4] and d.hold == idle[5]):
-            self.stats["kept"] += idle[6].kept
-            return idle[6]
+            report: ActionReport = idle[6]
+            self.stats["kept"] += report.kept
+            return report
         return None
 
     async def apply(self, d: Decision, now_ns: int) -> ActionReport:
@@ -204,11 +245,15 @@ class QuoteExecutor:
         kept = 0
         if d.refresh or d.create:
             hold = d.hold
-            working = [o for o in own if o.client_id not in cancels and o.client_id not in hold and o.state not in _LEAVING]
             wanted = d.proposal
             tol = d.tolerance
-            for side in ("buy", "sell"):
-                live = [o for o in working if o.side == side]
+            buys: list[OwnOrder] = []
+            sells: list[OwnOrder] = []
+            for o in own:  # the working orders: not cancelled here, not held, not leaving
+                cid = o.client_id
+                if cid not in cancels and cid not in hold and o.state not in _LEAVING:
+                    (buys if o.side == "buy" else sells).append(o)
+            for side, live in (("buy", buys), ("sell", sells)):
                 if len(live) > 1:
                     live.sort(key=_best_first_buy if side == "buy" else _best_first_sell)
                 quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
@@ -248,7 +293,7 @@ class QuoteExecutor:
                 await self._cancel_all(list(cancels), cancels)
         self._sweep()
         self.stats["kept"] += kept
-        return ActionReport(len(creates), len(cancels), kept, rejected, backed_off, cancel_first)
+        return _new(ActionReport, (len(creates), len(cancels), kept, rejected, backed_off, cancel_first))
 
     def _affordable(self, creates: list[Quote]) -> bool:
         b = self.balances.balances()
@@ -265,20 +310,27 @@ class QuoteExecutor:
             return 0
         if len(quotes) == 1:
             return 0 if await self._create(quotes[0], now_ns) else 1
-        results = await eager.gather(*(self._create(q, now_ns) for q in quotes))
+        # eager.gather, unrolled: each create runs at once; only those that had to wait are awaited.
+        started = [eager.start(self._create(q, now_ns)) for q in quotes]
+        if all(s.done for s in started):
+            return sum(1 for s in started if not s.value())
+        results = await asyncio.gather(*(s.future() for s in started))
         return sum(1 for ok in results if not ok)
 
     async def _create(self, q: Quote, now_ns: int) -> bool:
         cid = await self.tracker.create(self.rules.symbol, q.side, q.price, q.size)
-        state = self.tracker.get(cid).state
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
         key = (q.side, q.level)
-        if state == "FAILED":
+        if v.state == "FAILED":
             failures = self.backoff.get(key, (0, 0))[1] + 1
             wait = min(self.backoff_base_ns << (failures - 1), self.backoff_max_ns)
             self.backoff[key] = (now_ns + wait, failures)
             self.stats["rejected"] += 1
             return False
-        self.backoff.pop(key, None)
+        if self.backoff:
+            self.backoff.pop(key, None)
         self.placed[cid] = Placed(q, now_ns)
         self._own = None
         self.stats["created"] += 1
@@ -286,17 +338,37 @@ class QuoteExecutor:
         return True
 
     async def _cancel_all(self, cids: list[str], reasons: dict[str, str] | str) -> None:
-        todo = [c for c in cids if c in self.placed and self.tracker.get(c).state != "PENDING_CANCEL"]
+        placed, get, stats = self.placed, self.tracker.get, self.stats
+        todo = []
+        for c in cids:
+            if c in placed:
+                v = get(c)
+                if v is None:
+                    raise ExecutorStateError(f"the tracker does not know order {c}")
+                if v.state != "PENDING_CANCEL":
+                    todo.append(c)
         if not todo:
             return
         for c in todo:
             why = reasons if isinstance(reasons, str) else reasons.get(c, "")
-            self.stats[f"cancel: {why}"] += 1
+            stats["cancel: " + why] += 1
         if len(todo) == 1:
             await self.tracker.cancel(todo[0])
         else:
-            await eager.gather(*(self.tracker.cancel(c) for c in todo))
+            started = [eager.start(self.tracker.cancel(c)) for c in todo]
+            if not all(s.done for s in started):
+                await asyncio.gather(*(s.future() for s in started))
+            else:
+                for s in started:
+                    s.value()  # raise the first error, as gather would
         self.stats["cancelled"] += len(todo)
+
+    def _view(self, cid: str) -> OrderView:
+        """An order this executor placed (the tracker keeps every order it was given)."""
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
+        return v
 
     # ------------------------------------------------------------------ news
     def on_fill(self, fill: FillEvent) -> None:
@@ -304,7 +376,7 @@ class QuoteExecutor:
         p = self.placed.get(fill.client_id)
         if p is None:
             return
-        v = self.tracker.get(fill.client_id)
+        v = self._view(fill.client_id)
         self.stats["fills"] += 1
         self.listener.on_fill(fill.client_id, fill.side, fill.price, fill.qty, v.state == "FILLED", self.now_ns())
 
@@ -313,11 +385,22 @@ class QuoteExecutor:
         version = self.tracker.version
         if version != self._swept_at:  # an order can only close by a change in the tracker
             get = self.tracker.get
-            for cid in [c for c in self.placed if not get(c).is_live]:
-                del self.placed[cid]
+            closed = None
+            for cid in self.placed:
+                v = get(cid)
+                if v is None:
+                    raise ExecutorStateError(f"the tracker does not know order {cid}")
+                if not v.is_live:
+                    if closed is None:
+                        closed = []
+                    closed.append((cid, v.state != "FILLED"))
+            if closed is not None:
+                placed = self.placed
                 self._own = None
-                if get(cid).state != "FILLED":
-                    self.listener.on_closed(cid)
+                for cid, unfilled in closed:
+                    del placed[cid]
+                    if unfilled:
+                        self.listener.on_closed(cid)
             self._swept_at = version
         if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED

@@ -4,10 +4,10 @@ old strings read as before, and the backtest counts idle ticks by category, not 
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class IdleKind(str, Enum):
+class IdleKind(StrEnum):
     """Why a controller is not quoting (the category of a `Reason`)."""
 
     BOOK_AWAITING_SNAPSHOT = "book AWAITING_SNAPSHOT"
@@ -35,7 +35,7 @@ class Reason(str):
         self.detail = detail
         return self
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[type[Reason], tuple[IdleKind, str]]:
         return (Reason, (self.kind, self.detail))
 
 

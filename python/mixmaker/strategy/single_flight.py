@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from types import CoroutineType
-from typing import Awaitable, Callable
 
 from mixmaker import eager
 
@@ -24,7 +24,7 @@ class SingleFlight:
         self.skipped = 0
         self.errors = 0
         self.last_error: str | None = None
-        self._task: asyncio.Future | None = None
+        self._task: asyncio.Future[object] | None = None
 
     @property
     def busy(self) -> bool:
@@ -54,7 +54,7 @@ class SingleFlight:
         if self._task is not None and not self._task.done():
             await asyncio.wait([self._task])
 
-    def _done(self, task: asyncio.Future) -> None:
+    def _done(self, task: asyncio.Future[object]) -> None:
         if not task.cancelled() and task.exception() is not None:
             self._failed(task.exception())
 

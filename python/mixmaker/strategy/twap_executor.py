@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
+from mixmaker._core import OrderView
 from mixmaker.orders import ClientOrderTracker
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
@@ -31,6 +32,7 @@ class TwapConfig:
     slippage: Fraction = Fraction(1, 100)
     resubmission_ns: int = 60_000_000_000
     max_retries: int = 10
+
 
     @property
     def number_of_orders(self) -> int:
@@ -53,12 +55,19 @@ class TwapExecutor:
         self.orders: list[tuple[int, str, int]] = []  # (slice index, client id, placed at)
         self.failures = 0
 
+    def _view(self, cid: str) -> OrderView:
+        """An order this executor placed (the tracker keeps every order it was given)."""
+        v = self.tracker.get(cid)
+        if v is None:
+            raise ExecutorStateError(f"the tracker does not know order {cid}")
+        return v
+
     @property
     def filled(self) -> int:
-        return sum(self.tracker.get(cid).filled for _, cid, _ in self.orders)
+        return sum(self._view(cid).filled for _, cid, _ in self.orders)
 
     def report(self) -> dict[str, Any]:
-        cost = sum(self.tracker.get(cid).cost for _, cid, _ in self.orders)
+        cost = sum(self._view(cid).cost for _, cid, _ in self.orders)
         filled = self.filled
         return {"status": self.status.name, "close_type": self.close_type.name if self.close_type else None,
                 "slices": len(self.slices), "orders": len(self.orders), "filled": filled,
@@ -69,7 +78,7 @@ class TwapExecutor:
         if self.status == RunnableStatus.NOT_STARTED:
             self.status, self.started_ns = RunnableStatus.RUNNING, now
         if self.status == RunnableStatus.SHUTTING_DOWN:
-            if not any(self.tracker.get(c).is_live for _, c, _ in self.orders):
+            if not any(self._view(c).is_live for _, c, _ in self.orders):
                 self.status = RunnableStatus.TERMINATED
             return
         if self.status != RunnableStatus.RUNNING:
@@ -79,26 +88,30 @@ class TwapExecutor:
             return
         if self.cfg.mode == "maker":
             await self._resubmit_old(now)
-        due = min(len(self.slices), (now - self.started_ns) // self.cfg.interval_ns + 1)
+        started = now if self.started_ns is None else self.started_ns  # set when it started running
+        due = min(len(self.slices), (now - started) // self.cfg.interval_ns + 1)
         placed = {i for i, _, _ in self.orders}
         for i in range(due):
             if i in placed and not self._needs_retry(i):
                 continue
             await self._place(snap, i, self.slices[i] - self._slice_filled(i))
-            if self.status != RunnableStatus.RUNNING:
+            if self._ended():  # placing may end it (too many failures)
                 return
 
+    def _ended(self) -> bool:
+        return self.status != RunnableStatus.RUNNING
+
     def _slice_filled(self, i: int) -> int:
-        return sum(self.tracker.get(c).filled for j, c, _ in self.orders if j == i)
+        return sum(self._view(c).filled for j, c, _ in self.orders if j == i)
 
     def _needs_retry(self, i: int) -> bool:
         """A slice whose orders all closed without filling it (rejected, expired, replaced)."""
-        live = any(self.tracker.get(c).is_live for j, c, _ in self.orders if j == i)
+        live = any(self._view(c).is_live for j, c, _ in self.orders if j == i)
         return not live and self._slice_filled(i) < self.slices[i]
 
     async def _resubmit_old(self, now: int) -> None:
         for _, cid, at in self.orders:
-            if now - at >= self.cfg.resubmission_ns and self.tracker.get(cid).is_live:
+            if now - at >= self.cfg.resubmission_ns and self._view(cid).is_live:
                 await self.tracker.cancel(cid)
 
     async def _place(self, snap: MarketSnapshot, i: int, qty: int) -> None:
@@ -114,7 +127,7 @@ class TwapExecutor:
             return  # no book this tick
         cid = await self.tracker.create(self.cfg.symbol, side, price, qty)
         self.orders.append((i, cid, snap.now_ns))
-        if self.tracker.get(cid).state == "FAILED":
+        if self._view(cid).state == "FAILED":
             self.failures += 1
             if self.failures >= self.cfg.max_retries:
                 log.warning("%s: TWAP gives up after %d rejected orders", self.cfg.symbol, self.failures)
@@ -125,7 +138,7 @@ class TwapExecutor:
         if self.status in (RunnableStatus.NOT_STARTED, RunnableStatus.RUNNING):
             self.status, self.close_type = RunnableStatus.SHUTTING_DOWN, CloseType.EARLY_STOP
             for _, cid, _ in self.orders:
-                if self.tracker.get(cid).is_live:
+                if self._view(cid).is_live:
                     await self.tracker.cancel(cid)
-            if not any(self.tracker.get(c).is_live for _, c, _ in self.orders):
+            if not any(self._view(c).is_live for _, c, _ in self.orders):
                 self.status = RunnableStatus.TERMINATED
