@@ -26,7 +26,7 @@ from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 from mixmaker.sim.exchange.feed import RecordedFeed
 from mixmaker.sim.exchange.matching import MatchingEngine, SymbolRules
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 
 SPOT = Path(__file__).resolve().parents[2] / "shared/data/market/binance_spot_btcusdt_20240808_hftbacktest.gz"
 RULES = (SymbolRules("BTCUSDT", "BTC", "USDT"),)

@@ -10,7 +10,7 @@ import ccxt.async_support as ccxt
 from mixmaker.connectors import RateLimiter
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.ccxt_routing import route_through
-from mixmaker.connectors.ccxt_venue import CcxtVenue
+from mixmaker.connectors.ccxt_account import CcxtVenue
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
 
 

@@ -18,9 +18,9 @@ import ccxt.async_support as ccxt
 from mixmaker.connectors import RateLimiter
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.ccxt_routing import route_through
-from mixmaker.connectors.ccxt_venue import CcxtVenue
+from mixmaker.connectors.ccxt_account import CcxtVenue
 from mixmaker.orders import ClientOrderTracker
-from mixmaker.orders.venue import OrderReport, OrderRequest
+from mixmaker.orders.protocol import OrderReport, OrderRequest
 from mixmaker.store import SqliteStore
 
 

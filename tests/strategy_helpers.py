@@ -7,7 +7,7 @@ import functools
 from decimal import Decimal
 from typing import Any, Awaitable, Callable
 
-from mixmaker.backtest.venue import SimVenue
+from mixmaker.backtest.sim_venue import SimVenue
 from mixmaker.book import OrderBook
 from mixmaker.orders import ClientOrderTracker
 from mixmaker.store import SqliteStore

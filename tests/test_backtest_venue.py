@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixmaker.backtest.venue import SimVenue, _level_size, charged_fee, fee_of
+from mixmaker.backtest.sim_venue import SimVenue, _level_size, charged_fee, fee_of
 from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderRequest
 from mixmaker.strategy import SCALE
 from strategy_helpers import RULES, V, book, in_loop

@@ -18,7 +18,7 @@ from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 

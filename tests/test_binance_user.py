@@ -17,7 +17,7 @@ from mixmaker._core import Side
 from mixmaker.connectors.binance_user import UserStream, UserStreamError  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 

@@ -21,7 +21,7 @@ from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
 from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import VenueUnavailableError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 

@@ -14,11 +14,11 @@ pytest.importorskip("picows", reason="the simulator's WebSocket side needs picow
 from connector_helpers import start_sim, venue_for  # noqa: E402
 
 from mixmaker._core import Side
-from mixmaker.connectors.ccxt_venue import CcxtVenue, market_rules  # noqa: E402
+from mixmaker.connectors.ccxt_account import CcxtVenue, market_rules  # noqa: E402
 from mixmaker.markets import MarketRules, MarketRulesError  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 
@@ -121,7 +121,7 @@ def test_exact_conversions():
 def test_a_fee_has_one_scale_on_every_live_path():
     """REST (ccxt) and the Binance user stream state one fee the same way: 1e-12 of its asset."""
     from mixmaker.connectors.binance_user import trade_report
-    from mixmaker.orders.venue import FEE_DECIMALS, fee_amount
+    from mixmaker.orders.protocol import FEE_DECIMALS, fee_amount
 
     m = MarketRules("BTCUSDT", "BTC", "USDT", 2, 5, 1, 1)
     ws = trade_report({"t": 7, "i": 9, "c": "x", "S": "BUY", "L": "50000.00", "l": "0.01000", "n": "0.00000750",

@@ -22,7 +22,7 @@ from mixmaker._core import Side
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.ccxt_connector import CcxtConnector  # noqa: E402
-from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
+from mixmaker.connectors.ccxt_account import CcxtVenue  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderNotFoundError, OrderReport  # noqa: E402
 from mixmaker.orders.trade_pages import (  # noqa: E402
@@ -31,7 +31,7 @@ from mixmaker.orders.trade_pages import (  # noqa: E402
     trades_by_id,
     trades_by_time,
 )
-from mixmaker.orders.venue import OrderRequest, TradeReport  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest, TradeReport  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 LOT = "0.00001"  # one fill each: the market's smallest size

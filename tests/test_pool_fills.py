@@ -15,7 +15,7 @@ from mixmaker._core import Side
 from mixmaker.funds.accounts import ROUNDING, Flow, exchange, inflow, pool, user_order
 from mixmaker.funds.ledger import Ledger
 from mixmaker.orders import FillEvent
-from mixmaker.orders.venue import OrderRequest
+from mixmaker.orders.protocol import OrderRequest
 from mixmaker.store import SqliteStore
 from mixmaker.users.pool_fills import FillBook, FillMarket
 from mixmaker.users.pools import PoolError

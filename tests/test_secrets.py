@@ -29,7 +29,7 @@ from mixmaker._core import Side  # noqa: E402
 from mixmaker.connectors.binance import BinanceEndpoints, BinanceSpotConnector  # noqa: E402
 from mixmaker.connectors.ccxt_sealed import PLACEHOLDER, sealed_exchange  # noqa: E402
 from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig  # noqa: E402
 
 KEY = "kEyOfTheTest0123456789abcdefABCDEF0123456789abcdefABCDEF01234567"  # 64 characters, as Binance's

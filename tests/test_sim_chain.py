@@ -22,7 +22,7 @@ pytest.importorskip("picows", reason="the exchange simulator's WebSocket side ne
 from connector_helpers import venue_for  # noqa: E402
 from mixin_world import World, make_world  # noqa: E402
 
-from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
+from mixmaker.connectors.ccxt_account import CcxtVenue  # noqa: E402
 from mixmaker.mixin.amounts import to_units  # noqa: E402
 from mixmaker.mixin.payments import Payments  # noqa: E402
 from mixmaker.mixin.snapshots import SnapshotReader  # noqa: E402

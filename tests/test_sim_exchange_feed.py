@@ -9,7 +9,7 @@ from conftest import ParsedFeed, recording_path
 from mixmaker.sim.exchange.feed import RecordedFeed, SyntheticFeed
 from mixmaker.sim.exchange.matching import SymbolRules
 from mixmaker.sim.exchange.server import ExchangeSim, SimConfig
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 from sim_exchange_helpers import MARKET, SYMBOL, pro_client, run, synced_book, until
 
 RULES = (SymbolRules(SYMBOL, "BTC", "USDT"),)

@@ -22,11 +22,11 @@ from mixmaker._core import Side
 from mixmaker.connectors import RateLimiter  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
-from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
+from mixmaker.connectors.ccxt_account import CcxtVenue  # noqa: E402
 from mixmaker.mixin import Keystore, MixinClient  # noqa: E402
 from mixmaker.mixin.amounts import to_units  # noqa: E402
 from mixmaker.mixin.payments import Payments  # noqa: E402
-from mixmaker.orders.venue import OrderRequest  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.sim.mixin.setup import BTC  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 

@@ -21,9 +21,9 @@ from mixmaker._core import Side
 from mixmaker.connectors import RateLimiter  # noqa: E402
 from mixmaker.connectors import binance_limits as bl  # noqa: E402
 from mixmaker.connectors.ccxt_routing import route_through  # noqa: E402
-from mixmaker.connectors.ccxt_venue import CcxtVenue  # noqa: E402
+from mixmaker.connectors.ccxt_account import CcxtVenue  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderRejectedError  # noqa: E402
-from mixmaker.orders.venue import OrderRequest, VenueStatus  # noqa: E402
+from mixmaker.orders.protocol import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
 
 RECV_WINDOW_MS = 3000

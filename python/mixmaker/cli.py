@@ -24,8 +24,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from mixmaker.replay.detect import RULES
 from mixmaker.replay.errors import ReplayError
-from mixmaker.replay.venue import RULES
 
 PROG = "mixmaker"
 
@@ -121,11 +121,11 @@ def _positive(text: str) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     # Imported here so `mixmaker --help` works even when the compiled core is missing.
+    from mixmaker.replay.detect import Detected, resolve
     from mixmaker.replay.recording import open_recording
     from mixmaker.replay.report import render_json, render_table
     from mixmaker.replay.runner import replay
     from mixmaker.replay.synthetic import synthetic_feed
-    from mixmaker.replay.venue import Detected, resolve
 
     if args.file is None:
         feed = synthetic_feed(seed=args.seed)

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 from mixmaker.money import rescale
 from mixmaker.orders import FillEvent
-from mixmaker.orders.venue import FEE_DECIMALS
+from mixmaker.orders.protocol import FEE_DECIMALS
 
 
 class Accounting:

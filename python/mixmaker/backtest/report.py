@@ -12,7 +12,7 @@ from typing import Any
 
 from mixmaker.backtest.outcome import RunOutcome
 from mixmaker.money import Rounding, format_exact, format_units, format_units_many, rescale, round_units
-from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount
+from mixmaker.orders.protocol import FEE_DECIMALS, FeeAmount
 
 exact = format_exact  # a value in scaled units (int, or a half from a mid mark) as decimal text
 

@@ -37,7 +37,7 @@ from mixmaker.backtest.feed import TimedFeed
 from mixmaker.backtest.journal import MemoryJournal
 from mixmaker.backtest.outcome import RunOutcome, Sample, TickRows
 from mixmaker.backtest.report import build_report
-from mixmaker.backtest.venue import SimVenue
+from mixmaker.backtest.sim_venue import SimVenue
 from mixmaker.book import BookState
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
 from mixmaker.errors import MixmakerError

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Protocol, runtime_checkable
 
 from mixmaker.markets import MarketRules
-from mixmaker.orders.venue import OrderVenue
+from mixmaker.orders.protocol import OrderVenue
 
 __all__ = ["Balance", "DepositAddress", "Transfer", "VenueAccount"]
 

@@ -28,9 +28,9 @@ from mixmaker.book import BookState, BookSync, OrderBook, SyncRule
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.binance_depth import DepthStream
 from mixmaker.connectors.binance_user import UserStream
+from mixmaker.connectors.ccxt_account import CcxtVenue
 from mixmaker.connectors.ccxt_routing import route_through
 from mixmaker.connectors.ccxt_sealed import sealed_exchange
-from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Pool, RateLimiter
 from mixmaker.markets import MarketRules

@@ -27,13 +27,13 @@ from picows import WSMsgType, WSTransport
 from mixmaker.connectors import binance_limits as bl
 from mixmaker.connectors.account import Balance
 from mixmaker.connectors.backoff import Backoff
-from mixmaker.connectors.ccxt_venue import exact, fee_of
+from mixmaker.connectors.ccxt_account import exact, fee_of
 from mixmaker.connectors.credentials import ApiCredentials
 from mixmaker.connectors.limiter import Priority, RateLimiter
 from mixmaker.connectors.reconnect import ReconnectingSocket
 from mixmaker.errors import MixmakerError
 from mixmaker.markets import MarketRules
-from mixmaker.orders.venue import OrderReport, Side, TradeReport, VenueStatus
+from mixmaker.orders.protocol import OrderReport, Side, TradeReport, VenueStatus
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import ccxt.async_support as ccxt
 
 from mixmaker.book import BookState, BookSync, OrderBook, SyncRule
 from mixmaker.connectors.backoff import Backoff
+from mixmaker.connectors.ccxt_account import CcxtVenue
 from mixmaker.connectors.ccxt_routing import route_through
 from mixmaker.connectors.ccxt_stream import CcxtProBook
-from mixmaker.connectors.ccxt_venue import CcxtVenue
 from mixmaker.connectors.limiter import Pool, RateLimiter
 from mixmaker.markets import MarketRules
 from mixmaker.orders import ClientOrderTracker

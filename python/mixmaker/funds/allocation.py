@@ -94,7 +94,7 @@ class SimVenueAccount:
     deposit history), the simulator's REST root (its operator deposit call) and the simulator's
     own name for the account."""
 
-    venue: Any  # mixmaker.connectors.ccxt_venue.CcxtVenue
+    venue: Any  # mixmaker.connectors.ccxt_account.CcxtVenue
     rest_url: str
     sim_account: str
 

@@ -29,8 +29,8 @@ from mixmaker.orders.errors import (
     VenueUnavailableError,
 )
 from mixmaker.orders.journal import FillEvent, OrderJournal
+from mixmaker.orders.protocol import OrderReport, OrderRequest, OrderVenue, TradeReport
 from mixmaker.orders.tracker import ClientOrderTracker
-from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, TradeReport
 
 STATES: tuple[OrderState, ...] = OrderState.ALL
 EVENTS: tuple[OrderEvent, ...] = OrderEvent.ALL

@@ -20,7 +20,7 @@ from typing import TypeVar
 from mixmaker._core import ArgumentError, OrderEvent, OrderSet, Side
 from mixmaker.frozen import quick_init
 from mixmaker.orders.errors import JournalCorruptError, OrderError
-from mixmaker.orders.venue import FeeAmount
+from mixmaker.orders.protocol import FeeAmount
 from mixmaker.store import Store
 from mixmaker.store.base import Row, Transaction
 

@@ -38,7 +38,7 @@ from mixmaker.orders.errors import (
 )
 from mixmaker.orders.ids import DEFAULT_PREFIX, generator_for
 from mixmaker.orders.journal import FillEvent, JournalEvent, JournalOrder, OrderJournal
-from mixmaker.orders.venue import (
+from mixmaker.orders.protocol import (
     OrderReport,
     OrderRequest,
     OrderTradesVenue,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from mixmaker.orders.errors import VenueUnavailableError
-from mixmaker.orders.venue import TradeReport
+from mixmaker.orders.protocol import TradeReport
 
 #: Binance's widest `startTime`..`endTime` span for `myTrades` (inclusive ends: 24 h less 1 ms).
 WINDOW_MS = 86_400_000

@@ -8,6 +8,7 @@ feed with no data files, `runner` drives a BookSync, `ticker_check` is the bookT
 `report` renders results.
 """
 
+from mixmaker.replay.detect import RULES, VenueSpec
 from mixmaker.replay.errors import (
     BookSettingsError,
     CoreNotBuiltError,
@@ -19,7 +20,6 @@ from mixmaker.replay.errors import (
 from mixmaker.replay.recording import Recording, open_recording
 from mixmaker.replay.runner import ReplayResult, is_rest_snapshot, new_sync, replay, route
 from mixmaker.replay.synthetic import SyntheticFeed, synthetic_feed
-from mixmaker.replay.venue import RULES, VenueSpec
 
 __all__ = [
     "RULES",

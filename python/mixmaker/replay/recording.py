@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from mixmaker.replay.detect import VenueSpec, detect, resolve
 from mixmaker.replay.errors import RecordingNotFoundError, UnreadableRecordingError
-from mixmaker.replay.venue import VenueSpec, detect, resolve
 
 Container = Literal["gzip", "zip", "plain"]
 

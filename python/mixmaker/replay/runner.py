@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 from mixmaker.money import format_units
+from mixmaker.replay.detect import VenueSpec
 from mixmaker.replay.errors import BookSettingsError, CoreNotBuiltError
 from mixmaker.replay.ticker_check import TickerCheck, TickerMismatch
-from mixmaker.replay.venue import VenueSpec
 
 if TYPE_CHECKING:
     from mixmaker.book import BookState, BookSync

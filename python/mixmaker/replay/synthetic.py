@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mixmaker._core import SyncRule
 from mixmaker.money import format_units
-from mixmaker.replay.venue import VenueSpec
+from mixmaker.replay.detect import VenueSpec
 
 PRICE_DECIMALS = 2
 SIZE_DECIMALS = 3

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from mixmaker._core import OrderView
 from mixmaker.money import rescale_ratio
 from mixmaker.orders import ClientOrderTracker
-from mixmaker.orders.venue import FEE_DECIMALS, Side
+from mixmaker.orders.protocol import FEE_DECIMALS, Side
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.runnable import CloseType, RunnableStatus

@@ -35,12 +35,12 @@ from mixmaker.funds.accounts import (
 )
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
 from mixmaker.orders import FillEvent
-from mixmaker.orders.venue import OrderRequest, Side
+from mixmaker.orders.protocol import OrderRequest, Side
 from mixmaker.store import Store
 from mixmaker.store.base import Transaction
 from mixmaker.users.pools import PoolError
 
-#: The tracker's fee scale (`mixmaker.connectors.ccxt_venue.FEE_DECIMALS`).
+#: The tracker's fee scale (`mixmaker.connectors.ccxt_account.FEE_DECIMALS`).
 TRACKER_FEE_DECIMALS = 12
 
 MIGRATIONS = [

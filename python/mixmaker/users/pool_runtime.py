@@ -33,7 +33,7 @@ from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
 from mixmaker.funds.assets import AssetMap
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView
-from mixmaker.orders.venue import OrderReport, OrderRequest, OrderVenue, Side, TradeReport
+from mixmaker.orders.protocol import OrderReport, OrderRequest, OrderVenue, Side, TradeReport
 from mixmaker.store import Store
 from mixmaker.strategy import (
     AvellanedaConfig,

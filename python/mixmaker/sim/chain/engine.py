@@ -26,7 +26,7 @@ from typing import Any
 from mixmaker.sim import networks
 from mixmaker.sim.chain.model import ChainConfig, ChainError, Fault, FaultPlan, Move, MoveState, Place, Withdrawal
 from mixmaker.sim.chain.sides import ChainSide, LocalExchange, LocalMixin, SideUnavailableError
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 from mixmaker.sim.mixin.state import SimState
 
 log = logging.getLogger("mixmaker.sim.chain")

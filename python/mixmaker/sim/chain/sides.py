@@ -19,7 +19,7 @@ from mixmaker.mixin.amounts import AmountError, to_units
 from mixmaker.sim.chain.model import ChainError, Move, Place, Withdrawal
 from mixmaker.sim.exchange.capital import WithdrawStatus
 from mixmaker.sim.exchange.errors import ExchangeError
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 from mixmaker.sim.mixin.state import SimError, SimState
 
 T = TypeVar("T")

@@ -8,8 +8,8 @@ from typing import Any
 
 from mixmaker.sim.exchange.capital import WithdrawStatus
 from mixmaker.sim.exchange.errors import BadParameter
+from mixmaker.sim.exchange.operations import Venue
 from mixmaker.sim.exchange.params import decimal, integer, required
-from mixmaker.sim.exchange.venue import Venue
 
 
 def attach(venue: Venue, params: Mapping[str, str]) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 
 from mixmaker.replay.recording import open_recording
 from mixmaker.sim.exchange.matching import BUY, SELL
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 
 ZERO = Decimal(0)
 

@@ -19,7 +19,7 @@ from typing import Any
 from mixmaker.sim.exchange.accounts import MARKET
 from mixmaker.sim.exchange.capital import Transfer
 from mixmaker.sim.exchange.matching import BUY, Fill, Order
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 
 FORMAT = 1
 _ORDER_DECIMALS = ("price", "orig_qty", "executed_qty", "cum_quote", "locked")

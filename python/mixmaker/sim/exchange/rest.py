@@ -20,7 +20,7 @@ from mixmaker.sim.exchange import chain_api
 from mixmaker.sim.exchange.errors import BackendTimeout, ExchangeError, RateLimited
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 
 Params = Mapping[str, str]
 Action = Callable[[Venue, str, Params], Any]

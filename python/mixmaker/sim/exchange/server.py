@@ -22,8 +22,8 @@ from mixmaker.sim.exchange import wire
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Order, SymbolRules
+from mixmaker.sim.exchange.operations import DEFAULT_RULES, Venue, wall_ms
 from mixmaker.sim.exchange.rest import RestApi
-from mixmaker.sim.exchange.venue import DEFAULT_RULES, Venue, wall_ms
 from mixmaker.sim.exchange.ws import StreamHub
 
 

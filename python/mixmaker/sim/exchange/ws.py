@@ -25,7 +25,7 @@ from mixmaker.sim.exchange.errors import BackendTimeout, BadParameter, ExchangeE
 from mixmaker.sim.exchange.faults import Faults
 from mixmaker.sim.exchange.limits import OrderCounter, WeightLimiter
 from mixmaker.sim.exchange.matching import Diff
-from mixmaker.sim.exchange.venue import Venue
+from mixmaker.sim.exchange.operations import Venue
 
 log = logging.getLogger(__name__)
 WS_API_PATH = "/ws-api/v3"

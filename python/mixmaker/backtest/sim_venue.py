@@ -39,7 +39,7 @@ from mixmaker.orders import (
     OrderRequest,
     TradeReport,
 )
-from mixmaker.orders.venue import FEE_DECIMALS, FeeAmount, Side, VenueStatus
+from mixmaker.orders.protocol import FEE_DECIMALS, FeeAmount, Side, VenueStatus
 from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 

@@ -33,8 +33,8 @@ from mixmaker.errors import MixmakerError
 from mixmaker.markets import MarketRules, MarketRulesError
 from mixmaker.money import AmountError, Rounding, decimals_of, exact_decimal, to_units
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueError, VenueUnavailableError
+from mixmaker.orders.protocol import FeeAmount, OrderReport, OrderRequest, Side, TradeReport, VenueStatus, fee_amount
 from mixmaker.orders.trade_pages import MAX_PAGE, MAX_PAGES, TradePage, trades_by_id, trades_by_time
-from mixmaker.orders.venue import FeeAmount, OrderReport, OrderRequest, Side, TradeReport, VenueStatus, fee_amount
 
 T = TypeVar("T")
 
