@@ -248,11 +248,18 @@ class ClientOrderTracker:
 
     async def cancel(self, client_id: str) -> OrderState:
         """Cancels an order; returns its state afterwards. A second call while one is in flight
-        waits for the first instead of sending another request."""
+        waits for the first instead of sending another request. A LOST order is cancelled (and
+        asked about) only on its own backoff: callers that retry every round (a pool releasing
+        a member) would otherwise spend the venue's request weight on it without end."""
         if client_id not in self.orders:
             raise UnknownOrderError(f"no order with client id {client_id!r}")
         if client_id in self._cancels:
             self.stats["cancel_deduplicated"] += 1
+        elif self._lost(self._view(client_id)):
+            if not self._lost_check_due(client_id, self._clock()):
+                self.stats["lost_cancel_deferred"] += 1
+                return self.orders.state(client_id)
+            self.stats["lost_checks"] += 1
         return await self._once(self._cancels, client_id, self._cancel)
 
     async def _cancel(self, cid: str) -> OrderState:
@@ -457,19 +464,22 @@ class ClientOrderTracker:
             if not lost:
                 self._lost_checks.pop(cid, None)
             if lost:
-                if self._lost_check_due(cid, now):
-                    self.stats["lost_checks"] += 1
-                    await self.cancel(cid)
+                await self.cancel(cid)  # on the LOST order's own backoff
             elif state in (OrderState.PENDING_CREATE, OrderState.PENDING_CANCEL) and now - self._last_change.get(cid, 0) >= self.inflight_timeout:
                 await self.resolve(cid)
         if self.trade_scan_interval_s is not None and now >= self._next_scan:
             await self.catch_up()
-        try:
-            opens = await self._call(self.venue.fetch_open_orders(None))
-        except VenueUnavailableError:
-            self.stats["query_failed"] += 1
-            return
-        at_venue = {self._name(r.client_id, r.exchange_id): r for r in opens}
+        # Per symbol with live orders: Binance weighs openOrders 6 for one symbol and 80 for all,
+        # and this runs every poll; with nothing live there is nothing to compare.
+        symbols = sorted({self._view(cid).symbol for cid in self.orders.live_ids()})
+        at_venue: dict[str, OrderReport] = {}
+        for symbol in symbols:
+            try:
+                opens = await self._call(self.venue.fetch_open_orders(symbol))
+            except VenueUnavailableError:
+                self.stats["query_failed"] += 1
+                return
+            at_venue.update((self._name(r.client_id, r.exchange_id), r) for r in opens)
         for cid in self.orders.live_ids():
             rep = at_venue.get(cid)
             v = self._view(cid)

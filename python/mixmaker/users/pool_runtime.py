@@ -319,7 +319,7 @@ class PoolRuntime:
                 await self.tracker.poll()
             except Exception as e:  # noqa: BLE001 - asked again on the next round
                 log.warning("%s: poll while stopping failed: %s", self.venue_account, e)
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)  # each round asks the venue (openOrders, per symbol)
         return not live
 
     async def _poll(self) -> None:
