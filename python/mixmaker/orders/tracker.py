@@ -472,7 +472,7 @@ class ClientOrderTracker:
         # Per symbol with live orders: Binance weighs openOrders 6 for one symbol and 80 for all,
         # and this runs every poll; with nothing live there is nothing to compare.
         symbols = sorted({self._view(cid).symbol for cid in self.orders.live_ids()})
-        at_venue: dict[str, OrderReport] = {}
+        at_venue: dict[str | None, OrderReport] = {}
         for symbol in symbols:
             try:
                 opens = await self._call(self.venue.fetch_open_orders(symbol))
