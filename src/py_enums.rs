@@ -5,9 +5,8 @@
 //! variants in the core's order. Methods return the type's own variant objects, so
 //! `view.state is OrderState.OPEN` holds. Arguments accept the enum or its value.
 //!
-//! Compatibility, until the Python code compares enums instead of strings: a variant equals its
-//! value string (`OrderState.OPEN == "OPEN"`) and hashes like it, so `state in ("OPEN", ...)`
-//! and string-keyed sets and dicts keep working; `str()` is the value.
+//! A variant equals only itself (`Side.BUY == "buy"` is False: compare enums, not names);
+//! `str()` is the value, for text and logs.
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::sync::PyOnceLock;
@@ -121,16 +120,13 @@ macro_rules! py_enum {
                 self.value()
             }
 
-            // Compatibility (see the module note): equal to, and hashed like, the value string.
+            // Equal only to the same variant: anything else (a name string too) is not ours.
             fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
                 let py = other.py();
-                let same = if let Ok(o) = other.cast::<$py>() {
-                    *o.get() == *self
-                } else if let Ok(s) = other.cast::<PyString>() {
-                    s.to_str()? == self.value()
-                } else {
+                let Ok(o) = other.cast::<$py>() else {
                     return Ok(py.NotImplemented());
                 };
+                let same = *o.get() == *self;
                 match op {
                     CompareOp::Eq => Ok(pyo3::types::PyBool::new(py, same).to_owned().into_any().unbind()),
                     CompareOp::Ne => Ok(pyo3::types::PyBool::new(py, !same).to_owned().into_any().unbind()),
@@ -138,6 +134,7 @@ macro_rules! py_enum {
                 }
             }
 
+            // The value's hash: consistent with equality (one variant, one value).
             fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
                 PyString::new(py, self.value()).hash()
             }

@@ -246,7 +246,7 @@ def synthetic():
 @pytest.fixture(scope="session")
 def synthetic_parsed(synthetic) -> ParsedFeed:
     s = synthetic.spec
-    return parse_feed("synthetic", s.rule, s.price_decimals, s.size_decimals, list(synthetic.messages))
+    return parse_feed("synthetic", s.rule.value, s.price_decimals, s.size_decimals, list(synthetic.messages))
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from mixmaker.orders import (
     TradeReport,
     VenueUnavailableError,
 )
+from mixmaker.orders.protocol import VenueStatus
 
 
 @dataclass
@@ -42,7 +43,8 @@ class VenueOrder:
     status: str = "open"
 
     def report(self) -> OrderReport:
-        return OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, self.status, self.price,
+        # Its own words inside, mapped onto the protocol's statuses as an adapter does.
+        return OrderReport(self.client_id, self.exchange_id, self.symbol, self.side, VenueStatus(self.status), self.price,
                            self.quantity, self.filled)
 
 

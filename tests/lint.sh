@@ -11,7 +11,7 @@ python="${PYTHON:-python3}"
 # empties this list (and then this whole block can go). Excluded packages are still read by
 # mypy where the rest imports them (follow_imports=silent): their types count, their errors
 # are not reported.
-LINT_EXCLUDE=(backtest strategy)
+LINT_EXCLUDE=()
 # ---------------------------------------------------------------------------------------------
 
 ruff_args=()

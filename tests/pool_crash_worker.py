@@ -95,7 +95,7 @@ def main(db: str, venue_path: str, step: str, nth: int) -> None:
 
     async def trade() -> None:
         await tracker.start()
-        for side, price, qty in (("sell", 6_000_100, 600), ("buy", 5_999_900, 500)):  # 0.006 at 60001, 0.005 at 59999
+        for side, price, qty in ((Side.SELL, 6_000_100, 600), (Side.BUY, 5_999_900, 500)):  # 0.006 at 60001, 0.005 at 59999
             if not [c for c in fills.orders_of(POOL) if c in venue.orders and venue.orders[c].side == side]:
                 await orders.create("BTCUSDT", side, price, qty)
         mine = [c for c in fills.orders_of(POOL) if c in venue.orders]  # sent (a kill may have stopped one before)

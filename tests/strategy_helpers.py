@@ -9,7 +9,7 @@ from typing import Any, Awaitable, Callable
 
 from mixmaker.backtest.sim_venue import SimVenue
 from mixmaker.book import OrderBook
-from mixmaker.orders import ClientOrderTracker
+from mixmaker.orders import ClientOrderTracker, OrderState, Side
 from mixmaker.store import SqliteStore
 from mixmaker.strategy import Balances, MarketConfig, MarketRules, MarketSnapshot, OwnOrder, PMMConfig, Quote, QuoteExecutor
 
@@ -43,7 +43,7 @@ def snapshot(ob: OrderBook | None, *, now_s: float = 1000, bal: Balances | None 
 def own(cid: str, side: str, price: str, qty: str = "1", created_s: float = 1000, remaining: str | None = None) -> OwnOrder:
     q = int(Decimal(qty) * 1000)
     r = q if remaining is None else int(Decimal(remaining) * 1000)
-    return OwnOrder(cid, side, int(Decimal(price) * 100), q, r, int(created_s * 1e9), "OPEN")
+    return OwnOrder(cid, Side.from_value(side), int(Decimal(price) * 100), q, r, int(created_s * 1e9), OrderState.OPEN)
 
 
 def prices(quotes) -> list[str]:

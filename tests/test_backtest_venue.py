@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mixmaker.backtest.sim_venue import SimVenue, _level_size, charged_fee, fee_of
-from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderRequest
+from mixmaker.orders import OrderNotFoundError, OrderRejectedError, OrderRequest, Side
+from mixmaker.orders.protocol import VenueStatus
 from mixmaker.strategy import SCALE
 from strategy_helpers import RULES, V, book, in_loop
 
@@ -20,7 +21,7 @@ def venue(**kw) -> SimVenue:
 
 
 def req(cid, side, price, qty=1000):
-    return OrderRequest(cid, "TESTUSDT", side, price, qty)
+    return OrderRequest(cid, "TESTUSDT", Side.from_value(side), price, qty)
 
 
 def test_fees_round_in_the_venues_favour():
@@ -38,10 +39,10 @@ def test_a_fee_is_reported_as_live_venues_do_in_1e12_of_the_quote():
 
 def test_level_size_lookup():
     levels = book([("99.90", "2"), ("99.70", "3")], [("100.10", "1")]).top_raw(10)
-    assert _level_size(levels, "buy", 9990) == 2000
-    assert _level_size(levels, "buy", 9980) == 0  # inside the levels, empty
-    assert _level_size(levels, "buy", 9960) is None  # beyond the levels read
-    assert _level_size(levels, "sell", 10010) == 1000 and _level_size(levels, "sell", 10020) is None
+    assert _level_size(levels, Side.BUY, 9990) == 2000
+    assert _level_size(levels, Side.BUY, 9980) == 0  # inside the levels, empty
+    assert _level_size(levels, Side.BUY, 9960) is None  # beyond the levels read
+    assert _level_size(levels, Side.SELL, 10010) == 1000 and _level_size(levels, Side.SELL, 10020) is None
 
 
 @in_loop
@@ -54,7 +55,7 @@ async def test_grid_balance_and_post_only_rejects():
     with pytest.raises(OrderRejectedError, match="immediately match"):
         await v.create_order(req("c", "buy", 10010))
     rep = await v.create_order(req("d", "buy", 9990))
-    assert rep.status == "open" and v.balances().quote_free == 10_000 * V - 9990 * 1000
+    assert rep.status == VenueStatus.OPEN and v.balances().quote_free == 10_000 * V - 9990 * 1000
     with pytest.raises(OrderNotFoundError):
         await v.cancel_order("TESTUSDT", "zzz", None)
 
@@ -65,7 +66,7 @@ async def test_an_order_that_would_take_on_arrival_expires():
     await v.create_order(req("a", "buy", 10000))
     v.book = book([("99.90", "2")], [("100.00", "1")])  # the ask comes down while we travel
     v.advance(60_000_000)
-    assert v.orders["a"].status == "expired" and v.stream[-1].status == "expired"
+    assert v.orders["a"].status == VenueStatus.EXPIRED and v.stream[-1].status == VenueStatus.EXPIRED
     assert v.balances().quote_free == 10_000 * V
 
 
@@ -77,7 +78,7 @@ async def test_crossing_orders_take_the_book_when_not_post_only():
     assert [(t.price, t.qty, t.is_maker) for t in fills] == [(10010, 1000, False), (10020, 2000, False)]
     assert fills[0].fee == charged_fee(10010 * 1000, SCALE // 2000, RULES.value_decimals)[1]
     assert fills[0].fee == fee_of(10010 * 1000, SCALE // 2000) * 10 ** (12 - RULES.value_decimals)  # 1e-12
-    assert v.orders["a"].status == "filled"
+    assert v.orders["a"].status == VenueStatus.FILLED
     assert v.base == 13_000
 
 
@@ -90,7 +91,7 @@ async def test_risk_averse_queue_moves_up_when_the_level_shrinks():
     v.on_book()
     assert v.orders["a"].queue_ahead == 500
     v.on_public_trade(9990, 700, buyer_is_maker=True)  # 0.5 ahead, then 0.2 for us
-    assert v.orders["a"].filled == 200 and v.orders["a"].status == "partially_filled"
+    assert v.orders["a"].filled == 200 and v.orders["a"].status == VenueStatus.PARTIALLY_FILLED
     assert (await v.fetch_order("TESTUSDT", "a")).filled == 200
     assert [r.client_id for r in await v.fetch_open_orders()] == ["a"]
 
@@ -109,6 +110,6 @@ def test_level_within_answers_what_a_top_raw_lookup_answers():
         n = rnd.randrange(1, 12)
         levels = b.top_raw(n)
         for _ in range(20):
-            side = rnd.choice(["buy", "sell"])
+            side = rnd.choice([Side.BUY, Side.SELL])
             price = rnd.randrange(8990, 11010)
-            assert b.level_within_raw(side == "buy", price, n) == _level_size(levels, side, price), (side, price, n)
+            assert b.level_within_raw(side == Side.BUY, price, n) == _level_size(levels, side, price), (side, price, n)

@@ -20,6 +20,7 @@ from mixmaker.connectors.interface import Connector  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 
 def test_books_orders_and_fills_through_one_connector(tmp_path):
@@ -45,7 +46,7 @@ def test_books_orders_and_fills_through_one_connector(tmp_path):
                 await until(lambda: conn.book("BTCUSDT") is not None
                             and conn.book("BTCUSDT").best_ask_raw() == (m.price("50010"), m.size("0.02")), "our ask in the book")
                 await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.BUY, m.price("50010"), m.size("0.02")))
-                await until(lambda: tracker.get(cid).state == "FILLED", "the fill on the user stream")
+                await until(lambda: tracker.get(cid).state == OrderState.FILLED, "the fill on the user stream")
                 assert [f.qty for f in fills] == [m.size("0.02")]
                 assert "mm-secret" not in repr(conn.credentials)
                 with pytest.raises(RuntimeError, match="already attached"):

@@ -19,6 +19,7 @@ from mixmaker.connectors.credentials import ApiCredentials  # noqa: E402
 from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 
 def test_fills_arrive_on_the_stream_and_lost_events_are_caught_up_after_a_reconnect(tmp_path):
@@ -46,7 +47,7 @@ def test_fills_arrive_on_the_stream_and_lost_events_are_caught_up_after_a_reconn
                 await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.004")))
                 await until(lambda: len(fills) == 1, "the first fill, from the stream")
                 assert t.stats["queries"] == queries, "no REST query was needed"
-                assert t.get(cid).state == "PARTIALLY_FILLED" and t.get(cid).filled == m.size("0.004")
+                assert t.get(cid).state == OrderState.PARTIALLY_FILLED and t.get(cid).filled == m.size("0.004")
                 assert balances and balances[-1]["BTC"].free > 2  # exact Decimal balances
                 # The venue loses the next events; the socket drops; the catch-up finds the fill.
                 sim.faults.set("event_loss", 1.0)
@@ -55,7 +56,7 @@ def test_fills_arrive_on_the_stream_and_lost_events_are_caught_up_after_a_reconn
                 sim.faults.set("event_loss", 0.0)
                 us.drop_connection()
                 await until(lambda: us.stats.subscriptions == 2 and len(fills) == 2, "the catch-up")
-                assert t.get(cid).state == "FILLED" and [f.qty for f in fills] == [m.size("0.004"), m.size("0.006")]
+                assert t.get(cid).state == OrderState.FILLED and [f.qty for f in fills] == [m.size("0.004"), m.size("0.006")]
                 assert us.stats.trades == 1, "the second fill came from the catch-up, not the stream"
                 assert us.stats.disconnects == 1 and us.stats.unparsed == 0
             finally:

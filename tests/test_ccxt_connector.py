@@ -23,6 +23,7 @@ from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import VenueUnavailableError  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 
 def test_a_ccxt_venue_through_the_generic_connector(tmp_path):
@@ -49,7 +50,7 @@ def test_a_ccxt_venue_through_the_generic_connector(tmp_path):
                 queries = tracker.stats["queries"]
                 await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.01")))
                 await until(lambda: len(fills) == 1, "the fill from watch_my_trades")
-                assert tracker.get(cid).state == "FILLED" and fills[0].qty == m.size("0.01")
+                assert tracker.get(cid).state == OrderState.FILLED and fills[0].qty == m.size("0.01")
                 assert tracker.stats["queries"] == queries
             store.close()
             await taker.exchange.close()
@@ -96,7 +97,7 @@ def test_a_failed_catch_up_does_not_end_the_fills_stream(tmp_path):
                 task = conn.attach(tracker)
                 await until(lambda: len(fills) == 1, "the second catch-up")
                 assert not task.done() and conn.catch_up_failures == 1 and conn.fills_errors == 2
-                assert tracker.get(cid).state == "FILLED"
+                assert tracker.get(cid).state == OrderState.FILLED
             store.close()
             await taker.exchange.close()
 

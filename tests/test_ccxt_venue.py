@@ -20,6 +20,7 @@ from mixmaker.orders import ClientOrderTracker  # noqa: E402
 from mixmaker.orders.errors import OrderNotFoundError, OrderRejectedError, VenueUnavailableError  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 
 def run(coro):
@@ -37,15 +38,15 @@ def test_an_order_lives_its_whole_life_through_the_tracker(tmp_path):
                 await t.start()
                 m = mm.market("BTCUSDT")
                 cid = await t.create("BTCUSDT", "buy", m.price("50000"), m.size("0.01"))
-                assert t.get(cid).state == "OPEN" and t.get(cid).exchange_id
+                assert t.get(cid).state == OrderState.OPEN and t.get(cid).exchange_id
                 assert [o.client_order_id for o in sim.open_orders("mm", "BTCUSDT")] == [cid]
                 # Someone sells 0.004 into our bid.
                 await taker.create_order(OrderRequest("tk1", "BTCUSDT", Side.SELL, m.price("50000"), m.size("0.004")))
                 assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 1
                 assert t.apply_trades(await mm.fetch_my_trades("BTCUSDT")) == 0  # the same trade again
                 v = t.get(cid)
-                assert (v.state, v.filled, v.avg_price) == ("PARTIALLY_FILLED", m.size("0.004"), m.price("50000"))
-                assert await t.cancel(cid) == "CANCELED"
+                assert (v.state, v.filled, v.avg_price) == (OrderState.PARTIALLY_FILLED, m.size("0.004"), m.price("50000"))
+                assert await t.cancel(cid) == OrderState.CANCELED
                 assert sim.open_orders("mm", "BTCUSDT") == []
                 balances = await mm.fetch_balances()
                 for asset in ("USDT", "BTC"):
@@ -76,7 +77,7 @@ def test_a_create_the_venue_acted_on_but_never_answered_is_found_not_resent(tmp_
                 # Timed out: the tracker asks by client id instead of sending it again.
                 assert t.stats["create_uncertain"] == 1
                 await t.resolve(cid)
-                assert t.get(cid).state == "OPEN"
+                assert t.get(cid).state == OrderState.OPEN
                 assert [o.client_order_id for o in sim.open_orders("mm")] == [cid]  # placed once
             finally:
                 store.close()

@@ -13,6 +13,7 @@ from mixmaker import eager
 from mixmaker.strategy.single_flight import SingleFlight
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.frozen import quick_init
+from mixmaker.orders import Side
 from mixmaker.strategy.market import Balances, MarketSnapshot
 from strategy_helpers import in_loop
 
@@ -127,7 +128,7 @@ def test_quick_init_keeps_frozen_dataclasses_frozen_and_equal():
 
 def test_proposal_from_lists_builds_quotes():
     p = Proposal.from_lists([10, 9], [1, 2], [11], [3])
-    assert p.buys == (Quote("buy", 0, 10, 1), Quote("buy", 1, 9, 2)) and p.sells == (Quote("sell", 0, 11, 3),)
+    assert p.buys == (Quote(Side.BUY, 0, 10, 1), Quote(Side.BUY, 1, 9, 2)) and p.sells == (Quote(Side.SELL, 0, 11, 3),)
     assert isinstance(p.buys[0], Quote) and p.buys[0].price == 10 and len(p) == 3
 
 

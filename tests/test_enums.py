@@ -60,13 +60,14 @@ def test_the_core_returns_the_enum_members_themselves() -> None:
     assert sync.rule is core.SyncRule.BYBIT and core.BookSync("bybit", 4, 0).rule is core.SyncRule.BYBIT
 
 
-def test_strings_still_compare_equal_until_the_sweep() -> None:
-    """Compatibility: code that compares states, sides, events and rules with strings works."""
+def test_a_member_equals_only_itself() -> None:
+    """Enums, not strings: a member is not equal to its value or name; `str()` is the value."""
     s = core.OrderSet()
     s.add("c1", "BTCUSDT", "buy", 100, 5)
     v = s.get("c1")
-    assert v.state == "INITIALIZED" and v.state != "OPEN" and "INITIALIZED" == v.state
-    assert v.state in ("INITIALIZED", "FAILED") and v.state in {"INITIALIZED"} and v.side == "buy"
-    assert {core.OrderState.OPEN: 1}["OPEN"] == 1 and hash(core.Side.SELL) == hash("sell")
-    assert f"{v.state}" == "INITIALIZED" and core.SyncRule.BINANCE_SPOT == "binance_spot"
-    assert core.Side.BUY != core.OrderEvent.FILL and core.Side.BUY != 0 and core.OrderState.OPEN != "open"
+    assert v.state == core.OrderState.INITIALIZED and v.state != core.OrderState.OPEN
+    assert v.state != "INITIALIZED" and "INITIALIZED" != v.state and v.side != "buy" and v.side != "BUY"
+    assert v.state not in ("INITIALIZED", "FAILED") and v.state in {core.OrderState.INITIALIZED}
+    assert "OPEN" not in {core.OrderState.OPEN: 1} and core.SyncRule.BINANCE_SPOT != "binance_spot"
+    assert f"{v.state}" == "INITIALIZED" and str(core.Side.SELL) == "sell"
+    assert core.Side.BUY != core.OrderEvent.FILL and core.Side.BUY != 0

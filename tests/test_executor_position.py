@@ -10,13 +10,14 @@ import pytest
 from mixmaker.strategy import CloseType, ExecutorStateError, RunnableStatus
 from mixmaker.strategy.position_executor import PositionConfig, PositionExecutor, TripleBarrier
 from mixmaker.strategy.twap_executor import TwapConfig, TwapExecutor
+from mixmaker.orders import OrderState, Side
 from strategy_helpers import RULES, V, Rig, in_loop
 
 S = 1_000_000_000
 
 
 
-def position(rig, barrier, entry=10000, side="buy", amount=1000):
+def position(rig, barrier, entry=10000, side=Side.BUY, amount=1000):
     return PositionExecutor(PositionConfig("TESTUSDT", side, amount, entry, barrier), rig.tracker, RULES)
 
 
@@ -88,7 +89,7 @@ async def test_time_limit_with_and_without_a_position():
     await idle.tick(rig.market("100.00", "100.10", 2000))
     await idle.tick(rig.market("100.00", "100.10", 2010))
     assert idle.close_type == CloseType.TIME_LIMIT and idle.status == RunnableStatus.TERMINATED
-    assert rig.tracker.get(idle.open_id).state == "CANCELED" and idle.close_ids == []
+    assert rig.tracker.get(idle.open_id).state == OrderState.CANCELED and idle.close_ids == []
 
 
 @in_loop
@@ -109,7 +110,7 @@ async def test_failed_entry_early_stop_and_bad_amount():
 @in_loop
 async def test_short_position_take_profit():
     rig = await rig_for_takers()
-    ex = position(rig, TripleBarrier(take_profit=Fraction("0.01")), entry=None, side="sell")
+    ex = position(rig, TripleBarrier(take_profit=Fraction("0.01")), entry=None, side=Side.SELL)
     await ex.tick(rig.market("100.00", "100.10", 1000))  # marketable: sells into the 100.00 bid
     assert ex.open_filled == 1000
     await ex.tick(rig.market("98.80", "98.90", 1001))  # buy back at 98.90: +1.1 %
@@ -120,7 +121,7 @@ async def test_short_position_take_profit():
 @in_loop
 async def test_twap_taker_slices_add_up_exactly():
     rig = await rig_for_takers()
-    ex = TwapExecutor(TwapConfig("TESTUSDT", "buy", 1000, 2 * S, 1 * S), rig.tracker, RULES)
+    ex = TwapExecutor(TwapConfig("TESTUSDT", Side.BUY, 1000, 2 * S, 1 * S), rig.tracker, RULES)
     assert ex.slices == [333, 333, 334]
     for t in (1000, 1000.5, 1001, 1002):
         await ex.tick(rig.market("99.90", "100.10", t))
@@ -134,13 +135,13 @@ async def test_twap_taker_slices_add_up_exactly():
 async def test_twap_maker_resubmits_old_orders_at_the_new_best():
     rig = Rig()
     await rig.tracker.start()
-    cfg = TwapConfig("TESTUSDT", "buy", 1000, 0, 1 * S, mode="maker", resubmission_ns=5 * S)
+    cfg = TwapConfig("TESTUSDT", Side.BUY, 1000, 0, 1 * S, mode="maker", resubmission_ns=5 * S)
     ex = TwapExecutor(cfg, rig.tracker, RULES)
     await ex.tick(rig.market("99.90", "100.10", 1000))
     assert rig.tracker.get(ex.orders[0][1]).price == 9990
     await ex.tick(rig.market("100.20", "100.40", 1006))  # older than 5 s: replaced at 100.20
     assert [rig.tracker.get(c).price for _, c, _ in ex.orders] == [9990, 10020]
-    assert rig.tracker.get(ex.orders[0][1]).state == "CANCELED"
+    assert rig.tracker.get(ex.orders[0][1]).state == OrderState.CANCELED
     await ex.stop()
     assert (ex.status, ex.close_type) == (RunnableStatus.TERMINATED, CloseType.EARLY_STOP)
 
@@ -149,7 +150,7 @@ async def test_twap_maker_resubmits_old_orders_at_the_new_best():
 async def test_twap_gives_up_after_repeated_rejects():
     rig = await rig_for_takers()
     rig.venue.reject_next_creates = 100
-    ex = TwapExecutor(TwapConfig("TESTUSDT", "buy", 1000, 0, 1 * S, max_retries=3), rig.tracker, RULES)
+    ex = TwapExecutor(TwapConfig("TESTUSDT", Side.BUY, 1000, 0, 1 * S, max_retries=3), rig.tracker, RULES)
     for t in range(1000, 1005):
         await ex.tick(rig.market("99.90", "100.10", t))
     assert (ex.status, ex.close_type, ex.failures) == (RunnableStatus.TERMINATED, CloseType.FAILED, 3)
@@ -167,7 +168,7 @@ async def test_a_backtest_clock_drives_the_twap_through_executor_loop():
     from mixmaker.book import BookState
 
     sync.state, sync.book, sync.desync_reason = BookState.SYNCED, rig.venue.book, None
-    ex = TwapExecutor(TwapConfig("TESTUSDT", "sell", 900, 2 * S, 1 * S), rig.tracker, RULES)
+    ex = TwapExecutor(TwapConfig("TESTUSDT", Side.SELL, 900, 2 * S, 1 * S), rig.tracker, RULES)
     loop = ExecutorLoop(ex, MarketView(RULES, sync, rig.venue))
     clock = Clock(ClockMode.BACKTEST, tick_size=1, start_ns=1000 * S)
     clock.add_iterator(loop)

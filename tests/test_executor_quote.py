@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from mixmaker.orders import OrderState, Side
+from mixmaker.orders.protocol import VenueStatus
 from mixmaker.strategy import SCALE, Decision, ExecutorStateError, Proposal, Quote, RunnableStatus
 from strategy_helpers import Rig, in_loop
 
@@ -14,8 +16,8 @@ TOL = SCALE // 1000  # 0.1 %
 
 
 def quotes(buys=(), sells=(), size=1000):
-    return Proposal(tuple(Quote("buy", i, p, size) for i, p in enumerate(buys)),
-                    tuple(Quote("sell", i, p, size) for i, p in enumerate(sells)))
+    return Proposal(tuple(Quote(Side.BUY, i, p, size) for i, p in enumerate(buys)),
+                    tuple(Quote(Side.SELL, i, p, size) for i, p in enumerate(sells)))
 
 
 def decision(proposal, **kw):
@@ -44,8 +46,8 @@ async def test_places_then_keeps_quotes_within_tolerance_and_replaces_only_the_r
 async def test_renewals_are_placed_even_without_a_refresh():
     r = Rig()
     await r.start()
-    rep = await r.ex.apply(Decision(None, renew=(Quote("sell", -1, 10100, 400),)), r.now)
-    assert rep.created == 1 and r.listener.placed[0][1] == Quote("sell", -1, 10100, 400)
+    rep = await r.ex.apply(Decision(None, renew=(Quote(Side.SELL, -1, 10100, 400),)), r.now)
+    assert rep.created == 1 and r.listener.placed[0][1] == Quote(Side.SELL, -1, 10100, 400)
 
 
 @in_loop
@@ -88,7 +90,7 @@ async def test_refresh_without_a_proposal_cancels_and_hold_protects_hanging_orde
     r = Rig()
     await r.start()
     await r.ex.apply(decision(quotes([9900], [10100])), r.now)
-    sell = next(o.client_id for o in r.ex.own_orders() if o.side == "sell")
+    sell = next(o.client_id for o in r.ex.own_orders() if o.side == Side.SELL)
     rep = await r.ex.apply(Decision(None, refresh=True, hold=frozenset({sell})), r.now)
     assert rep.cancelled == 1 and [o.client_id for o in r.ex.own_orders()] == [sell]
     rep = await r.ex.apply(Decision(None, cancel=((sell, "hanging too far"),)), r.now)
@@ -105,7 +107,7 @@ async def test_partial_then_full_fill_reach_the_controller():
     r.venue.on_public_trade(9900, 400, buyer_is_maker=True)  # front of the queue: 0.4 of our 1.0
     await r.deliver()
     o = r.ex.own_orders()[0]
-    assert (o.state, o.remaining) == ("PARTIALLY_FILLED", 600)
+    assert (o.state, o.remaining) == (OrderState.PARTIALLY_FILLED, 600)
     rep = await r.ex.apply(decision(quotes([9900])), r.now)  # partial fills keep the order working
     assert (rep.created, rep.cancelled, rep.kept) == (0, 0, 1)
     r.venue.on_public_trade(9890, 5000, buyer_is_maker=True)  # prints through our price
@@ -133,13 +135,13 @@ async def test_rejects_back_off_exponentially_and_success_resets():
     await r.start()
     r.venue.reject_next_creates = 2
     rep = await r.ex.apply(decision(quotes([9900])), r.now)
-    assert rep.rejected == 1 and r.ex.backoff[("buy", 0)] == (r.now + int(1e9), 1)
+    assert rep.rejected == 1 and r.ex.backoff[(Side.BUY, 0)] == (r.now + int(1e9), 1)
     rep = await r.ex.apply(decision(quotes([9900])), r.now + int(0.5e9))  # inside the 1 s backoff
     assert rep.backed_off == 1 and r.calls() == (1, 0)
     rep = await r.ex.apply(decision(quotes([9900])), r.now + int(1e9))  # second reject: 2 s
-    assert rep.rejected == 1 and r.ex.backoff[("buy", 0)] == (r.now + int(3e9), 2)
+    assert rep.rejected == 1 and r.ex.backoff[(Side.BUY, 0)] == (r.now + int(3e9), 2)
     rep = await r.ex.apply(decision(quotes([9900])), r.now + int(3e9))
-    assert rep.created == 1 and ("buy", 0) not in r.ex.backoff and r.ex.stats["rejected"] == 2
+    assert rep.created == 1 and (Side.BUY, 0) not in r.ex.backoff and r.ex.stats["rejected"] == 2
 
 
 @in_loop
@@ -148,7 +150,7 @@ async def test_post_only_reject_from_the_venue_is_a_reject():
     await r.start()
     rep = await r.ex.apply(decision(quotes([10100])), r.now)  # would take the 100.10 ask
     assert rep.rejected == 1 and r.venue.stats["rejected_post_only"] == 1
-    assert r.tracker.get(next(iter(r.tracker.orders.ids()))).state == "FAILED"
+    assert r.tracker.get(next(iter(r.tracker.orders.ids()))).state == OrderState.FAILED
 
 
 @in_loop
@@ -159,11 +161,11 @@ async def test_late_fill_while_the_cancel_travels():
     r.venue.advance(r.now + int(50e6))  # the order reaches the book
     cid = r.ex.own_orders()[0].client_id
     await r.ex.apply(Decision(None, cancel=((cid, "test"),)), r.now)
-    assert r.tracker.get(cid).state == "PENDING_CANCEL" and r.ex.cancels_in_flight == 1
+    assert r.tracker.get(cid).state == OrderState.PENDING_CANCEL and r.ex.cancels_in_flight == 1
     r.venue.on_public_trade(9890, 5000, buyer_is_maker=True)  # fills before the cancel lands
     r.venue.advance(r.now + int(200e6))
     await r.deliver()
-    assert r.tracker.get(cid).state == "FILLED" and r.tracker.get(cid).filled == 1000
+    assert r.tracker.get(cid).state == OrderState.FILLED and r.tracker.get(cid).filled == 1000
     assert r.listener.fills == [(cid, 1000, True)]
 
 
@@ -226,8 +228,8 @@ async def test_a_repeated_decision_is_answered_again_only_while_nothing_changed(
         rep = await r.ex.apply(d, r.now)
         assert (rep.created, rep.cancelled, rep.kept) == (0, 0, 2)
     assert r.ex.stats["kept"] == kept_before + 6 and r.calls() == (2, 0)
-    buy = next(o.client_id for o in r.ex.own_orders() if o.side == "buy")
-    r.venue._close(r.venue.orders[buy], "canceled")  # the venue drops it (e.g. expiry)
+    buy = next(o.client_id for o in r.ex.own_orders() if o.side == Side.BUY)
+    r.venue._close(r.venue.orders[buy], VenueStatus.CANCELED)  # the venue drops it (e.g. expiry)
     await r.deliver()
     rep = await r.ex.apply(d, r.now)
     assert (rep.created, rep.kept) == (1, 1) and r.calls() == (3, 0)  # the buy is placed again

@@ -10,6 +10,7 @@ import asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixmaker.orders import OrderState, Side
 from mixmaker.strategy import Decision, Proposal, Quote
 from strategy_helpers import Rig
 
@@ -34,13 +35,13 @@ def test_random_decisions_keep_executor_tracker_and_venue_in_step(steps):
         for buys, sells, tol, trades in steps:
             before = {o.client_id: o.price for o in r.ex.own_orders()}
             creates_before = r.venue.stats["create"]
-            prop = Proposal(tuple(Quote("buy", i, p, 1000) for i, p in enumerate(sorted(buys, reverse=True))),
-                            tuple(Quote("sell", i, p, 1000) for i, p in enumerate(sorted(sells))))
+            prop = Proposal(tuple(Quote(Side.BUY, i, p, 1000) for i, p in enumerate(sorted(buys, reverse=True))),
+                            tuple(Quote(Side.SELL, i, p, 1000) for i, p in enumerate(sorted(sells))))
             rep = await r.ex.apply(Decision(prop, refresh=True, create=True, tolerance=tol), r.now)
             # requests: one create per quote not covered by a kept order, nothing more
             assert r.venue.stats["create"] - creates_before == rep.created == len(prop) - rep.kept
             live = r.ex.own_orders()
-            for side in ("buy", "sell"):
+            for side in (Side.BUY, Side.SELL):
                 mine = sorted(o.price for o in live if o.side == side)
                 wanted = sorted(q.price for q in prop.side(side))
                 assert len(mine) == len(wanted)
@@ -54,7 +55,7 @@ def test_random_decisions_keep_executor_tracker_and_venue_in_step(steps):
                 assert (again.created, again.cancelled, again.kept) == (len(prop), len(prop), 0)
             # the three views of what rests agree
             assert {o.client_id for o in r.ex.own_orders()} == set(r.venue._open) == {
-                c for c in r.tracker.orders.live_ids() if r.tracker.get(c).state != "FAILED"}
+                c for c in r.tracker.orders.live_ids() if r.tracker.get(c).state != OrderState.FAILED}
             for hit_bids, price, qty in trades:
                 r.venue.on_public_trade(price, qty, buyer_is_maker=hit_bids)
             await r.deliver()

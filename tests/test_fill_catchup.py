@@ -33,6 +33,7 @@ from mixmaker.orders.trade_pages import (  # noqa: E402
 )
 from mixmaker.orders.protocol import OrderRequest, TradeReport  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 LOT = "0.00001"  # one fill each: the market's smallest size
 # Two bids of 1500 lots each: 2600 fills fill the first and most of the second, more than one
@@ -51,7 +52,7 @@ def assert_equal_to_venue(t: ClientOrderTracker, sim, cids: list[str], m) -> Non
     assert sorted(int(k[2]) for k in keys) == [f.trade_id for f in trades], "fills are missing from the journal"
     for cid in cids:
         assert t.get(cid).filled == m.size(at_venue[cid].executed_qty), cid
-    assert t.get(cids[0]).state == "FILLED" and t.get(cids[1]).state == "PARTIALLY_FILLED"
+    assert t.get(cids[0]).state == OrderState.FILLED and t.get(cids[1]).state == OrderState.PARTIALLY_FILLED
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,12 +281,12 @@ def test_a_lost_order_resolved_by_its_trades_gets_every_page_of_them(tmp_path):
                 venue.forgotten.add(cid)
                 for _ in range(t.lost_after):
                     await t.poll()
-                assert t.get(cid).state == "LOST" and t.get(cid).exchange_id is not None
+                assert t.get(cid).state == OrderState.LOST and t.get(cid).exchange_id is not None
                 market_sells(sim, "BTCUSDT", "50000", LOT, 1500)  # fills it, in two pages' worth
                 await asyncio.sleep(0.02)
                 await t.poll()  # the LOST check: cancel (unknown), ask, and read its trades
                 v = t.get(cid)
-                assert v.state == "FILLED" and v.filled == m.size("0.015")
+                assert v.state == OrderState.FILLED and v.filled == m.size("0.015")
                 keys = [f.key for f in t.journal.fills()]
                 assert len(keys) == len(set(keys)) == 1500
             finally:

@@ -15,6 +15,7 @@ import pytest
 from fake_venue import FakeVenue
 from mixmaker.orders import ClientOrderTracker
 from mixmaker.store import SqliteStore
+from mixmaker.orders import OrderState
 
 HERE = Path(__file__).resolve().parent
 
@@ -56,5 +57,5 @@ def test_killed_process_restarts_equal_to_the_venue(tmp_path, step, nth):
         assert t.get(cid).filled == filled
     for cid in t.orders.ids():
         if cid not in venue.orders:
-            assert t.get(cid).state == "FAILED", "journaled, never sent: failed once past its window, not LOST"
-        assert t.get(cid).state != "LOST"
+            assert t.get(cid).state == OrderState.FAILED, "journaled, never sent: failed once past its window, not LOST"
+        assert t.get(cid).state != OrderState.LOST

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import order_model as M
 from mixmaker import _core
+from mixmaker.orders import OrderState
 
 VIEW_FIELDS = (
     "client_id", "exchange_id", "symbol", "side", "price", "quantity", "state", "previous", "filled",
@@ -32,9 +33,17 @@ UNKNOWN = "nobody"  # a client id never added
 # --- reading both implementations the same way ---------------------------------------------
 
 
+_ENUMS = (_core.OrderState, _core.OrderEvent, _core.Side)
+
+
+def named(x):
+    """The core's enums as the model's names (their values); anything else as it is."""
+    return x.value if isinstance(x, _ENUMS) else x
+
+
 def rust_view(s: _core.OrderSet, cid: str) -> dict | None:
     v = s.get(cid)
-    return None if v is None else {f: getattr(v, f) for f in VIEW_FIELDS}
+    return None if v is None else {f: named(getattr(v, f)) for f in VIEW_FIELDS}
 
 
 def rust_exposure(s: _core.OrderSet, symbol: str) -> dict:
@@ -46,7 +55,7 @@ def outcome_key(o) -> tuple:
     """One comparable shape for a Rust Outcome or a model Outcome."""
     if o.applied:
         assert o.ignored is None and o.error is None, o
-        return ("applied", o.before, o.after)
+        return ("applied", named(o.before), named(o.after))
     assert o.before is None and o.after is None, o
     if o.ignored is not None:
         assert o.error is None, o
@@ -59,7 +68,7 @@ def rust_apply(s: _core.OrderSet, cid: str, ev: tuple) -> tuple:
     try:
         return outcome_key(s.apply(cid, *ev))
     except _core.InvalidTransitionError as e:
-        return ("error", "InvalidTransitionError", (e.client_id, e.state, e.event))
+        return ("error", "InvalidTransitionError", (e.client_id, named(e.state), named(e.event)))
     except _core.OrderError as e:
         return ("error", type(e).__name__)
     except ValueError:  # not an OrderError: the call did not describe an event
@@ -332,7 +341,7 @@ def test_a_malformed_batch_item_applies_nothing():
             impl.apply_many(batch)
         with pytest.raises(ValueError if isinstance(impl, _core.OrderSet) else M.ModelEventFormat):
             impl.apply_many([(None, "submitted", None, None, 0, 0, 0, "", False)])
-        assert impl.get("c0").state == "INITIALIZED"
+        assert named(impl.get("c0").state) == "INITIALIZED"
 
 
 @pytest.mark.parametrize(
@@ -345,7 +354,7 @@ def test_apply_many_refuses_an_item_of_the_wrong_shape_before_applying_anything(
     s.add("c0", "BTCUSDT", "buy", 100, 5)
     with pytest.raises(TypeError, match="update 1"):
         s.apply_many([("c0", "submitted", None, None, 0, 0, 0, "", False), bad])
-    assert s.get("c0").state == "INITIALIZED"
+    assert s.get("c0").state == OrderState.INITIALIZED
 
 
 @pytest.mark.parametrize(
@@ -448,7 +457,7 @@ def test_every_state_event_pair_matches_the_model():
                         impl.add("c1", "BTCUSDT", "sell", 105, 4, 3)
                     for step in path:
                         assert rust_apply(s, "c0", step) == model_apply(m, "c0", step)
-                    assert s.state("c0") == state, path
+                    assert named(s.state("c0")) == state, path
                     assert_same_set(s, m, f"{path}")
                     got, want = rust_apply(s, "c0", probe), model_apply(m, "c0", probe)
                     where = f"{state} via {[p[0] for p in path]} + {probe}"

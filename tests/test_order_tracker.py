@@ -13,6 +13,7 @@ from fake_venue import FakeVenue
 from mixmaker._core import Side
 from mixmaker.orders import ClientOrderTracker, FillEvent, TrackerNotReadyError, TradeReport, UnknownOrderError
 from mixmaker.store import SqliteStore
+from mixmaker.orders import OrderState
 
 
 class Crash(BaseException):
@@ -77,7 +78,7 @@ def test_lifecycle_fills_once_and_exposure(venue, store):
     async def go():
         await t.start()
         cid = await t.create("BTCUSDT", "buy", 100, 10)
-        assert t.get(cid).state == "OPEN" and t.get(cid).exchange_id == venue.orders[cid].exchange_id
+        assert t.get(cid).state == OrderState.OPEN and t.get(cid).exchange_id == venue.orders[cid].exchange_id
         assert t.get(cid).client_id.startswith("mm") and len(cid) <= 36
         x = t.exposure("BTCUSDT")
         assert (x.buy_qty, x.buy_notional) == (10, 1000)
@@ -85,7 +86,7 @@ def test_lifecycle_fills_once_and_exposure(venue, store):
         assert t.on_trade(tr) is True
         assert t.on_trade(tr) is False  # the stream repeats itself
         assert t.exposure("BTCUSDT").buy_qty == 6
-        assert await t.cancel(cid) == "CANCELED"
+        assert await t.cancel(cid) == OrderState.CANCELED
         assert t.exposure("BTCUSDT").buy_qty == 0
         return cid
 
@@ -93,7 +94,7 @@ def test_lifecycle_fills_once_and_exposure(venue, store):
     assert t.stats["duplicate_fills"] == 1
     assert ledger.filled_by_order() == {cid: 4}
     assert list(ledger.deliveries.values()) == [1]
-    assert ledger.fills[("fakex", "BTCUSDT", "1")].side == "buy"
+    assert ledger.fills[("fakex", "BTCUSDT", "1")].side == Side.BUY
 
 
 def test_reject_fails_the_order_and_frees_exposure(venue, store):
@@ -105,7 +106,7 @@ def test_reject_fails_the_order_and_frees_exposure(venue, store):
         return await t.create("BTCUSDT", "sell", 100, 10)
 
     cid = run(go())
-    assert t.get(cid).state == "FAILED"
+    assert t.get(cid).state == OrderState.FAILED
     assert t.exposure("BTCUSDT").sell_qty == 0
 
 
@@ -118,7 +119,7 @@ def test_create_that_acts_then_times_out_is_found_by_query(venue, store):
         return await t.create("BTCUSDT", "buy", 100, 10)
 
     cid = run(go())
-    assert t.get(cid).state == "OPEN"
+    assert t.get(cid).state == OrderState.OPEN
     assert t.get(cid).exchange_id == venue.orders[cid].exchange_id
     assert t.stats["create_uncertain"] == 1 and venue.calls["fetch_order"] == 1
     assert venue.calls["create"] == 1, "an uncertain create is asked about, never re-sent"
@@ -131,19 +132,19 @@ def test_create_that_never_arrived_becomes_lost_after_three_not_found_and_stays_
     async def go():
         await t.start()
         cid = await t.create("BTCUSDT", "buy", 100, 10)
-        assert t.get(cid).state == "PENDING_CREATE" and t.get(cid).not_found == 1
+        assert t.get(cid).state == OrderState.PENDING_CREATE and t.get(cid).not_found == 1
         assert t.exposure("BTCUSDT").buy_qty == 10  # in flight counts
         await t.poll()
-        assert t.get(cid).state == "PENDING_CREATE" and t.get(cid).not_found == 2
+        assert t.get(cid).state == OrderState.PENDING_CREATE and t.get(cid).not_found == 2
         await t.poll()
-        assert t.get(cid).state == "LOST"
+        assert t.get(cid).state == OrderState.LOST
         assert t.exposure("BTCUSDT").buy_qty == 10, "not found is not proof of absence"
         cancels = venue.calls["cancel"]
         await t.poll()  # lost orders keep being cancelled
         assert venue.calls["cancel"] == cancels + 1
-        assert t.get(cid).state == "LOST"
+        assert t.get(cid).state == OrderState.LOST
         t.abandon(cid)
-        assert t.get(cid).state == "FAILED" and t.exposure("BTCUSDT").buy_qty == 0
+        assert t.get(cid).state == OrderState.FAILED and t.exposure("BTCUSDT").buy_qty == 0
 
     run(go())
     assert t.stats["lost"] == 1
@@ -158,13 +159,13 @@ def test_a_lost_order_that_traded_is_abandoned_as_canceled_not_rejected(venue, s
         cid = await t.create("BTCUSDT", "buy", 100, 10)
         # A fill names the order by client id only: a sign of life, then silence again.
         assert t.on_trade(TradeReport("T1", "X1", cid, "BTCUSDT", "buy", 100, 4, 0, "USDT", True))
-        assert t.get(cid).state == "PARTIALLY_FILLED"
+        assert t.get(cid).state == OrderState.PARTIALLY_FILLED
         for _ in range(3):
             await t.poll()
-        assert t.get(cid).state == "LOST" and t.get(cid).filled == 4
+        assert t.get(cid).state == OrderState.LOST and t.get(cid).filled == 4
         assert t.exposure("BTCUSDT").buy_qty == 6
         t.abandon(cid)
-        assert t.get(cid).state == "CANCELED" and t.get(cid).filled == 4
+        assert t.get(cid).state == OrderState.CANCELED and t.get(cid).filled == 4
         assert t.exposure("BTCUSDT").buy_qty == 0
         with pytest.raises(ValueError, match="only a LOST order"):
             t.abandon(cid)
@@ -192,7 +193,7 @@ def test_not_found_for_a_while_is_not_lost(venue, store):
         cid = await t.create("BTCUSDT", "buy", 100, 10)
         assert t.get(cid).not_found == 1
         await t.poll()
-        assert t.get(cid).state == "OPEN" and t.get(cid).not_found == 0
+        assert t.get(cid).state == OrderState.OPEN and t.get(cid).not_found == 0
         return cid
 
     run(go())
@@ -210,7 +211,7 @@ def test_a_network_error_is_not_a_not_found(venue, store):
         venue.faults.down = True
         for _ in range(5):
             await t.poll()
-        assert t.get(cid).state == "PENDING_CREATE" and t.get(cid).not_found == 1
+        assert t.get(cid).state == OrderState.PENDING_CREATE and t.get(cid).not_found == 1
         assert t.stats["query_failed"] >= 5
 
     run(go())
@@ -236,7 +237,7 @@ def test_fill_before_the_create_ack(venue, store):
 
     cid = run(go())
     v = t.get(cid)
-    assert (v.state, v.filled, v.fill_count) == ("PARTIALLY_FILLED", 3, 1)
+    assert (v.state, v.filled, v.fill_count) == (OrderState.PARTIALLY_FILLED, 3, 1)
     assert v.exchange_id == venue.orders[cid].exchange_id
     assert ledger.filled_by_order() == {cid: 3}
 
@@ -255,8 +256,8 @@ def test_duplicate_cancels_send_one_request(venue, store):
 
         venue.cancel_order = slow_cancel
         states = await asyncio.gather(*(t.cancel(cid) for _ in range(5)))
-        assert states == ["CANCELED"] * 5
-        assert await t.cancel(cid) == "CANCELED"  # closed: nothing sent
+        assert states == [OrderState.CANCELED] * 5
+        assert await t.cancel(cid) == OrderState.CANCELED  # closed: nothing sent
 
     run(go())
     assert venue.calls["cancel"] == 1
@@ -274,7 +275,7 @@ def test_cancel_of_a_filled_order_resolves_by_query_not_retries(venue, store):
         return cid, await t.cancel(cid)
 
     cid, state = run(go())
-    assert state == "FILLED"
+    assert state == OrderState.FILLED
     assert venue.calls["cancel"] == 1
     assert t.stats["cancel_unknown_order"] == 1
     assert ledger.filled_by_order() == {cid: 10}
@@ -287,7 +288,7 @@ def test_late_fill_after_cancel(venue, store):
     async def go():
         await t.start()
         cid = await t.create("BTCUSDT", "buy", 100, 10)
-        assert await t.cancel(cid) == "CANCELED"
+        assert await t.cancel(cid) == OrderState.CANCELED
         # A trade that matched just before the cancel, reported after its confirmation.
         eid = venue.orders[cid].exchange_id
         late = TradeReport("LATE1", eid, None, "BTCUSDT", "buy", 100, 2, 0, "USDT", True)
@@ -297,7 +298,7 @@ def test_late_fill_after_cancel(venue, store):
 
     cid = run(go())
     v = t.get(cid)
-    assert (v.state, v.filled, v.late_fills, v.remaining) == ("CANCELED", 2, 1, 0)
+    assert (v.state, v.filled, v.late_fills, v.remaining) == (OrderState.CANCELED, 2, 1, 0)
     assert ledger.filled_by_order() == {cid: 2}
 
 
@@ -357,7 +358,7 @@ def test_startup_cancels_or_adopts_our_unknown_orders_and_ignores_foreign_ones(v
         assert v.orders["someone-else-1"].status == "open"
         assert (ours in t.orders) == (policy == "adopt")
         if policy == "adopt":
-            assert t.get(ours).state == "OPEN" and t.exposure("BTCUSDT").buy_qty == 10
+            assert t.get(ours).state == OrderState.OPEN and t.exposure("BTCUSDT").buy_qty == 10
         s.close()
 
 
@@ -426,12 +427,12 @@ def test_a_restart_at_any_step_ends_equal_to_the_venue(venue, tmp_path, step, nt
         at_venue = venue.orders.get(cid)
         if at_venue is None:
             # Never reached the venue: failed (provably unsent) or lost (unprovable), never open.
-            assert v.state in ("FAILED", "LOST"), (cid, v.state)
+            assert v.state in (OrderState.FAILED, OrderState.LOST), (cid, v.state)
         else:
             assert v.exchange_id == at_venue.exchange_id
     x = second.exposure("BTCUSDT")
-    truth_buy = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == "buy" and o.status in ("open", "partially_filled"))
-    truth_sell = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == "sell" and o.status in ("open", "partially_filled"))
+    truth_buy = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == Side.BUY and o.status in ("open", "partially_filled"))
+    truth_sell = sum(o.quantity - o.filled for o in venue.orders.values() if o.side == Side.SELL and o.status in ("open", "partially_filled"))
     assert x.buy_qty >= truth_buy and x.sell_qty >= truth_sell
 
 

@@ -22,6 +22,7 @@ from mixmaker._proposal import (
     within_tolerance,
 )
 from mixmaker.book import BookSync
+from mixmaker.orders import Side
 from mixmaker.strategy import ConfigError, MarketView, PureMarketMaking, Quote, parse_config
 from strategy_helpers import MARKET, RULES, V, balances, book, own, pmm, prices, sizes, snapshot
 
@@ -125,7 +126,7 @@ def test_skew_counts_amounts_locked_in_our_orders():
     ob = book([("5999.90", "10")], [("6000.10", "10")])
     bal = balances("0.667", "6000")
     bal = type(bal)(bal.base_total, bal.quote_total, bal.base_free - 100, bal.quote_free)
-    _, d = decide(cfg, ob, bal=bal, own=(own("s", "sell", "6100.00", "0.1"),))
+    _, d = decide(cfg, ob, bal=bal, own=(own("s", Side.SELL, "6100.00", "0.1"),))
     assert sizes(d.proposal.buys) == ["0.183"]
 
 
@@ -149,7 +150,7 @@ def test_order_optimization_counts_our_own_volume():
     cfg = pmm(bid_spread=Decimal("0.05"), ask_spread=Decimal("0.05"), order_levels=2,
               order_optimization_enabled=True, bid_order_optimization_depth=Decimal("0.5"),
               ask_order_optimization_depth=Decimal("0.5"))
-    mine = (own("b", "buy", "99.90"), own("s", "sell", "100.10"))
+    mine = (own("b", Side.BUY, "99.90"), own("s", Side.SELL, "100.10"))
     _, d = decide(cfg, book(*DEEP), own=mine)
     assert prices(d.proposal.buys) == ["99.60", "98.60"]
     assert prices(d.proposal.sells) == ["100.40", "101.40"]
@@ -245,10 +246,10 @@ def test_moving_price_band_follows_the_price_after_its_refresh_time():
 
 def test_ping_pong_drops_the_side_that_just_filled():
     ctl = PureMarketMaking(pmm(ping_pong_enabled=True, order_levels=2, filled_order_delay=Decimal(0)), RULES)
-    ctl.on_fill("b0", "buy", 9900, 1000, True, int(1000e9))
+    ctl.on_fill("b0", Side.BUY, 9900, 1000, True, int(1000e9))
     d = ctl.decide(snapshot(mid100(), now_s=1001))
     assert prices(d.proposal.buys) == ["98.00"] and len(d.proposal.sells) == 2  # innermost buy dropped
-    ctl.on_fill("s0", "sell", 10100, 1000, True, int(1001e9))  # balanced again: both reset
+    ctl.on_fill("s0", Side.SELL, 10100, 1000, True, int(1001e9))  # balanced again: both reset
     d = ctl.decide(snapshot(mid100(), now_s=1002))
     assert len(d.proposal.buys) == 2 and len(d.proposal.sells) == 2
 
@@ -269,7 +270,7 @@ def test_price_types(price_type, kw, buy, sell):
 def test_last_own_trade_price_after_a_full_fill():
     ctl = PureMarketMaking(pmm(bid_spread=Decimal(2), ask_spread=Decimal(2), price_type="last_own_trade_price",
                                filled_order_delay=Decimal(0)), RULES)
-    ctl.on_fill("b", "buy", 9950, 1000, True, int(1000e9))  # 99.50: bid 97.51 -> 97.50, ask 101.49 -> 101.40
+    ctl.on_fill("b", Side.BUY, 9950, 1000, True, int(1000e9))  # 99.50: bid 97.51 -> 97.50, ask 101.49 -> 101.40
     d = ctl.decide(snapshot(mid100(), now_s=1001))
     assert prices(d.proposal.buys) == ["97.50"] and prices(d.proposal.sells) == ["101.40"]
 
@@ -291,14 +292,14 @@ def test_external_price_source():
 
 # ---------------------------------------------------------------- cancel rules and timers
 def test_max_order_age_cancels_every_non_hanging_order():
-    mine = (own("old", "buy", "99.00", created_s=900), own("new", "sell", "101.00", created_s=990))
+    mine = (own("old", Side.BUY, "99.00", created_s=900), own("new", Side.SELL, "101.00", created_s=990))
     _, d = decide(pmm(max_order_age=Decimal(60)), mid100(), own=mine)  # age 100 s > 60
     assert dict(d.cancel) == {"old": "max_order_age", "new": "max_order_age"}
 
 
 def test_minimum_spread_cancels_orders_too_close_to_the_price():
     # buy 99.80: (100 - 99.80) / 100 = 0.2 % < 0.5 %; sell 101.00: 1 % is fine
-    mine = (own("close", "buy", "99.80"), own("far", "sell", "101.00"))
+    mine = (own("close", Side.BUY, "99.80"), own("far", Side.SELL, "101.00"))
     _, d = decide(pmm(minimum_spread=Decimal("0.5")), mid100(), own=mine)
     assert d.cancel == (("close", "below minimum_spread"),)
 
@@ -308,10 +309,10 @@ def test_refresh_timers_and_filled_order_delay():
     d = ctl.decide(snapshot(mid100(), now_s=1000))
     assert d.create and d.refresh
     ctl.on_placed("b", d.proposal.buys[0], int(1000e9))
-    d = ctl.decide(snapshot(mid100(), now_s=1010, own=(own("b", "buy", "99.00"),)))
+    d = ctl.decide(snapshot(mid100(), now_s=1010, own=(own("b", Side.BUY, "99.00"),)))
     assert not d.refresh and not d.create and d.proposal is None and d.reason is None  # quoting, waiting
     assert ctl.decide(snapshot(mid100(), now_s=1030)).refresh  # refresh falls due at 1030
-    ctl.on_fill("b", "buy", 9900, 1000, True, int(1031e9))  # full fill: no new orders for 60 s
+    ctl.on_fill("b", Side.BUY, 9900, 1000, True, int(1031e9))  # full fill: no new orders for 60 s
     d = ctl.decide(snapshot(mid100(), now_s=1060))
     assert d.proposal is None and d.refresh and "filled_order_delay" in d.reason
     assert ctl.decide(snapshot(mid100(), now_s=1091)).create
@@ -319,28 +320,28 @@ def test_refresh_timers_and_filled_order_delay():
 
 def test_partial_fill_changes_no_timers():
     ctl = PureMarketMaking(pmm(filled_order_delay=Decimal(60)), RULES)
-    ctl.on_fill("b", "buy", 9900, 500, False, int(1000e9))
+    ctl.on_fill("b", Side.BUY, 9900, 500, False, int(1000e9))
     assert ctl.decide(snapshot(mid100(), now_s=1001)).create
 
 
 def test_hanging_orders_are_held_then_cancelled_when_far():
     ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, filled_order_delay=Decimal(0), order_refresh_time=Decimal(5)), RULES)
-    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
-    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
-    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))  # one side of the pair filled
-    d = ctl.decide(snapshot(mid100(), now_s=1002, own=(own("s", "sell", "101.00"),)))
+    ctl.on_placed("b", Quote(Side.BUY, 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote(Side.SELL, 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", Side.BUY, 9900, 1000, True, int(1001e9))  # one side of the pair filled
+    d = ctl.decide(snapshot(mid100(), now_s=1002, own=(own("s", Side.SELL, "101.00"),)))
     assert d.hold == {"s"} and d.cancel == ()  # the partner hangs instead of being refreshed
     far = book([("89.90", "1")], [("90.10", "1")])  # |101 - 90| / 90 = 12 % > 10 %
-    d = ctl.decide(snapshot(far, now_s=1003, own=(own("s", "sell", "101.00"),)))
+    d = ctl.decide(snapshot(far, now_s=1003, own=(own("s", Side.SELL, "101.00"),)))
     assert d.cancel == (("s", "hanging order too far from the price"),)
 
 
 def test_a_filled_orders_partner_is_held_until_the_refresh_makes_it_hang():
     ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, order_refresh_time=Decimal(30), filled_order_delay=Decimal(60)), RULES)
-    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
-    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
-    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
-    partner = own("s", "sell", "101.00", created_s=1000)
+    ctl.on_placed("b", Quote(Side.BUY, 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote(Side.SELL, 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", Side.BUY, 9900, 1000, True, int(1001e9))
+    partner = own("s", Side.SELL, "101.00", created_s=1000)
     d = ctl.decide(snapshot(mid100(), now_s=1002, own=(partner,)))
     assert not d.refresh and d.hold == {"s"} and ctl.hanging == set()  # a candidate, held
     d = ctl.decide(snapshot(mid100(), now_s=1030, own=(partner,)))
@@ -349,17 +350,17 @@ def test_a_filled_orders_partner_is_held_until_the_refresh_makes_it_hang():
 
 def test_old_hanging_orders_are_renewed_at_the_same_price_after_their_cancel():
     ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, max_order_age=Decimal(60), filled_order_delay=Decimal(0)), RULES)
-    ctl.on_placed("b", Quote("buy", 0, 9900, 1000), int(1000e9))
-    ctl.on_placed("s", Quote("sell", 0, 10100, 1000), int(1000e9))
-    ctl.on_fill("b", "buy", 9900, 1000, True, int(1001e9))
-    hanging = own("s", "sell", "101.00", created_s=1000, remaining="0.4")
+    ctl.on_placed("b", Quote(Side.BUY, 0, 9900, 1000), int(1000e9))
+    ctl.on_placed("s", Quote(Side.SELL, 0, 10100, 1000), int(1000e9))
+    ctl.on_fill("b", Side.BUY, 9900, 1000, True, int(1001e9))
+    hanging = own("s", Side.SELL, "101.00", created_s=1000, remaining="0.4")
     assert ctl.decide(snapshot(mid100(), now_s=1002, own=(hanging,))).hold == {"s"}
     d = ctl.decide(snapshot(mid100(), now_s=1061, own=(hanging,)))  # 61 s old
     assert ("s", "hanging order renewed after max_order_age") in d.cancel and d.renew == ()
     d = ctl.decide(snapshot(mid100(), now_s=1062))  # the cancel is confirmed: place it again
-    assert d.renew == (Quote("sell", -1, 10100, 400),)
+    assert d.renew == (Quote(Side.SELL, -1, 10100, 400),)
     ctl.on_placed("s2", d.renew[0], int(1062e9))
-    d = ctl.decide(snapshot(mid100(), now_s=1063, own=(own("s2", "sell", "101.00", "0.4", created_s=1062),)))
+    d = ctl.decide(snapshot(mid100(), now_s=1063, own=(own("s2", Side.SELL, "101.00", "0.4", created_s=1062),)))
     assert d.hold == {"s2"} and d.renew == ()
 
 
@@ -368,7 +369,7 @@ def test_never_quotes_on_a_book_that_is_not_synced_and_says_why():
     sync = BookSync("binance_futures", 2, 3)  # no snapshot yet
     view = MarketView(RULES, sync, type("B", (), {"balances": staticmethod(balances)})())
     ctl = PureMarketMaking(pmm(), RULES)
-    snap = view.snapshot(int(1000e9), (own("b", "buy", "99.00"),))
+    snap = view.snapshot(int(1000e9), (own("b", Side.BUY, "99.00"),))
     d = ctl.decide(snap)
     assert d.proposal is None and not d.create
     assert "AWAITING_SNAPSHOT" in d.reason and d.cancel == (("b", d.reason),)
@@ -376,7 +377,7 @@ def test_never_quotes_on_a_book_that_is_not_synced_and_says_why():
 
 def test_desynced_book_reason_is_passed_on_and_cancel_can_be_disabled():
     ctl = PureMarketMaking(pmm(cancel_on_desync=False), RULES)
-    d = ctl.decide(snapshot(None, not_ready="book DESYNCED: pu 7 != previous u 5", own=(own("b", "buy", "99.00"),)))
+    d = ctl.decide(snapshot(None, not_ready="book DESYNCED: pu 7 != previous u 5", own=(own("b", Side.BUY, "99.00"),)))
     assert d.proposal is None and "pu 7 != previous u 5" in d.reason and d.cancel == ()
 
 
@@ -401,11 +402,11 @@ def test_a_hanging_order_that_left_is_forgotten_and_the_rest_still_hang():
     controller's own sets (a copy kept aside would leave a gone order hanging for ever and make
     the refresh promote candidates into a set the controller no longer reads)."""
     ctl = PureMarketMaking(pmm(hanging_orders_enabled=True, order_refresh_time=Decimal(30), filled_order_delay=Decimal(60)), RULES)
-    for cid, side, px in (("b1", "buy", 9900), ("s1", "sell", 10100), ("b2", "buy", 9800), ("s2", "sell", 10200)):
+    for cid, side, px in (("b1", Side.BUY, 9900), ("s1", Side.SELL, 10100), ("b2", Side.BUY, 9800), ("s2", Side.SELL, 10200)):
         ctl.on_placed(cid, Quote(side, 0 if cid.endswith("1") else 1, px, 1000), int(1000e9))
-    ctl.on_fill("b1", "buy", 9900, 1000, True, int(1001e9))
-    ctl.on_fill("b2", "buy", 9800, 1000, True, int(1001e9))
-    s1, s2 = own("s1", "sell", "101.00", created_s=1000), own("s2", "sell", "102.00", created_s=1000)
+    ctl.on_fill("b1", Side.BUY, 9900, 1000, True, int(1001e9))
+    ctl.on_fill("b2", Side.BUY, 9800, 1000, True, int(1001e9))
+    s1, s2 = own("s1", Side.SELL, "101.00", created_s=1000), own("s2", Side.SELL, "102.00", created_s=1000)
     ctl.decide(snapshot(mid100(), now_s=1030, own=(s1, s2)))  # the refresh: both partners hang
     assert ctl.hanging == {"s1", "s2"} and ctl.candidates == set()
     d = ctl.decide(snapshot(mid100(), now_s=1031, own=(s2,)))  # s1 is gone (filled or cancelled)

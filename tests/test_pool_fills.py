@@ -38,7 +38,7 @@ def setup() -> tuple[SqliteStore, Ledger, FillBook]:
 
 def fill(trade: str, side: str = "buy", price: int = 6_000_000, qty: int = 1000, fee: int = 0, asset: str = "USDT",
          cid: str = "c1") -> FillEvent:
-    return FillEvent("bx", "BTCUSDT", trade, cid, side, price, qty, fee, asset, True)
+    return FillEvent("bx", "BTCUSDT", trade, cid, Side.from_value(side), price, qty, fee, asset, True)
 
 
 def test_a_buy_books_both_assets_and_the_fee_to_the_pool_whose_order_filled():
@@ -65,7 +65,7 @@ def test_a_fill_of_an_order_without_a_pool_or_of_an_unknown_market_is_refused():
     with pytest.raises(PoolError, match="belongs to no pool"):
         fills.book(fill("t1", cid="stranger"))
     with pytest.raises(PoolError, match="unknown market"):
-        fills.book(FillEvent("bx", "ETHUSDT", "t2", "c1", "buy", 1, 1, 0, "", True))
+        fills.book(FillEvent("bx", "ETHUSDT", "t2", "c1", Side.BUY, 1, 1, 0, "", True))
     assert ledger.transactions(account=pool(P)) == []
 
 

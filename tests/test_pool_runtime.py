@@ -80,20 +80,20 @@ def test_the_guard_refuses_an_order_that_would_cross_another_pool_before_it_is_s
                 await rt.start()
                 a, b = rt.engines[pool_id("a")].orders, rt.engines[pool_id("b")].orders
                 buy = await a.create("BTCUSDT", "buy", 6_050_000, 100)  # 60500.00 x 0.001
-                assert rt.tracker.get(buy).state == "OPEN" and fills.pool_of(ACCOUNT, buy) == pool_id("a")
+                assert rt.tracker.get(buy).state == OrderState.OPEN and fills.pool_of(ACCOUNT, buy) == pool_id("a")
                 sent = orders_posted(sim)
                 sell = await b.create("BTCUSDT", "sell", 6_040_000, 100)  # would trade with a's bid
-                assert rt.tracker.get(sell).state == "FAILED" and orders_posted(sim) == sent  # never left
+                assert rt.tracker.get(sell).state == OrderState.FAILED and orders_posted(sim) == sent  # never left
                 assert rt.guard.refused == {pool_id("b"): 1}
                 above = await b.create("BTCUSDT", "sell", 6_060_000, 100)
-                assert rt.tracker.get(above).state == "OPEN"
+                assert rt.tracker.get(above).state == OrderState.OPEN
                 # within one pool the guard does not judge (a controller never crosses itself); the
                 # venue's self-trade prevention is the second line: it expires the resting order
                 await a.create("BTCUSDT", "sell", 6_050_000, 100)
-                await until(lambda: rt.tracker.get(buy).state == "EXPIRED", "the venue's STP to expire a's bid")
+                await until(lambda: rt.tracker.get(buy).state == OrderState.EXPIRED, "the venue's STP to expire a's bid")
                 # an order outside every pool is refused: its fills would have no owner
                 stray = await rt.tracker.create("BTCUSDT", "buy", 5_000_000, 100)
-                assert rt.tracker.get(stray).state == "FAILED" and fills.pool_of(ACCOUNT, stray) is None
+                assert rt.tracker.get(stray).state == OrderState.FAILED and fills.pool_of(ACCOUNT, stray) is None
                 assert await rt.stop()
             assert sim.venue.engine.my_trades("mm", "BTCUSDT") == []
             store.close()
@@ -150,7 +150,7 @@ def test_release_frees_a_members_part_without_stopping_the_pool(tmp_path):
                 with store.transaction() as tx:
                     pools.mint(tx, "a", pid, rt.mid(pid), ledger.holdings_of(user_order("a"), tx=tx))
                     pools.mint(tx, "b", pid, rt.mid(pid), ledger.holdings_of(user_order("b"), tx=tx))
-                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == "OPEN"]) == 6, "six quotes")
+                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == OrderState.OPEN]) == 6, "six quotes")
                 before = {v.client_id for v in rt.live_orders(pid)}
                 await until(lambda: rt.release is not None, "")
                 done = False
@@ -170,7 +170,7 @@ def test_release_frees_a_members_part_without_stopping_the_pool(tmp_path):
                 free_btc, _ = sim.balance("mm", "BTC")
                 free_usdt, _ = sim.balance("mm", "USDT")
                 assert free_btc * 10**8 >= burned.to_order["BTC"] and free_usdt * 10**8 >= burned.to_order["USDT"]
-                await until(lambda: {v.client_id for v in rt.live_orders(pid) if v.state == "OPEN"} - before,
+                await until(lambda: {v.client_id for v in rt.live_orders(pid) if v.state == OrderState.OPEN} - before,
                             "the pool to quote again with what is left")
                 assert rt.engines[pid].executor.status.name == "RUNNING"
                 assert await rt.stop()
@@ -195,7 +195,7 @@ def test_a_restart_cancels_the_previous_runs_orders_and_books_their_fills(tmp_pa
                 await until(lambda: rt.mid(pid) is not None, "a synced book")
                 with store.transaction() as tx:
                     pools.mint(tx, "a", pid, rt.mid(pid), tranche)
-                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == "OPEN"]) == 2, "two quotes")
+                await until(lambda: len([v for v in rt.live_orders(pid) if v.state == OrderState.OPEN]) == 2, "two quotes")
                 old = {v.client_id for v in rt.live_orders(pid)}
                 rt.clock.stop()  # the process dies: nothing is cancelled
                 for t in rt._tasks:

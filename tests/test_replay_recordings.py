@@ -12,6 +12,7 @@ import pytest
 from conftest import VENUES, assert_book_equals, recording_path, unscaled
 
 from mixmaker.book import OrderBook
+from mixmaker._core import SyncRule
 from mixmaker.replay import (
     RecordingNotFoundError,
     UnknownVenueError,
@@ -40,7 +41,7 @@ def test_recording_replays_to_the_reference_result(key, feed_by_name):
     want = EXPECTED[key]
     rec = open_recording(recording_path(key))
     spec = rec.detect_venue()
-    assert (spec.rule, spec.price_decimals, spec.size_decimals) == VENUES[key]
+    assert (spec.rule.value, spec.price_decimals, spec.size_decimals) == VENUES[key]
 
     sync = new_sync(spec)
     r = replay(rec.messages(), spec, source=rec.path.name, progress=False, sync=sync)
@@ -123,7 +124,7 @@ def test_plain_text_with_and_without_timestamps_and_crlf(tmp_path: Path, synthet
     assert rec.container == "plain"
     assert list(rec.messages()) == list(synthetic.messages)
     spec = rec.detect_venue()
-    assert (spec.rule, spec.price_decimals, spec.size_decimals) == ("binance_futures", 2, 3)
+    assert (spec.rule, spec.price_decimals, spec.size_decimals) == (SyncRule.BINANCE_FUTURES, 2, 3)
 
 
 def test_zip_with_one_member(tmp_path: Path, synthetic):
@@ -141,14 +142,14 @@ def test_unknown_symbol_takes_decimals_from_string_widths(tmp_path: Path):
     p = tmp_path / "eth.txt"
     p.write_bytes(b"1 " + diff + b"\n")
     spec = open_recording(p).detect_venue()
-    assert (spec.rule, spec.symbol, spec.price_decimals, spec.size_decimals) == ("binance_futures", "ETHUSDT", 2, 4)
+    assert (spec.rule, spec.symbol, spec.price_decimals, spec.size_decimals) == (SyncRule.BINANCE_FUTURES, "ETHUSDT", 2, 4)
     assert "string widths" in spec.source
 
 
 def test_flags_override_detection(tmp_path: Path, synthetic):
     p = synthetic.write_gzip(tmp_path / "feed.gz")
     spec = open_recording(p).detect_venue(rule="sequential", size_decimals=5)
-    assert (spec.rule, spec.price_decimals, spec.size_decimals) == ("sequential", 2, 5)
+    assert (spec.rule, spec.price_decimals, spec.size_decimals) == (SyncRule.SEQUENTIAL, 2, 5)
     assert "overridden" in spec.source
 
 

@@ -25,6 +25,7 @@ from mixmaker.connectors.ccxt_account import CcxtVenue  # noqa: E402
 from mixmaker.orders import ClientOrderTracker, OrderRejectedError  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest, VenueStatus  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from mixmaker.orders import OrderState  # noqa: E402
 
 RECV_WINDOW_MS = 3000
 MARGIN_MS = 500
@@ -65,22 +66,22 @@ def test_a_process_killed_between_journal_and_send_leaves_a_failed_order_not_a_l
                 await t.start()
                 deadline = b.request_ms + b.recv_window_ms + MARGIN_MS
                 if venue.clock_ms() <= deadline:  # every question so far was asked inside the window
-                    assert t.get(b.client_id).state in ("PENDING_CREATE", "LOST")
+                    assert t.get(b.client_id).state in (OrderState.PENDING_CREATE, OrderState.LOST)
                 loop = asyncio.get_running_loop()
                 give_up = loop.time() + 30
-                while t.get(b.client_id).state != "FAILED":
+                while t.get(b.client_id).state != OrderState.FAILED:
                     assert loop.time() < give_up, f"order {b.client_id} is still {t.get(b.client_id).state}"
                     await t.poll()
                     await asyncio.sleep(0.05)
                 assert venue.clock_ms() > deadline
                 found = t.get(a.client_id)
-                assert found.state == "OPEN" and found.exchange_id is not None, "the order that was sent is found"
+                assert found.state == OrderState.OPEN and found.exchange_id is not None, "the order that was sent is found"
                 x = t.exposure("BTCUSDT")
                 assert x.buy_qty == m.size("0.01") and x.orders == 1, "the unsent order no longer counts"
                 assert t.stats["unsent_failed"] == 1
                 for _ in range(3):  # and the sent one stays, well past its window
                     await t.poll()
-                assert t.get(a.client_id).state == "OPEN"
+                assert t.get(a.client_id).state == OrderState.OPEN
                 assert b.client_id not in venue_orders(sim, "mm"), "nothing ever placed it"
             finally:
                 store.close()
@@ -140,27 +141,27 @@ def test_unsent_fails_only_past_the_window_and_a_sent_order_never_does(tmp_path)
         await t.start()
         venue.faults.act_then_timeout["create"] = 1  # this one reaches the venue; its answer does not
         sent = await t.create("BTCUSDT", "buy", 100, 5)
-        assert t.get(sent).state == "OPEN"
+        assert t.get(sent).state == OrderState.OPEN
         for _ in range(5):
             await t.poll()
             now[0] += 1
-        assert t.get(unsent.client_id).state == "LOST", "unknown, but its window is not over: not proof"
+        assert t.get(unsent.client_id).state == OrderState.LOST, "unknown, but its window is not over: not proof"
         assert t.exposure("BTCUSDT").buy_qty == 15
         venue.frozen_ms = t0 + window + margin  # the deadline itself is not past it
         for _ in range(5):
             await t.poll()
             now[0] += 100
-        assert t.get(unsent.client_id).state == "LOST"
+        assert t.get(unsent.client_id).state == OrderState.LOST
         venue.frozen_ms += 1
         now[0] += 1000
         await t.poll()
-        assert t.get(unsent.client_id).state == "FAILED"
-        assert t.get(sent).state == "OPEN"
+        assert t.get(unsent.client_id).state == OrderState.FAILED
+        assert t.get(sent).state == OrderState.OPEN
         assert t.exposure("BTCUSDT").buy_qty == 5
         # A restart replays FAILED from the journal.
         again = ClientOrderTracker(venue, SqliteStore(db))
         await again.start()
-        assert again.get(unsent.client_id).state == "FAILED" and again.get(sent).state == "OPEN"
+        assert again.get(unsent.client_id).state == OrderState.FAILED and again.get(sent).state == OrderState.OPEN
 
     asyncio.run(go())
 
@@ -184,12 +185,12 @@ def test_many_lost_orders_over_many_polls_cost_a_bounded_number_of_requests(tmp_
             cids.append(cid)
         for _ in range(t.lost_after):
             await t.poll()
-        assert all(t.get(c).state == "LOST" for c in cids)
+        assert all(t.get(c).state == OrderState.LOST for c in cids)
         calls_before, events_before = sum(venue.calls.values()), _events(t)
         for _ in range(polls):
             now[0] += 1.0
             await t.poll()
-        assert all(t.get(c).state == "LOST" for c in cids)
+        assert all(t.get(c).state == OrderState.LOST for c in cids)
         spent = sum(venue.calls.values()) - calls_before
         # Per order: the doubling checks up to the cap, then one per `cap`; each check is a cancel,
         # a query, the open orders and one page of trades. Plus the poll's own open-orders call.

@@ -47,8 +47,8 @@ class BookState:
     def name(self) -> str: ...
 
 # The core's vocabularies. `.value` is the name the core, the journal and the venues use
-# ("buy", "fill", "OPEN", "binance_futures"); `.name` is the variant's. For now a member also
-# equals (and hashes like) its value string, and `str()` gives the value.
+# ("buy", "fill", "OPEN", "binance_futures"); `.name` is the variant's. A member equals only
+# itself (never its value string); `str()` gives the value.
 @final
 class OrderState:
     INITIALIZED: ClassVar[OrderState]

@@ -8,7 +8,7 @@ from collections import deque
 from fractions import Fraction
 
 from mixmaker.money import rescale
-from mixmaker.orders import FillEvent
+from mixmaker.orders import FillEvent, Side
 from mixmaker.orders.protocol import FEE_DECIMALS
 
 
@@ -33,7 +33,7 @@ class Accounting:
         # The simulated venue charges whole value units: the fee (1e-12 of the quote) converts exactly.
         self.fees += rescale(f.fee, FEE_DECIMALS, self.value_decimals)
         self.filled_orders.add(f.client_id)
-        q = f.qty if f.side == "buy" else -f.qty
+        q = f.qty if f.side == Side.BUY else -f.qty
         if q > 0:
             self.buy_qty += f.qty
             self.buy_value += f.price * f.qty

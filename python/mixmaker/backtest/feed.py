@@ -106,7 +106,7 @@ class TimedFeed:
 
     def fingerprint(self, spec: VenueSpec, keep_tickers: bool) -> bytes:
         st = self.path.stat()
-        return (f"{TAPE_FORMAT}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{spec.rule}|"
+        return (f"{TAPE_FORMAT}|{self.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{spec.rule.value}|"
                 f"{spec.price_decimals}|{spec.size_decimals}|tickers={int(keep_tickers)}").encode()
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:

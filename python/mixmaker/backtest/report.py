@@ -97,7 +97,7 @@ def build_report(o: RunOutcome) -> dict[str, Any]:
         # base held after each tick: [seconds since the first message, amount]
         "inventory_series": [[t, held[h]] for t, h in zip(times, inv, strict=True)],
         "fill_log": [
-            {"t_s": format_units(t - first, 9), "side": f.side, "price": format_units(f.price, pd),
+            {"t_s": format_units(t - first, 9), "side": f.side.value, "price": format_units(f.price, pd),
              "qty": format_units(f.qty, sd), "fee": fee_text(f.fee, vd), "maker": f.is_maker, "trade_id": f.trade_id}
             for t, f in o.fill_log
         ],

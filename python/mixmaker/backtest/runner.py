@@ -41,7 +41,7 @@ from mixmaker.backtest.sim_venue import SimVenue
 from mixmaker.book import BookState
 from mixmaker.clock import Clock, ClockMode, tick_size_to_ns
 from mixmaker.errors import MixmakerError
-from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport
+from mixmaker.orders import ClientOrderTracker, FillEvent, OrderReport, Side
 from mixmaker.replay import new_sync
 from mixmaker.strategy.avellaneda import AvellanedaStoikov
 from mixmaker.strategy.config import PMMConfig, RunConfig, pct_to_fraction, to_units
@@ -177,7 +177,7 @@ class Backtest:
                 mark2 = bid[0] + ask[0]
         qb = qa = None
         for o in self.executor.own_orders():
-            if o.side == "buy":
+            if o.side == Side.BUY:
                 if qb is None or o.price > qb:
                     qb = o.price
             elif qa is None or o.price < qa:

@@ -44,6 +44,8 @@ from mixmaker.strategy.kernel import SCALE
 from mixmaker.strategy.market import Balances, MarketRules
 
 QueueModel = Literal["risk_averse", "front"]
+_BUY, _SELL = Side.BUY, Side.SELL
+_OPEN, _PARTIALLY_FILLED = VenueStatus.OPEN, VenueStatus.PARTIALLY_FILLED
 QUEUE_LEVELS = 256  # book levels read to place us in the queue; beyond them the place is kept
 
 
@@ -57,7 +59,7 @@ class SimOrder:
     quantity: int
     live_at_ns: int
     filled: int = 0
-    status: VenueStatus = "open"
+    status: VenueStatus = VenueStatus.OPEN
     live: bool = False
     queue_ahead: int = 0
     cancel_at_ns: int | None = None
@@ -69,7 +71,7 @@ class SimOrder:
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("open", "partially_filled")
+        return self.status is _OPEN or self.status is _PARTIALLY_FILLED
 
     def report(self) -> OrderReport:
         """The venue's view of the order; the same (immutable) report while its status and fill
@@ -138,7 +140,7 @@ class SimVenue:
             return self._balances
         locked_quote = locked_base = 0
         for o in self._open.values():
-            if o.side == "buy":
+            if o.side == _BUY:
                 locked_quote += o.remaining * o.price
             else:
                 locked_base += o.remaining
@@ -161,7 +163,7 @@ class SimVenue:
         if req.price <= 0 or req.price % r.tick or req.quantity <= 0 or req.quantity % r.lot or req.quantity < r.min_size:
             raise OrderRejectedError(f"price {req.price} or quantity {req.quantity} off the market grid", code=-1111)
         b = self.balances()
-        if (req.side == "buy" and req.price * req.quantity > b.quote_free) or (req.side == "sell" and req.quantity > b.base_free):
+        if (req.side == _BUY and req.price * req.quantity > b.quote_free) or (req.side == _SELL and req.quantity > b.base_free):
             self.stats["rejected_balance"] += 1
             raise OrderRejectedError("insufficient balance", code=-2019)
         if self.post_only and self._would_take(req.side, req.price):
@@ -185,7 +187,7 @@ class SimVenue:
         if o is None:
             raise OrderNotFoundError(f"unknown order {client_id}")
         if self.latency_ns == 0:
-            self._close(o, "canceled")
+            self._close(o, VenueStatus.CANCELED)
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
             self.in_flight[o.client_id] = o
@@ -215,7 +217,7 @@ class SimVenue:
             if not o.live and o.is_open and o.live_at_ns <= now_ns:
                 self._arrive(o)
             if o.cancel_at_ns is not None and o.cancel_at_ns <= now_ns and o.is_open:
-                self._close(o, "canceled")
+                self._close(o, VenueStatus.CANCELED)
             if not o.is_open or (o.live and o.cancel_at_ns is None):
                 del self.in_flight[o.client_id]
                 self.version += 1
@@ -239,16 +241,16 @@ class SimVenue:
         asks: list[tuple[int, int]] = []
         for o in self._open.values():
             if o.live:
-                (bids if o.side == "buy" else asks).append((o.price, o.queue_ahead))
+                (bids if o.side == _BUY else asks).append((o.price, o.queue_ahead))
         return bids, asks
 
     def on_public_trade(self, price: int, qty: int, buyer_is_maker: bool) -> None:
         """A public trade: the aggressor sold (hits bids) when the buyer was the maker."""
-        hit = "buy" if buyer_is_maker else "sell"
+        hit = _BUY if buyer_is_maker else _SELL
         for o in list(self._open.values()):
             if not o.live or o.side != hit:
                 continue
-            through = price < o.price if hit == "buy" else price > o.price
+            through = price < o.price if hit is _BUY else price > o.price
             if through:
                 self._fill(o, o.remaining)
             elif price == o.price:
@@ -266,28 +268,28 @@ class SimVenue:
         for o in list(self._open.values()):
             if not o.live:
                 continue
-            if (o.side == "buy" and ask is not None and ask[0] <= o.price) or (
-                    o.side == "sell" and bid is not None and bid[0] >= o.price):
+            if (o.side == _BUY and ask is not None and ask[0] <= o.price) or (
+                    o.side == _SELL and bid is not None and bid[0] >= o.price):
                 self.stats["filled_by_book"] += 1
                 self._fill(o, o.remaining)
             elif o.queue_ahead:
-                size = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS)
+                size = self.book.level_within_raw(o.side == _BUY, o.price, QUEUE_LEVELS)
                 if size is not None and size < o.queue_ahead:
                     o.queue_ahead = size
                     self.version += 1
 
     # ------------------------------------------------------------------ internals
-    def _would_take(self, side: str, price: int) -> bool:
+    def _would_take(self, side: Side, price: int) -> bool:
         if self.book is None:
             return False
-        other = self.book.best_ask_raw() if side == "buy" else self.book.best_bid_raw()
-        return other is not None and (price >= other[0] if side == "buy" else price <= other[0])
+        other = self.book.best_ask_raw() if side == _BUY else self.book.best_bid_raw()
+        return other is not None and (price >= other[0] if side == _BUY else price <= other[0])
 
     def _arrive(self, o: SimOrder) -> None:
         if self._would_take(o.side, o.price):
             if self.post_only:
                 self.stats["expired_post_only"] += 1
-                self._close(o, "expired")
+                self._close(o, VenueStatus.EXPIRED)
                 return
             self._take(o)
             if not o.is_open:
@@ -295,7 +297,7 @@ class SimVenue:
         o.live = True
         self.version += 1
         if self.queue_model == "risk_averse" and self.book is not None:
-            o.queue_ahead = self.book.level_within_raw(o.side == "buy", o.price, QUEUE_LEVELS) or 0
+            o.queue_ahead = self.book.level_within_raw(o.side == _BUY, o.price, QUEUE_LEVELS) or 0
 
     def _close(self, o: SimOrder, status: VenueStatus) -> None:
         self.version += 1
@@ -307,9 +309,9 @@ class SimVenue:
     def _take(self, o: SimOrder) -> None:
         """A crossing limit order (venue not post-only) takes the other side up to its price."""
         levels = self.book.top_raw(QUEUE_LEVELS)
-        px, sz = (levels[2], levels[3]) if o.side == "buy" else (levels[0], levels[1])
+        px, sz = (levels[2], levels[3]) if o.side == _BUY else (levels[0], levels[1])
         for p, s in zip(px.tolist(), sz.tolist(), strict=True):
-            if o.remaining == 0 or (p > o.price if o.side == "buy" else p < o.price):
+            if o.remaining == 0 or (p > o.price if o.side == _BUY else p < o.price):
                 break
             self._fill(o, min(s, o.remaining), price=p, maker=False)
 
@@ -319,7 +321,7 @@ class SimVenue:
         price = o.price if price is None else price
         notional = price * qty
         fee_value, fee = charged_fee(notional, self.maker_fee if maker else self.taker_fee, self.rules.value_decimals)
-        if o.side == "buy":
+        if o.side == _BUY:
             self.base += qty
             self.quote -= notional + fee_value
         else:
@@ -335,21 +337,21 @@ class SimVenue:
         self.stream.append(t)
         self.stats["fills"] += 1
         if o.filled == o.quantity:
-            o.status = "filled"
+            o.status = VenueStatus.FILLED
             self._open.pop(o.client_id, None)
             self.stream.append(o.report())
         else:
-            o.status = "partially_filled"
+            o.status = _PARTIALLY_FILLED
 
 
-def _level_size(levels: tuple[npt.NDArray[np.int64], ...], side: str, price: int) -> int | None:
+def _level_size(levels: tuple[npt.NDArray[np.int64], ...], side: Side, price: int) -> int | None:
     """Size at `price` in top_raw arrays; 0 if the price is inside the levels but empty, None
     if it lies beyond them."""
-    px, sz = (levels[0], levels[1]) if side == "buy" else (levels[2], levels[3])
+    px, sz = (levels[0], levels[1]) if side == _BUY else (levels[2], levels[3])
     n = len(px)
     if n == 0:
         return 0
-    if side == "buy":  # descending
+    if side == _BUY:  # descending
         if price < px[n - 1]:
             return None
         i = bisect.bisect_left(range(n), -price, key=lambda k: -px[k])

@@ -62,9 +62,7 @@ class FillEvent:
     symbol: str
     trade_id: str
     client_id: str
-    # The side's value ("buy" / "sell"), as stored, until the backtest's report writes `Side`
-    # itself (issue 14): listeners read it through `Side.from_value`.
-    side: str
+    side: Side
     price: int
     qty: int
     fee: FeeAmount  # 1e-12 of fee_asset
@@ -148,7 +146,7 @@ class OrderJournal:
                     tx.execute(
                         "INSERT INTO order_fills (venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, "
                         "is_maker, at_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (fill.venue, fill.symbol, fill.trade_id, fill.client_id, fill.side, fill.price, fill.qty,
+                        (fill.venue, fill.symbol, fill.trade_id, fill.client_id, fill.side.value, fill.price, fill.qty,
                          fill.fee, fill.fee_asset, int(fill.is_maker), time.time_ns()),
                     )
 
@@ -248,4 +246,4 @@ class OrderJournal:
 
 def _fill(r: Row) -> FillEvent:
     """A `SELECT venue, symbol, trade_id, client_id, side, price, qty, fee, fee_asset, is_maker` row."""
-    return FillEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], FeeAmount(r[7]), r[8], bool(r[9]))
+    return FillEvent(r[0], r[1], r[2], r[3], Side.from_value(r[4]), r[5], r[6], FeeAmount(r[7]), r[8], bool(r[9]))

@@ -325,7 +325,7 @@ class ClientOrderTracker:
         for (cid, t), out in zip(named, outcomes, strict=True):
             if out.applied:
                 ev = JournalEvent(OrderEvent.FILL, None, t.trade_id, t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
-                fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side.value,
+                fill = FillEvent(self.venue.name, self._meta[cid].symbol, t.trade_id, cid, self._meta[cid].side,
                                  t.price, t.qty, t.fee, t.fee_asset, t.is_maker)
                 rows.append((cid, ev, fill))
                 self._last_change[cid] = self._clock()
@@ -364,8 +364,7 @@ class ClientOrderTracker:
             await self._fetch_fills(cid)
             if rep.filled > self._view(cid).filled:
                 self.stats["fills_pending"] += 1  # the trades are not visible yet; the poll asks again
-        # VenueStatus(...) also reads a status given as its value (the backtest venue's, for now).
-        event = _STATUS_EVENT.get(VenueStatus(rep.status))
+        event = _STATUS_EVENT.get(rep.status)
         if event is not None:
             self._apply(cid, JournalEvent(event))
 

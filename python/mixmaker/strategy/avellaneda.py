@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mixmaker._core import Side
 from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, AvellanedaConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import Decision, Proposal, Quote
@@ -155,8 +156,8 @@ class AvellanedaStoikov:
         ssz = size if m.q >= 0 else math.floor(size * math.exp(eta * m.q) / lot) * lot
         bid_px, bid_sz, ask_px, ask_sz = book.top_raw(50)
         if self.cfg.order_optimization_enabled:
-            own_buy = sum(o.remaining for o in snap.own_orders if o.side == "buy")
-            own_sell = sum(o.remaining for o in snap.own_orders if o.side == "sell")
+            own_buy = sum(o.remaining for o in snap.own_orders if o.side == Side.BUY)
+            own_sell = sum(o.remaining for o in snap.own_orders if o.side == Side.SELL)
             top = _price_for_volume(bid_px, bid_sz, own_buy)
             if top is not None:
                 above = (-(-top // tick) + 1) * tick
@@ -165,8 +166,8 @@ class AvellanedaStoikov:
             if top is not None:
                 below = (top // tick - 1) * tick
                 sp = [max(p, below) for p in sp]
-        nh_quote = sum(o.remaining * o.price for o in snap.own_orders if o.side == "buy")
-        nh_base = sum(o.remaining for o in snap.own_orders if o.side == "sell")
+        nh_quote = sum(o.remaining * o.price for o in snap.own_orders if o.side == Side.BUY)
+        nh_base = sum(o.remaining for o in snap.own_orders if o.side == Side.SELL)
         raw = finish(self.params, bp, [bsz] * len(bp), sp, [ssz] * len(sp), bid_px[:1], ask_px[:1],
                      b.base_free + nh_base, b.quote_free + nh_quote)
         return Proposal.from_lists(raw.buy_prices, raw.buy_sizes, raw.sell_prices, raw.sell_sizes)
@@ -189,7 +190,7 @@ class AvellanedaStoikov:
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None:
         self.timers.on_placed(now_ns)
 
-    def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None:
+    def on_fill(self, client_id: str, side: Side, price: int, qty: int, fully_filled: bool, now_ns: int) -> None:
         if fully_filled:
             self.timers.on_full_fill(now_ns)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from mixmaker.strategy.market import Side
+from mixmaker._core import Side
 
 
 class Quote(NamedTuple):  # a tuple: ten of these are built every tick
@@ -31,18 +31,19 @@ class Proposal:
                    sell_sizes: list[int]) -> Proposal:
         # tuple.__new__ is what Quote() calls, without the Python-level __new__ in between
         return cls(
-            tuple([_new(Quote, ("buy", i, buy_prices[i], buy_sizes[i])) for i in range(len(buy_prices))]),
-            tuple([_new(Quote, ("sell", i, sell_prices[i], sell_sizes[i])) for i in range(len(sell_prices))]),
+            tuple([_new(Quote, (_BUY, i, buy_prices[i], buy_sizes[i])) for i in range(len(buy_prices))]),
+            tuple([_new(Quote, (_SELL, i, sell_prices[i], sell_sizes[i])) for i in range(len(sell_prices))]),
         )
 
     def side(self, side: Side) -> tuple[Quote, ...]:
-        return self.buys if side == "buy" else self.sells
+        return self.buys if side is _BUY else self.sells
 
     def __len__(self) -> int:
         return len(self.buys) + len(self.sells)
 
 
 _new = tuple.__new__
+_BUY, _SELL = Side.BUY, Side.SELL  # the variants are singletons: `is` compares them
 _NO_HOLD: frozenset[str] = frozenset()
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from mixmaker._core import OrderState
+from mixmaker._core import OrderState, Side
 from mixmaker.book import BookState
 from mixmaker.frozen import quick_init
 from mixmaker.markets import MarketRules as MarketRules  # re-exported: strategy code imports it from here
@@ -23,9 +23,6 @@ _new = tuple.__new__  # a named tuple from a tuple of all its fields, without it
 
 if TYPE_CHECKING:
     from mixmaker.book import OrderBook
-
-Side = Literal["buy", "sell"]
-
 
 @quick_init
 @dataclass(frozen=True, slots=True)
@@ -52,7 +49,7 @@ class OwnOrder(NamedTuple):
     quantity: int
     remaining: int
     created_ns: int  # clock time when the executor placed it
-    state: OrderState | str  # the tracker's state; it compares equal to its name ("OPEN")
+    state: OrderState  # the tracker's state
 
 
 class MarketSnapshot(NamedTuple):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mixmaker._core import Side
 from mixmaker.book import OrderBook
 from mixmaker.strategy.config import NS, PMMConfig, pct_to_fraction, seconds_to_ns, to_units
 from mixmaker.strategy.decision import HANGING_LEVEL, Decision, Proposal, Quote
@@ -40,6 +41,7 @@ _EMPTY = np.empty(0, dtype=np.int64)
 _NO_HOLD: frozenset[str] = frozenset()
 _NO_LIVE: dict[str, OwnOrder] = {}  # read only
 _NEVER = (1 << 63) - 1
+_BUY, _SELL = Side.BUY, Side.SELL
 # (until, own orders, events, cancels in flight, balances, last trade price or None, best bid,
 #  best ask, the decision): see PureMarketMaking._hold
 _Held = tuple[int, tuple[OwnOrder, ...], int, int, Balances, int | None, int, int, Decision]
@@ -52,8 +54,8 @@ class InventoryCost:
         self.base = base
         self.cost = base * price  # value units
 
-    def on_fill(self, side: str, price: int, qty: int) -> None:
-        if side == "buy":
+    def on_fill(self, side: Side, price: int, qty: int) -> None:
+        if side == _BUY:
             self.base += qty
             self.cost += price * qty
         elif self.base > 0:
@@ -90,7 +92,7 @@ class PureMarketMaking:
         self.filled_sells = 0
         self.last_own_trade_price: int | None = None
         self.inventory_cost = InventoryCost(initial_base, to_units(cfg.inventory_price, pd, "inventory_price"))
-        self.level_of: dict[str, tuple[str, int]] = {}  # live non-hanging order -> (side, level)
+        self.level_of: dict[str, tuple[Side, int]] = {}  # live non-hanging order -> (side, level)
         self.candidates: set[str] = set()  # partner of a filled pair member; hanging at next refresh
         self.hanging: set[str] = set()
         self.renewals: dict[str, Quote] = {}  # hanging order cancelled for its age -> its copy
@@ -197,7 +199,7 @@ class PureMarketMaking:
             else:
                 ms_n, ms_d = self._ms
                 for o in non_hanging:
-                    if o.side == "buy":
+                    if o.side == _BUY:
                         below = -(o.price * pd - pn) * ms_d < ms_n * pn
                     else:
                         below = (o.price * pd - pn) * ms_d < ms_n * pn
@@ -338,7 +340,7 @@ class PureMarketMaking:
             bid, ask = market_book.best_bid_raw(), market_book.best_ask_raw()
         own_buy = own_sell = locked_quote = 0
         for o in snap.own_orders:
-            if o.side == "buy":
+            if o.side == _BUY:
                 own_buy += o.remaining
                 locked_quote += o.remaining * o.price
             else:
@@ -347,8 +349,8 @@ class PureMarketMaking:
         if len(non_hanging) == len(snap.own_orders):  # nothing hangs: the same orders
             nh_quote, nh_base = locked_quote, own_sell
         else:
-            nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == "buy")
-            nh_base = sum(o.remaining for o in non_hanging if o.side == "sell")
+            nh_quote = sum(o.remaining * o.price for o in non_hanging if o.side == _BUY)
+            nh_base = sum(o.remaining for o in non_hanging if o.side == _SELL)
         b = snap.balances
         # A common denominator: the kernel takes (buy num, sell num, den).
         (bn, bd), (sn, sd) = ref_buy, ref_sell
@@ -391,7 +393,7 @@ class PureMarketMaking:
         self.level_of[client_id] = (quote.side, quote.level)
         self.timers.on_placed(now_ns)
 
-    def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None:
+    def on_fill(self, client_id: str, side: Side, price: int, qty: int, fully_filled: bool, now_ns: int) -> None:
         """A fill of one of our orders (`fully_filled`: the order has nothing left)."""
         self._events += 1
         self.inventory_cost.on_fill(side, price, qty)
@@ -404,7 +406,7 @@ class PureMarketMaking:
         self.timers.on_full_fill(now_ns)
         self.last_own_trade_price = price
         if self.cfg.ping_pong_enabled:
-            if side == "buy":
+            if side == _BUY:
                 self.filled_buys += 1
             else:
                 self.filled_sells += 1
@@ -412,7 +414,7 @@ class PureMarketMaking:
                 self.filled_buys = self.filled_sells = 0
         pos = self.level_of.pop(client_id, None)
         if self.cfg.hanging_orders_enabled and pos is not None:
-            partner_side = "sell" if pos[0] == "buy" else "buy"
+            partner_side = _SELL if pos[0] == _BUY else _BUY
             for cid, other in self.level_of.items():
                 if other == (partner_side, pos[1]):
                     self.candidates.add(cid)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any
 
-from mixmaker._core import OrderView
+from mixmaker._core import OrderState, OrderView
 from mixmaker.money import rescale_ratio
 from mixmaker.orders import ClientOrderTracker
 from mixmaker.orders.protocol import FEE_DECIMALS, Side
@@ -24,6 +24,7 @@ from mixmaker.strategy.market import MarketRules, MarketSnapshot
 from mixmaker.strategy.runnable import CloseType, RunnableStatus
 
 log = logging.getLogger("mixmaker.strategy.position")
+_CLOSED_UNFILLED = (OrderState.CANCELED, OrderState.EXPIRED, OrderState.FAILED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ class TripleBarrier:
 @dataclass(frozen=True, slots=True)
 class PositionConfig:
     symbol: str
-    side: Literal["buy", "sell"]
+    side: Side
     amount: int  # size units
     entry_price: int | None  # None: enter with a marketable order
     barrier: TripleBarrier
@@ -48,16 +49,20 @@ class PositionConfig:
     max_retries: int = 10
 
 
-def marketable_price(snap: MarketSnapshot, side: str, slippage: Fraction) -> int | None:
+def marketable_price(snap: MarketSnapshot, side: Side, slippage: Fraction) -> int | None:
     """A limit price that takes: the best opposite price moved by `slippage`, on the tick."""
     if snap.book is None:
         return None
-    best = snap.book.best_ask_raw() if side == "buy" else snap.book.best_bid_raw()
+    best = snap.book.best_ask_raw() if side == Side.BUY else snap.book.best_bid_raw()
     if best is None:
         return None
     tick = snap.rules.tick
-    px = Fraction(best[0]) * (1 + slippage if side == "buy" else 1 - slippage)
+    px = Fraction(best[0]) * (1 + slippage if side == Side.BUY else 1 - slippage)
     return int(px // tick) * tick
+
+
+def _opposite(side: Side) -> Side:
+    return Side.SELL if side == Side.BUY else Side.BUY
 
 
 class PositionExecutor:
@@ -65,6 +70,7 @@ class PositionExecutor:
         if cfg.amount <= 0 or cfg.amount % rules.lot:
             raise ExecutorStateError(f"amount {cfg.amount} must be a positive multiple of the lot {rules.lot}")
         self.cfg = cfg
+        self.side = Side.from_value(cfg.side)  # the enum from here on, whatever the caller gave
         self.tracker = tracker
         self.rules = rules
         self.status = RunnableStatus.NOT_STARTED
@@ -108,14 +114,14 @@ class PositionExecutor:
         qty, cost, fees = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         if qty == 0:
             return None
-        sign = 1 if self.cfg.side == "buy" else -1
+        sign = 1 if self.side == Side.BUY else -1
         pnl = sign * (close_price * qty - cost) - fees
         return Fraction(pnl, cost)
 
     def report(self) -> dict[str, Any]:
         oq, oc, of = self._filled([self.open_id]) if self.open_id else (0, 0, Fraction(0))
         cq, cc, cf = self._filled(self.close_ids)
-        sign = 1 if self.cfg.side == "buy" else -1
+        sign = 1 if self.side == Side.BUY else -1
         return {"status": self.status.name, "close_type": self.close_type.name if self.close_type else None,
                 "opened": oq, "closed": cq, "entry_cost": oc, "exit_value": cc, "fees": of + cf,
                 "realised_pnl": sign * (cc - Fraction(oc * cq, oq)) - of - cf if oq and cq else None}
@@ -138,11 +144,11 @@ class PositionExecutor:
     async def _running(self, snap: MarketSnapshot) -> None:
         cfg, now = self.cfg, snap.now_ns
         if self.open_id is None:
-            price = cfg.entry_price if cfg.entry_price is not None else marketable_price(snap, cfg.side, cfg.close_slippage)
+            price = cfg.entry_price if cfg.entry_price is not None else marketable_price(snap, self.side, cfg.close_slippage)
             if price is None:
                 return  # no book: wait
-            self.open_id = await self.tracker.create(cfg.symbol, cfg.side, price, cfg.amount)
-            if self._view(self.open_id).state == "FAILED":
+            self.open_id = await self.tracker.create(cfg.symbol, self.side, price, cfg.amount)
+            if self._view(self.open_id).state == OrderState.FAILED:
                 self.status, self.close_type = RunnableStatus.TERMINATED, CloseType.FAILED
             return
         b = cfg.barrier
@@ -150,10 +156,10 @@ class PositionExecutor:
         timed_out = b.time_limit_ns is not None and now >= started + b.time_limit_ns
         if self.open_filled == 0:
             state = self._view(self.open_id).state
-            if timed_out or state in ("CANCELED", "EXPIRED", "FAILED"):
+            if timed_out or state in _CLOSED_UNFILLED:
                 await self._close(snap, CloseType.TIME_LIMIT if timed_out else CloseType.FAILED)
             return
-        exit_px = marketable_price(snap, "sell" if cfg.side == "buy" else "buy", Fraction(0))
+        exit_px = marketable_price(snap, _opposite(self.side), Fraction(0))
         pnl = self.net_pnl_pct(exit_px) if exit_px is not None else None
         if pnl is not None:
             if b.stop_loss is not None and pnl <= -b.stop_loss:
@@ -194,7 +200,7 @@ class PositionExecutor:
         if self.retries >= self.cfg.max_retries:
             self.status, self.close_type = RunnableStatus.TERMINATED, CloseType.FAILED
             return
-        side: Side = "sell" if self.cfg.side == "buy" else "buy"
+        side = _opposite(self.side)
         price = marketable_price(snap, side, self.cfg.close_slippage)
         if price is None:
             return

@@ -21,17 +21,18 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from mixmaker import eager
-from mixmaker._core import OrderView
+from mixmaker._core import OrderState, OrderView, Side
 from mixmaker.orders import FillEvent
 from mixmaker.strategy.config import NS
 from mixmaker.strategy.decision import Decision, Proposal, Quote
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.kernel import within_tolerance
-from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder, Side
+from mixmaker.strategy.market import BalanceSource, MarketRules, OwnOrder
 from mixmaker.strategy.runnable import RunnableStatus
 from mixmaker.strategy.single_flight import SingleFlight
 
-_LEAVING = ("PENDING_CANCEL",)
+_PENDING_CANCEL, _FAILED, _FILLED = OrderState.PENDING_CANCEL, OrderState.FAILED, OrderState.FILLED
+_BUY, _SELL = Side.BUY, Side.SELL
 _new = tuple.__new__  # OwnOrder from a tuple of all its fields (its Python-level __new__ skipped)
 
 
@@ -39,7 +40,7 @@ class QuoteListener(Protocol):
     """What a controller hears back (PureMarketMaking and AvellanedaStoikov implement it)."""
 
     def on_placed(self, client_id: str, quote: Quote, now_ns: int) -> None: ...
-    def on_fill(self, client_id: str, side: str, price: int, qty: int, fully_filled: bool, now_ns: int) -> None: ...
+    def on_fill(self, client_id: str, side: Side, price: int, qty: int, fully_filled: bool, now_ns: int) -> None: ...
     def on_closed(self, client_id: str) -> None: ...
 
 
@@ -97,7 +98,7 @@ class QuoteExecutor:
         self.backoff_max_ns = int(backoff_max_s * NS)
         self.status = RunnableStatus.NOT_STARTED
         self.placed: dict[str, Placed] = {}
-        self.backoff: dict[tuple[str, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
+        self.backoff: dict[tuple[Side, int], tuple[int, int]] = {}  # (side, level) -> (until_ns, failures)
         self.stats: Counter[str] = Counter()
         self._flight = SingleFlight(f"quote executor {rules.symbol}")
         # own_orders() as of a tracker version, and the version the last sweep looked at
@@ -154,7 +155,7 @@ class QuoteExecutor:
                 or self.status is not RunnableStatus.RUNNING):
             own = self.own_orders()
         if self._cancelling_of is not own:
-            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling = sum(1 for o in own if o.state == _PENDING_CANCEL)
             self._cancelling_of = own
         return self._cancelling
 
@@ -169,7 +170,7 @@ class QuoteExecutor:
                 or self.status is not RunnableStatus.RUNNING):
             own = self.own_orders()
         if self._cancelling_of is not own:
-            self._cancelling = sum(1 for o in own if o.state == "PENDING_CANCEL")
+            self._cancelling = sum(1 for o in own if o.state == _PENDING_CANCEL)
             self._cancelling_of = own
         return own, self._cancelling
 
@@ -251,12 +252,12 @@ class QuoteExecutor:
             sells: list[OwnOrder] = []
             for o in own:  # the working orders: not cancelled here, not held, not leaving
                 cid = o.client_id
-                if cid not in cancels and cid not in hold and o.state not in _LEAVING:
-                    (buys if o.side == "buy" else sells).append(o)
-            for side, live in (("buy", buys), ("sell", sells)):
+                if cid not in cancels and cid not in hold and o.state != _PENDING_CANCEL:
+                    (buys if o.side == _BUY else sells).append(o)
+            for side, live in ((_BUY, buys), (_SELL, sells)):
                 if len(live) > 1:
-                    live.sort(key=_best_first_buy if side == "buy" else _best_first_sell)
-                quotes = list(wanted.buys if side == "buy" else wanted.sells) if wanted is not None else []
+                    live.sort(key=_best_first_buy if side == _BUY else _best_first_sell)
+                quotes = list(wanted.buys if side == _BUY else wanted.sells) if wanted is not None else []
                 for o in live:
                     price = o.price
                     for i, q in enumerate(quotes):
@@ -297,8 +298,8 @@ class QuoteExecutor:
 
     def _affordable(self, creates: list[Quote]) -> bool:
         b = self.balances.balances()
-        quote_need = sum(q.price * q.size for q in creates if q.side == "buy")
-        base_need = sum(q.size for q in creates if q.side == "sell")
+        quote_need = sum(q.price * q.size for q in creates if q.side == _BUY)
+        base_need = sum(q.size for q in creates if q.side == _SELL)
         return quote_need <= b.quote_free and base_need <= b.base_free
 
     def _not_backed_off(self, creates: list[Quote], now_ns: int) -> tuple[list[Quote], int]:
@@ -323,7 +324,7 @@ class QuoteExecutor:
         if v is None:
             raise ExecutorStateError(f"the tracker does not know order {cid}")
         key = (q.side, q.level)
-        if v.state == "FAILED":
+        if v.state == _FAILED:
             failures = self.backoff.get(key, (0, 0))[1] + 1
             wait = min(self.backoff_base_ns << (failures - 1), self.backoff_max_ns)
             self.backoff[key] = (now_ns + wait, failures)
@@ -345,7 +346,7 @@ class QuoteExecutor:
                 v = get(c)
                 if v is None:
                     raise ExecutorStateError(f"the tracker does not know order {c}")
-                if v.state != "PENDING_CANCEL":
+                if v.state != _PENDING_CANCEL:
                     todo.append(c)
         if not todo:
             return
@@ -378,7 +379,7 @@ class QuoteExecutor:
             return
         v = self._view(fill.client_id)
         self.stats["fills"] += 1
-        self.listener.on_fill(fill.client_id, fill.side, fill.price, fill.qty, v.state == "FILLED", self.now_ns())
+        self.listener.on_fill(fill.client_id, fill.side, fill.price, fill.qty, v.state == _FILLED, self.now_ns())
 
     def _sweep(self) -> None:
         """Forget orders that are closed; tell the controller about those that did not fill."""
@@ -393,7 +394,7 @@ class QuoteExecutor:
                 if not v.is_live:
                     if closed is None:
                         closed = []
-                    closed.append((cid, v.state != "FILLED"))
+                    closed.append((cid, v.state != _FILLED))
             if closed is not None:
                 placed = self.placed
                 self._own = None

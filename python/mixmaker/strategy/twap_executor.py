@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
 
-from mixmaker._core import OrderView
+from mixmaker._core import OrderState, OrderView, Side
 from mixmaker.orders import ClientOrderTracker
 from mixmaker.strategy.errors import ExecutorStateError
 from mixmaker.strategy.market import MarketRules, MarketSnapshot
@@ -24,7 +24,7 @@ log = logging.getLogger("mixmaker.strategy.twap")
 @dataclass(frozen=True, slots=True)
 class TwapConfig:
     symbol: str
-    side: Literal["buy", "sell"]
+    side: Side
     total: int  # size units
     duration_ns: int
     interval_ns: int
@@ -44,6 +44,7 @@ class TwapExecutor:
         if cfg.total <= 0 or cfg.interval_ns <= 0 or cfg.duration_ns < 0:
             raise ExecutorStateError("a TWAP needs a positive total and interval and a duration >= 0")
         self.cfg = cfg
+        self.side = Side.from_value(cfg.side)  # the enum from here on, whatever the caller gave
         self.tracker = tracker
         self.rules = rules
         n = cfg.number_of_orders
@@ -117,17 +118,17 @@ class TwapExecutor:
     async def _place(self, snap: MarketSnapshot, i: int, qty: int) -> None:
         if qty <= 0:
             return
-        side = self.cfg.side
+        side = self.side
         if self.cfg.mode == "taker":
             price = marketable_price(snap, side, self.cfg.slippage)
         else:
-            best = None if snap.book is None else (snap.book.best_bid_raw() if side == "buy" else snap.book.best_ask_raw())
+            best = None if snap.book is None else (snap.book.best_bid_raw() if side == Side.BUY else snap.book.best_ask_raw())
             price = None if best is None else best[0]
         if price is None:
             return  # no book this tick
         cid = await self.tracker.create(self.cfg.symbol, side, price, qty)
         self.orders.append((i, cid, snap.now_ns))
-        if self._view(cid).state == "FAILED":
+        if self._view(cid).state == OrderState.FAILED:
             self.failures += 1
             if self.failures >= self.cfg.max_retries:
                 log.warning("%s: TWAP gives up after %d rejected orders", self.cfg.symbol, self.failures)

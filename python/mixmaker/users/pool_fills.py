@@ -123,7 +123,7 @@ class FillBook:
                 return False
             entries = self._entries(tx, m, pid, fill)
             self.ledger.post(tx, key, entries, ref=pid, detail={
-                "client_id": fill.client_id, "side": fill.side, "price": fill.price, "qty": fill.qty,
+                "client_id": fill.client_id, "side": fill.side.value, "price": fill.price, "qty": fill.qty,
                 "fee": fill.fee, "fee_asset": fill.fee_asset, "maker": fill.is_maker})
         return True
 

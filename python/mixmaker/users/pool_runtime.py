@@ -204,8 +204,7 @@ class PoolEngine:
         else:
             raise PoolError(f"pool {setup.pool_id}: unknown strategy config {type(cfg).__name__}")
         self.orders = PoolOrders(runtime.tracker, setup.pool_id)
-        # strategy.OrderEntry still types sides and states as str (its owner moves it to the enums).
-        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,  # type: ignore[arg-type]
+        self.executor = QuoteExecutor(self.orders, rules, self.budget, self.controller,
                                       now_ns=runtime.now_ns)
         self.view = MarketView(rules, sync, self.budget)
         self.loop = StrategyLoop(self.controller, self.executor, self.view)
