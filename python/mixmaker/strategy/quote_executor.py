@@ -150,14 +150,7 @@ class QuoteExecutor:
 
     @property
     def cancels_in_flight(self) -> int:
-        own = self._own
-        if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
-                or self.status is not RunnableStatus.RUNNING):
-            own = self.own_orders()
-        if self._cancelling_of is not own:
-            self._cancelling = sum(1 for o in own if o.state == _PENDING_CANCEL)
-            self._cancelling_of = own
-        return self._cancelling
+        return self._current()[1]
 
     def view(self) -> tuple[tuple[OwnOrder, ...], int] | None:
         """(own orders, cancels in flight) for this tick's snapshot, in one call; None while a
@@ -165,6 +158,11 @@ class QuoteExecutor:
         task = self._flight._task
         if task is not None and not task.done():
             return None
+        return self._current()
+
+    def _current(self) -> tuple[tuple[OwnOrder, ...], int]:
+        """Own orders and cancels in flight, rebuilt only when the tracker changed since the last look
+        (this runs every tick of every decision)."""
         own = self._own
         if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
                 or self.status is not RunnableStatus.RUNNING):
