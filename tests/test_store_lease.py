@@ -13,9 +13,12 @@ import time
 
 import pytest
 
+import mixmaker
 from mixmaker.store import LeaseBusyError, LeaseLostError, Leases, SqliteStore, StoreError
 
-REPO_PYTHON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python")
+# The children import mixmaker from where this process did (the installed wheel in CI, the source
+# tree with its built extension in development).
+REPO_PYTHON = os.path.dirname(os.path.dirname(os.path.abspath(mixmaker.__file__)))
 
 
 class FakeClock:
