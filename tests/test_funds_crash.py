@@ -15,7 +15,6 @@ holds to the unit with the ledger equal to what the simulators hold.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import signal
@@ -34,6 +33,7 @@ pytest.importorskip("picows", reason="the exchange simulator needs picows")
 
 from funds_checks import check_books, venue_holdings  # noqa: E402
 from funds_flow import People  # noqa: E402
+from sim_all_helpers import wait_ready  # noqa: E402
 
 HERE = Path(__file__).parent
 SEEDS = int(os.environ.get("MIXMAKER_CRASH_SEEDS", "12"))
@@ -53,21 +53,6 @@ def start_sims(state: Path, seed: int) -> subprocess.Popen:
            "--symbols", "BTCUSDT", "--send-delay", "0.2", "--block-time", "0.1", "--confirmations", "2",
            "--jitter", "0.3", "--duplicate", "0.2"]
     return subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def wait_ready(proc: subprocess.Popen, state: Path, timeout: float = 60) -> dict:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"sim all exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            d = json.loads((state / "sims.json").read_text())
-            if d["pid"] == proc.pid:
-                return d
-        except (FileNotFoundError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("sim all did not become ready")
 
 
 class EngineProcess:

@@ -29,6 +29,7 @@ from mixmaker.mixin.payments import Payments  # noqa: E402
 from mixmaker.orders.protocol import OrderRequest  # noqa: E402
 from mixmaker.sim.mixin.setup import BTC  # noqa: E402
 from mixmaker.store import SqliteStore  # noqa: E402
+from sim_all_helpers import wait_ready  # noqa: E402
 
 SWITCHES = ["--seed", "5", "--send-delay", "0.3", "--block-time", "0.2", "--confirmations", "2", "--symbols", "BTCUSDT"]
 
@@ -36,22 +37,6 @@ SWITCHES = ["--seed", "5", "--send-delay", "0.3", "--block-time", "0.2", "--conf
 def start(state: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "mixmaker.cli", "sim", "all", "--state", str(state), *SWITCHES, *extra]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_ready(proc: subprocess.Popen, state: Path, timeout: float = 60) -> dict:
-    """The credentials file written by this very process (its pid), once it listens."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise AssertionError(f"sim all exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            d = json.loads((state / "sims.json").read_text())
-            if d["pid"] == proc.pid:
-                return d
-        except (FileNotFoundError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
-    raise AssertionError("sim all did not become ready")
 
 
 async def until(check, what: str, timeout: float = 30.0):
