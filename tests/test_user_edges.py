@@ -4,17 +4,16 @@ is named for the hole it closes (or the attack it shows holds)."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
-from mixin_world import make_world, run
+from mixin_world import run
 from users_catalog import assets
-from users_world import Clock, create_text, new_layer
+from users_world import Clock, bal, create_text, new_layer, oid, pay, two_payers
 
 from mixmaker.funds import accounts as acc
 from mixmaker.mixin.amounts import to_units
-from mixmaker.sim.mixin.setup import BTC, ETH, USDT_ERC20
+from mixmaker.sim.mixin.setup import BTC, USDT_ERC20
 from mixmaker.strategy.config import PMMConfig
 from mixmaker.users.alerts import alerts
 from mixmaker.users.catalog import Catalog, Limits, MarketSpec, Preset
@@ -23,27 +22,9 @@ from mixmaker.users.payouts import PayoutState
 
 @pytest.fixture
 def world():
-    w = make_world(seed=57)
-    w.alice = w.state.add_user(full_name="alice")
-    w.bob = w.state.add_user(full_name="bob")
-    for u in (w.alice, w.bob):
-        w.state.deposit(u.user_id, BTC, to_units("10"))
-        w.state.deposit(u.user_id, USDT_ERC20, to_units("100000"))
-        w.state.deposit(u.user_id, ETH, to_units("10"))
+    w = two_payers(seed=57)
     yield w
     w.server.stop()
-
-
-def pay(w, who, asset, amount: str, extra: bytes):
-    return w.state.user_sends(who.user_id, w.bot["app_id"], asset, to_units(amount), extra)
-
-
-def bal(w, who, asset) -> int:
-    return w.state.balance(who.user_id, asset)
-
-
-def oid() -> str:
-    return str(uuid.uuid4())
 
 
 def uncapped_catalog() -> Catalog:

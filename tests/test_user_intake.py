@@ -5,13 +5,12 @@ keeps dust and unknown money aside, and the ledger balances after every step."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import aiohttp
 import pytest
-from mixin_world import make_world, run
+from mixin_world import run
 from users_catalog import POOL_TIGHT, catalog
-from users_world import Clock, create_text, new_layer
+from users_world import Clock, bal, create_text, new_layer, oid, pay, two_payers
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Flow
@@ -28,27 +27,9 @@ SEC = 1_000_000_000
 
 @pytest.fixture
 def world():
-    w = make_world(seed=21)
-    w.alice = w.state.add_user(full_name="alice")
-    w.bob = w.state.add_user(full_name="bob")
-    for u in (w.alice, w.bob):
-        w.state.deposit(u.user_id, BTC, to_units("10"))
-        w.state.deposit(u.user_id, USDT_ERC20, to_units("100000"))
-        w.state.deposit(u.user_id, ETH, to_units("10"))
+    w = two_payers(seed=21)
     yield w
     w.server.stop()
-
-
-def pay(w, who, asset, amount: str, extra: bytes):
-    return w.state.user_sends(who.user_id, w.bot["app_id"], asset, to_units(amount), extra)
-
-
-def bal(w, who, asset) -> int:
-    return w.state.balance(who.user_id, asset)
-
-
-def oid() -> str:
-    return str(uuid.uuid4())
 
 
 def check_books(layer, w) -> None:

@@ -9,18 +9,21 @@ postings are keyed), so they survive a rebuild exactly as the real ones must.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mixin_world import World
+from mixin_world import World, make_world
 from users_catalog import catalog as make_catalog
 
 from mixmaker.funds import accounts as acc
 from mixmaker.funds.accounts import Flow
 from mixmaker.funds.allocation import AllocationState
 from mixmaker.funds.ledger import Cause, Ledger, tx_key
+from mixmaker.mixin.amounts import to_units
 from mixmaker.mixin.payments import Payments
 from mixmaker.mixin.snapshots import SnapshotReader
+from mixmaker.sim.mixin.setup import BTC, ETH, USDT_ERC20
 from mixmaker.store import SqliteStore
 from mixmaker.users import memo as m
 from mixmaker.users.catalog import Catalog, parse_pool_id
@@ -188,3 +191,28 @@ def new_layer(world: World, path, *, catalog: Catalog | None = None, clock: Cloc
 def create_text(order_id: str, *, base: int = 0, quote: int = 0, market: str = "binance:BTC/USDT",
                 preset: str = "tight") -> bytes:
     return m.to_extra(m.CreateMemo(order_id, market, preset, base, quote))
+
+
+def two_payers(seed: int) -> Any:
+    """A Mixin simulator world with alice and bob, each holding BTC, USDT (ERC-20) and ETH to pay with."""
+    w = make_world(seed=seed)
+    w.alice = w.state.add_user(full_name="alice")
+    w.bob = w.state.add_user(full_name="bob")
+    for u in (w.alice, w.bob):
+        w.state.deposit(u.user_id, BTC, to_units("10"))
+        w.state.deposit(u.user_id, USDT_ERC20, to_units("100000"))
+        w.state.deposit(u.user_id, ETH, to_units("10"))
+    return w
+
+
+def pay(w: Any, who: Any, asset: str, amount: str, extra: bytes) -> Any:
+    """`who` sends `amount` of `asset` to the bot with `extra` as the memo."""
+    return w.state.user_sends(who.user_id, w.bot["app_id"], asset, to_units(amount), extra)
+
+
+def bal(w: Any, who: Any, asset: str) -> int:
+    return int(w.state.balance(who.user_id, asset))
+
+
+def oid() -> str:
+    return str(uuid.uuid4())
