@@ -150,6 +150,60 @@ def test_create_that_never_arrived_becomes_lost_after_three_not_found_and_stays_
     assert t.stats["lost"] == 1
 
 
+def test_a_lost_order_is_cancelled_on_its_backoff_however_often_a_caller_asks(venue, store):
+    """A pool releasing a member cancels its orders every round; a LOST order must not turn that
+    into a venue request (cancel, fetch, open orders, trades) every round."""
+    now = [1000.0]
+    t = tracker(venue, store, clock=lambda: now[0], lost_retry_s=10.0, lost_retry_max_s=60.0)
+    venue.faults.fail_before_acting["create"] = 1
+
+    async def go():
+        await t.start()
+        cid = await t.create("BTCUSDT", "buy", 100, 10)
+        await t.poll()
+        await t.poll()
+        assert t.get(cid).state == OrderState.LOST
+        cancels = venue.calls["cancel"]
+        await t.cancel(cid)  # the first ask after it went LOST goes out
+        assert venue.calls["cancel"] == cancels + 1
+        for _ in range(20):  # every round of a release, within the backoff: nothing goes out
+            assert await t.cancel(cid) == OrderState.LOST
+        await t.poll()
+        assert venue.calls["cancel"] == cancels + 1
+        now[0] += 10.0  # the backoff has run out: asked again, once
+        await t.cancel(cid)
+        await t.cancel(cid)
+        assert venue.calls["cancel"] == cancels + 2
+
+    run(go())
+    assert t.stats["lost_cancel_deferred"] == 22
+
+
+def test_the_poll_asks_open_orders_per_symbol_it_has_live_orders_in(venue, store):
+    """Binance weighs openOrders for all symbols 80 and for one 6: the poll asks per symbol, and
+    not at all with nothing live."""
+    asked: list = []
+    fetch = venue.fetch_open_orders
+
+    async def recording(symbol=None):
+        asked.append(symbol)
+        return await fetch(symbol)
+
+    venue.fetch_open_orders = recording
+    t = tracker(venue, store)
+
+    async def go():
+        await t.start()
+        asked.clear()
+        await t.poll()
+        assert asked == []
+        await t.create("BTCUSDT", "buy", 100, 10)
+        await t.poll()
+        assert asked == ["BTCUSDT"]
+
+    run(go())
+
+
 def test_a_lost_order_that_traded_is_abandoned_as_canceled_not_rejected(venue, store):
     t = tracker(venue, store)
     venue.faults.fail_before_acting["create"] = 1
