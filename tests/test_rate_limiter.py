@@ -419,10 +419,15 @@ def test_tracked_requests_on_the_event_loop_hold_a_slot_until_they_finish():
 
         # A request given up in the queue raises RequestNotSentError and uses nothing.
         await lim.start({"weight": 1})
-        with pytest.raises(RequestNotSentError, match="not sent"):
+        with pytest.raises(RequestNotSentError, match="1 in flight, the cap.*not sent"):
             await lim.start({"weight": 1}, timeout=0.01)
         assert lim.stats.queued == 0
         lim.finish({"weight": 1})
+        # ... and says what held it back: here a full weight pool.
+        full = RateLimiter([Pool("weight", 10, 60.0)])
+        await full.acquire({"weight": 8})
+        with pytest.raises(RequestNotSentError, match=r"weight 8\+5 over 10 "):
+            await full.acquire({"weight": 5}, timeout=0.01)
 
         # Cancelled between admission and sending: the slot comes back.
         await lim.start({"weight": 1})

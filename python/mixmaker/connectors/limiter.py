@@ -297,9 +297,12 @@ class LimiterCore:
                 raise CostError(f"pool {name!r}: weight {w} can never fit its usable limit {win.limit} "
                                 f"({win.pool.limit} less headroom)")
 
-    def holding_back(self, cost: Mapping[str, int], now: float) -> str:
+    def holding_back(self, cost: Mapping[str, int], now: float, *, tracked: bool = False) -> str:
         """What keeps a request of `cost` back now, in words (for the error that says it was not sent)."""
         reasons = []
+        slots = self._slots()
+        if tracked and slots is not None and slots <= 0:
+            reasons.append(f"{self.in_flight} in flight, the cap")
         if now < self.stats.blocked_until:
             reasons.append(f"blocked {self.stats.blocked_until - now:.1f}s more after a 429/418")
         if self._probing:
@@ -497,7 +500,7 @@ class RateLimiter:
             return
         fut.set_exception(RequestNotSentError(
             f"waited {timeout:.1f}s in the rate limiter (queue {self.core.stats.queued}, "
-            f"in flight {self.core.in_flight}; {self.core.holding_back(ticket.cost, self._now())}); not sent"))
+            f"in flight {self.core.in_flight}; {self.core.holding_back(ticket.cost, self._now(), tracked=ticket.tracked)}); not sent"))
         if not self._closed:
             self._pump()
 
