@@ -27,7 +27,8 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, TextIO
@@ -318,14 +319,23 @@ class Backtest:
         but its own object graph, freed when it is dropped), and each collection it would
         trigger walks every object the process holds (a notebook's data, the peers of a bench)."""
         loop = asyncio.new_event_loop()
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            return loop.run_until_complete(self.run_async())
+            with gc_paused():
+                return loop.run_until_complete(self.run_async())
         finally:
-            if collecting:
-                gc.enable()
             loop.close()
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off meanwhile (and back on after only if it was on: nests)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 class _Progress:
@@ -366,7 +376,10 @@ def run_backtest(cfg: RunConfig, feed: TimedFeed, *, progress: bool = False,
                  samples: bool = True) -> BacktestResult:
     """Run one backtest. `samples=False` records only what the report needs (no plot series)."""
     bt = Backtest(cfg, feed, progress, progress_to or sys.stderr, controller_factory, samples)
-    report = build_report(bt.run())
+    # The report too: its thousands of rows would otherwise set off collections that walk
+    # every object the run left and the process holds.
+    with gc_paused():
+        report = build_report(bt.run())
     timing = {"elapsed_s": bt.elapsed_s, "messages_per_s": bt.messages / bt.elapsed_s if bt.elapsed_s else 0.0}
     return BacktestResult(report, timing, bt.rows)
 

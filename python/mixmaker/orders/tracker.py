@@ -54,10 +54,14 @@ from mixmaker.store import Store
 log = logging.getLogger("mixmaker.orders")
 
 T = TypeVar("T")
+# Events without data are immutable values: one each, not one per order (they are journaled as is).
+_SUBMITTED = JournalEvent(OrderEvent.SUBMITTED)
+_REJECTED = JournalEvent(OrderEvent.REJECTED)
+_CANCEL_REQUESTED = JournalEvent(OrderEvent.CANCEL_REQUESTED)
 # Venue statuses that are news for the state machine; open and filled come through acks and fills.
-_STATUS_EVENT: dict[VenueStatus, OrderEvent] = {
-    VenueStatus.CANCELED: OrderEvent.CANCELED, VenueStatus.EXPIRED: OrderEvent.EXPIRED,
-    VenueStatus.REJECTED: OrderEvent.REJECTED,
+_STATUS_EVENT: dict[VenueStatus, JournalEvent] = {
+    VenueStatus.CANCELED: JournalEvent(OrderEvent.CANCELED), VenueStatus.EXPIRED: JournalEvent(OrderEvent.EXPIRED),
+    VenueStatus.REJECTED: _REJECTED,
 }
 _NEVER_ACKED = (OrderState.INITIALIZED, OrderState.FAILED)
 _RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
@@ -164,7 +168,7 @@ class ClientOrderTracker:
         for cid in self.orders.live_ids():
             if self.orders.state(cid) == OrderState.INITIALIZED:
                 # Journaled, never marked sent: the request never left.
-                self._apply(cid, JournalEvent(OrderEvent.REJECTED))
+                self._apply(cid, _REJECTED)
                 self.stats["never_sent"] += 1
         reports = await self._with_retries(lambda: self.venue.fetch_open_orders(None))
         seen: set[str] = set()
@@ -229,13 +233,13 @@ class ClientOrderTracker:
         self.journal.record_order(o, self._ids.last)
         self._meta[cid] = o
         self._step("recorded", cid)
-        self._apply(cid, JournalEvent(OrderEvent.SUBMITTED))
+        self._apply(cid, _SUBMITTED)
         self._step("submitted", cid)
         try:
             rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms, owner)))
         except OrderRejectedError as e:
             log.info("%s: order %s rejected: %s", self.venue.name, cid, e)
-            self._apply(cid, JournalEvent(OrderEvent.REJECTED))
+            self._apply(cid, _REJECTED)
             return cid
         except VenueUnavailableError as e:
             self.stats["create_uncertain"] += 1
@@ -265,12 +269,12 @@ class ClientOrderTracker:
     async def _cancel(self, cid: str) -> OrderState:
         v = self._view(cid)
         if v.state == OrderState.INITIALIZED:
-            self._apply(cid, JournalEvent(OrderEvent.REJECTED))
+            self._apply(cid, _REJECTED)
             return self.orders.state(cid)
         if not v.is_live:
             return v.state
         if v.state != OrderState.PENDING_CANCEL:
-            self._apply(cid, JournalEvent(OrderEvent.CANCEL_REQUESTED))
+            self._apply(cid, _CANCEL_REQUESTED)
         self._step("cancel_requested", cid)
         try:
             rep = await self._call(self.venue.cancel_order(v.symbol, cid, v.exchange_id))
@@ -360,13 +364,13 @@ class ClientOrderTracker:
         elif v.state == OrderState.INITIALIZED:
             self._anomaly(f"venue reports order {cid} that was never sent")
             return
-        if rep.filled > self._view(cid).filled:
+        if rep.filled and rep.filled > self._view(cid).filled:
             await self._fetch_fills(cid)
             if rep.filled > self._view(cid).filled:
                 self.stats["fills_pending"] += 1  # the trades are not visible yet; the poll asks again
         event = _STATUS_EVENT.get(rep.status)
         if event is not None:
-            self._apply(cid, JournalEvent(event))
+            self._apply(cid, event)
 
     async def _fetch_fills(self, cid: str) -> bool:
         try:
@@ -418,7 +422,7 @@ class ClientOrderTracker:
                     self.stats["unsent_failed"] += 1
                     log.warning("%s: order %s is unknown to the venue past its recvWindow: it was never placed (FAILED)",
                                 self.venue.name, cid)
-                    self._apply(cid, JournalEvent(OrderEvent.REJECTED))
+                    self._apply(cid, _REJECTED)
                     return self.orders.state(cid)
                 was_lost = self._lost(v)
                 out = self._apply(cid, JournalEvent(OrderEvent.NOT_FOUND))
@@ -630,8 +634,11 @@ class ClientOrderTracker:
         return min(made) - self.trade_lookback_ms if made else None
 
     async def _call(self, aw: Awaitable[T], timeout: float | None = None) -> T:
+        timeout = timeout or self.request_timeout
         try:
-            return await asyncio.wait_for(aw, timeout or self.request_timeout)
+            if timeout is None:  # what wait_for does without a timeout, minus its frame
+                return await aw
+            return await asyncio.wait_for(aw, timeout)
         except (TimeoutError, ConnectionError) as e:
             raise VenueUnavailableError(f"{type(e).__name__}: {e}") from e
 
