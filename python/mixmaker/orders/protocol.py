@@ -37,6 +37,10 @@ class VenueStatus(enum.Enum):
     EXPIRED = "expired"
     REJECTED = "rejected"
 
+    # Members are singletons compared by identity: hash them by identity too, in C (Enum's own
+    # `__hash__` is a Python function, and every order report is looked up by its status).
+    __hash__ = object.__hash__
+
 
 #: A trading fee is an integer of 10**-FEE_DECIMALS of its own asset (`fee_asset`), on every
 #: venue: venues quote fees to 8 decimals, but a fee rate times an exact notional can have more

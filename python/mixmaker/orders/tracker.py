@@ -64,6 +64,7 @@ _STATUS_EVENT: dict[VenueStatus, JournalEvent] = {
     VenueStatus.REJECTED: _REJECTED,
 }
 _NEVER_ACKED = (OrderState.INITIALIZED, OrderState.FAILED)
+_INITIALIZED, _FAILED, _LOST = OrderState.INITIALIZED, OrderState.FAILED, OrderState.LOST
 _RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 # Trades whose order we cannot name yet (their exchange id arrives with a later ack).
 _MAX_ORPHAN_TRADES = 10_000
@@ -221,22 +222,27 @@ class ClientOrderTracker:
         """Places a limit order; returns its client id once the outcome is known or being resolved.
         The order is journaled before the request leaves. `owner` rides on the request to the venue
         (a wrapper that attributes fills to it, as a pool's does)."""
-        self._require_ready()
-        side = Side.from_value(side)  # the enum from here on, whatever the caller gave
-        cid = self._ids.next()
+        if not self.ready:
+            self._require_ready()
+        if type(side) is not Side:
+            side = Side.from_value(side)  # the enum from here on, whatever the caller gave
+        ids, venue, hook = self._ids, self.venue, self._crash_hook
+        cid = ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates
         self.version += 1
         # The create is signed with this venue-clock time and window, both journaled first.
-        request_ms = venue_clock_ms(self.venue)
+        request_ms = venue_clock_ms(venue)
         o = JournalOrder(cid, symbol, side, price, quantity, self.lost_after, time.time_ns(), False,
-                         request_ms, recv_window_of(self.venue))
-        self.journal.record_order(o, self._ids.last)
+                         request_ms, recv_window_of(venue))
+        self.journal.record_order(o, ids.last)
         self._meta[cid] = o
-        self._step("recorded", cid)
+        if hook is not None:
+            hook("recorded", cid)
         self._apply(cid, _SUBMITTED)
-        self._step("submitted", cid)
+        if hook is not None:
+            hook("submitted", cid)
         try:
-            rep = await self._call(self.venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms, owner)))
+            rep = await self._call(venue.create_order(OrderRequest(cid, symbol, side, price, quantity, request_ms, owner)))
         except OrderRejectedError as e:
             log.info("%s: order %s rejected: %s", self.venue.name, cid, e)
             self._apply(cid, _REJECTED)
@@ -358,10 +364,13 @@ class ClientOrderTracker:
 
     async def _apply_report(self, cid: str, rep: OrderReport) -> None:
         v = self._view(cid)
-        if rep.exchange_id and v.state not in _NEVER_ACKED and (v.exchange_id is None or v.state == OrderState.LOST):
+        state = v.state
+        if rep.exchange_id and state is not _INITIALIZED and state is not _FAILED and (
+                v.exchange_id is None or state is _LOST):
             self._apply(cid, JournalEvent(OrderEvent.ACCEPTED, exchange_id=rep.exchange_id))
-            self._drain_orphans(rep.exchange_id)
-        elif v.state == OrderState.INITIALIZED:
+            if self._orphans:
+                self._drain_orphans(rep.exchange_id)
+        elif state is _INITIALIZED:
             self._anomaly(f"venue reports order {cid} that was never sent")
             return
         if rep.filled and rep.filled > self._view(cid).filled:
