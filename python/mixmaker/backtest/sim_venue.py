@@ -45,7 +45,9 @@ from mixmaker.strategy.market import Balances, MarketRules
 
 QueueModel = Literal["risk_averse", "front"]
 _BUY, _SELL = Side.BUY, Side.SELL
-_OPEN, _PARTIALLY_FILLED = VenueStatus.OPEN, VenueStatus.PARTIALLY_FILLED
+# Python enum members cost a descriptor call per class-attribute read: the hot paths read these.
+_OPEN, _PARTIALLY_FILLED, _FILLED = VenueStatus.OPEN, VenueStatus.PARTIALLY_FILLED, VenueStatus.FILLED
+_CANCELED, _EXPIRED = VenueStatus.CANCELED, VenueStatus.EXPIRED
 QUEUE_LEVELS = 256  # book levels read to place us in the queue; beyond them the place is kept
 
 
@@ -187,7 +189,7 @@ class SimVenue:
         if o is None:
             raise OrderNotFoundError(f"unknown order {client_id}")
         if self.latency_ns == 0:
-            self._close(o, VenueStatus.CANCELED)
+            self._close(o, _CANCELED)
         elif o.cancel_at_ns is None:
             o.cancel_at_ns = self.now_ns + self.latency_ns
             self.in_flight[o.client_id] = o
@@ -217,7 +219,7 @@ class SimVenue:
             if not o.live and o.is_open and o.live_at_ns <= now_ns:
                 self._arrive(o)
             if o.cancel_at_ns is not None and o.cancel_at_ns <= now_ns and o.is_open:
-                self._close(o, VenueStatus.CANCELED)
+                self._close(o, _CANCELED)
             if not o.is_open or (o.live and o.cancel_at_ns is None):
                 del self.in_flight[o.client_id]
                 self.version += 1
@@ -289,7 +291,7 @@ class SimVenue:
         if self._would_take(o.side, o.price):
             if self.post_only:
                 self.stats["expired_post_only"] += 1
-                self._close(o, VenueStatus.EXPIRED)
+                self._close(o, _EXPIRED)
                 return
             self._take(o)
             if not o.is_open:
@@ -337,7 +339,7 @@ class SimVenue:
         self.stream.append(t)
         self.stats["fills"] += 1
         if o.filled == o.quantity:
-            o.status = VenueStatus.FILLED
+            o.status = _FILLED
             self._open.pop(o.client_id, None)
             self.stream.append(o.report())
         else:

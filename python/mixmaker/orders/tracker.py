@@ -65,6 +65,7 @@ _STATUS_EVENT: dict[VenueStatus, JournalEvent] = {
 }
 _NEVER_ACKED = (OrderState.INITIALIZED, OrderState.FAILED)
 _INITIALIZED, _FAILED, _LOST = OrderState.INITIALIZED, OrderState.FAILED, OrderState.LOST
+_PENDING_CANCEL = OrderState.PENDING_CANCEL
 _RESTING = (OrderState.OPEN, OrderState.PARTIALLY_FILLED)
 # Trades whose order we cannot name yet (their exchange id arrives with a later ack).
 _MAX_ORPHAN_TRADES = 10_000
@@ -265,7 +266,7 @@ class ClientOrderTracker:
             raise UnknownOrderError(f"no order with client id {client_id!r}")
         if client_id in self._cancels:
             self.stats["cancel_deduplicated"] += 1
-        elif self._lost(self._view(client_id)):
+        elif self._lost_state(client_id):
             if not self._lost_check_due(client_id, self._clock()):
                 self.stats["lost_cancel_deferred"] += 1
                 return self.orders.state(client_id)
@@ -274,14 +275,16 @@ class ClientOrderTracker:
 
     async def _cancel(self, cid: str) -> OrderState:
         v = self._view(cid)
-        if v.state == OrderState.INITIALIZED:
+        state = v.state
+        if state is _INITIALIZED:
             self._apply(cid, _REJECTED)
             return self.orders.state(cid)
         if not v.is_live:
-            return v.state
-        if v.state != OrderState.PENDING_CANCEL:
+            return state
+        if state is not _PENDING_CANCEL:
             self._apply(cid, _CANCEL_REQUESTED)
-        self._step("cancel_requested", cid)
+        if self._crash_hook is not None:
+            self._crash_hook("cancel_requested", cid)
         try:
             rep = await self._call(self.venue.cancel_order(v.symbol, cid, v.exchange_id))
         except OrderNotFoundError:
@@ -563,6 +566,11 @@ class ClientOrderTracker:
     def _lost(v: OrderView) -> bool:
         """LOST, or a cancel in flight on a LOST order."""
         return v.state == OrderState.LOST or (v.state == OrderState.PENDING_CANCEL and v.previous == OrderState.LOST)
+
+    def _lost_state(self, cid: str) -> bool:
+        """`_lost` of a known order, reading its whole view only when a cancel is in flight."""
+        state = self.orders.state(cid)
+        return state is _LOST or (state is _PENDING_CANCEL and self._view(cid).previous is _LOST)
 
     def _apply(self, cid: str, e: JournalEvent) -> Outcome | None:
         """Applies one event to the state machine and journals it if it changed anything."""

@@ -33,6 +33,8 @@ from mixmaker.strategy.single_flight import SingleFlight
 
 _PENDING_CANCEL, _FAILED, _FILLED = OrderState.PENDING_CANCEL, OrderState.FAILED, OrderState.FILLED
 _BUY, _SELL = Side.BUY, Side.SELL
+# Python enum members cost a descriptor call per class-attribute read: the hot paths read these.
+_RUNNING, _SHUTTING_DOWN = RunnableStatus.RUNNING, RunnableStatus.SHUTTING_DOWN
 _new = tuple.__new__  # OwnOrder from a tuple of all its fields (its Python-level __new__ skipped)
 
 
@@ -132,7 +134,7 @@ class QuoteExecutor:
     def own_orders(self) -> tuple[OwnOrder, ...]:
         own = self._own
         if (own is not None and self._own_at == self.tracker.version == self._swept_at
-                and self.status is RunnableStatus.RUNNING):
+                and self.status is _RUNNING):
             return own  # nothing changed in the tracker since it was built and swept
         self._sweep()
         if self._own is not None and self._own_at == self.tracker.version:
@@ -165,7 +167,7 @@ class QuoteExecutor:
         (this runs every tick of every decision)."""
         own = self._own
         if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
-                or self.status is not RunnableStatus.RUNNING):
+                or self.status is not _RUNNING):
             own = self.own_orders()
         if self._cancelling_of is not own:
             self._cancelling = sum(1 for o in own if o.state == _PENDING_CANCEL)
@@ -189,7 +191,7 @@ class QuoteExecutor:
         """Act on `decision` in the background (called from a synchronous tick). A decision that
         arrives while the previous one is still being carried out is skipped, not queued: the
         next tick's decision will be fresher."""
-        if self.status is not RunnableStatus.RUNNING:
+        if self.status is not _RUNNING:
             return False
         idle = self._idle_after
         if (idle is not None and idle[7] is decision and idle[0] is self._own and self._own_at == self.tracker.version
@@ -214,7 +216,7 @@ class QuoteExecutor:
             return None
         own = self._own  # own_orders(), without the call while nothing changed
         if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
-                or self.status is not RunnableStatus.RUNNING):
+                or self.status is not _RUNNING):
             own = self.own_orders()
         if idle[0] is not own:
             return None
@@ -321,15 +323,15 @@ class QuoteExecutor:
         v = self.tracker.get(cid)
         if v is None:
             raise ExecutorStateError(f"the tracker does not know order {cid}")
-        key = (q.side, q.level)
-        if v.state == _FAILED:
+        if v.state is _FAILED:
+            key = (q.side, q.level)
             failures = self.backoff.get(key, (0, 0))[1] + 1
             wait = min(self.backoff_base_ns << (failures - 1), self.backoff_max_ns)
             self.backoff[key] = (now_ns + wait, failures)
             self.stats["rejected"] += 1
             return False
         if self.backoff:
-            self.backoff.pop(key, None)
+            self.backoff.pop((q.side, q.level), None)
         self.placed[cid] = Placed(q, now_ns)
         self._own = None
         self.stats["created"] += 1
@@ -344,7 +346,7 @@ class QuoteExecutor:
                 v = get(c)
                 if v is None:
                     raise ExecutorStateError(f"the tracker does not know order {c}")
-                if v.state != _PENDING_CANCEL:
+                if v.state is not _PENDING_CANCEL:
                     todo.append(c)
         if not todo:
             return
@@ -401,7 +403,7 @@ class QuoteExecutor:
                     if unfilled:
                         self.listener.on_closed(cid)
             self._swept_at = version
-        if self.status == RunnableStatus.SHUTTING_DOWN and not self.placed:
+        if self.status is _SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
 
 
