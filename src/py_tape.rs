@@ -278,6 +278,13 @@ impl PyTapePlayer {
         self.player.trade
     }
 
+    /// Price of the last market trade consumed, or None before the first (whether or not the
+    /// trades themselves are kept).
+    #[getter]
+    fn last_trade_price(&self) -> Option<i64> {
+        self.player.last_trade_price
+    }
+
     /// Lines consumed so far.
     #[getter]
     fn position(&self) -> usize {

@@ -672,6 +672,8 @@ pub struct Player {
     pub ts: i64,
     pub trade: (i64, i64, bool),
     pub market_trades: u64,
+    /// The price of the last market trade consumed (kept whether or not `trades` are).
+    pub last_trade_price: Option<i64>,
     /// Market trades consumed since the caller last drained them: (ts, price, size).
     pub trades: Vec<(i64, i64, i64)>,
     pub keep_trades: bool,
@@ -703,6 +705,7 @@ impl Player {
                     let a = tape.arg[i] as usize;
                     let (p, q, m) = (tape.tr_price[a], tape.tr_qty[a], tape.tr_maker[a] != 0);
                     self.market_trades += 1;
+                    self.last_trade_price = Some(p);
                     if self.keep_trades {
                         self.trades.push((ts, p, q));
                     }
@@ -780,6 +783,7 @@ mod tests {
         assert_eq!(ab.best_bid(), bb.best_bid());
         assert_eq!(ab.best_ask(), bb.best_ask());
         assert_eq!(p.market_trades, 1);
+        assert_eq!(p.last_trade_price, Some(1001));
     }
 
     #[test]

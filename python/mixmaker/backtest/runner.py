@@ -193,7 +193,10 @@ class Backtest:
         venue = self.venue
         started = time.perf_counter()  # reading the recording (or its tape) counts
         tape = self.feed.tape(self.spec)
-        player = self.player = TapePlayer(tape, self.sync, keep_trades=True)
+        # A controller that never reads the snapshot's public trades (it declares so) is shown
+        # only the last trade's price: the player does not hand every trade over to Python.
+        keep_trades = bool(getattr(self.controller, "reads_public_trades", True))
+        player = self.player = TapePlayer(tape, self.sync, keep_trades=keep_trades)
         END, TIME, TRADE = TapePlayer.END, TapePlayer.TIME, TapePlayer.TRADE  # else BOOK
         progress = _Progress(len(tape), self.progress_to) if self.progress else None
         ev = player.next(_BEFORE_ALL)
@@ -206,6 +209,7 @@ class Backtest:
             self.clock.start()
         clock = self.clock
         seen = -1  # the venue version the player's watch and stop were taken at
+        watched: tuple[list[tuple[int, int]], list[tuple[int, int]]] | None = None  # the watch the player has
         next_tick = _NEVER
         due: int | None = None
         # The loop runs once per event the player stops for, and its inner loop once per tick:
@@ -240,9 +244,12 @@ class Backtest:
                         venue.now_ns = nxt
                     if stream:
                         await self._deliver()
-                    trades = take_trades()
-                    if trades:
-                        market.on_public_trades(trades)
+                    if keep_trades:
+                        trades = take_trades()
+                        if trades:
+                            market.on_public_trades(trades)
+                    else:
+                        market.last_trade_price = player.last_trade_price
                     clock.backtest_til(nxt)
                     if clock.iterator_errors:
                         raise BacktestError(f"a clock iterator failed: {clock.last_error}")
@@ -274,7 +281,10 @@ class Backtest:
                     await self._deliver()
             if venue.version != seen:
                 seen = venue.version
-                player.watch(*venue.watch())
+                w = venue.watch()
+                if w != watched:  # the player's watch is replaced whole: the same one changes nothing
+                    watched = w
+                    player.watch(*w)
                 due = venue.next_deadline()
             ev = next_event(next_tick if due is None or due > next_tick else due)
         self.messages = player.position
@@ -282,6 +292,8 @@ class Backtest:
         trades = player.take_trades()
         if trades:
             self.market.on_public_trades(trades)
+        if not keep_trades:
+            self.market.last_trade_price = player.last_trade_price
         self.trades_seen = player.market_trades
         await self.executor.stop()
         venue.advance(self.last_ns + venue.latency_ns)

@@ -62,6 +62,8 @@ def inventory_q(base: float, quote: float, mid: float, target_pct: float, lot: f
 
 
 class AvellanedaStoikov:
+    reads_public_trades = True  # the intensity fit reads every public trade
+
     def __init__(self, cfg: AvellanedaConfig, rules: MarketRules) -> None:
         self.cfg = cfg
         self.rules = rules

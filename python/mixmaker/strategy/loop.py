@@ -14,6 +14,10 @@ from mixmaker.strategy.single_flight import SingleFlight
 
 
 class Controller(Protocol):
+    """Decides from a snapshot. A controller may also say, as a class attribute
+    `reads_public_trades = False`, that it never reads `snap.trades` (only
+    `snap.last_trade_price`): a feed may then skip collecting them. Absent, it is taken as True."""
+
     def decide(self, snap: MarketSnapshot) -> Decision: ...
 
 

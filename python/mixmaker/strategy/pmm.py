@@ -70,6 +70,8 @@ class InventoryCost:
 class PureMarketMaking:
     """decide(snapshot) -> Decision; on_placed / on_fill keep its timers and pairs current."""
 
+    reads_public_trades = False  # only `last_trade_price` (see `strategy.loop.Controller`)
+
     def __init__(self, cfg: PMMConfig, rules: MarketRules, *, initial_base: int = 0,
                  proposal_fn: Callable[..., Any] = propose) -> None:
         """`proposal_fn` is the kernel's `propose`; the benches swap in a Decimal peer."""
