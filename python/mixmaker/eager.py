@@ -34,7 +34,8 @@ class Started(Generic[T]):
         if self.error is not None:
             raise self.error
         # Finished without an error: `result` is what the coroutine returned (None included).
-        return cast(T, self.result)
+        # (Not `cast`: this runs for every eager call, and `cast` is a Python-level call.)
+        return self.result  # type: ignore[return-value]
 
     async def wait(self) -> T:
         """The result, waiting for the task if the coroutine had to wait."""
@@ -64,7 +65,7 @@ def start(coro: Coroutine[Any, Any, T]) -> Started[T]:
     try:
         waiting_on = ctx.run(coro.send, None)
     except StopIteration as e:
-        return Started(True, cast(T, e.value))
+        return Started(True, e.value)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # noqa: BLE001 - handed to the caller, as a task would keep it

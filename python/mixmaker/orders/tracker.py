@@ -225,8 +225,7 @@ class ClientOrderTracker:
         (a wrapper that attributes fills to it, as a pool's does)."""
         if not self.ready:
             self._require_ready()
-        if type(side) is not Side:
-            side = Side.from_value(side)  # the enum from here on, whatever the caller gave
+        side = Side.from_value(side)  # the enum from here on, whatever the caller gave
         ids, venue, hook = self._ids, self.venue, self._crash_hook
         cid = ids.next()
         self.orders.add(cid, symbol, side, price, quantity, self.lost_after)  # validates

@@ -133,21 +133,26 @@ class QuoteExecutor:
     # ------------------------------------------------------------------ views
     def own_orders(self) -> tuple[OwnOrder, ...]:
         own = self._own
-        if (own is not None and self._own_at == self.tracker.version == self._swept_at
-                and self.status is _RUNNING):
+        version = self.tracker.version
+        if own is not None and self._own_at == version == self._swept_at and self.status is _RUNNING:
             return own  # nothing changed in the tracker since it was built and swept
-        self._sweep()
-        if self._own is not None and self._own_at == self.tracker.version:
-            return self._own
+        # One look-up per order: sweep out the closed ones (as `_sweep`) and view the live ones.
         out = []
+        closed: list[tuple[str, bool]] | None = None
         get = self.tracker.get
         for cid, p in self.placed.items():
             v = get(cid)
             if v is None:
                 raise ExecutorStateError(f"the tracker does not know order {cid}")
-            out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
+            if v.is_live:
+                out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
+            else:
+                if closed is None:
+                    closed = []
+                closed.append((cid, v.state is not _FILLED))
         self._own = own = tuple(out)
-        self._own_at = self.tracker.version
+        self._own_at = version
+        self._forget(closed, version)
         return own
 
     @property
@@ -394,15 +399,23 @@ class QuoteExecutor:
                 if not v.is_live:
                     if closed is None:
                         closed = []
-                    closed.append((cid, v.state != _FILLED))
+                    closed.append((cid, v.state is not _FILLED))
             if closed is not None:
-                placed = self.placed
                 self._own = None
-                for cid, unfilled in closed:
-                    del placed[cid]
-                    if unfilled:
-                        self.listener.on_closed(cid)
-            self._swept_at = version
+            self._forget(closed, version)
+        elif self.status is _SHUTTING_DOWN and not self.placed:
+            self.status = RunnableStatus.TERMINATED
+
+    def _forget(self, closed: list[tuple[str, bool]] | None, version: int) -> None:
+        """Drop the closed orders (client id, did not fill) found at tracker `version`, telling the
+        controller of those that did not fill; the executor ends once stopping and none is left."""
+        if closed is not None:
+            placed = self.placed
+            for cid, unfilled in closed:
+                del placed[cid]
+                if unfilled:
+                    self.listener.on_closed(cid)
+        self._swept_at = version
         if self.status is _SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
 
