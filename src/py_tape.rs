@@ -104,7 +104,9 @@ impl PyTape {
     fn load(py: Python<'_>, path: &str) -> PyResult<(Self, Vec<u8>)> {
         let path = path.to_string();
         let (tape, source) = py
-            .detach(move || -> Result<(Tape, Vec<u8>), TapeError> { Tape::from_bytes(&std::fs::read(&path)?) })
+            .detach(move || -> Result<(Tape, Vec<u8>), TapeError> {
+                Tape::read_from(&mut BufReader::with_capacity(1 << 20, File::open(&path)?))
+            })
             .map_err(tape_error)?;
         Ok((PyTape { inner: Arc::new(tape) }, source))
     }

@@ -219,59 +219,33 @@ impl Tape {
         if &magic != MAGIC {
             return Err(TapeError::BadFile("wrong magic or version".into()));
         }
-        let mut len = [0u8; 8];
-        r.read_exact(&mut len).map_err(|_| TapeError::BadFile("cut short".into()))?;
-        let n = u64::from_le_bytes(len);
-        if n > MAX_SOURCE {
-            return Err(TapeError::BadFile("fingerprint too long".into()));
-        }
-        let mut v = Vec::with_capacity(n as usize);
-        r.take(n).read_to_end(&mut v)?;
-        if v.len() as u64 != n {
-            return Err(TapeError::BadFile("cut short".into()));
-        }
-        Ok(v)
+        get_bytes(r)
     }
 
     /// Read a whole tape file; returns it with its source fingerprint.
     pub fn read_from(r: &mut impl Read) -> Result<(Tape, Vec<u8>), TapeError> {
-        let mut buf = Vec::new();
-        r.read_to_end(&mut buf)?;
-        Tape::from_bytes(&buf)
-    }
-
-    /// A whole tape file already in memory (one read of the file, no copy per column beyond
-    /// the column itself): the tape and its source fingerprint. Every column's declared length
-    /// is checked against the bytes left, so a corrupt header cannot ask for a huge allocation.
-    pub fn from_bytes(buf: &[u8]) -> Result<(Tape, Vec<u8>), TapeError> {
-        let mut c = Columns { rest: buf };
-        if c.rest.len() < MAGIC.len() || &c.rest[..MAGIC.len()] != MAGIC {
-            return Err(TapeError::BadFile(
-                if c.rest.len() < MAGIC.len() { "too short" } else { "wrong magic or version" }.into(),
-            ));
-        }
-        c.rest = &c.rest[MAGIC.len()..];
-        let source = c.bytes()?.to_vec();
-        let rule_name = String::from_utf8(c.bytes()?.to_vec()).map_err(|_| TapeError::BadFile("rule name".into()))?;
-        let price_decimals = c.u32()?;
-        let size_decimals = c.u32()?;
-        let ts = c.i64s()?;
-        let kind = c.bytes()?.to_vec();
-        let arg = c.u32s()?;
-        let first = c.u64s()?;
-        let last = c.u64s()?;
-        let prev = c.i64s()?;
-        let lv_start = c.u64s()?;
-        let n_bids = c.u32s()?;
-        let n_asks = c.u32s()?;
-        let levels = c.words::<16>()?.map(|w| (le_i64(&w[..8]), le_i64(&w[8..]))).collect();
-        let tr_price = c.i64s()?;
-        let tr_qty = c.i64s()?;
-        let tr_maker = c.bytes()?.to_vec();
-        let raw_start = c.u64s()?;
-        let raw = c.bytes()?.to_vec();
-        let tk_line = c.u64s()?;
-        let tk = c.words::<40>()?.map(|w| std::array::from_fn(|k| le_i64(&w[8 * k..8 * k + 8]))).collect();
+        let source = Tape::read_source(r)?;
+        let rule_name = String::from_utf8(get_bytes(r)?).map_err(|_| TapeError::BadFile("rule name".into()))?;
+        let price_decimals = get_u32(r)?;
+        let size_decimals = get_u32(r)?;
+        let ts = get_i64s(r)?;
+        let kind = get_bytes(r)?;
+        let arg = get_u32s(r)?;
+        let first = get_u64s(r)?;
+        let last = get_u64s(r)?;
+        let prev = get_i64s(r)?;
+        let lv_start = get_u64s(r)?;
+        let n_bids = get_u32s(r)?;
+        let n_asks = get_u32s(r)?;
+        let flat = get_i64s(r)?;
+        let levels = flat.chunks_exact(2).map(|c| (c[0], c[1])).collect();
+        let tr_price = get_i64s(r)?;
+        let tr_qty = get_i64s(r)?;
+        let tr_maker = get_bytes(r)?;
+        let raw_start = get_u64s(r)?;
+        let raw = get_bytes(r)?;
+        let tk_line = get_u64s(r)?;
+        let tk = get_i64s(r)?.chunks_exact(5).map(|c| [c[0], c[1], c[2], c[3], c[4]]).collect();
         let t = Tape {
             rule_name,
             price_decimals,
@@ -357,70 +331,52 @@ fn put_bytes(w: &mut impl Write, b: &[u8]) -> io::Result<()> {
     w.write_all(b)
 }
 
-fn put_u32s(w: &mut impl Write, v: &[u32]) -> io::Result<()> {
-    put_bytes(w, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-}
-
-fn put_u64s(w: &mut impl Write, v: &[u64]) -> io::Result<()> {
-    put_bytes(w, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-}
-
-fn put_i64s(w: &mut impl Write, v: &[i64]) -> io::Result<()> {
-    put_bytes(w, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())
-}
-
-fn le_i64(b: &[u8]) -> i64 {
-    i64::from_le_bytes(b.try_into().expect("8 bytes"))
-}
-
-/// Longest fingerprint a tape file may declare (guards `read_source`'s allocation).
-const MAX_SOURCE: u64 = 1 << 20;
-
-/// The columns of a tape file in memory, read front to back.
-struct Columns<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Columns<'a> {
-    fn take(&mut self, n: u64) -> Result<&'a [u8], TapeError> {
-        if n > self.rest.len() as u64 {
-            return Err(TapeError::BadFile("cut short".into()));
+macro_rules! put_get {
+    ($put:ident, $get:ident, $t:ty, $n:expr) => {
+        fn $put(w: &mut impl Write, v: &[$t]) -> io::Result<()> {
+            let mut buf = Vec::with_capacity(v.len() * $n);
+            for x in v {
+                buf.extend_from_slice(&x.to_le_bytes());
+            }
+            put_bytes(w, &buf)
         }
-        let (head, tail) = self.rest.split_at(n as usize);
-        self.rest = tail;
-        Ok(head)
-    }
 
-    fn u32(&mut self) -> Result<u32, TapeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-
-    /// One column: its length (u64) and its bytes.
-    fn bytes(&mut self) -> Result<&'a [u8], TapeError> {
-        let n = u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
-        self.take(n)
-    }
-
-    /// A column of `N`-byte records.
-    fn words<const N: usize>(&mut self) -> Result<std::slice::ChunksExact<'a, u8>, TapeError> {
-        let b = self.bytes()?;
-        if b.len() % N != 0 {
-            return Err(TapeError::BadFile("column length".into()));
+        fn $get(r: &mut impl Read) -> Result<Vec<$t>, TapeError> {
+            let b = get_bytes(r)?;
+            if b.len() % $n != 0 {
+                return Err(TapeError::BadFile("column length".into()));
+            }
+            Ok(b.chunks_exact($n).map(|c| <$t>::from_le_bytes(c.try_into().unwrap())).collect())
         }
-        Ok(b.chunks_exact(N))
-    }
+    };
+}
 
-    fn i64s(&mut self) -> Result<Vec<i64>, TapeError> {
-        Ok(self.words::<8>()?.map(le_i64).collect())
-    }
+put_get!(put_i64s, get_i64s, i64, 8);
+put_get!(put_u64s, get_u64s, u64, 8);
+put_get!(put_u32s, get_u32s, u32, 4);
 
-    fn u64s(&mut self) -> Result<Vec<u64>, TapeError> {
-        Ok(self.words::<8>()?.map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect())
-    }
+fn get_u32(r: &mut impl Read) -> Result<u32, TapeError> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).map_err(|_| TapeError::BadFile("cut short".into()))?;
+    Ok(u32::from_le_bytes(b))
+}
 
-    fn u32s(&mut self) -> Result<Vec<u32>, TapeError> {
-        Ok(self.words::<4>()?.map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes"))).collect())
+/// Longest column a tape file may declare (guards the allocation against a corrupt header).
+const MAX_COLUMN: u64 = 1 << 36;
+
+fn get_bytes(r: &mut impl Read) -> Result<Vec<u8>, TapeError> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b).map_err(|_| TapeError::BadFile("cut short".into()))?;
+    let n = u64::from_le_bytes(b);
+    if n > MAX_COLUMN {
+        return Err(TapeError::BadFile("column too long".into()));
     }
+    let mut v = Vec::new();
+    r.take(n).read_to_end(&mut v)?;
+    if v.len() as u64 != n {
+        return Err(TapeError::BadFile("cut short".into()));
+    }
+    Ok(v)
 }
 
 /// Builds a tape line by line.
@@ -815,23 +771,12 @@ mod tests {
     #[test]
     fn a_tape_survives_its_file_and_refuses_a_bad_one() {
         let t = tape(true);
-        let rule_len = t.rule_name.len();
         let mut buf = Vec::new();
         t.write_to(&mut buf, b"src").unwrap();
         let (back, src) = Tape::read_from(&mut buf.as_slice()).unwrap();
         assert_eq!((back, src), (t, b"src".to_vec()));
         assert!(Tape::read_from(&mut &buf[..buf.len() - 3]).is_err());
         assert!(Tape::read_from(&mut &b"MMTAPE\x00\x02"[..]).is_err());
-        assert_eq!(Tape::read_source(&mut buf.as_slice()).unwrap(), b"src".to_vec());
-        // A column that declares more bytes than the file holds is refused before any allocation.
-        let mut huge = buf.clone();
-        let rule_at = 8 + 8 + 3; // magic, the fingerprint's length and bytes: the rule name's length
-        huge[rule_at..rule_at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(Tape::from_bytes(&huge), Err(TapeError::BadFile(_))));
-        let mut odd = buf.clone();
-        let ts_at = rule_at + 8 + rule_len + 8; // the ts column's length
-        odd[ts_at..ts_at + 8].copy_from_slice(&3u64.to_le_bytes());
-        assert!(matches!(Tape::from_bytes(&odd), Err(TapeError::BadFile(_))));
     }
 
     #[test]
