@@ -130,6 +130,25 @@ def test_the_cache_is_used_while_fresh_and_rebuilt_when_the_recording_changes(tm
     assert run_backtest(cfg, off).report == r3 and not beside.exists()
 
 
+def test_a_process_reads_a_tape_file_once_while_it_is_unchanged(tmp_path):
+    rec = _small_recording(tmp_path)
+    spec = open_feed(rec).recording.detect_venue()
+    built = open_feed(rec).tape(spec)  # read from the recording, written beside it, kept
+    again = open_feed(rec)
+    assert again.tape(spec) is built and again.tape_source == "cache"
+    # The tape file is rewritten (same content, new file): it is read again, not trusted from memory.
+    beside = rec.with_name(rec.name + ".mmtape")
+    data = beside.read_bytes()
+    beside.unlink()
+    beside.write_bytes(data)
+    reread = open_feed(rec)
+    fresh = reread.tape(spec)
+    assert fresh is not built and reread.tape_source == "cache" and len(fresh) == len(built)
+    assert open_feed(rec).tape(spec) is fresh
+    # Without the cache nothing kept is used either.
+    assert open_feed(rec, cache=False).tape(spec) is not fresh
+
+
 def test_no_tape_is_written_into_a_read_only_folder(tmp_path, monkeypatch):
     ro = tmp_path / "shared"
     ro.mkdir()

@@ -6,6 +6,8 @@ A tape is cached on disk so repeated runs skip decompressing and parsing: beside
 (`<file>.mmtape`) when that folder is writable, else in `$MIXMAKER_CACHE` (default
 `~/.cache/mixmaker/tapes`). It is used only while it matches the recording's path, size and
 modification time and the venue rule and decimals; `mixmaker backtest --prepare` writes it ahead.
+A process keeps the last tapes it loaded (`KEPT_TAPES_MAX`) while their files are unchanged, so
+the runs of a sweep's worker read the file once.
 Containers are detected by `mixmaker.replay.open_recording`."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import hashlib
 import os
 import stat
 import zipfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,18 +54,28 @@ class TimedFeed:
         fp = self.fingerprint(spec, keep_tickers)
         if self.cache:
             for where in cache_paths(self.path):
-                if where.is_file():
-                    try:
-                        if Tape.read_source(str(where)) == fp:
-                            tape, _ = Tape.load(str(where))
-                            self.tape_source = "cache"
-                            return tape
-                    except (OSError, ValueError):
-                        pass  # unreadable or stale: rebuilt below
+                key = _tape_file_key(fp, where)
+                if key is None:
+                    continue
+                kept = _kept_tape(key)
+                if kept is not None:
+                    self.tape_source = "cache"
+                    return kept
+                try:
+                    if Tape.read_source(str(where)) == fp:
+                        tape, _ = Tape.load(str(where))
+                        _keep_tape(key, tape)
+                        self.tape_source = "cache"
+                        return tape
+                except (OSError, ValueError):
+                    pass  # unreadable or stale: rebuilt below
         tape = self.read(spec, keep_tickers=keep_tickers)
         self.tape_source = "recording"
         if self.cache:
-            self.save(tape, spec, keep_tickers=keep_tickers)
+            saved = self.save(tape, spec, keep_tickers=keep_tickers)
+            key = _tape_file_key(fp, saved) if saved is not None else None
+            if key is not None:
+                _keep_tape(key, tape)
         return tape
 
     def read(self, spec: VenueSpec, *, keep_tickers: bool = False) -> Any:
@@ -127,6 +140,36 @@ class TimedFeed:
                     self.position = raw.tell()
                 yield int(line[:sp]), line[sp + 1:].rstrip(b"\r\n")
         self.position = self.size
+
+
+# Tapes loaded in this process, by (fingerprint, tape file, its size, mtime and inode), most
+# recently used last: a process that runs many backtests of one recording (a sweep's worker, a
+# notebook, a benchmark) reads its tape once. A tape is immutable; the key changes whenever the
+# recording or the tape file does, so what is kept is exactly what the file would give.
+_KEPT_TAPES: OrderedDict[tuple[bytes, str, int, int, int], Any] = OrderedDict()
+KEPT_TAPES_MAX = 2
+
+
+def _tape_file_key(fp: bytes, where: Path) -> tuple[bytes, str, int, int, int] | None:
+    try:
+        st = where.stat()
+    except OSError:
+        return None
+    return (fp, str(where), st.st_size, st.st_mtime_ns, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def _kept_tape(key: tuple[bytes, str, int, int, int]) -> Any:
+    tape = _KEPT_TAPES.get(key)
+    if tape is not None:
+        _KEPT_TAPES.move_to_end(key)
+    return tape
+
+
+def _keep_tape(key: tuple[bytes, str, int, int, int], tape: Any) -> None:
+    _KEPT_TAPES[key] = tape
+    _KEPT_TAPES.move_to_end(key)
+    while len(_KEPT_TAPES) > KEPT_TAPES_MAX:
+        _KEPT_TAPES.popitem(last=False)
 
 
 def cache_paths(recording: Path) -> list[Path]:
