@@ -23,6 +23,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<py_sync::PyBookTicker>()?;
     m.add_function(wrap_pyfunction!(py_sync::parse_book_ticker, m)?)?;
     m.add_function(wrap_pyfunction!(py_sync::parse_decimal, m)?)?;
+    m.add_function(wrap_pyfunction!(py_sync::format_fixed_many, m)?)?;
     m.add_class::<py_tape::PyTape>()?;
     m.add_class::<py_tape::PyTapePlayer>()?;
     m.add_class::<py_orders::PyOrderSet>()?;

@@ -397,6 +397,11 @@ impl PyOrderSet {
         ids
     }
 
+    /// Fills that arrived after their order's cancel was requested, over every order kept.
+    fn late_fills(&self) -> u64 {
+        self.inner.iter().map(|o| u64::from(o.late_fills())).sum()
+    }
+
     fn ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self.inner.iter().map(|o| o.client_id().to_string()).collect();
         ids.sort_unstable();

@@ -5,9 +5,9 @@
 //! level or per message on the Python side.
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyInt, PyTuple};
 
-use mixmaker_core::fixed::parse_lenient;
+use mixmaker_core::fixed::{format_fixed, parse_lenient};
 use mixmaker_core::{BookSync, Levels, Rule, State, Stats};
 
 use crate::args::{Count, Decimals, UpdateId};
@@ -302,4 +302,23 @@ pub fn parse_book_ticker(
 pub fn parse_decimal(text: &str, decimals: Decimals) -> PyResult<i64> {
     let Decimals(decimals) = decimals;
     parse_lenient(text.as_bytes(), decimals).map_err(|e| decimal_error("value", text, decimals, e))
+}
+
+/// `value × 10^-decimals` as exact decimal text for each of `values` (a report's series of
+/// thousands); None when one is not a plain int or does not fit an i64 (the caller, `mixmaker.money`,
+/// formats those itself).
+#[pyfunction]
+pub fn format_fixed_many(values: &Bound<'_, PyAny>, decimals: Decimals) -> PyResult<Option<Vec<String>>> {
+    let mut out = Vec::with_capacity(values.len().unwrap_or(0));
+    for v in values.try_iter()? {
+        let v = v?;
+        if !v.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(x) = v.extract::<i64>() else {
+            return Ok(None);
+        };
+        out.push(format_fixed(x, decimals.0));
+    }
+    Ok(Some(out))
 }

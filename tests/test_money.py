@@ -102,3 +102,25 @@ def test_ratios_rescaling_and_series():
     assert format_units_many([0, -1, 12345], 3) == ["0.000", "-0.001", "12.345"] == [format_units(v, 3) for v in (0, -1, 12345)]
     assert format_units_many([5, -5], 0) == ["5", "-5"]
     assert to_units("1.25", 1, rounding=Rounding.HALF_EVEN) == 12 and to_units("1.35", 1, rounding=Rounding.HALF_EVEN) == 14
+
+
+@given(st.lists(st.one_of(st.integers(min_value=-(2**63), max_value=2**63 - 1), st.integers(),
+                          st.sampled_from([-(2**63), 2**63 - 1, 2**63, -(2**63) - 1, 0, -1])), max_size=40),
+       st.integers(min_value=0, max_value=18))
+def test_a_series_is_formatted_as_each_value_alone(values, decimals):
+    """The series path (the core formats i64 values in one call, Python the rest) against
+    `format_units`, which formats one value in Python: the same text for every value."""
+    from mixmaker.money import format_units_many
+
+    assert format_units_many(values, decimals) == [format_units(v, decimals) for v in values]
+    assert format_units_many(iter(values), decimals) == [format_units(v, decimals) for v in values]
+
+
+def test_a_series_refuses_what_a_single_value_refuses():
+    from mixmaker.money import format_units_many
+
+    for bad in ([1, True], [1, 2.0], [1, "2"]):
+        with pytest.raises(AmountError):
+            format_units_many(bad, 2)
+    with pytest.raises(AmountError):
+        format_units_many([1], 19)

@@ -353,6 +353,7 @@ def test_late_fill_after_cancel(venue, store):
     cid = run(go())
     v = t.get(cid)
     assert (v.state, v.filled, v.late_fills, v.remaining) == (OrderState.CANCELED, 2, 1, 0)
+    assert t.orders.late_fills() == 1  # the sum over every order, as a backtest report reads it
     assert ledger.filled_by_order() == {cid: 2}
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 
-from mixmaker._core import DecimalFormatError, parse_decimal
+from mixmaker._core import DecimalFormatError, format_fixed_many, parse_decimal
 
 __all__ = [
     "MIXIN_DECIMALS",
@@ -146,6 +146,11 @@ def format_units(units: int, decimals: int, *, trim: bool = False) -> str:
 def format_units_many(values: Iterable[int], decimals: int) -> list[str]:
     """`format_units` of each value, the scale checked once (a report's series of thousands)."""
     _check_scale(decimals)
+    if not isinstance(values, (list, tuple)):
+        values = list(values)  # read twice below when the core declines it
+    fast = format_fixed_many(values, decimals)
+    if fast is not None:
+        return fast  # every value a plain int within i64: formatted in one call into the core
     out: list[str] = []
     add = out.append
     if decimals == 0:

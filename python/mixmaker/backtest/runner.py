@@ -318,7 +318,7 @@ class Backtest:
             executor_stats=Counter(self.executor.stats), executor_report=self.executor.report(),
             venue_stats=dict(venue.stats), not_quoting=dict(self.not_quoting), ticks_rows=self.rows,
             fill_log=list(self.fill_log), anomalies=tracker.stats["anomalies"],
-            late_fills=sum(v.late_fills for c in tracker.orders.ids() if (v := tracker.get(c)) is not None),
+            late_fills=tracker.orders.late_fills(),
         )
 
     def run(self) -> RunOutcome:

@@ -107,8 +107,8 @@ class QuoteExecutor:
         self._own: tuple[OwnOrder, ...] | None = None
         self._own_at = -1
         self._swept_at = -1
-        self._cancelling_of: tuple[OwnOrder, ...] | None = None  # the own orders counted below
-        self._cancelling = 0
+        # (own orders, how many of them have a cancel in flight): the last view, kept with them
+        self._pair: tuple[tuple[OwnOrder, ...], int] | None = None
         # (own orders, proposal, refresh, create, tolerance, hold, report) of the last apply that
         # changed nothing, to answer the same decision on the same orders without redoing it.
         self._idle_after: _IdleAfter | None = None
@@ -165,6 +165,10 @@ class QuoteExecutor:
         task = self._flight._task
         if task is not None and not task.done():
             return None
+        pair = self._pair
+        if (pair is not None and pair[0] is self._own and self._own_at == self.tracker.version
+                and self._swept_at == self._own_at and self.status is _RUNNING):
+            return pair  # nothing changed since the last tick's view (the commonest tick)
         return self._current()
 
     def _current(self) -> tuple[tuple[OwnOrder, ...], int]:
@@ -174,10 +178,10 @@ class QuoteExecutor:
         if (own is None or self._own_at != self.tracker.version or self._swept_at != self._own_at
                 or self.status is not _RUNNING):
             own = self.own_orders()
-        if self._cancelling_of is not own:
-            self._cancelling = sum(1 for o in own if o.state == _PENDING_CANCEL)
-            self._cancelling_of = own
-        return own, self._cancelling
+        pair = self._pair
+        if pair is None or pair[0] is not own:
+            pair = self._pair = (own, sum(1 for o in own if o.state is _PENDING_CANCEL))
+        return pair
 
     @property
     def busy(self) -> bool:
