@@ -16,7 +16,7 @@ __all__ = [
     "DecimalFormatError", "MessageFormatError", "BookLockedError", "InvalidTransitionError", "ExchangeIdConflictError",
     "UnknownOrderError", "OrderInputError", "ClientIdError", "OrderError", "ArgumentError", "MixmakerError",
     "OrderState", "OrderEvent", "Side", "SyncRule", "OrderBook", "BookState", "SyncStats", "BookSync", "BookTicker",
-    "parse_book_ticker", "parse_decimal", "OrderSet", "OrderView", "Outcome", "Exposure", "ClientIdGenerator", "Tape", "TapePlayer",
+    "parse_book_ticker", "parse_decimal", "format_fixed_many", "OrderSet", "OrderView", "Outcome", "Exposure", "ClientIdGenerator", "Tape", "TapePlayer",
     "_clock", "_proposal",
 ]
 
