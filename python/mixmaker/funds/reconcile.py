@@ -9,6 +9,10 @@ What is in flight is accounted for, never guessed at:
   back to the source;
 - an asset with a Mixin payment being signed or broadcast, or outputs locked by a transaction
   not final yet, is not compared this time (its outputs are moving): "skipped", not a difference;
+- a move sent and not settled yet may land at any moment: credited at its destination (its
+  expected net) or, failed at its source, given back there (what left), before the confirmation
+  worker books it. Each such landing is a right answer too (an alternative), until the move
+  settles; a difference that outlives it is caught as any other;
 - fills the ledger has not booked yet are caught up first (`catch_up` per exchange account: the
   tracker's trade catch-up and fill outbox redelivery), and intake and the confirmation worker
   run before a check (the worker's job), so what remains is the world moving under our feet:
@@ -131,6 +135,7 @@ class Reconciler:
             unfinished = []
         busy = {r[0].lower() for r in unfinished}
         add_back = self._unsent(Direction.TO_EXCHANGE)
+        landing = self._landing(None)
         for spec in self.assets:
             account = acc.WALLET
             try:
@@ -146,7 +151,8 @@ class Reconciler:
                 skipped = "a payment of it is being signed or sent"
             elif locked:
                 skipped = "outputs locked by a transaction not final yet"
-            c.lines.append(Line(account.name, spec.symbol, expected, actual, skipped))
+            c.lines.append(Line(account.name, spec.symbol, expected, actual, skipped,
+                                alternatives=_alternatives(expected, landing.get(spec.symbol, []))))
 
     async def _exchange(self, c: Check, name: str) -> None:
         venue = self.venues[name]
@@ -157,6 +163,7 @@ class Reconciler:
             return
         account = acc.exchange(name)
         add_back, doubt = await self._unsent_exchange(name, venue)
+        landing = self._landing(name)
         for spec in self.assets:
             va = spec.venues.get(name)
             if va is None:
@@ -165,13 +172,25 @@ class Reconciler:
             total = b.total if b is not None else 0
             actual = to_units(total, spec.decimals, rounding=Rounding.FLOOR)
             expected = self.ledger.balance(account, spec.symbol) + add_back.get(spec.symbol, 0)
-            doubts = doubt.get(spec.symbol, [])
-            # Each move in doubt may have left (or not): every combination is a right answer.
-            alternatives = {expected}
-            for u in doubts:
-                alternatives |= {a + u for a in alternatives}
+            # Each move in doubt may have left (or not), each sent one may have landed (or not):
+            # every combination is a right answer.
             c.lines.append(Line(account.name, spec.symbol, expected, actual,
-                                alternatives=tuple(sorted(alternatives)) if doubts else ()))
+                                alternatives=_alternatives(expected, doubt.get(spec.symbol, []) +
+                                                           landing.get(spec.symbol, []))))
+
+    def _landing(self, exchange: str | None) -> dict[str, list[int]]:
+        """Per asset, what sent moves not settled yet may add to exchange account `exchange` (None:
+        the Mixin wallet) before the confirmation worker books it: a credit at the destination
+        (the move's expected net), or what left given back by a source that failed it."""
+        out: dict[str, list[int]] = {}
+        for m in self.moves.in_flight():
+            if not m.sent_ns:
+                continue  # unsent: still at its source, added back there (`_unsent`)
+            to_here = (m.direction is Direction.TO_EXCHANGE) == (exchange is not None)
+            if exchange is not None and m.venue_account != exchange:
+                continue
+            out.setdefault(m.asset, []).append(m.expected_net if to_here else m.units)
+        return out
 
     def _unsent(self, direction: Direction, account: str | None = None) -> dict[str, int]:
         """What moves planned (booked in transit) but not sent hold back at their source."""
@@ -254,6 +273,21 @@ class Reconciler:
             return format_units(units, self.ledger.decimals(asset))
         except Exception:  # noqa: BLE001
             return str(units)
+
+
+# Past this many moves landing on one line, the combinations are not listed (a check then counts
+# only the exact figure, as before moves were in flight).
+_MAX_LANDING = 10
+
+
+def _alternatives(expected: int, amounts: list[int]) -> tuple[int, ...]:
+    """Every `expected` plus a sub-sum of `amounts` (each may have happened or not); () for none."""
+    if not amounts or len(amounts) > _MAX_LANDING:
+        return ()
+    sums = {expected}
+    for u in amounts:
+        sums |= {a + u for a in sums}
+    return tuple(sorted(sums))
 
 
 def last_check(store: Store) -> tuple[int, bool, str] | None:
