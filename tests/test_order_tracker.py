@@ -516,3 +516,53 @@ def test_the_startup_trade_scan_starts_at_the_last_completed_scan_not_the_oldest
         assert before - lookback <= since <= after - lookback
 
     run(go())
+
+
+def test_through_a_pool_venue_an_order_journaled_by_a_killed_process_ends_failed_not_lost(venue, tmp_path):
+    """The engine's tracker talks to the exchange through `PoolVenue`. It must pass the exchange's
+    clock and recvWindow through: without them the create's window is not journaled, "never sent"
+    can never be proven, and the order stays LOST (its pool member never leaves)."""
+    from mixmaker.orders.protocol import OrderTradesVenue, RequestWindowVenue, recv_window_of, venue_clock_ms
+    from mixmaker.users.pool_runtime import PoolVenue
+
+    class Fills:  # the pool's fill book: remembers who placed what
+        def record_order(self, venue_name, req, pool_id):
+            self.last = (req.client_id, pool_id)
+
+    class Guard:
+        def check(self, pool_id, req):
+            pass
+
+    pv = PoolVenue(venue, Fills(), Guard())
+    assert isinstance(pv, RequestWindowVenue) and isinstance(pv, OrderTradesVenue)
+    assert recv_window_of(pv) == venue.recv_window_ms
+    venue.frozen_ms = 1_700_000_000_000
+    assert venue_clock_ms(pv) == venue.clock_ms()
+    venue.frozen_ms = None
+    path = tmp_path / "orders.db"
+
+    def crash(step, _cid):
+        if step == "submitted":
+            raise Crash(step)  # killed after the journal, before the request left
+
+    first = tracker(pv, SqliteStore(path), crash_hook=crash)
+    run(first.start())
+    with pytest.raises(Crash):
+        run(first.create("BTCUSDT", Side.BUY, 100, 10, owner="binance:BTC/USDT:tight"))
+    ((o, _events),) = first.journal.orders()
+    assert o.recv_window_ms == venue.recv_window_ms and o.request_ms is not None
+    assert o.client_id not in venue.orders
+
+    second = tracker(pv, SqliteStore(path), unsent_margin_ms=0, lost_retry_s=0.01, lost_retry_max_s=0.01)
+    venue.clock_offset_ms = venue.recv_window_ms + 1000  # the venue's clock is past the create's window
+
+    async def settle():
+        await second.start()
+        for _ in range(10):
+            if second.get(o.client_id).state is OrderState.FAILED:
+                return
+            await second.poll()
+            await asyncio.sleep(0.02)
+
+    run(settle())
+    assert second.get(o.client_id).state is OrderState.FAILED and second.stats["unsent_failed"] == 1

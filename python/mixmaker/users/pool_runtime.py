@@ -33,7 +33,16 @@ from mixmaker.clock import Clock, ClockMode
 from mixmaker.connectors.binance_trades import PublicTrade, PublicTradeStream
 from mixmaker.funds.assets import AssetMap
 from mixmaker.orders import ClientOrderTracker, FillEvent, OrderRejectedError, OrderState, OrderView
-from mixmaker.orders.protocol import OrderReport, OrderRequest, OrderVenue, Side, TradeReport
+from mixmaker.orders.protocol import (
+    OrderReport,
+    OrderRequest,
+    OrderTradesVenue,
+    OrderVenue,
+    Side,
+    TradeReport,
+    recv_window_of,
+    venue_clock_ms,
+)
 from mixmaker.store import Store
 from mixmaker.strategy import (
     AvellanedaConfig,
@@ -109,7 +118,11 @@ class SelfTradeGuard:
 
 class PoolVenue:
     """The tracker's venue: the exchange's, with the pool named (and the guard asked) before a
-    create leaves. Reads pass through."""
+    create leaves. Reads pass through, and so do the exchange's clock and request window
+    (`RequestWindowVenue`) and its trades by order (`OrderTradesVenue`): without them the tracker
+    signs creates with its own clock, cannot prove an order journaled by a killed process was
+    never sent (it stays LOST, its pool member never leaves), and reads a symbol's whole trade
+    history to find one order's."""
 
     def __init__(self, inner: OrderVenue, fills: FillBook, guard: SelfTradeGuard) -> None:
         self.inner = inner
@@ -136,6 +149,18 @@ class PoolVenue:
 
     async def fetch_my_trades(self, symbol: str, since_ms: int | None = None) -> list[TradeReport]:
         return await self.inner.fetch_my_trades(symbol, since_ms)
+
+    async def fetch_order_trades(self, symbol: str, exchange_id: str, since_ms: int | None = None) -> list[TradeReport]:
+        if isinstance(self.inner, OrderTradesVenue):
+            return await self.inner.fetch_order_trades(symbol, exchange_id, since_ms)
+        return [t for t in await self.inner.fetch_my_trades(symbol, since_ms) if t.exchange_id == exchange_id]
+
+    @property
+    def recv_window_ms(self) -> int | None:
+        return recv_window_of(self.inner)
+
+    def clock_ms(self) -> int:
+        return venue_clock_ms(self.inner)
 
 
 class PoolOrders:
