@@ -194,3 +194,24 @@ def test_cli_no_cache_reads_the_recording_and_writes_nothing(tmp_path, capsys):
                  "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["messages"] == 12_000
     assert not Path(str(rec) + ".mmtape").exists()
+
+
+def test_a_run_leaves_the_callers_frozen_objects_frozen(tmp_path):
+    """A run hands its own leftovers to the oldest generation on the way out (freeze, unfreeze):
+    never when the caller froze objects itself, whose freeze that would undo."""
+    import gc
+
+    rec = _small_recording(tmp_path, 3_000)
+    cfg = load_config(REPO / "examples" / "pmm.toml")
+    kept = [[i] for i in range(1000)]  # the caller's long-lived data
+    gc.collect()
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        run_backtest(cfg, open_feed(rec))
+        # (a frozen object freed meanwhile leaves the count: it may fall a little, never to 0)
+        assert gc.get_freeze_count() > frozen // 2 and gc.isenabled()
+    finally:
+        gc.unfreeze()
+    run_backtest(cfg, open_feed(rec))  # nothing frozen: the run's own leftovers are not left frozen
+    assert gc.get_freeze_count() == 0 and gc.isenabled() and len(kept) == 1000

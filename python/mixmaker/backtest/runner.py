@@ -347,15 +347,17 @@ def gc_paused() -> Iterator[None]:
     the way out (`freeze` then `unfreeze` moves every tracked object there). Otherwise the first
     allocation after `enable` walks them all as young objects, and again as they are promoted:
     work for nothing, since they live as long as the run's result and are freed by reference
-    counting. They stay collectable: the next full collection sees them like any old object."""
+    counting. They stay collectable: the next full collection sees them like any old object.
+    Not when the caller has frozen objects of its own: `unfreeze` would hand those back too."""
     collecting = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if collecting:
-            gc.freeze()
-            gc.unfreeze()
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
