@@ -46,6 +46,16 @@ async def allocate(w, order: str, amounts: dict[str, int], *, back: bool = False
     return r
 
 
+async def at_the_exchange(w) -> tuple[str, int]:
+    """A user's 0.02 BTC paid in, the funds layer started and the money moved to the exchange:
+    (the user order, what it holds there)."""
+    order = str(uuid.uuid4())
+    w.user_pays(order, "BTC", "0.02")
+    await w.funds.start(w.poll)
+    assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
+    return order, w.ledger.owed(acc.user_order(order), "BTC")
+
+
 def test_a_stuck_move_is_alerted_with_its_side_and_last_signal_then_arrives(tmp_path):
     async def go():
         async with funds_world(tmp_path, config=fast_config(timing=Timing(5, 5, 0.5))) as w:
@@ -74,11 +84,7 @@ def test_a_stuck_move_is_alerted_with_its_side_and_last_signal_then_arrives(tmp_
 def test_a_failed_exchange_withdrawal_is_reversed_and_retried_under_a_derived_id(tmp_path):
     async def go():
         async with funds_world(tmp_path) as w:
-            order = str(uuid.uuid4())
-            w.user_pays(order, "BTC", "0.02")
-            await w.funds.start(w.poll)
-            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
-            held = w.ledger.owed(acc.user_order(order), "BTC")
+            order, held = await at_the_exchange(w)
             w.chain.faults.add(Fault.FAIL, source=Place.EXCHANGE)
             assert await allocate(w, order, {"BTC": held}, back=True) is AllocationState.DONE
             outs = [m for m in w.funds.moves.all() if m.direction is Direction.TO_MIXIN]
@@ -158,12 +164,8 @@ def test_without_client_ids_an_unclear_withdrawal_is_found_by_its_reference_not_
             venue = NoClientIds(w.venue)
             w.venues[ACCOUNT] = venue
             await w.reopen()
-            order = str(uuid.uuid4())
-            w.user_pays(order, "BTC", "0.02")
-            await w.funds.start(w.poll)
-            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
+            order, held = await at_the_exchange(w)
             venue.unclear = 1
-            held = w.ledger.owed(acc.user_order(order), "BTC")
             assert await allocate(w, order, {"BTC": held}, back=True) is AllocationState.DONE
             assert venue.sent == 1 and len(w.xsim.venue.withdrawals) == 1  # paid once
             out = next(m for m in w.funds.moves.all() if m.direction is Direction.TO_MIXIN)
@@ -179,12 +181,8 @@ def test_without_client_ids_an_unclear_withdrawal_not_found_stops_in_doubt_and_i
             venue = NoClientIds(w.venue)
             w.venues[ACCOUNT] = venue
             await w.reopen()
-            order = str(uuid.uuid4())
-            w.user_pays(order, "BTC", "0.02")
-            await w.funds.start(w.poll)
-            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
+            order, held = await at_the_exchange(w)
             venue.unsent = 1  # nothing left, but we cannot know that
-            held = w.ledger.owed(acc.user_order(order), "BTC")
             await w.funds.mover.to_mixin(order, POOL, {"BTC": held})
             await w.cycle_until(lambda: any(m.state is MoveState.STUCK for m in w.funds.moves.all()), "in doubt")
             for _ in range(10):
@@ -364,11 +362,7 @@ def test_a_deposit_seen_before_its_withdrawal_hash_waits_for_it_and_is_never_tak
 
     async def go():
         async with funds_world(tmp_path) as w:
-            order = str(uuid.uuid4())
-            w.user_pays(order, "BTC", "0.02")
-            await w.funds.start(w.poll)
-            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
-            held = w.ledger.owed(acc.user_order(order), "BTC")
+            order, held = await at_the_exchange(w)
             await w.funds.mover.to_mixin(order, POOL, {"BTC": held})
             loop = asyncio.get_running_loop()
             end = loop.time() + 20
@@ -415,11 +409,7 @@ def test_a_withdrawal_failed_and_given_back_before_it_is_booked_is_no_difference
     do not halt moves. Once booked, the figures agree exactly."""
     async def go():
         async with funds_world(tmp_path) as w:
-            order = str(uuid.uuid4())
-            w.user_pays(order, "BTC", "0.02")
-            await w.funds.start(w.poll)
-            assert await allocate(w, order, {"BTC": 2_000_000}) is AllocationState.DONE
-            held = w.ledger.owed(acc.user_order(order), "BTC")
+            order, held = await at_the_exchange(w)
             w.chain.faults.add(Fault.FAIL, source=Place.EXCHANGE)
             assert await w.funds.mover.to_mixin(order, POOL, {"BTC": held}) is AllocationState.PENDING
             loop = asyncio.get_running_loop()

@@ -136,23 +136,8 @@ class QuoteExecutor:
         version = self.tracker.version
         if own is not None and self._own_at == version == self._swept_at and self.status is _RUNNING:
             return own  # nothing changed in the tracker since it was built and swept
-        # One look-up per order: sweep out the closed ones (as `_sweep`) and view the live ones.
-        out = []
-        closed: list[tuple[str, bool]] | None = None
-        get = self.tracker.get
-        for cid, p in self.placed.items():
-            v = get(cid)
-            if v is None:
-                raise ExecutorStateError(f"the tracker does not know order {cid}")
-            if v.is_live:
-                out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
-            else:
-                if closed is None:
-                    closed = []
-                closed.append((cid, v.state is not _FILLED))
-        self._own = own = tuple(out)
+        self._own = own = self._scan(version, view=True)
         self._own_at = version
-        self._forget(closed, version)
         return own
 
     @property
@@ -394,26 +379,30 @@ class QuoteExecutor:
         """Forget orders that are closed; tell the controller about those that did not fill."""
         version = self.tracker.version
         if version != self._swept_at:  # an order can only close by a change in the tracker
-            get = self.tracker.get
-            closed = None
-            for cid in self.placed:
-                v = get(cid)
-                if v is None:
-                    raise ExecutorStateError(f"the tracker does not know order {cid}")
-                if not v.is_live:
-                    if closed is None:
-                        closed = []
-                    closed.append((cid, v.state is not _FILLED))
-            if closed is not None:
-                self._own = None
-            self._forget(closed, version)
+            self._scan(version, view=False)
         elif self.status is _SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
 
-    def _forget(self, closed: list[tuple[str, bool]] | None, version: int) -> None:
-        """Drop the closed orders (client id, did not fill) found at tracker `version`, telling the
-        controller of those that did not fill; the executor ends once stopping and none is left."""
+    def _scan(self, version: int, *, view: bool) -> tuple[OwnOrder, ...]:
+        """One tracker look-up per placed order, at tracker `version`: the closed ones are
+        forgotten (the controller hears of those that did not fill) and, with `view`, the live
+        ones returned as `OwnOrder`s (else `()`: a sweep that builds nothing nobody reads)."""
+        out = []
+        closed: list[tuple[str, bool]] | None = None
+        get = self.tracker.get
+        for cid, p in self.placed.items():
+            v = get(cid)
+            if v is None:
+                raise ExecutorStateError(f"the tracker does not know order {cid}")
+            if not v.is_live:
+                if closed is None:
+                    closed = []
+                closed.append((cid, v.state is not _FILLED))
+            elif view:
+                out.append(_new(OwnOrder, (cid, p.quote.side, v.price, v.quantity, v.remaining, p.created_ns, v.state)))
         if closed is not None:
+            if not view:
+                self._own = None  # it held orders that are gone
             placed = self.placed
             for cid, unfilled in closed:
                 del placed[cid]
@@ -422,6 +411,7 @@ class QuoteExecutor:
         self._swept_at = version
         if self.status is _SHUTTING_DOWN and not self.placed:
             self.status = RunnableStatus.TERMINATED
+        return tuple(out)
 
 
 def _best_first_buy(o: OwnOrder) -> int:
