@@ -434,3 +434,43 @@ def test_a_withdrawal_failed_and_given_back_before_it_is_booked_is_no_difference
             w.assert_ledger_matches_venues()
 
     run(go())
+
+
+def test_a_withdrawal_sent_by_a_killed_process_whose_deposit_lands_before_the_restart_arrives(tmp_path):
+    """The process dies right after the exchange took the withdrawal, before it recorded the send
+    (the move is still planned), and Mixin credits the deposit before the next process starts. The
+    deposit must wait for the move (whose hash the next process learns), not be taken for unknown."""
+    armed = {"on": False}
+
+    def crash_at(s: str, ident: str) -> None:
+        if armed["on"] and s == "sent":
+            armed["on"] = False
+            raise Crash(f"{s} {ident}")
+
+    async def go():
+        async with funds_world(tmp_path, crash_at=crash_at) as w:
+            order, held = await at_the_exchange(w)
+            armed["on"] = True
+            assert await w.funds.mover.to_mixin(order, POOL, {"BTC": held}) is AllocationState.PENDING
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 20
+            with pytest.raises(Crash):
+                while True:
+                    assert loop.time() < end
+                    await w.funds.mover.run_once()
+                    await asyncio.sleep(0.05)
+            (m,) = [m for m in w.funds.moves.all() if m.direction is Direction.TO_MIXIN]
+            assert not m.sent_ns
+            while not any(d.snapshot_id for d in w.mixin.state.chain_deposits.values()):
+                assert loop.time() < end
+                await asyncio.sleep(0.05)
+            await w.reopen()
+            await w.funds.start(w.poll)
+            assert await allocate(w, order, {"BTC": held}, back=True) is AllocationState.DONE
+            assert w.funds.moves.move(m.move_id).state is MoveState.ARRIVED
+            rows = w.store.query("SELECT COUNT(*) FROM ledger_transactions WHERE cause = 'unknown-deposit'")
+            assert rows[0][0] == 0
+            assert len(w.xsim.venue.withdrawals) == 1  # sent once
+            w.assert_ledger_matches_venues()
+
+    run(go())

@@ -26,7 +26,7 @@ from typing import Any
 from mixmaker.funds import alerts
 from mixmaker.funds.alerts import FundsAlert
 from mixmaker.funds.assets import AssetMap
-from mixmaker.funds.mover import find_by_reference
+from mixmaker.funds.mover import find_by_reference, withdraw_client_ids
 from mixmaker.funds.moves import NOT_BOOKED, Direction, Move, MoveBook, MoveEvent, MoveState
 from mixmaker.funds.outcomes import Outcomes
 from mixmaker.mixin.errors import MixinError
@@ -70,8 +70,9 @@ class ConfirmWorker:
         return out
 
     async def follow(self, m: Move) -> bool:
-        if not m.sent_ns and not (m.direction is Direction.TO_MIXIN and m.send_started_ns and m.exchange_id):
-            return False  # not sent yet: the mover's
+        if not m.sent_ns and not (m.direction is Direction.TO_MIXIN and m.send_started_ns
+                                  and (m.exchange_id or withdraw_client_ids(self.venues[m.venue_account]))):
+            return False  # not sent yet (or, without client ids, unclear): the mover's
         if m.direction is Direction.TO_EXCHANGE:
             return await self._follow_mixin_withdrawal(m)
         return await self._follow_exchange_withdrawal(m)
@@ -113,7 +114,7 @@ class ConfirmWorker:
         spec = self.assets.symbol(m.asset)
         currency = spec.venues[m.venue_account].currency
         venue = self.venues[m.venue_account]
-        if getattr(venue, "withdraw_client_ids", True):
+        if withdraw_client_ids(venue):
             t = await venue.find_withdrawal(currency, m.source_ref)
         else:
             t = next((x for x in await venue.withdrawals(currency) if str(x.exchange_id) == m.exchange_id), None)
@@ -121,10 +122,10 @@ class ConfirmWorker:
                 t = await find_by_reference(venue, self.moves, self.assets, m)
         if t is None:
             return False
-        if m.state in (MoveState.STUCK,) and not m.sent_ns:
-            with self.store.transaction() as tx:  # an unclear send, found after all
-                self.moves.fire(tx, m.move_id, MoveEvent.SENT, f"withdrawal {t.exchange_id} found",
-                                sent_ns=self.now_ns(), exchange_id=str(t.exchange_id))
+        if not m.sent_ns:
+            with self.store.transaction() as tx:  # a send whose answer was never recorded, found after all
+                self.moves.record_sent(tx, m.move_id, f"withdrawal {t.exchange_id} found", self.now_ns(),
+                                       exchange_id=str(t.exchange_id))
             m = self.moves.move(m.move_id)
         if t.status in ("failed", "canceled"):
             if m.tx_hash or m.state is MoveState.ARRIVED:

@@ -10,8 +10,9 @@ by its key) and report how far it got; `run_once` does the moving:
 - plans the move (stored, booked in transit, under its deterministic id) and sends it: a Safe
   withdrawal to the exchange's deposit address (`Payments`, cause `move:<id>`), or an exchange
   withdrawal to the bot's Mixin deposit entry (client id `withdrawOrderId` derived from the id).
-  On a venue without withdrawal client ids (`withdraw_client_ids = False`), the send is marked
-  before it leaves; after an unclear answer the withdrawal is looked for by its reference
+  The send is marked before it leaves (a process killed before the answer is recorded leaves a
+  move known to maybe have left). On a venue without withdrawal client ids
+  (`withdraw_client_ids = False`), after an unclear answer the withdrawal is looked for by its reference
   (address, amount, time, not claimed by another move) and adopted if exactly one matches, else
   the move stops in doubt, alerted, and is never sent again by itself;
 - UTXO hygiene: before a Mixin withdrawal, an asset with `consolidate_at` unspent outputs or more
@@ -211,7 +212,7 @@ class FundsMover:
         total = sum(r.units for r in rs)
         keys = [r.part_key for r in rs]
         mid = move_id(direction, account, asset, keys)
-        if direction is Direction.TO_MIXIN and not self._client_ids(venue) and self._in_doubt(account, asset):
+        if direction is Direction.TO_MIXIN and not withdraw_client_ids(venue) and self._in_doubt(account, asset):
             return False  # one unreferenced withdrawal at a time: a lookup must find exactly one
         if direction is Direction.TO_EXCHANGE:
             address = await self.addresses.exchange_address(venue, account, spec)
@@ -328,7 +329,7 @@ class FundsMover:
         self._crash_at("sent", m.move_id)
         fee = self.payments.withdrawal_fee(p.request_id)
         with self.store.transaction() as tx:
-            self._record_sent(tx, m.move_id, f"Mixin has withdrawal {p.request_id}")
+            self.moves.record_sent(tx, m.move_id, f"Mixin has withdrawal {p.request_id}", self.now_ns())
             if fee is not None:
                 fee_spec = self.assets.by_mixin_id(fee[0])
                 if fee_spec is None:
@@ -340,9 +341,11 @@ class FundsMover:
         spec = self.assets.symbol(m.asset)
         va = spec.venues[m.venue_account]
         venue = self.venues[m.venue_account]
-        if not self._client_ids(venue) and m.send_started_ns:
+        if not withdraw_client_ids(venue) and m.send_started_ns:
             return await self._resolve_unreferenced(venue, m)
-        if not self._client_ids(venue):
+        if not m.send_started_ns:
+            # Written before the request: a process killed before it records the answer leaves a
+            # move the next one knows may have left (its deposit waits for it; it is looked for).
             with self.store.transaction() as tx:
                 self.moves.note(tx, m.move_id, send_started_ns=self.now_ns(), last_signal="withdrawal being sent")
         amount = Decimal(format_units(m.send_units, spec.decimals))
@@ -355,18 +358,9 @@ class FundsMover:
             return 0
         self._crash_at("sent", m.move_id)
         with self.store.transaction() as tx:
-            self._record_sent(tx, m.move_id, f"{m.venue_account} has withdrawal {t.exchange_id}",
-                              exchange_id=str(t.exchange_id))
+            self.moves.record_sent(tx, m.move_id, f"{m.venue_account} has withdrawal {t.exchange_id}",
+                                  self.now_ns(), exchange_id=str(t.exchange_id))
         return 1
-
-    def _record_sent(self, tx: Any, mid: str, signal: str, **fields: Any) -> None:
-        m = self.moves.move(mid, tx)
-        if m.sent_ns:
-            return
-        if m.state in (MoveState.PLANNED, MoveState.STUCK):
-            self.moves.fire(tx, mid, MoveEvent.SENT, signal, sent_ns=self.now_ns(), error="", **fields)
-        else:
-            self.moves.note(tx, mid, sent_ns=self.now_ns(), **fields)
 
     async def _resolve_unreferenced(self, venue: Any, m: Move) -> int:
         """A withdrawal sent without a client id whose answer never came: adopt it if exactly one
@@ -374,8 +368,9 @@ class FundsMover:
         t = await find_by_reference(venue, self.moves, self.assets, m)
         with self.store.transaction() as tx:
             if t is not None:
-                self._record_sent(tx, m.move_id, f"{m.venue_account} withdrawal {t.exchange_id} found by its reference",
-                                  exchange_id=str(t.exchange_id))
+                self.moves.record_sent(tx, m.move_id,
+                                       f"{m.venue_account} withdrawal {t.exchange_id} found by its reference",
+                                       self.now_ns(), exchange_id=str(t.exchange_id))
                 return 1
             if m.state is not MoveState.STUCK:
                 self.moves.fire(tx, m.move_id, MoveEvent.DOUBT, "unclear send, no withdrawal found by its reference")
@@ -393,10 +388,6 @@ class FundsMover:
         if account not in spec.venues:
             raise MoveError(f"asset {asset} is not configured on {account}")
         return spec
-
-    @staticmethod
-    def _client_ids(venue: Any) -> bool:
-        return bool(getattr(venue, "withdraw_client_ids", True))
 
     def _in_doubt(self, account: str, asset: str) -> bool:
         return any(m.direction is Direction.TO_MIXIN and m.venue_account == account and m.asset == asset
@@ -452,6 +443,11 @@ class FundsMover:
         with self.store.transaction() as tx:
             alerts.alert(tx, FundsAlert.CONSOLIDATED, cause, f"{len(take)} unspent outputs of {spec.symbol} merged "
                          f"into one ({format_units(amount, MIXIN_DECIMALS)})")
+
+
+def withdraw_client_ids(venue: Any) -> bool:
+    """Does the venue take a client id on a withdrawal (and find it by that id)?"""
+    return bool(getattr(venue, "withdraw_client_ids", True))
 
 
 async def find_by_reference(venue: Any, moves: MoveBook, assets: AssetMap, m: Move) -> Any | None:

@@ -391,6 +391,17 @@ class MoveBook:
                                                     json.dumps({"signal": signal, **(detail or {})}, default=str)))
         return self.move(mid, tx)
 
+    def record_sent(self, tx: Transaction, mid: str, signal: str, sent_ns: int, *, exchange_id: str = "") -> None:
+        """The source has the withdrawal: SENT from PLANNED or STUCK; a move that got past SENT
+        some other way (a signal of a later stage came first) only learns when. Once only."""
+        m = self.move(mid, tx)
+        if m.sent_ns:
+            return
+        if m.state in (MoveState.PLANNED, MoveState.STUCK):
+            self.fire(tx, mid, MoveEvent.SENT, signal, sent_ns=sent_ns, error="", exchange_id=exchange_id or m.exchange_id)
+        else:
+            self.note(tx, mid, sent_ns=sent_ns, exchange_id=exchange_id or m.exchange_id)
+
     def note(self, tx: Transaction, mid: str, **fields: object) -> None:
         """Updates fields that are not a transition (send_started_ns, last_signal, error)."""
         cols = ", ".join(f"{k} = ?" for k in fields)

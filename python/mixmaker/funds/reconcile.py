@@ -38,6 +38,7 @@ from mixmaker.funds import alerts, halts
 from mixmaker.funds.alerts import FundsAlert
 from mixmaker.funds.assets import AssetMap
 from mixmaker.funds.ledger import Ledger
+from mixmaker.funds.mover import withdraw_client_ids
 from mixmaker.funds.moves import NOT_BOOKED, Direction, MoveBook, MoveState
 from mixmaker.funds.requests import RequestState
 from mixmaker.mixin.payments import PaymentState
@@ -212,7 +213,7 @@ class Reconciler:
         for m in self.moves.in_flight():
             if m.direction is not Direction.TO_MIXIN or m.venue_account != name or m.sent_ns or m.exchange_id:
                 continue
-            if getattr(venue, "withdraw_client_ids", True):
+            if withdraw_client_ids(venue):
                 currency = self.assets.symbol(m.asset).venues[name].currency
                 if await venue.find_withdrawal(currency, m.source_ref) is not None:
                     continue  # the venue has it (a crash before it was recorded)
