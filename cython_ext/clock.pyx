@@ -258,6 +258,28 @@ cdef class Clock:
             raise
         self._leave_loop(False)
 
+    def backtest_pass_til(self, end_ns):
+        """Let every boundary after the current time up to and including `end_ns` pass as
+        ticked, without calling the iterators: for a driver that has shown each of them would
+        do exactly what it did on the last tick and has accounted for them (the backtest's
+        replay, `StrategyLoop.held`). They count in `ticks`; the time, and each iterator's, is
+        the last boundary's. Returns how many passed."""
+        cdef int64_t end = _check_ns("end_ns", end_ns)
+        cdef int64_t step = self.tick_size_ns
+        cdef int64_t n
+        cdef TimeIterator it
+        self._check_can_run(True)
+        self.start()
+        if end - self._now_ns < step:
+            return 0
+        n = (end - self._now_ns) // step
+        self._now_ns += n * step
+        self.ticks += n
+        for it in self._iterators:
+            if it._clock is self:
+                it._now_ns = self._now_ns
+        return n
+
     def backtest(self):
         """Run the whole backtest: start, tick up to `end_ns`, stop."""
         if self.end_ns is None:

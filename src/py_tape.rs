@@ -13,7 +13,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use mixmaker_core::tape::{Event, Player, Tape, TapeBuilder, TapeError, Watch};
+use mixmaker_core::tape::{Event, Hold, Player, Tape, TapeBuilder, TapeError, Watch};
 use mixmaker_core::Rule;
 
 use crate::py_enums::PySyncRule;
@@ -247,6 +247,43 @@ impl PyTapePlayer {
         let ev = self.player.run(&self.tape, &mut s.core, &mut b.inner, stop_ns, &self.watch);
         b.ready = s.core.state() == mixmaker_core::State::Synced;
         Ok(ev as u8)
+    }
+
+    /// `next` with the clock boundary `tick_ns` as the time stop (`due_ns` when it comes first),
+    /// passing every boundary before `until_ns` at which the book is synced with best bid `bid`
+    /// and best ask `ask` (and the last trade at `last_trade_price`, when given): the caller's
+    /// decision stands there. `skipped` says how many passed; the next boundary is then
+    /// `tick_ns + skipped * step_ns`.
+    #[pyo3(signature = (tick_ns, step_ns, due_ns, until_ns, bid, ask, last_trade_price = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn next_held(
+        &mut self,
+        py: Python<'_>,
+        tick_ns: i64,
+        step_ns: i64,
+        due_ns: i64,
+        until_ns: i64,
+        bid: i64,
+        ask: i64,
+        last_trade_price: Option<i64>,
+    ) -> PyResult<u8> {
+        if step_ns <= 0 {
+            return Err(PyValueError::new_err(format!("step_ns must be positive, got {step_ns}")));
+        }
+        let hold = Hold { tick_ns, step_ns, until_ns, bid, ask, last_trade_price };
+        let sync = self.sync.bind(py);
+        let mut s = sync.borrow_mut();
+        let book = s.book.clone_ref(py);
+        let mut b = book.bind(py).borrow_mut();
+        let ev = self.player.run_held(&self.tape, &mut s.core, &mut b.inner, due_ns, hold, &self.watch);
+        b.ready = s.core.state() == mixmaker_core::State::Synced;
+        Ok(ev as u8)
+    }
+
+    /// Clock boundaries the last `next_held` passed.
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.player.skipped
     }
 
     /// Our live orders: (price, size queued ahead) of each buy and of each sell.

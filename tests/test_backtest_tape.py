@@ -215,3 +215,35 @@ def test_a_run_leaves_the_callers_frozen_objects_frozen(tmp_path):
         gc.unfreeze()
     run_backtest(cfg, open_feed(rec))  # nothing frozen: the run's own leftovers are not left frozen
     assert gc.get_freeze_count() == 0 and gc.isenabled() and len(kept) == 1000
+
+
+@pytest.mark.parametrize("config,feed,passes", [
+    ("benches/maker_20hz.toml", "usdm", True), ("tests/data/backtest_variants/pmm_noopt_wait.toml", "usdm", True),
+    # order optimization reads depth, not only the best prices: every tick runs
+    ("examples/pmm.toml", "usdm", False), ("tests/data/backtest_variants/pmm_hanging.toml", "usdm", False),
+    ("tests/data/backtest_variants/spot_pmm.toml", "spot", False),
+    ("examples/avellaneda.toml", "usdm", False)])  # Avellaneda-Stoikov does not say when it holds
+def test_ticks_that_pass_held_in_rust_are_the_ticks_python_would_have_run(config, feed, passes):
+    """Ticks at which the last decision stands are let pass by the player and counted as ticked:
+    the report, every sample row, the loop's and the executor's counters are those of the run
+    that calls the strategy on every tick."""
+    from mixmaker.backtest.report import build_report
+    from mixmaker.backtest.runner import Backtest
+
+    cfg, path = load_config(REPO / config), recording_path(feed)
+    runs = {}
+    for pass_held in (False, True):
+        bt = Backtest(cfg, open_feed(path), samples=True, pass_held=pass_held)
+        report = build_report(bt.run())
+        runs[pass_held] = (bt, report)
+    (slow, r_slow), (fast, r_fast) = runs[False], runs[True]
+    assert slow.ticks_passed == 0
+    assert r_fast == r_slow
+    assert fast.rows.rows == slow.rows.rows
+    assert (fast.clock.ticks, fast.loop.decisions, fast.loop.idle_ticks) == (
+        slow.clock.ticks, slow.loop.decisions, slow.loop.idle_ticks)
+    assert fast.executor.stats == slow.executor.stats and fast.not_quoting == slow.not_quoting
+    if passes:
+        assert fast.ticks_passed > fast.clock.ticks // 4, (fast.ticks_passed, fast.clock.ticks)
+    else:
+        assert fast.ticks_passed == 0

@@ -99,6 +99,22 @@ def test_backtest_til_continues_where_it_stopped():
     assert log[-1] == ("it", "stop", 15 * S)
 
 
+def test_boundaries_passed_count_as_ticks_without_calling_the_iterators():
+    log = []
+    clock = Clock(ClockMode.BACKTEST, tick_size=1, start_ns=10 * S)
+    it = Recorder("it", log)
+    clock.add_iterator(it)
+    clock.backtest_til(11 * S)
+    assert clock.backtest_pass_til(14 * S + S // 2) == 3  # 12, 13 and 14 pass uncalled
+    assert (clock.ticks, clock.current_timestamp_ns, it.current_timestamp_ns) == (4, 14 * S, 14 * S)
+    assert clock.backtest_pass_til(14 * S) == 0  # nothing after the current time
+    clock.backtest_til(16 * S)  # ticking goes on from the last boundary passed
+    assert ticks_of(log) == [11 * S, 15 * S, 16 * S] and clock.ticks == 6
+    realtime = Clock(ClockMode.REALTIME, tick_size=1)
+    with pytest.raises(ClockError, match="BACKTEST"):
+        realtime.backtest_pass_til(20 * S)
+
+
 def test_float_and_decimal_tick_sizes_do_not_drift():
     log = []
     clock = Clock(ClockMode.BACKTEST, tick_size=0.1, start_ns=0)

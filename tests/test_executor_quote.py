@@ -234,3 +234,51 @@ async def test_a_repeated_decision_is_answered_again_only_while_nothing_changed(
     rep = await r.ex.apply(d, r.now)
     assert (rep.created, rep.kept) == (1, 1) and r.calls() == (3, 0)  # the buy is placed again
     assert r.listener.closed == [buy]
+
+
+@in_loop
+async def test_a_loop_says_when_a_tick_would_change_nothing_and_counts_the_ticks_passed():
+    """`StrategyLoop.held` vouches for the next ticks only once the decision stands and the
+    executor would keep its orders; `pass_ticks` counts what those ticks would have counted; a
+    change to our orders ends it."""
+    from decimal import Decimal
+
+    from mixmaker.book import BookState
+    from mixmaker.strategy import MarketView, PureMarketMaking, StrategyLoop
+    from strategy_helpers import RULES, pmm
+
+    r = Rig()
+    await r.start()
+    sync = type("Synced", (), {"state": BookState.SYNCED, "book": r.venue.book, "desync_reason": None})()
+    # refreshed every 1 ms: each tick compares the quotes (and keeps both)
+    ctl = PureMarketMaking(pmm(order_refresh_time=Decimal("0.001"), order_optimization_enabled=False), RULES)
+    r.ex = r.ex.__class__(r.tracker, RULES, r.venue, ctl, lambda: r.now)
+    loop = StrategyLoop(ctl, r.ex, MarketView(RULES, sync, r.venue))
+    loop.start(None, r.now)  # type: ignore[arg-type]
+    with pytest.raises(ExecutorStateError):
+        loop.pass_ticks(1)
+    assert loop.held() is None  # nothing decided yet
+
+    async def tick(s: int) -> None:
+        r.now += s * 10**9
+        loop.tick(r.now)
+        await r.ex.idle()
+
+    await tick(1)  # places both quotes
+    assert loop.held() is None  # the executor has not seen the decision change nothing yet
+    await tick(1)
+    held = loop.held()
+    assert held is not None and held[1:] == (9990, 10010, None)
+    before = (loop.decisions, r.ex.stats["kept"], loop.idle_ticks)
+    for _ in range(3):
+        await tick(1)  # ticked for real
+    ticked = (loop.decisions, r.ex.stats["kept"], loop.idle_ticks)
+    assert loop.held() is not None
+    loop.pass_ticks(3)  # the same three ticks, passed
+    passed = (loop.decisions, r.ex.stats["kept"], loop.idle_ticks)
+    assert ticked[1] - before[1] == 6 and r.calls() == (2, 0)
+    assert [p - t for p, t in zip(passed, ticked)] == [t - b for t, b in zip(ticked, before)]
+    buy = next(o.client_id for o in r.ex.own_orders() if o.side == Side.BUY)
+    r.venue._close(r.venue.orders[buy], VenueStatus.CANCELED)  # the venue drops one: the next tick acts
+    await r.deliver()
+    assert loop.held() is None

@@ -617,6 +617,33 @@ pub enum Event {
     Book = 3,
 }
 
+/// Clock boundaries the caller lets the replay pass without stopping: at each, while it is
+/// before `until`, the book is synced and its best bid and ask prices (and, when given, the last
+/// trade's price) are the ones the caller's last decision was made on, that decision stands, so
+/// the boundary is counted in `Player::skipped` and not stopped at. The first boundary that
+/// differs is a `Time` stop as usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// The next clock boundary, and the step to the one after.
+    pub tick_ns: i64,
+    pub step_ns: i64,
+    /// The first time the decision may differ whatever the book (a timer, an order's age).
+    pub until_ns: i64,
+    pub bid: i64,
+    pub ask: i64,
+    pub last_trade_price: Option<i64>,
+}
+
+impl Hold {
+    fn stands(&self, at: i64, sync: &BookSync, book: &L2Book, last_trade_price: Option<i64>) -> bool {
+        at < self.until_ns
+            && sync.state() == State::Synced
+            && book.best_bid().is_some_and(|b| b.0 == self.bid)
+            && book.best_ask().is_some_and(|a| a.0 == self.ask)
+            && self.last_trade_price.is_none_or(|p| last_trade_price == Some(p))
+    }
+}
+
 /// A position in a tape, replaying into a sync and its book.
 #[derive(Debug, Default, Clone)]
 pub struct Player {
@@ -633,6 +660,8 @@ pub struct Player {
     /// Market trades consumed since the caller last drained them: (ts, price, size).
     pub trades: Vec<(i64, i64, i64)>,
     pub keep_trades: bool,
+    /// Clock boundaries passed under a `Hold` in the last `run_held`.
+    pub skipped: u64,
     scratch: Levels,
 }
 
@@ -643,14 +672,59 @@ impl Player {
 
     /// Replay until a line's time reaches `stop_ns`, a watched order may be touched, or the end.
     pub fn run(&mut self, tape: &Tape, sync: &mut BookSync, book: &mut L2Book, stop_ns: i64, watch: &Watch) -> Event {
+        self.replay(tape, sync, book, stop_ns, watch, None)
+    }
+
+    /// `run` with the clock boundary `hold.tick_ns` as the time stop (or `due_ns`, a request's
+    /// arrival, when it comes first), passing every boundary at which `hold` stands: their
+    /// number is `skipped`. A line at or after a boundary is applied only once that boundary
+    /// passed, as with `run` (the caller ticks it first).
+    pub fn run_held(
+        &mut self,
+        tape: &Tape,
+        sync: &mut BookSync,
+        book: &mut L2Book,
+        due_ns: i64,
+        hold: Hold,
+        watch: &Watch,
+    ) -> Event {
+        self.skipped = 0;
+        let mut h = hold;
+        self.replay(tape, sync, book, h.tick_ns.min(due_ns), watch, Some((&mut h, due_ns)))
+    }
+
+    fn replay(
+        &mut self,
+        tape: &Tape,
+        sync: &mut BookSync,
+        book: &mut L2Book,
+        mut stop_ns: i64,
+        watch: &Watch,
+        mut hold: Option<(&mut Hold, i64)>,
+    ) -> Event {
         let n = tape.len();
         while self.pos < n {
             let i = self.pos;
             let ts = tape.ts[i];
             if !self.holding && ts >= stop_ns {
-                self.holding = true;
-                self.ts = ts;
-                return Event::Time;
+                // Boundaries before this line at which the decision stands pass uncounted by the caller.
+                let mut stop = true;
+                if let Some((h, due)) = hold.as_mut() {
+                    while stop_ns == h.tick_ns && h.stands(stop_ns, sync, book, self.last_trade_price) {
+                        self.skipped += 1;
+                        h.tick_ns = h.tick_ns.saturating_add(h.step_ns);
+                        stop_ns = h.tick_ns.min(*due);
+                        if ts < stop_ns {
+                            stop = false;
+                            break;
+                        }
+                    }
+                }
+                if stop {
+                    self.holding = true;
+                    self.ts = ts;
+                    return Event::Time;
+                }
             }
             self.held = self.holding;
             self.holding = false;
@@ -766,6 +840,64 @@ mod tests {
         assert_eq!(q.pos, 2);
         assert_eq!(q.run(&t, &mut s2, &mut b2, i64::MAX, &Watch::default()), Event::End);
         assert_eq!(q.pos, 6);
+    }
+
+    /// The player, the sync and its book after the snapshot (best bid 100.0, best ask 100.1),
+    /// stopped on time at the trade line (1002).
+    fn at_the_trade() -> (Tape, BookSync, L2Book, Player) {
+        let t = tape(false);
+        let mut s = BookSync::new(Rule::BinanceFutures, 100);
+        let mut book = L2Book::new(1, 3).unwrap();
+        let mut p = Player::default();
+        assert_eq!(p.run(&t, &mut s, &mut book, 1002, &Watch::default()), Event::Time);
+        assert_eq!(
+            (s.state(), book.best_bid().map(|b| b.0), book.best_ask().map(|a| a.0)),
+            (State::Synced, Some(1000), Some(1001))
+        );
+        (t, s, book, p)
+    }
+
+    /// The next boundary is 1003: the caller ticked 1002 when the player stopped there.
+    fn hold(until_ns: i64, bid: i64, last_trade_price: Option<i64>) -> Hold {
+        Hold { tick_ns: 1003, step_ns: 1, until_ns, bid, ask: 1001, last_trade_price }
+    }
+
+    #[test]
+    fn boundaries_pass_while_the_held_prices_stand_and_the_first_that_differs_stops() {
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        let w = Watch::default();
+        // 1003 stands (DIFF2, which takes the best bid away, is after it); at 1004 the best bid
+        // is 99.9: a Time stop there, the ticker line not consumed.
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(i64::MAX, 1000, None), &w), Event::Time);
+        assert_eq!((p.skipped, p.ts, p.pos), (1, 1004, 4));
+        // held again at the new best bid: 1004 and 1005 both pass, then the tape ends
+        let again = Hold { tick_ns: 1004, ..hold(i64::MAX, 999, None) };
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, again, &w), Event::End);
+        assert_eq!((p.skipped, p.pos), (2, 6));
+        // a boundary that is not before `until` is not passed
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(1003, 1000, None), &w), Event::Time);
+        assert_eq!((p.skipped, p.ts, p.pos), (0, 1003, 3));
+        // the last trade's price, when held, must be the one seen (the trade at 1002 is at 100.1)
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(i64::MAX, 1000, Some(1001)), &w), Event::Time);
+        assert_eq!((p.skipped, p.ts), (1, 1004));
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(i64::MAX, 1000, Some(999)), &w), Event::Time);
+        assert_eq!((p.skipped, p.ts), (0, 1003));
+        // other prices than the book's: nothing passes; a request due first stops there
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(i64::MAX, 999, None), &w), Event::Time);
+        assert_eq!((p.skipped, p.ts, p.pos), (0, 1003, 3));
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        let later = Hold { tick_ns: 1004, ..hold(i64::MAX, 1000, None) };
+        assert_eq!(p.run_held(&t, &mut s, &mut book, 1003, later, &w), Event::Time);
+        assert_eq!((p.skipped, p.ts), (0, 1003));
+        // a watched order still stops the replay between boundaries
+        let (t, mut s, mut book, mut p) = at_the_trade();
+        let ours = Watch { bids: vec![], asks: vec![(1001, 100)] };
+        assert_eq!(p.run_held(&t, &mut s, &mut book, i64::MAX, hold(i64::MAX, 1000, None), &ours), Event::Trade);
+        assert_eq!(p.skipped, 0);
     }
 
     #[test]

@@ -9,6 +9,10 @@ Rust and hands control back only when something here has to happen:
 - a public trade at or through one of our resting prices, or a book change that crosses one of
   them or shrinks the queue ahead of one: the venue fills or moves it, and the user stream is
   delivered.
+A clock boundary at which the last decision stands (`StrategyLoop.held`: the controller would
+decide it again, the executor would keep its orders, nothing is in flight) does not stop the
+replay either: the player checks the best prices the decision was made on at each boundary, and
+the ticks that passed are counted as ticked (clock, loop, executor, samples) when it stops.
 Everything else (every other diff, trade and bookTicker) stays in Rust. This is exactly the
 line-by-line replay, without the Python work for lines that cannot change anything we see.
 
@@ -90,6 +94,9 @@ class Backtest:
     # Record, after each tick, what the plot draws (mid, our best quotes, PnL) besides the
     # holdings the report needs.
     samples: bool = True
+    # Let ticks at which nothing would change pass in Rust (`StrategyLoop.held`): the same run,
+    # without the Python of those ticks. Off only to show that it is the same run.
+    pass_held: bool = True
 
     def __post_init__(self) -> None:
         if self.cfg.backtest is None:
@@ -136,6 +143,7 @@ class Backtest:
         self.trades_seen = 0
         self.not_quoting: dict[str, int] = {}
         self.first_ns = self.last_ns = 0
+        self.ticks_passed = 0  # of `ticks`, those that passed held (not run in Python)
         self.elapsed_s = 0.0
         self.player: Any = None
 
@@ -176,6 +184,15 @@ class Backtest:
             bid, ask = book.best_bid_raw(), book.best_ask_raw()
             if bid and ask:
                 mark2 = bid[0] + ask[0]
+        self.rows.rows.append(self._row(now_ns, mark2))
+
+    def _sample_passed(self, first_ns: int, n: int, step: int, mark2: int) -> None:
+        """The rows of `n` ticks that passed held: a synced book at the held best prices, the
+        same orders, no fill between them."""
+        row = self._row(first_ns, mark2)
+        self.rows.rows.extend((first_ns + k * step, *row[1:]) for k in range(n))
+
+    def _row(self, now_ns: int, mark2: int | None) -> tuple[int, int, int | None, int | None, int | None, int, int, int]:
         qb = qa = None
         for o in self.executor.own_orders():
             if o.side == Side.BUY:
@@ -184,7 +201,7 @@ class Backtest:
             elif qa is None or o.price < qa:
                 qa = o.price
         acc = self.accounting
-        self.rows.rows.append((now_ns, acc.position, mark2, qb, qa, acc.realised, acc.fees, acc._open_cost))
+        return (now_ns, acc.position, mark2, qb, qa, acc.realised, acc.fees, acc._open_cost)
 
     async def run_async(self) -> RunOutcome:
         from mixmaker._core import TapePlayer
@@ -221,6 +238,11 @@ class Backtest:
         in_flight, stream = venue.in_flight, venue.stream
         rows = self.rows.rows
         sample = self._sample if self.samples else None
+        # Ticks at which nothing would change pass in Rust (the player checks the held best
+        # prices at each boundary); not with trades kept for the controller, which each tick
+        # would hand over.
+        held = loop.held if self.pass_held and not keep_trades else None
+        next_held = player.next_held
         accounting = self.accounting
         not_quoting = self.not_quoting
         if clock is not None:
@@ -286,7 +308,27 @@ class Backtest:
                     watched = w
                     player.watch(*w)
                 due = venue.next_deadline()
-            ev = next_event(next_tick if due is None or due > next_tick else due)
+            h = held() if held is not None and not in_flight and not stream else None
+            if h is None:
+                ev = next_event(next_tick if due is None or due > next_tick else due)
+                continue
+            ev = next_held(next_tick, step, _NEVER, h[0], h[1], h[2], h[3])
+            n = player.skipped
+            if n:
+                # n boundaries passed with the decision standing: each ticked as it would have.
+                clock.backtest_pass_til(next_tick + (n - 1) * step)
+                loop.pass_ticks(n)
+                self.ticks_passed += n
+                if sample is None:
+                    pos = accounting.position
+                    rows.extend((next_tick + k * step, pos) for k in range(n))
+                else:
+                    self._sample_passed(next_tick, n, step, h[1] + h[2])
+                d = loop.last_decision
+                if d is not None and d.reason is not None:
+                    kind = reason_category(d.reason)
+                    not_quoting[kind] = not_quoting.get(kind, 0) + n
+                next_tick += n * step
         self.messages = player.position
         self.last_ns = tape.last_ts or 0
         trades = player.take_trades()

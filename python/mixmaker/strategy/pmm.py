@@ -265,6 +265,18 @@ class PureMarketMaking:
         self._quiet = (until, snap.own_orders, self._events, snap.cancels_in_flight, snap.balances, ltp,
                        bid[0], ask[0], d)
 
+    def held(self, own_orders: tuple[OwnOrder, ...], cancels_in_flight: int,
+             balances: Balances) -> tuple[int, int, int, int | None, Decision] | None:
+        """The last decision, while it is the answer for these orders, cancels in flight and
+        balances: (until, best bid, best ask, last trade price or None, the decision). Every tick
+        before `until` whose book is synced with those best prices (and whose last trade is at
+        that price, when one is given) decides it again, unchanged (see `_hold`). None: decide afresh."""
+        q = self._quiet
+        if (q is None or own_orders is not q[1] or self._events != q[2] or cancels_in_flight != q[3]
+                or not (balances is q[4] or balances == q[4])):
+            return None
+        return q[0], q[6], q[7], q[5], q[8]
+
     def _idle(self, reason: str, live: dict[str, OwnOrder], *, cancel_all: bool) -> Decision:
         if reason != self.last_reason:
             log.info("%s: %s", self.rules.symbol, reason)

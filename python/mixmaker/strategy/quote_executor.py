@@ -187,15 +187,23 @@ class QuoteExecutor:
         next tick's decision will be fresher."""
         if self.status is not _RUNNING:
             return False
-        idle = self._idle_after
-        if (idle is not None and idle[7] is decision and idle[0] is self._own and self._own_at == self.tracker.version
-                and self._swept_at == self._own_at and self._flight._task is None):
-            self.stats["kept"] += idle[6].kept  # `_repeat`'s commonest case, without the call
+        kept = self.kept_by(decision)
+        if kept is not None:
+            self.stats["kept"] += kept  # `_repeat`'s commonest case
             return True
         task = self._flight._task
         if (task is None or task.done()) and self._repeat(decision) is not None:
             return True  # carried out already: the same decision on the same orders changed nothing
         return self._flight.start(lambda: self.apply(decision, now_ns))
+
+    def kept_by(self, decision: Decision) -> int | None:
+        """How many orders `submit(decision)` would keep, when that is all it would do: `decision`
+        is the one last carried out, on the same orders, and it changed nothing. None otherwise."""
+        idle = self._idle_after
+        if (idle is not None and idle[7] is decision and idle[0] is self._own and self._own_at == self.tracker.version
+                and self._swept_at == self._own_at and self._flight._task is None and self.status is _RUNNING):
+            return idle[6].kept
+        return None
 
     async def idle(self) -> None:
         """Wait for the decision being carried out, if any."""
