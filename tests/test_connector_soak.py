@@ -175,7 +175,7 @@ def test_all_faults_at_once_the_book_the_orders_and_the_limits_hold(tmp_path):
                     stream_trades, dict(sim.faults.hits))
 
     (checks, venue_open, tracker_live, filled_by_venue, tracked, bans, sync_stats, lim_stats, stream_trades,
-     hits) = asyncio.run(go())
+     hits) = asyncio.run(asyncio.wait_for(go(), 420))  # a failure, not a hang (a ban holds requests for minutes)
     assert checks["compared"] >= 50, checks
     assert checks["quotes"] >= 20, checks
     assert sync_stats.gaps > 0, "the diff faults were felt"

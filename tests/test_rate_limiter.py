@@ -301,6 +301,30 @@ def test_an_unanswered_request_may_still_arrive_later_and_one_never_sent_costs_n
     assert seqs(c.admit(67.0)[0]) == [waiter.seq]
 
 
+def test_a_request_given_up_on_keeps_its_slot_while_it_may_still_land():
+    """A timeout frees nothing on the wire: the request may still reach the venue, and one sent
+    beside it would land inside the Retry-After of a 429 given to the first. Its slot is free
+    `unanswered_s` after we gave up; an answered or never-sent request frees it at once."""
+    c = LimiterCore([Pool("weight", 100, 60.0)], max_in_flight=1, unanswered_s=2.0)
+    assert c.pass_now({"weight": 1}, 0.0, tracked=True)
+    c.finish({"weight": 1}, 0.5, answered=False)  # gave up at 0.5: it may land until 2.5
+    assert c.in_flight == 0 and not c.pass_now({"weight": 1}, 1.0, tracked=True)
+    assert "1 given up on that may still land" in c.holding_back({"weight": 1}, 1.0, tracked=True)
+    assert c.pass_now({"weight": 1}, 1.0), "work that holds no slot is not held back"
+    waiter = c.submit({"weight": 1}, Priority.CANCEL, 1.0, tracked=True)
+    assert c.admit(1.0) == ([], 2.5)  # a time to look again, though no answer is awaited
+    assert seqs(c.admit(2.5)[0]) == [waiter.seq]
+    c.finish({"weight": 1}, 2.6)  # answered: the slot is free at once
+    assert c.pass_now({"weight": 1}, 2.6, tracked=True)
+    c.finish({"weight": 1}, 2.7, sent=False)  # never left: free at once too
+    assert c.pass_now({"weight": 1}, 2.7, tracked=True)
+    # without a cap nothing is held for it
+    free = LimiterCore([Pool("weight", 100, 60.0)], unanswered_s=2.0)
+    assert free.pass_now({"weight": 1}, 0.0, tracked=True)
+    free.finish({"weight": 1}, 0.1, answered=False)
+    assert free.pass_now({"weight": 1}, 0.2, tracked=True)
+
+
 def test_at_most_max_in_flight_on_the_wire_and_a_free_slot_goes_by_priority():
     c = LimiterCore([Pool("weight", 100, 60.0)], max_in_flight=2)
     assert c.pass_now({"weight": 1}, 0.0, tracked=True)
@@ -428,6 +452,17 @@ def test_tracked_requests_on_the_event_loop_hold_a_slot_until_they_finish():
         await full.acquire({"weight": 8})
         with pytest.raises(RequestNotSentError, match=r"weight 8\+5 over 10 "):
             await full.acquire({"weight": 5}, timeout=0.01)
+
+        # A request given up on holds its slot `unanswered_s` more; the waiter goes then, woken
+        # by the limiter's own timer (no answer comes to wake it).
+        late = RateLimiter([Pool("weight", 100, 60.0)], max_in_flight=1, unanswered_s=0.05)
+        await late.start({"weight": 1})
+        late.finish({"weight": 1}, answered=False)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await asyncio.wait_for(late.start({"weight": 1}), 2.0)
+        assert loop.time() - t0 >= 0.04
+        late.finish({"weight": 1})
 
         # Cancelled between admission and sending: the slot comes back.
         await lim.start({"weight": 1})

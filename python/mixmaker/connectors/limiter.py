@@ -16,7 +16,8 @@ counts and we did not expect.
 
 In flight. At most `max_in_flight` tracked requests are on the wire at once: when the venue
 sends a 429, the ones already on the wire land inside its Retry-After, which Binance may punish
-with a ban (the simulator bans the first). A 429 or 418 closes every pool until its
+with a ban (the simulator bans the first). A request we gave up on (a timeout) may still be on
+its way: it keeps its slot for `unanswered_s` after. A 429 or 418 closes every pool until its
 `Retry-After` (or an exponential backoff with jitter when it gives none), and after it one
 request at a time goes until one succeeds.
 
@@ -204,6 +205,9 @@ class LimiterCore:
         self.max_in_flight = max_in_flight
         self.unanswered_s = unanswered_s
         self.in_flight = 0
+        # Until when each request we gave up on may still land (sorted): it keeps its in-flight
+        # slot that long, or the next request could be on the wire beside it after all.
+        self._unanswered: list[float] = []
         self._probing = False  # after a 429/418: one request at a time until one succeeds
         self._backoff = Backoff(backoff_s, backoff_max_s, seed)
         self._strikes = 0  # 429/418s in a row, for the backoff without Retry-After
@@ -211,10 +215,17 @@ class LimiterCore:
         self._seq = 0
         self.stats = LimiterStats(limits={name: w.limit for name, w in self.windows.items()})
 
-    def _slots(self) -> int | None:
+    def _slots(self, now: float) -> int | None:
         """Tracked requests that may still go out now (None: no cap)."""
         cap = 1 if self._probing else self.max_in_flight
-        return None if cap is None else cap - self.in_flight
+        return None if cap is None else cap - self._on_wire(now)
+
+    def _on_wire(self, now: float) -> int:
+        """Tracked requests that may be on the wire: in flight, or given up on but maybe still landing."""
+        late = self._unanswered
+        while late and late[0] <= now:
+            late.pop(0)
+        return self.in_flight + len(late)
 
     # ------------------------------------------------------------ requests
     def pass_now(self, cost: Mapping[str, int], now: float, *, tracked: bool = False) -> bool:
@@ -225,7 +236,7 @@ class LimiterCore:
             return False
         if tracked:
             cap = 1 if self._probing else self.max_in_flight
-            if cap is not None and self.in_flight >= cap:
+            if cap is not None and self._on_wire(now) >= cap:
                 return False
         windows = self.windows
         for name, w in cost.items():
@@ -280,6 +291,8 @@ class LimiterCore:
         if not answered:
             now += self.unanswered_s
             stats.unanswered += 1
+            if self.max_in_flight is not None and self.unanswered_s > 0:
+                bisect.insort(self._unanswered, now)
         for name, w in cost.items():
             win = windows[name]
             win.held -= w
@@ -300,9 +313,10 @@ class LimiterCore:
     def holding_back(self, cost: Mapping[str, int], now: float, *, tracked: bool = False) -> str:
         """What keeps a request of `cost` back now, in words (for the error that says it was not sent)."""
         reasons = []
-        slots = self._slots()
+        slots = self._slots(now)
         if tracked and slots is not None and slots <= 0:
-            reasons.append(f"{self.in_flight} in flight, the cap")
+            late = f" and {len(self._unanswered)} given up on that may still land" if self._unanswered else ""
+            reasons.append(f"{self.in_flight} in flight{late}, the cap")
         if now < self.stats.blocked_until:
             reasons.append(f"blocked {self.stats.blocked_until - now:.1f}s more after a 429/418")
         if self._probing:
@@ -345,10 +359,12 @@ class LimiterCore:
             return [], self.stats.blocked_until
         admitted: list[_Ticket] = []
         held: set[str] = set()  # pools a higher-priority waiter is waiting for
-        slots = self._slots()
+        slots = self._slots(now)
         wake: float | None = None
         for t in self._queue:
             if t.tracked and slots is not None and slots <= 0:
+                if self._unanswered and (wake is None or self._unanswered[0] < wake):
+                    wake = self._unanswered[0]  # a slot a given-up request holds frees then
                 continue  # waits for an answer; untracked work behind it may still go
             cost = t.cost
             if any(name in held for name in cost):
