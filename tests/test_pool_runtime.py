@@ -35,7 +35,7 @@ def test_two_pools_trade_and_the_ledger_equals_the_venue(tmp_path):
                     pools.mint(tx, "a", pool_id("tight"), rt.mid(pool_id("tight")), ledger.holdings_of(user_order("a"), tx=tx))
                     pools.mint(tx, "b", pool_id("wide"), rt.mid(pool_id("wide")), ledger.holdings_of(user_order("b"), tx=tx))
                 await until(lambda: all(len(ledger.transactions(ref=pool_id(p))) >= 3 for p in ("tight", "wide")),
-                            "fills in both pools", timeout=60)
+                            "fills in both pools", timeout=180)  # a bound: ~15 s alone, more under load
                 assert await rt.stop()
                 rt.tracker.redeliver()
             # every fill is booked once, to the pool whose order it was
