@@ -13,8 +13,9 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
+use mixmaker_core::sync::BookSync;
 use mixmaker_core::tape::{Event, Hold, Player, Tape, TapeBuilder, TapeError, Watch};
-use mixmaker_core::Rule;
+use mixmaker_core::{L2Book, Rule};
 
 use crate::py_enums::PySyncRule;
 use crate::py_sync::PyBookSync;
@@ -239,14 +240,8 @@ impl PyTapePlayer {
         Ok(PyTapePlayer { tape: Arc::clone(&tape.inner), sync, player, watch: Watch::default() })
     }
 
-    fn next(&mut self, py: Python<'_>, stop_ns: i64) -> PyResult<u8> {
-        let sync = self.sync.bind(py);
-        let mut s = sync.borrow_mut();
-        let book = s.book.clone_ref(py);
-        let mut b = book.bind(py).borrow_mut();
-        let ev = self.player.run(&self.tape, &mut s.core, &mut b.inner, stop_ns, &self.watch);
-        b.ready = s.core.state() == mixmaker_core::State::Synced;
-        Ok(ev as u8)
+    fn next(&mut self, py: Python<'_>, stop_ns: i64) -> u8 {
+        self.replay(py, |p, tape, sync, book, watch| p.run(tape, sync, book, stop_ns, watch))
     }
 
     /// `next` with the clock boundary `tick_ns` as the time stop (`due_ns` when it comes first),
@@ -271,13 +266,7 @@ impl PyTapePlayer {
             return Err(PyValueError::new_err(format!("step_ns must be positive, got {step_ns}")));
         }
         let hold = Hold { tick_ns, step_ns, until_ns, bid, ask, last_trade_price };
-        let sync = self.sync.bind(py);
-        let mut s = sync.borrow_mut();
-        let book = s.book.clone_ref(py);
-        let mut b = book.bind(py).borrow_mut();
-        let ev = self.player.run_held(&self.tape, &mut s.core, &mut b.inner, due_ns, hold, &self.watch);
-        b.ready = s.core.state() == mixmaker_core::State::Synced;
-        Ok(ev as u8)
+        Ok(self.replay(py, |p, tape, sync, book, watch| p.run_held(tape, sync, book, due_ns, hold, watch)))
     }
 
     /// Clock boundaries the last `next_held` passed.
@@ -337,5 +326,22 @@ impl PyTapePlayer {
 
     fn __len__(&self) -> usize {
         self.tape.len()
+    }
+}
+
+impl PyTapePlayer {
+    /// Runs the player on the sync and its book (borrowed for the call) and says what stopped it.
+    fn replay(
+        &mut self,
+        py: Python<'_>,
+        run: impl FnOnce(&mut Player, &Tape, &mut BookSync, &mut L2Book, &Watch) -> Event,
+    ) -> u8 {
+        let sync = self.sync.bind(py);
+        let mut s = sync.borrow_mut();
+        let book = s.book.clone_ref(py);
+        let mut b = book.bind(py).borrow_mut();
+        let ev = run(&mut self.player, &self.tape, &mut s.core, &mut b.inner, &self.watch);
+        b.ready = s.core.state() == mixmaker_core::State::Synced;
+        ev as u8
     }
 }

@@ -690,6 +690,10 @@ impl Player {
     ) -> Event {
         self.skipped = 0;
         let mut h = hold;
+        if h.step_ns <= 0 {
+            return self.replay(tape, sync, book, h.tick_ns.min(due_ns), watch, None);
+            // no next boundary to pass to
+        }
         self.replay(tape, sync, book, h.tick_ns.min(due_ns), watch, Some((&mut h, due_ns)))
     }
 

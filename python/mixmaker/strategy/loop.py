@@ -27,10 +27,6 @@ class Controller(Protocol):
     def decide(self, snap: MarketSnapshot) -> Decision: ...
 
 
-# (until_ns, best bid, best ask, last trade price or None, decision)
-Held = tuple[int, int, int, int | None, Decision]
-
-
 class TickedExecutor(Protocol):
     """Position and TWAP executors: one asynchronous step per tick."""
 
