@@ -186,6 +186,13 @@ class Backtest:
                 mark2 = bid[0] + ask[0]
         self.rows.rows.append(self._row(now_ns, mark2))
 
+    def _count_not_quoting(self, ticks: int) -> None:
+        """`ticks` ticks ended on the loop's last decision: counted by its reason, if it is one."""
+        d = self.loop.last_decision
+        if d is not None and d.reason is not None:
+            kind = reason_category(d.reason)
+            self.not_quoting[kind] = self.not_quoting.get(kind, 0) + ticks
+
     def _sample_passed(self, first_ns: int, n: int, step: int, mark2: int) -> None:
         """The rows of `n` ticks that passed held: a synced book at the held best prices, the
         same orders, no fill between them."""
@@ -244,7 +251,6 @@ class Backtest:
         held = loop.held if self.pass_held and not keep_trades else None
         next_held = player.next_held
         accounting = self.accounting
-        not_quoting = self.not_quoting
         if clock is not None:
             next_tick = (clock.current_timestamp_ns or 0) + step  # started: never None
         while clock is not None and ev != END:  # the clock is set when there is a first line
@@ -283,10 +289,7 @@ class Backtest:
                         rows.append((nxt, accounting.position))
                     else:
                         sample(nxt)
-                    d = loop.last_decision
-                    if d is not None and d.reason is not None:
-                        kind = reason_category(d.reason)
-                        not_quoting[kind] = not_quoting.get(kind, 0) + 1
+                    self._count_not_quoting(1)
                     nxt += step
                 next_tick = nxt  # the clock ticked up to nxt - step (only this loop ticks it)
                 if progress is not None:
@@ -324,10 +327,7 @@ class Backtest:
                     rows.extend((next_tick + k * step, pos) for k in range(n))
                 else:
                     self._sample_passed(next_tick, n, step, h[1] + h[2])
-                d = loop.last_decision
-                if d is not None and d.reason is not None:
-                    kind = reason_category(d.reason)
-                    not_quoting[kind] = not_quoting.get(kind, 0) + n
+                self._count_not_quoting(n)
                 next_tick += n * step
         self.messages = player.position
         self.last_ns = tape.last_ts or 0

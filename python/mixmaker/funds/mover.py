@@ -12,9 +12,9 @@ by its key) and report how far it got; `run_once` does the moving:
   withdrawal to the bot's Mixin deposit entry (client id `withdrawOrderId` derived from the id).
   The send is marked before it leaves (a process killed before the answer is recorded leaves a
   move known to maybe have left). On a venue without withdrawal client ids
-  (`withdraw_client_ids = False`), after an unclear answer the withdrawal is looked for by its reference
-  (address, amount, time, not claimed by another move) and adopted if exactly one matches, else
-  the move stops in doubt, alerted, and is never sent again by itself;
+  (`withdraw_client_ids = False`), after an unclear answer the withdrawal is looked for by its
+  reference (address, amount, time, not claimed by another move) and adopted if exactly one
+  matches, else the move stops in doubt, alerted, and is never sent again by itself;
 - UTXO hygiene: before a Mixin withdrawal, an asset with `consolidate_at` unspent outputs or more
   has its oldest outputs merged into one (a payment to the bot itself, at most 255 inputs), so no
   payment needs more inputs than a transaction takes (256, `mixin.kernel.SLICE_LIMIT`);
